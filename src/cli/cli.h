@@ -1,0 +1,55 @@
+/* cli/cli — shared pieces of the subcommands: the command table, option parsing helpers,
+ * exit codes and output conventions.
+ *
+ * Exit codes: 0 success, 1 the operation failed (message says what to do next), 2 usage
+ * error (unknown command or flag, bad argument). Data goes to stdout (JSON with --json),
+ * diagnostics to stderr through core/log. Main thread only. */
+#ifndef APIARY_CLI_H
+#define APIARY_CLI_H
+
+#include <getopt.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct cli_cmd {
+  const char *name;
+  const char *summary;                 /* one line for `apiary --help` */
+  int (*main)(int argc, char **argv);  /* argv[0] is the command name */
+} cli_cmd;
+
+/* Common options every subcommand accepts (parsed by cli_common_opt). */
+typedef struct cli_common {
+  const char *home; /* --home DIR, else $APIARY_HOME, else ~/.apiary */
+  int json;         /* --json */
+} cli_common;
+
+/* Long options shared by all subcommands; append to a command's own table with
+ * CLI_COMMON_LONGOPTS. Values >= 0x1000 are reserved for them. */
+enum { CLI_OPT_HOME = 0x1000, CLI_OPT_JSON, CLI_OPT_HELP, CLI_OPT_VERBOSE, CLI_OPT_QUIET };
+#define CLI_COMMON_LONGOPTS                                                                 \
+  {"home", required_argument, 0, CLI_OPT_HOME}, {"json", no_argument, 0, CLI_OPT_JSON},    \
+      {"help", no_argument, 0, 'h'}, {"verbose", no_argument, 0, 'v'},                     \
+      {"quiet", no_argument, 0, 'q'}
+
+/* Handles a common option. Returns 1 if handled, 0 if not one of them, and for -h prints
+ * usage and returns -1 (the command should exit 0). */
+int cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage);
+/* Prints "apiary CMD: <msg>" and a hint to use --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports getopt's unknown/missing-argument result for cmd; returns CLI_USAGE. */
+int cli_bad_opt(const char *cmd, char **argv);
+/* Resolves the node home into out (cap bytes): flag, $APIARY_HOME, ~/.apiary. */
+int cli_home(const cli_common *c, char *out, size_t cap);
+
+/* Prints j as one compact JSON line on stdout and releases it (takes j). Returns CLI_OK,
+ * or CLI_FAIL when j is NULL (allocation failed). */
+#include <jansson.h>
+int cli_print_json(json_t *j);
+
+/* Subcommands (one file each). */
+int cli_init_main(int argc, char **argv);
+int cli_id_main(int argc, char **argv);
+int cli_version_main(int argc, char **argv);
+int cli_config_main(int argc, char **argv);
+
+#endif

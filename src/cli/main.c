@@ -1,0 +1,68 @@
+/* cli/main — the apiary binary: global flags, then dispatch to a subcommand.
+ *
+ *   apiary [--verbose|--quiet] COMMAND [ARGS...]
+ *
+ * Every subcommand lives in its own file (cli/<name>.c) and takes --help. Unknown commands
+ * exit 2 with a hint. Main thread only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+static const cli_cmd commands[] = {
+    {"init", "create a node home: identity key, wallet key, config", cli_init_main},
+    {"id", "show this node's id and wallet address", cli_id_main},
+    {"config", "check or show the node's config file", cli_config_main},
+    {"version", "print the version", cli_version_main},
+};
+static const size_t n_commands = sizeof commands / sizeof *commands;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "apiary — a node of an open, decentralized AI network\n\n"
+          "usage: apiary [--verbose|--quiet] COMMAND [ARGS...]\n\ncommands:\n");
+  for (size_t i = 0; i < n_commands; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nRun 'apiary COMMAND --help' for a command's options.\n"
+             "Global: --verbose (debug logs), --quiet (errors only), --help, --version.\n");
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) log_set_level(LOG_DEBUG);
+    else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) log_set_level(LOG_ERROR);
+    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return CLI_OK; }
+    else if (!strcmp(a, "--version")) return cli_version_main(1, (char *[]){"version", NULL});
+    else {
+      fprintf(stderr, "apiary: unknown option '%s'; try 'apiary --help'\n", a);
+      return CLI_USAGE;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  const char *name = argv[i];
+  if (!strcmp(name, "help")) {
+    if (i + 1 < argc) {
+      for (size_t k = 0; k < n_commands; k++)
+        if (!strcmp(commands[k].name, argv[i + 1]))
+          return commands[k].main(2, (char *[]){argv[i + 1], "--help", NULL});
+    }
+    usage(stdout);
+    return CLI_OK;
+  }
+  for (size_t k = 0; k < n_commands; k++) {
+    if (strcmp(commands[k].name, name)) continue;
+    /* getopt prefixes its messages with argv[0]: make that "apiary CMD". */
+    static char prog[64];
+    snprintf(prog, sizeof prog, "apiary %s", name);
+    argv[i] = prog;
+    return commands[k].main(argc - i, argv + i);
+  }
+  fprintf(stderr, "apiary: unknown command '%s'; try 'apiary --help' for the list\n", name);
+  return CLI_USAGE;
+}

@@ -1,0 +1,27 @@
+/* core/err — names for project error codes and -errno values. */
+#include "core/err.h"
+
+#include <string.h>
+
+const char *err_str(int rc) {
+  switch (rc) {
+  case 0: return "ok";
+  case ERR_INVAL: return "invalid argument";
+  case ERR_NOMEM: return "out of memory";
+  case ERR_EXISTS: return "already exists";
+  case ERR_NOTFOUND: return "not found";
+  case ERR_FORMAT: return "malformed input";
+  case ERR_TOOBIG: return "input too large";
+  case ERR_CRYPTO: return "cryptographic failure";
+  case ERR_STORE: return "database error";
+  case ERR_SCHEMA: return "database schema is newer than this program";
+  case ERR_CONFIG: return "config error";
+  case ERR_PERM: return "unsafe file permissions";
+  case ERR_UNSUPPORTED: return "not supported";
+  case ERR_CANCELED: return "canceled";
+  case ERR_RANGE: return "value out of range";
+  default: break;
+  }
+  if (rc < 0 && rc > -4096) return strerror(-rc); /* glibc: thread-safe static strings */
+  return "unknown error";
+}

@@ -1,0 +1,30 @@
+/* core/err — project error codes and their names.
+ *
+ * Convention (STYLE.md rule 4): functions return int; 0 is success, a positive value is a
+ * count, a negative value is an error. Negative values in (-4096, 0) are raw -errno codes
+ * passed through from the OS; project codes below live under -10000 so they never collide.
+ * err_str() names both kinds. Thread-safe. */
+#ifndef APIARY_CORE_ERR_H
+#define APIARY_CORE_ERR_H
+
+enum {
+  ERR_INVAL = -10001,     /* bad argument or value */
+  ERR_NOMEM = -10002,     /* allocation failed */
+  ERR_EXISTS = -10003,    /* refusing to overwrite something that exists */
+  ERR_NOTFOUND = -10004,  /* a file, key or record is missing */
+  ERR_FORMAT = -10005,    /* malformed input (file, frame, message) */
+  ERR_TOOBIG = -10006,    /* input over a hard size cap */
+  ERR_CRYPTO = -10007,    /* key invalid or crypto library failure */
+  ERR_STORE = -10008,     /* SQLite error */
+  ERR_SCHEMA = -10009,    /* database schema newer than this binary */
+  ERR_CONFIG = -10010,    /* config file error (details in the config error buffer) */
+  ERR_PERM = -10011,      /* file permissions unsafe */
+  ERR_UNSUPPORTED = -10012, /* feature or type not supported */
+  ERR_CANCELED = -10013,  /* operation canceled */
+  ERR_RANGE = -10014,     /* value out of range */
+};
+
+/* Returns a static string naming rc (a project code or -errno). Never NULL. */
+const char *err_str(int rc);
+
+#endif

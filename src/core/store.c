@@ -1,0 +1,117 @@
+/* core/store — SQLite store with user_version migrations; see store.h. */
+#include "core/store.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+
+struct store {
+  sqlite3 *db; /* owned connection */
+};
+
+static int set_err(char *err, size_t cap, const char *fmt, const char *a, const char *b) {
+  if (err && cap) snprintf(err, cap, fmt, a, b);
+  return ERR_STORE;
+}
+
+int store_open(const char *path, store **out, char *err, size_t err_cap) {
+  /* Create the file 0600 ourselves: SQLite would use the umask. */
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (err && err_cap) snprintf(err, err_cap, "cannot open database %s: %m", path);
+    return ERR_STORE;
+  }
+  close(fd);
+  store *s = calloc(1, sizeof *s);
+  if (!s) return ERR_NOMEM;
+  int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    set_err(err, err_cap, "cannot open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    goto fail;
+  }
+  sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  static const char setup[] =
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;";
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, setup, NULL, NULL, &msg) != SQLITE_OK) {
+    set_err(err, err_cap, "cannot set up database %s: %s", path, msg ? msg : "unknown error");
+    sqlite3_free(msg);
+    goto fail;
+  }
+  /* A quick read proves the file is a database (not some other file at that path). */
+  int v;
+  if (store_version(s, &v)) {
+    set_err(err, err_cap, "%s is not a usable SQLite database: %s", path, sqlite3_errmsg(s->db));
+    goto fail;
+  }
+  *out = s;
+  return 0;
+fail:
+  sqlite3_close(s->db);
+  free(s);
+  return ERR_STORE;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  sqlite3_close(s->db);
+  free(s);
+}
+
+sqlite3 *store_db(store *s) { return s->db; }
+const char *store_errmsg(store *s) { return sqlite3_errmsg(s->db); }
+
+int store_exec(store *s, const char *sql) {
+  return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : ERR_STORE;
+}
+
+int store_begin(store *s) { return store_exec(s, "BEGIN IMMEDIATE"); }
+int store_commit(store *s) { return store_exec(s, "COMMIT"); }
+int store_rollback(store *s) { return store_exec(s, "ROLLBACK"); }
+
+int store_version(store *s, int *version_out) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) return ERR_STORE;
+  int rc = ERR_STORE;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    *version_out = sqlite3_column_int(st, 0);
+    rc = 0;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_migrate(store *s, const store_migration *list, size_t n, char *err, size_t err_cap) {
+  int v;
+  if (store_version(s, &v)) return set_err(err, err_cap, "cannot read schema version: %s%s", store_errmsg(s), "");
+  if (v < 0 || (size_t)v > n) {
+    if (err && err_cap)
+      snprintf(err, err_cap,
+               "the database is at schema version %d but this apiary knows only %zu: it was written "
+               "by a newer apiary; upgrade apiary to open it",
+               v, n);
+    return ERR_SCHEMA;
+  }
+  int applied = 0;
+  for (size_t i = (size_t)v; i < n; i++) {
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version=%zu", i + 1);
+    char *msg = NULL;
+    if (store_begin(s)) return set_err(err, err_cap, "cannot start migration: %s%s", store_errmsg(s), "");
+    if (sqlite3_exec(s->db, list[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, bump, NULL, NULL, &msg) != SQLITE_OK || store_commit(s)) {
+      char what[96];
+      snprintf(what, sizeof what, "%zu (%s)", i + 1, list[i].owner);
+      set_err(err, err_cap, "schema migration %s failed: %s", what, msg ? msg : store_errmsg(s));
+      sqlite3_free(msg);
+      store_rollback(s);
+      return ERR_STORE;
+    }
+    applied++;
+  }
+  return applied;
+}

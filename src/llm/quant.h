@@ -1,0 +1,68 @@
+/* llm/quant — tensor element types: block layouts, (de)quantization, dot products.
+ *
+ * Type ids are ggml's (they are what GGUF files store). Each supported type has a scalar
+ * reference implementation and, where it pays, SIMD kernels (quant_avx2.c, quant_avx512.c,
+ * quant_neon.c) picked once at run time from CPUID (quant_init; idempotent, thread-safe).
+ *
+ * Dot products follow ggml's scheme: a weight row of type t is dotted with an activation row
+ * already converted to quant_traits(t)->vec_dot_type (F32 for F32, F16 for F16/BF16 weights
+ * use F32 activations here, Q8_0 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, Q8_K for K-quants), so a
+ * matmul quantizes each activation row once and reuses it for every weight row. This is
+ * also what makes Q8_0 logits match llama.cpp's.
+ *
+ * All functions are pure (no allocation, no global state after quant_init) and safe to call
+ * from any thread. n is the row length in elements and must be a multiple of the block
+ * size (callers check with quant_row_ok). */
+#ifndef APIARY_LLM_QUANT_H
+#define APIARY_LLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum qtype {
+  QT_F32 = 0, QT_F16 = 1, QT_Q4_0 = 2, QT_Q4_1 = 3, QT_Q5_0 = 6, QT_Q5_1 = 7,
+  QT_Q8_0 = 8, QT_Q8_1 = 9, QT_Q2_K = 10, QT_Q3_K = 11, QT_Q4_K = 12, QT_Q5_K = 13,
+  QT_Q6_K = 14, QT_Q8_K = 15, QT_BF16 = 30,
+  QT_COUNT = 40
+} qtype;
+
+typedef struct quant_traits {
+  const char *name;      /* "Q8_0" */
+  uint32_t block_size;   /* elements per block */
+  uint32_t type_size;    /* bytes per block */
+  qtype vec_dot_type;    /* activation type for quant_vec_dot */
+  int supported;         /* 1 when this build can dequantize and dot it */
+} quant_traits;
+
+/* Traits for a ggml type id, or NULL for ids that are not known at all. */
+const quant_traits *quant_traits_of(uint32_t type);
+/* Name for a type id ("F32", "Q4_K", ...) or "unknown". */
+const char *quant_name(uint32_t type);
+/* Parses a name (case-insensitive); returns the id or -1. */
+int quant_from_name(const char *name);
+/* 1 if n elements form whole blocks of type t. */
+int quant_row_ok(qtype t, int64_t n);
+size_t quant_row_size(qtype t, int64_t n);
+
+/* Picks the best kernels for this CPU. Called by the engine before use; idempotent. */
+void quant_init(void);
+/* Name of the kernel set in use: "scalar", "avx2", "avx512", "neon". */
+const char *quant_isa(void);
+/* Forces a kernel set (tests/bench): "scalar", "avx2", "avx512", "neon". Returns 0, or
+ * ERR_UNSUPPORTED when this CPU or build lacks it. Not thread-safe against concurrent use. */
+int quant_force_isa(const char *isa);
+
+/* Converts n floats to type t (reference quantization, as llama.cpp rounds). Works for
+ * F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q8_K/Q4_K/Q5_K/Q6_K as supported. */
+int quant_quantize_row(qtype t, const float *src, void *dst, int64_t n);
+void quant_dequantize_row(qtype t, const void *src, float *dst, int64_t n);
+/* Dot product of a weight row (type t) and an activation row of vec_dot_type(t). */
+float quant_vec_dot(qtype t, int64_t n, const void *w_row, const void *act_row);
+
+/* fp16 / bf16 conversions (round to nearest even). */
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+uint16_t quant_f32_to_bf16(float f);
+
+#endif

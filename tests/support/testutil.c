@@ -1,0 +1,102 @@
+/* tests/support/testutil — see testutil.h. */
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *tu_shared(void) {
+  static char path[1024];
+  static int done;
+  if (done) return path[0] ? path : NULL;
+  done = 1;
+  const char *env = getenv("APIARY_SHARED");
+  const char *cands[] = {env, "../shared", "../../shared"};
+  for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+    if (!cands[i]) continue;
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/testdata", cands[i]);
+    struct stat st;
+    if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode)) {
+      if (!realpath(cands[i], path)) snprintf(path, sizeof path, "%s", cands[i]);
+      return path;
+    }
+  }
+  path[0] = 0;
+  return NULL;
+}
+
+int tu_shared_path(char *out, size_t cap, const char *rel) {
+  const char *s = tu_shared();
+  if (!s) return -1;
+  snprintf(out, cap, "%s/%s", s, rel);
+  return 0;
+}
+
+json_t *tu_load_json(const char *path) {
+  json_error_t e;
+  json_t *j = json_load_file(path, 0, &e);
+  if (!j) fail_msg("cannot load %s: %s (line %d)", path, e.text, e.line);
+  return j;
+}
+
+void tu_tmpdir(char *out, size_t cap) {
+  const char *base = getenv("TMPDIR");
+  snprintf(out, cap, "%s/apiary-test-XXXXXX", base ? base : "/tmp");
+  if (!mkdtemp(out)) fail_msg("mkdtemp failed");
+}
+
+void tu_rm_rf(const char *path) {
+  if (!strstr(path, "apiary-test-")) return; /* only ever remove our own temp dirs */
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  if (system(cmd) != 0) print_message("warning: could not remove %s\n", path);
+}
+
+const char *tu_apiary_bin(void) {
+  const char *b = getenv("APIARY_BIN");
+  return b ? b : "build/apiary";
+}
+
+static void read_fd_into(FILE *f, char *out, size_t cap) {
+  size_t n = 0;
+  if (!out || cap == 0) {
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, f) > 0) {}
+    return;
+  }
+  while (n + 1 < cap) {
+    size_t r = fread(out + n, 1, cap - 1 - n, f);
+    if (r == 0) break;
+    n += r;
+  }
+  out[n] = 0;
+}
+
+int tu_run(const char *cmd, char *out, size_t cap, char *err, size_t err_cap) {
+  char errfile[] = "/tmp/apiary-test-err-XXXXXX";
+  int efd = mkstemp(errfile);
+  if (efd < 0) return -1;
+  close(efd);
+  char full[8192];
+  snprintf(full, sizeof full, "%s 2>%s", cmd, errfile);
+  FILE *p = popen(full, "r");
+  if (!p) return -1;
+  read_fd_into(p, out, cap);
+  int st = pclose(p);
+  FILE *ef = fopen(errfile, "r");
+  if (ef) {
+    read_fd_into(ef, err, err_cap);
+    fclose(ef);
+  }
+  unlink(errfile);
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  return -1;
+}

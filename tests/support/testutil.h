@@ -1,0 +1,36 @@
+/* tests/support/testutil — helpers shared by the cmocka suites.
+ *
+ * Test data: tu_shared() finds the project's reference data folder (../shared next to the
+ * repository, or $APIARY_SHARED). Tests that need it call TU_REQUIRE_SHARED(), which skips
+ * with a message when it is absent: the project never requires it, CI always has it. */
+#ifndef APIARY_TESTUTIL_H
+#define APIARY_TESTUTIL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Path of the shared reference folder, or NULL when there is none. */
+const char *tu_shared(void);
+/* Writes tu_shared()/rel into out. Returns 0 or -1 when there is no shared folder. */
+int tu_shared_path(char *out, size_t cap, const char *rel);
+/* Loads a JSON file (asserts on failure). Caller owns the result (json_decref). */
+json_t *tu_load_json(const char *path);
+/* Creates a fresh temporary directory; writes its path into out. */
+void tu_tmpdir(char *out, size_t cap);
+/* Removes a directory tree (used on tu_tmpdir results only). */
+void tu_rm_rf(const char *path);
+/* Path of the apiary binary under test (APIARY_BIN, set by tests/run). */
+const char *tu_apiary_bin(void);
+/* Runs the shell command, captures stdout into out (cap bytes, NUL-terminated) and stderr
+ * into err (may be NULL). Returns the exit status (0-255), or -1 if it did not exit. */
+int tu_run(const char *cmd, char *out, size_t cap, char *err, size_t err_cap);
+
+#define TU_REQUIRE_SHARED()                                                                 \
+  do {                                                                                      \
+    if (!tu_shared()) {                                                                     \
+      print_message("shared/ test data not found (set APIARY_SHARED); skipping\n");         \
+      skip();                                                                               \
+    }                                                                                       \
+  } while (0)
+
+#endif
