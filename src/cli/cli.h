@@ -51,5 +51,16 @@ int cli_init_main(int argc, char **argv);
 int cli_id_main(int argc, char **argv);
 int cli_version_main(int argc, char **argv);
 int cli_config_main(int argc, char **argv);
+int cli_node_main(int argc, char **argv);
+int cli_status_main(int argc, char **argv);
+int cli_stop_main(int argc, char **argv);
+
+/* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
+ * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */
+int cli_ctl_call(const cli_common *c, const char *method, json_t *params /* taken */, json_t **result_out);
+/* Parses only the common options, then calls method without params. Returns -1 after
+ * printing --help, CLI_USAGE on bad usage, else as cli_ctl_call; *c_out gets the options. */
+int cli_ctl_simple(const char *cmd, const char *method, int argc, char **argv, const char *usage,
+                   json_t **result_out, cli_common *c_out);
 
 #endif

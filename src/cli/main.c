@@ -14,6 +14,9 @@ static const cli_cmd commands[] = {
     {"init", "create a node home: identity key, wallet key, config", cli_init_main},
     {"id", "show this node's id and wallet address", cli_id_main},
     {"config", "check or show the node's config file", cli_config_main},
+    {"node", "run the node in the foreground (peers, DHT, control socket)", cli_node_main},
+    {"status", "show the running node", cli_status_main},
+    {"stop", "stop the running node", cli_stop_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

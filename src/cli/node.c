@@ -1,0 +1,73 @@
+/* cli/node — `apiary node`: run this machine's node in the foreground. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "node/node.h"
+
+static const char usage[] =
+    "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
+    "                   [--bootstrap HOST:PORT]... [--no-lan]\n\n"
+    "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
+    "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
+    "status', 'apiary peers', ... One node per home.\n\n"
+    "  --home DIR             node home (default: $APIARY_HOME, else ~/.apiary)\n"
+    "  --listen ADDR:PORT     address for peer links\n"
+    "  --dht-port P           UDP port for the Mainline DHT\n"
+    "  --bootstrap HOST:PORT  a DHT node to bootstrap from (repeatable)\n"
+    "  --no-lan               disable LAN discovery\n";
+
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN };
+
+int cli_node_main(int argc, char **argv) {
+  cli_common c = {0};
+  node_opts o;
+  memset(&o, 0, sizeof o);
+  o.dht_port = -1;
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS,
+                                       {"listen", required_argument, 0, OPT_LISTEN},
+                                       {"dht-port", required_argument, 0, OPT_DHT_PORT},
+                                       {"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
+                                       {"no-lan", no_argument, 0, OPT_NO_LAN},
+                                       {0}};
+  int opt;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
+    int r = cli_common_opt(opt, optarg, &c, usage);
+    if (r < 0) return CLI_OK;
+    if (r > 0) continue;
+    switch (opt) {
+    case OPT_LISTEN: o.listen = optarg; break;
+    case OPT_DHT_PORT: {
+      char *end;
+      long p = strtol(optarg, &end, 10);
+      if (*end || p < 0 || p > 65535) return cli_usage_error("node", "--dht-port wants 0..65535, not '%s'", optarg);
+      o.dht_port = (int)p;
+      break;
+    }
+    case OPT_BOOTSTRAP:
+      if (o.n_bootstrap >= NODE_MAX_BOOTSTRAP) return cli_usage_error("node", "at most %d --bootstrap", NODE_MAX_BOOTSTRAP);
+      o.bootstrap[o.n_bootstrap++] = optarg;
+      break;
+    case OPT_NO_LAN: o.no_lan = 1; break;
+    default: return cli_bad_opt("node", argv);
+    }
+  }
+  if (optind < argc) return cli_usage_error("node", "unexpected argument '%s'", argv[optind]);
+  char dir[HOME_PATH_MAX];
+  if (cli_home(&c, dir, sizeof dir)) {
+    log_error("cannot work out the node home; pass --home DIR or set APIARY_HOME");
+    return CLI_FAIL;
+  }
+  o.home = dir;
+  char err[1024] = "";
+  int rc = node_run(&o, err, sizeof err);
+  if (rc) {
+    log_error("%s", err[0] ? err : err_str(rc));
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}

@@ -1,0 +1,140 @@
+/* node/node — daemon lifecycle; see node.h. */
+#include "node/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/fs.h"
+#include "core/log.h"
+
+#ifndef APIARY_VERSION
+#define APIARY_VERSION "0.1.0"
+#endif
+
+static void m_status(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  (void)params;
+  uint64_t up = (uv_now(&n->loop) - n->started_ms) / 1000;
+  ctl_reply_ok(req, json_pack("{s:s, s:s, s:i, s:I, s:s}", "node_id", n->node_id, "version", APIARY_VERSION,
+                              "pid", (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir));
+}
+
+static void m_stop(ctl_req *req, json_t *params, void *ud) {
+  (void)params;
+  ctl_reply_ok(req, json_pack("{s:b}", "stopping", 1));
+  node_shutdown(ud);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  node *n = s->data;
+  log_info("received %s; shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  node_shutdown(n);
+}
+
+void node_shutdown(node *n) {
+  if (n->stopping) return;
+  n->stopping = 1;
+  ctl_server_stop(n->ctl);
+  n->ctl = NULL;
+  uv_close((uv_handle_t *)&n->sigint, NULL);
+  uv_close((uv_handle_t *)&n->sigterm, NULL);
+}
+
+static int take_lock(node *n, char *err, size_t cap) {
+  char path[HOME_PATH_MAX + 16];
+  fs_join(path, sizeof path, n->paths.dir, "node.lock");
+  n->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (n->lock_fd < 0) {
+    snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
+    return -errno;
+  }
+  if (flock(n->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    char pid[32] = "";
+    ssize_t r = pread(n->lock_fd, pid, sizeof pid - 1, 0);
+    if (r > 0) pid[r] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    snprintf(err, cap, "another node is already running on %s (pid %s); stop it first (kill %s)", n->paths.dir,
+             pid[0] ? pid : "?", pid[0] ? pid : "PID");
+    close(n->lock_fd);
+    n->lock_fd = -1;
+    return ERR_EXISTS;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(n->lock_fd, 0) == 0 && pwrite(n->lock_fd, pid, (size_t)len, 0) != len)
+    log_warn("could not record the pid in %s", path);
+  return 0;
+}
+
+static int load_home(node *n, const node_opts *o, char *err, size_t cap) {
+  int rc = home_paths_init(&n->paths, o->home);
+  if (rc) { snprintf(err, cap, "bad home path %s", o->home); return rc; }
+  if ((rc = ident_load(n->paths.identity, &n->id))) {
+    if (rc == -ENOENT)
+      snprintf(err, cap, "no node identity in %s; run 'apiary init --home %s' first", n->paths.dir, n->paths.dir);
+    else if (rc == ERR_PERM)
+      snprintf(err, cap, "%s is readable by other users; fix it with: chmod 600 %s", n->paths.identity,
+               n->paths.identity);
+    else
+      snprintf(err, cap, "cannot load %s: %s", n->paths.identity, err_str(rc));
+    return rc;
+  }
+  ident_id_encode(n->id.pk, n->node_id);
+  if ((rc = home_load_config(&n->paths, &n->cfg, err, cap))) return rc;
+  log_level lvl;
+  if (log_parse_level(config_str(n->cfg, "log", "level"), &lvl) == 0 && log_get_level() == LOG_INFO)
+    log_set_level(lvl);
+  if ((rc = take_lock(n, err, cap))) return rc;
+  return home_open_store(&n->paths, &n->db, err, cap);
+}
+
+int node_run(const node_opts *o, char *err, size_t cap) {
+  node n;
+  memset(&n, 0, sizeof n);
+  n.opts = o;
+  n.lock_fd = -1;
+  int rc = uv_loop_init(&n.loop);
+  if (rc) { snprintf(err, cap, "cannot start the event loop: %s", uv_strerror(rc)); return rc; }
+  if ((rc = load_home(&n, o, err, cap))) goto done;
+  n.started_ms = uv_now(&n.loop);
+
+  char sock[HOME_PATH_MAX + 16];
+  fs_join(sock, sizeof sock, n.paths.dir, CONTROL_SOCKET_NAME);
+  if ((rc = ctl_server_start(&n.loop, sock, &n.ctl))) {
+    snprintf(err, cap, "cannot open the control socket %s: %s", sock,
+             rc == ERR_EXISTS ? "a node is already listening there" : err_str(rc));
+    goto done;
+  }
+  ctl_server_add(n.ctl, "status", m_status, &n);
+  ctl_server_add(n.ctl, "stop", m_stop, &n);
+
+  uv_signal_init(&n.loop, &n.sigint);
+  uv_signal_init(&n.loop, &n.sigterm);
+  n.sigint.data = n.sigterm.data = &n;
+  uv_signal_start(&n.sigint, on_signal, SIGINT);
+  uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+  signal(SIGPIPE, SIG_IGN);
+
+  log_info("node %s running (home %s, control %s)", n.node_id, n.paths.dir, sock);
+  printf("ready %s\n", n.node_id);
+  fflush(stdout);
+  uv_run(&n.loop, UV_RUN_DEFAULT);
+  unlink(sock);
+  log_info("node %s stopped", n.node_id);
+  rc = 0;
+done:
+  if (!n.stopping && n.ctl) node_shutdown(&n);
+  if (n.stopping || n.ctl) uv_run(&n.loop, UV_RUN_DEFAULT); /* let close callbacks run */
+  if (uv_loop_close(&n.loop) == UV_EBUSY) log_warn("event loop closed with handles still open");
+  store_close(n.db);
+  config_free(n.cfg);
+  ident_wipe(&n.id);
+  if (n.lock_fd >= 0) close(n.lock_fd);
+  return rc;
+}
