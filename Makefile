@@ -51,6 +51,7 @@ endif
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CLI_TEST_SRC := $(wildcard tests/cli/test_*.c)
+NET_TEST_SRC := $(wildcard tests/net/test_*.c)
 TEST_SUPPORT := tests/support/testutil.c
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -64,7 +65,8 @@ REL_CLI_OBJ := $(CLI_SRC:%.c=$(REL)/%.o)
 SAN_CLI_OBJ := $(CLI_SRC:%.c=$(SAN)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 CLI_TEST_BIN := $(CLI_TEST_SRC:tests/cli/%.c=$(SAN)/tests/%)
-SAN_TEST_BIN := $(UNIT_BIN) $(CLI_TEST_BIN)
+NET_TEST_BIN := $(NET_TEST_SRC:tests/net/%.c=$(SAN)/tests/%)
+SAN_TEST_BIN := $(UNIT_BIN) $(CLI_TEST_BIN) $(NET_TEST_BIN)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(REL)/bench/%)
 
 ifeq ($(V),0)
@@ -116,6 +118,10 @@ $(SAN)/%.o: %.c
 	$(Q)$(CC) $(SAN_CFLAGS) $(call isa,$<) -c $< -o $@
 
 $(UNIT_BIN): $(SAN)/tests/%: $(SAN)/tests/unit/%.o $(SAN)/tests/support/testutil.o $(SAN)/libapiary.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+$(NET_TEST_BIN): $(SAN)/tests/%: $(SAN)/tests/net/%.o $(SAN)/tests/support/testutil.o $(SAN)/libapiary.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 

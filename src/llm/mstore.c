@@ -1,0 +1,359 @@
+/* llm/mstore — model store: catalog, pull (mirror, URL with resume, local file), list,
+ * resolve; see mstore.h. */
+#include "llm/mstore.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/fs.h"
+#include "core/hex.h"
+
+#define CHUNK (1u << 20)
+#define SIDECAR_MAX (64u << 10)
+
+static const mstore_catalog_entry catalog[] = {
+    {"stories15M", "stories15M-Q8_0.gguf", "ba30bfbbfef35dfc5919a1f5d16ab517624e6fe9ee7c54d47cde8e1968ae6ad1",
+     26671392, "MIT", "karpathy/tinyllamas (llama2.c), converted to GGUF and quantized with llama.cpp",
+     "TinyStories (Eldan & Li, 2023)", NULL},
+    {"stories15M-f32", "stories15M-F32.gguf", "a4a429f2a6527275de0d53ffa5e3e8eabe320f618004120d51e1b1faae8bb567",
+     98357952, "MIT", "karpathy/tinyllamas (llama2.c), converted to GGUF with llama.cpp",
+     "TinyStories (Eldan & Li, 2023)", NULL},
+};
+
+const mstore_catalog_entry *mstore_catalog(size_t *n_out) {
+  *n_out = sizeof catalog / sizeof *catalog;
+  return catalog;
+}
+
+const mstore_catalog_entry *mstore_catalog_find(const char *name) {
+  for (size_t i = 0; i < sizeof catalog / sizeof *catalog; i++)
+    if (!strcasecmp(catalog[i].name, name) || !strcasecmp(catalog[i].file, name)) return &catalog[i];
+  return NULL;
+}
+
+static void progress(const mstore_pull_opts *o, const char *what, uint64_t done, uint64_t total) {
+  if (o && o->progress) o->progress(what, done, total, o->ud);
+}
+
+int mstore_sha256_file(const char *path, char hex_out[MSTORE_SHA256_HEX], mstore_progress_fn cb, void *ud) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -errno;
+  struct stat st;
+  uint64_t total = fstat(fileno(f), &st) == 0 ? (uint64_t)st.st_size : 0;
+  crypto_hash_sha256_state h;
+  crypto_hash_sha256_init(&h);
+  uint8_t *chunk = malloc(CHUNK);
+  if (!chunk) { fclose(f); return ERR_NOMEM; }
+  uint64_t done = 0;
+  size_t n;
+  while ((n = fread(chunk, 1, CHUNK, f)) > 0) {
+    crypto_hash_sha256_update(&h, chunk, n);
+    done += n;
+    if (cb) cb("verifying", done, total, ud);
+  }
+  int rc = ferror(f) ? -EIO : 0;
+  fclose(f);
+  free(chunk);
+  uint8_t d[32];
+  crypto_hash_sha256_final(&h, d);
+  hex_encode(d, 32, hex_out);
+  return rc;
+}
+
+static int is_url(const char *s) { return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8); }
+
+static const char *base_name(const char *s) {
+  const char *q = strrchr(s, '/');
+  return q ? q + 1 : s;
+}
+
+/* Copies src to dst (truncating), reporting progress. */
+static int copy_file(const char *src, const char *dst, const mstore_pull_opts *o, char *err, size_t cap) {
+  FILE *in = fopen(src, "rb");
+  if (!in) { snprintf(err, cap, "cannot read %s: %s", src, strerror(errno)); return -errno; }
+  FILE *out = fopen(dst, "wb");
+  if (!out) {
+    int e = errno;
+    fclose(in);
+    snprintf(err, cap, "cannot write %s: %s", dst, strerror(e));
+    return -e;
+  }
+  struct stat st;
+  uint64_t total = fstat(fileno(in), &st) == 0 ? (uint64_t)st.st_size : 0, done = 0;
+  uint8_t *chunk = malloc(CHUNK);
+  int rc = chunk ? 0 : ERR_NOMEM;
+  size_t n;
+  while (!rc && (n = fread(chunk, 1, CHUNK, in)) > 0) {
+    if (fwrite(chunk, 1, n, out) != n) rc = -errno;
+    done += n;
+    progress(o, "copying", done, total);
+  }
+  if (!rc && ferror(in)) rc = -EIO;
+  if (!rc && (fflush(out) || fsync(fileno(out)))) rc = -errno;
+  if (fclose(out) && !rc) rc = -errno;
+  fclose(in);
+  free(chunk);
+  if (rc) snprintf(err, cap, "copying %s to %s failed: %s%s", src, dst, err_str(rc),
+                   rc == -ENOSPC ? " (free some disk space and pull again)" : "");
+  return rc;
+}
+
+typedef struct dl_state {
+  const mstore_pull_opts *o;
+  uint64_t offset; /* bytes already on disk when the request started */
+} dl_state;
+
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  dl_state *s = ud;
+  (void)ultotal;
+  (void)ulnow;
+  progress(s->o, "downloading", s->offset + (uint64_t)dlnow, dltotal ? s->offset + (uint64_t)dltotal : 0);
+  return 0;
+}
+
+static int download(const char *url, const char *part, const mstore_pull_opts *o, char *err, size_t cap) {
+  struct stat st;
+  uint64_t have = stat(part, &st) == 0 ? (uint64_t)st.st_size : 0;
+  FILE *out = fopen(part, have ? "ab" : "wb");
+  if (!out) { snprintf(err, cap, "cannot write %s: %s", part, strerror(errno)); return -errno; }
+  CURL *c = curl_easy_init();
+  if (!c) { fclose(out); return ERR_NOMEM; }
+  dl_state s = {o, have};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);   /* abort a transfer stalled ... */
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);   /* ... for a minute; resume later */
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "apiary/0.1");
+  if (have) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
+  CURLcode r = curl_easy_perform(c);
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(c);
+  int rc = 0;
+  if (fflush(out) || fsync(fileno(out))) rc = -errno;
+  fclose(out);
+  if (r == CURLE_RANGE_ERROR || code == 416) {
+    /* The server cannot resume from here (or the part is already complete): restart. */
+    if (code == 416) return 0;
+    unlink(part);
+    return download(url, part, o, err, cap);
+  }
+  if (r != CURLE_OK) {
+    snprintf(err, cap, "download of %s failed: %s%s; run the same pull again to resume", url, curl_easy_strerror(r),
+             code >= 400 ? " (HTTP error)" : "");
+    return ERR_NOTFOUND;
+  }
+  if (rc) snprintf(err, cap, "writing %s failed: %s%s", part, err_str(rc), rc == -ENOSPC ? " (disk full)" : "");
+  return rc;
+}
+
+static int write_sidecar(const char *models_dir, const mstore_model *m, const mstore_catalog_entry *e) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%.*s.json", models_dir, (int)(strlen(base_name(m->path)) - 5), base_name(m->path));
+  json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", m->name, "file", base_name(m->path), "sha256", m->sha256,
+                        "size", (json_int_t)m->size, "source", m->source);
+  if (!j) return ERR_NOMEM;
+  if (e) {
+    json_object_set_new(j, "license", json_string(e->license));
+    json_object_set_new(j, "dataset", json_string(e->dataset));
+  }
+  char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  json_decref(j);
+  if (!text) return ERR_NOMEM;
+  int rc = fs_write_atomic(path, text, strlen(text), 0644, 0);
+  free(text);
+  return rc;
+}
+
+static int read_sidecar(const char *json_path, const char *models_dir, mstore_model *m) {
+  buf b;
+  buf_init(&b);
+  int rc = fs_read_file(json_path, SIDECAR_MAX, &b);
+  if (rc) { buf_deinit(&b); return rc; }
+  json_t *j = json_loadb((const char *)b.ptr, b.len, 0, NULL);
+  buf_deinit(&b);
+  if (!j) return ERR_FORMAT;
+  const char *name = json_string_value(json_object_get(j, "name"));
+  const char *file = json_string_value(json_object_get(j, "file"));
+  const char *sha = json_string_value(json_object_get(j, "sha256"));
+  const char *src = json_string_value(json_object_get(j, "source"));
+  rc = ERR_FORMAT;
+  if (name && file && sha && strlen(sha) == 64 && !strchr(file, '/')) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->path, sizeof m->path, "%s/%s", models_dir, file);
+    memcpy(m->sha256, sha, 65);
+    m->size = (uint64_t)json_integer_value(json_object_get(j, "size"));
+    snprintf(m->source, sizeof m->source, "%s", src ? src : "");
+    rc = 0;
+  }
+  json_decref(j);
+  return rc;
+}
+
+static int check_magic(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -errno;
+  char magic[4] = {0};
+  size_t n = fread(magic, 1, 4, f);
+  fclose(f);
+  return (n == 4 && !memcmp(magic, "GGUF", 4)) ? 0 : ERR_FORMAT;
+}
+
+int mstore_pull(const char *models_dir, const char *spec, const mstore_pull_opts *o, mstore_model *out, char *err,
+                size_t cap) {
+  mstore_pull_opts none = {0};
+  if (!o) o = &none;
+  const mstore_catalog_entry *e = mstore_catalog_find(spec);
+  int url = !e && is_url(spec);
+  int local = !e && !url && fs_exists(spec) == 1;
+  if (!e && !url && !local) {
+    snprintf(err, cap, "unknown model '%s': not in the catalog (see 'apiary model list --catalog'), not an "
+             "http(s) URL and not a file", spec);
+    return ERR_NOTFOUND;
+  }
+  const char *file = e ? e->file : base_name(spec);
+  size_t flen = strlen(file);
+  if (flen < 6 || strcasecmp(file + flen - 5, ".gguf") || flen > 200) {
+    snprintf(err, cap, "'%s' does not name a .gguf file", file);
+    return ERR_INVAL;
+  }
+  const char *want = e ? e->sha256 : o->sha256;
+  if (want && (strlen(want) != 64 || hex_decode(want, 64, (uint8_t[32]){0}, 32))) {
+    snprintf(err, cap, "--sha256 wants 64 hex digits");
+    return ERR_INVAL;
+  }
+  int rc = fs_mkdir_p(models_dir, 0700);
+  if (rc) { snprintf(err, cap, "cannot create %s: %s", models_dir, err_str(rc)); return rc; }
+
+  mstore_model m;
+  memset(&m, 0, sizeof m);
+  snprintf(m.name, sizeof m.name, "%s", e ? e->name : (o->name ? o->name : file));
+  snprintf(m.path, sizeof m.path, "%s/%s", models_dir, file);
+  snprintf(m.source, sizeof m.source, "%s", e ? e->source : spec);
+  char part[1200], sidecar[1200];
+  snprintf(part, sizeof part, "%s.part", m.path);
+  snprintf(sidecar, sizeof sidecar, "%s/%.*s.json", models_dir, (int)(flen - 5), file);
+
+  /* Already here? Trust a sidecar whose hash is the one we want and whose size matches. */
+  mstore_model have;
+  struct stat st;
+  if (read_sidecar(sidecar, models_dir, &have) == 0 && stat(have.path, &st) == 0 &&
+      (uint64_t)st.st_size == have.size && (!want || !strcasecmp(have.sha256, want))) {
+    if (out) *out = have;
+    return 0;
+  }
+
+  const char *mirror = o->mirror_dir ? o->mirror_dir : getenv("APIARY_MODEL_MIRROR");
+  char src[1200] = "";
+  if (local) snprintf(src, sizeof src, "%s", spec);
+  else if (mirror && *mirror) {
+    snprintf(src, sizeof src, "%s/%s", mirror, file);
+    if (fs_exists(src) != 1) src[0] = 0;
+  }
+  if (src[0]) {
+    rc = copy_file(src, part, o, err, cap);
+  } else if (url) {
+    rc = download(spec, part, o, err, cap);
+  } else if (e && e->url) {
+    rc = download(e->url, part, o, err, cap);
+  } else {
+    snprintf(err, cap, "no source for '%s': it is not in the mirror%s%s and no public download of this exact file "
+             "is known; put %s in a directory and pass --from DIR (or set APIARY_MODEL_MIRROR), or pull a URL with "
+             "--sha256", spec, mirror ? " " : "", mirror ? mirror : " (none set)", file);
+    return ERR_NOTFOUND;
+  }
+  if (rc) return rc;
+  if ((rc = check_magic(part))) {
+    unlink(part);
+    snprintf(err, cap, "%s is not a GGUF file (bad magic); nothing was stored", spec);
+    return ERR_FORMAT;
+  }
+  if ((rc = mstore_sha256_file(part, m.sha256, o->progress, o->ud))) {
+    snprintf(err, cap, "cannot hash %s: %s", part, err_str(rc));
+    return rc;
+  }
+  if (want && strcasecmp(m.sha256, want)) {
+    unlink(part);
+    snprintf(err, cap, "sha256 mismatch for %s: got %s, want %s; the partial file was deleted (a corrupt or "
+             "different file)", spec, m.sha256, want);
+    return ERR_CRYPTO;
+  }
+  if (stat(part, &st) == 0) m.size = (uint64_t)st.st_size;
+  chmod(part, 0644);
+  if (rename(part, m.path) < 0) {
+    snprintf(err, cap, "cannot move %s into place: %s", part, strerror(errno));
+    return -errno;
+  }
+  if ((rc = write_sidecar(models_dir, &m, e))) {
+    snprintf(err, cap, "cannot write %s: %s", sidecar, err_str(rc));
+    return rc;
+  }
+  if (out) *out = m;
+  return 0;
+}
+
+int mstore_list(const char *models_dir, mstore_model *out, size_t cap) {
+  DIR *d = opendir(models_dir);
+  if (!d) return errno == ENOENT ? 0 : -errno;
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) && n < cap) {
+    size_t len = strlen(de->d_name);
+    if (len < 6 || strcmp(de->d_name + len - 5, ".json")) continue;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", models_dir, de->d_name);
+    if (read_sidecar(path, models_dir, &out[n]) == 0 && fs_exists(out[n].path) == 1) n++;
+  }
+  closedir(d);
+  return (int)n;
+}
+
+int mstore_resolve(const char *models_dir, const char *spec, mstore_model *out, char *err, size_t cap) {
+  if (strchr(spec, '/') && fs_exists(spec) == 1) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", base_name(spec));
+    snprintf(out->path, sizeof out->path, "%s", spec);
+    return 0;
+  }
+  mstore_model list[256];
+  int n = mstore_list(models_dir, list, 256);
+  if (n < 0) { snprintf(err, cap, "cannot read %s: %s", models_dir, err_str(n)); return n; }
+  const mstore_catalog_entry *e = mstore_catalog_find(spec);
+  int found = -1, matches = 0;
+  size_t slen = strlen(spec);
+  for (int i = 0; i < n; i++) {
+    int hit = !strcasecmp(list[i].name, spec) || !strcasecmp(base_name(list[i].path), spec) ||
+              (e && !strcasecmp(list[i].sha256, e->sha256)) ||
+              (slen >= 8 && slen <= 64 && !strncasecmp(list[i].sha256, spec, slen));
+    if (hit) { found = i; matches++; }
+  }
+  if (matches == 1) { *out = list[found]; return 0; }
+  if (matches > 1) { snprintf(err, cap, "'%s' matches %d models; use the full sha256", spec, matches); return ERR_INVAL; }
+  if (fs_exists(spec) == 1) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", spec);
+    snprintf(out->path, sizeof out->path, "%s", spec);
+    return 0;
+  }
+  snprintf(err, cap, "model '%s' is not in %s; fetch it with 'apiary model pull %s'%s", spec, models_dir, spec,
+           e ? "" : " (a catalog name, URL or file)");
+  return ERR_NOTFOUND;
+}
