@@ -17,6 +17,7 @@ static const cli_cmd commands[] = {
     {"node", "run the node in the foreground (peers, DHT, control socket)", cli_node_main},
     {"status", "show the running node", cli_status_main},
     {"stop", "stop the running node", cli_stop_main},
+    {"peers", "list the peers the running node knows", cli_peers_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

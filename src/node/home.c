@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/fs.h"
+#include "p2p/peers.h"
 
 /* Every setting a node has, with its default. Later layers append their sections. */
 static const config_key schema[] = {
@@ -24,6 +25,7 @@ static const config_key schema[] = {
 static const store_migration migrations[] = {
     {"node",
      "CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
+    {"p2p", peers_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "p2p/peers.h"
 
 #ifndef APIARY_VERSION
 #define APIARY_VERSION "0.1.0"
@@ -23,6 +25,38 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
   uint64_t up = (uv_now(&n->loop) - n->started_ms) / 1000;
   ctl_reply_ok(req, json_pack("{s:s, s:s, s:i, s:I, s:s}", "node_id", n->node_id, "version", APIARY_VERSION,
                               "pid", (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir));
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void m_peers(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  (void)params;
+  enum { MAX = 1024 };
+  static peer_info list[MAX];
+  int64_t now = wall_ms();
+  int k = peers_list(n->db, now, list, MAX);
+  if (k < 0) {
+    ctl_reply_err(req, CTL_INTERNAL, "cannot read the peer book: %s", store_errmsg(n->db));
+    return;
+  }
+  json_t *arr = json_array();
+  for (int i = 0; i < k; i++) {
+    char id[IDENT_ID_BUF];
+    ident_id_encode(list[i].pk, id);
+    json_t *addrs = json_array();
+    for (int j = 0; j < list[i].n_addrs; j++) json_array_append_new(addrs, json_string(list[i].addrs[j]));
+    json_array_append_new(arr, json_pack("{s:s, s:s?, s:o, s:s, s:I, s:i, s:s}", "id", id, "addr",
+                                         list[i].n_addrs ? list[i].addrs[0] : NULL, "addrs", addrs, "state",
+                                         peers_state_name(list[i].state), "last_seen",
+                                         (json_int_t)(list[i].last_seen_ms / 1000), "failures", list[i].failures,
+                                         "source", list[i].source));
+  }
+  ctl_reply_ok(req, json_pack("{s:o}", "peers", arr));
 }
 
 static void m_stop(ctl_req *req, json_t *params, void *ud) {
@@ -113,6 +147,7 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   }
   ctl_server_add(n.ctl, "status", m_status, &n);
   ctl_server_add(n.ctl, "stop", m_stop, &n);
+  ctl_server_add(n.ctl, "peers", m_peers, &n);
 
   uv_signal_init(&n.loop, &n.sigint);
   uv_signal_init(&n.loop, &n.sigterm);

@@ -95,6 +95,12 @@ static void test_lifecycle(void **state) {
   assert_int_equal(stat(sock, &sst), 0);
   assert_int_equal(sst.st_mode & 0777, 0600);
 
+  /* The peer book starts empty and is served over the control socket. */
+  assert_int_equal(run("peers --home %s --json", home), 0);
+  assert_non_null(strstr(out, "\"peers\":[]"));
+  assert_int_equal(run("peers --home %s", home), 0);
+  assert_non_null(strstr(out, "no peers yet"));
+
   /* One node per home. */
   assert_int_equal(run("node --home %s --no-lan", home), 1);
   assert_non_null(strstr(err, "already running"));
