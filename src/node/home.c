@@ -19,6 +19,12 @@ static const config_key schema[] = {
     {"log", "level", CONFIG_STR, "\"info\"", 0, 0, "log level: debug, info, warn or error"},
     {"engine", "threads", CONFIG_INT, "0", 0, 256, "inference threads; 0 means one per core"},
     {"engine", "context", CONFIG_INT, "4096", 16, 1048576, "context length (tokens) of a generation, capped by the model's"},
+    {"net", "listen", CONFIG_STR, "\"0.0.0.0:7440\"", 0, 0, "TCP address for encrypted peer links (ADDR:PORT)"},
+    {"dht", "port", CONFIG_INT, "7441", 0, 65535, "UDP port of the Mainline DHT (0 = any free port)"},
+    {"lan", "enabled", CONFIG_BOOL, "true", 0, 0, "find nodes on the local network with signed multicast beacons"},
+    {"lan", "port", CONFIG_INT, "7447", 1, 65535, "UDP port of the LAN beacons"},
+    {"lan", "group", CONFIG_STR, "\"239.192.77.7\"", 0, 0, "IPv4 multicast group of the LAN beacons"},
+    {"lan", "interface", CONFIG_STR, "\"\"", 0, 0, "IPv4 address of the interface for beacons; empty = the system's default"},
 };
 
 /* Append-only: version i+1 is list[i]. Never edit or reorder a landed entry. */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -23,8 +25,20 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
   node *n = ud;
   (void)params;
   uint64_t up = (uv_now(&n->loop) - n->started_ms) / 1000;
-  ctl_reply_ok(req, json_pack("{s:s, s:s, s:i, s:I, s:s}", "node_id", n->node_id, "version", APIARY_VERSION,
-                              "pid", (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir));
+  json_t *r = json_pack("{s:s, s:s, s:i, s:I, s:s, s:i}", "node_id", n->node_id, "version", APIARY_VERSION, "pid",
+                        (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir, "listen_port",
+                        n->listen_port);
+  if (n->lan) {
+    lan_udp_stats st;
+    lan_udp_get_stats(n->lan, &st);
+    json_object_set_new(r, "lan", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)st.sent,
+                                            "accepted", (json_int_t)st.accepted, "dropped_format",
+                                            (json_int_t)st.dropped_format, "dropped_signature",
+                                            (json_int_t)st.dropped_sig, "dropped_skew", (json_int_t)st.dropped_skew,
+                                            "dropped_rate", (json_int_t)st.dropped_rate, "own",
+                                            (json_int_t)st.dropped_self));
+  }
+  ctl_reply_ok(req, r);
 }
 
 static int64_t wall_ms(void) {
@@ -59,6 +73,47 @@ static void m_peers(ctl_req *req, json_t *params, void *ud) {
   ctl_reply_ok(req, json_pack("{s:o}", "peers", arr));
 }
 
+static void on_lan_found(const lan_beacon *b, const struct sockaddr_in *from, void *ud) {
+  node *n = ud;
+  char ip[INET_ADDRSTRLEN], addr[PEERS_ADDR_MAX];
+  uv_ip4_name(from, ip, sizeof ip);
+  snprintf(addr, sizeof addr, "%s:%u", ip, b->tcp_port);
+  if (peers_add_addr(n->db, b->pk, addr, "lan", wall_ms()))
+    log_warn("cannot record a LAN peer: %s", store_errmsg(n->db));
+}
+
+/* Parses "ADDR:PORT" (IPv4 or [IPv6]) and returns the port, or -1. */
+static int port_of(const char *hostport) {
+  const char *c = strrchr(hostport, ':');
+  if (!c) return -1;
+  char *end;
+  long p = strtol(c + 1, &end, 10);
+  return (*end || p < 0 || p > 65535) ? -1 : (int)p;
+}
+
+static int start_lan(node *n, char *err, size_t cap) {
+  if (n->opts->no_lan || !config_bool(n->cfg, "lan", "enabled")) {
+    log_info("LAN discovery off");
+    return 0;
+  }
+  const char *iface = config_str(n->cfg, "lan", "interface");
+  lan_udp_opts o = {
+      .group = config_str(n->cfg, "lan", "group"),
+      .port = (int)config_int(n->cfg, "lan", "port"),
+      .iface_addr = iface[0] ? iface : NULL,
+      .tcp_port = n->listen_port,
+      .dht_port = (uint16_t)(n->opts->dht_port >= 0 ? n->opts->dht_port : config_int(n->cfg, "dht", "port")),
+  };
+  int rc = lan_udp_start(&n->loop, &n->id, &o, on_lan_found, n, &n->lan);
+  if (rc) {
+    snprintf(err, cap, "cannot start LAN discovery on %s:%d: %s (set [lan] enabled = false or pass --no-lan)",
+             o.group, o.port, uv_strerror(rc));
+    return rc;
+  }
+  log_info("LAN discovery on %s:%d", o.group, o.port);
+  return 0;
+}
+
 static void m_stop(ctl_req *req, json_t *params, void *ud) {
   (void)params;
   ctl_reply_ok(req, json_pack("{s:b}", "stopping", 1));
@@ -76,6 +131,8 @@ void node_shutdown(node *n) {
   n->stopping = 1;
   ctl_server_stop(n->ctl);
   n->ctl = NULL;
+  lan_udp_stop(n->lan);
+  n->lan = NULL;
   uv_close((uv_handle_t *)&n->sigint, NULL);
   uv_close((uv_handle_t *)&n->sigterm, NULL);
 }
@@ -135,23 +192,35 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   n.lock_fd = -1;
   int rc = uv_loop_init(&n.loop);
   if (rc) { snprintf(err, cap, "cannot start the event loop: %s", uv_strerror(rc)); return rc; }
+  /* Signal handles exist from the start so every exit path can close them. */
+  uv_signal_init(&n.loop, &n.sigint);
+  uv_signal_init(&n.loop, &n.sigterm);
+  n.sigint.data = n.sigterm.data = &n;
+  char sock[HOME_PATH_MAX + 16] = "";
   if ((rc = load_home(&n, o, err, cap))) goto done;
   n.started_ms = uv_now(&n.loop);
 
-  char sock[HOME_PATH_MAX + 16];
+  const char *listen = o->listen ? o->listen : config_str(n.cfg, "net", "listen");
+  int lp = port_of(listen);
+  if (lp < 0) {
+    snprintf(err, cap, "bad listen address '%s': expected ADDR:PORT", listen);
+    rc = ERR_INVAL;
+    goto done;
+  }
+  n.listen_port = (uint16_t)lp;
+
   fs_join(sock, sizeof sock, n.paths.dir, CONTROL_SOCKET_NAME);
   if ((rc = ctl_server_start(&n.loop, sock, &n.ctl))) {
     snprintf(err, cap, "cannot open the control socket %s: %s", sock,
              rc == ERR_EXISTS ? "a node is already listening there" : err_str(rc));
+    sock[0] = 0; /* not ours: do not remove it */
     goto done;
   }
   ctl_server_add(n.ctl, "status", m_status, &n);
   ctl_server_add(n.ctl, "stop", m_stop, &n);
   ctl_server_add(n.ctl, "peers", m_peers, &n);
+  if ((rc = start_lan(&n, err, cap))) goto done;
 
-  uv_signal_init(&n.loop, &n.sigint);
-  uv_signal_init(&n.loop, &n.sigterm);
-  n.sigint.data = n.sigterm.data = &n;
   uv_signal_start(&n.sigint, on_signal, SIGINT);
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
@@ -160,12 +229,12 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   printf("ready %s\n", n.node_id);
   fflush(stdout);
   uv_run(&n.loop, UV_RUN_DEFAULT);
-  unlink(sock);
   log_info("node %s stopped", n.node_id);
   rc = 0;
 done:
-  if (!n.stopping && n.ctl) node_shutdown(&n);
-  if (n.stopping || n.ctl) uv_run(&n.loop, UV_RUN_DEFAULT); /* let close callbacks run */
+  node_shutdown(&n);                  /* idempotent: closes whatever was opened */
+  uv_run(&n.loop, UV_RUN_DEFAULT);    /* let close callbacks run */
+  if (sock[0]) unlink(sock);
   if (uv_loop_close(&n.loop) == UV_EBUSY) log_warn("event loop closed with handles still open");
   store_close(n.db);
   config_free(n.cfg);

@@ -16,6 +16,7 @@
 #include "crypto/ident.h"
 #include "node/control.h"
 #include "node/home.h"
+#include "p2p/lan_udp.h"
 
 #define NODE_MAX_BOOTSTRAP 32
 
@@ -36,6 +37,8 @@ typedef struct node {
   ident id;                /* secret: wiped at shutdown */
   char node_id[IDENT_ID_BUF];
   ctl_server *ctl;         /* owned by the loop until closed */
+  lan_udp *lan;            /* LAN discovery, NULL when disabled */
+  uint16_t listen_port;    /* TCP port peers reach us on */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */
   uint64_t started_ms;

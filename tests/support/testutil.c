@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 const char *tu_shared(void) {
@@ -99,4 +101,43 @@ int tu_run(const char *cmd, char *out, size_t cap, char *err, size_t err_cap) {
   unlink(errfile);
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   return -1;
+}
+
+pid_t tu_spawn(const char *const argv[], const char *log_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int nul = open("/dev/null", O_RDWR);
+    dup2(nul, 0);
+    dup2(nul, 1);
+    if (log_path) {
+      int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (fd >= 0) dup2(fd, 2);
+    }
+    execvp(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+int tu_wait_exit(pid_t pid, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(20000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+int tu_sh(const char *fmt, ...) {
+  char cmd[4096], full[4200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  snprintf(full, sizeof full, "(%s) >/dev/null 2>&1", cmd);
+  int st = system(full);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -25,6 +25,16 @@ const char *tu_apiary_bin(void);
  * into err (may be NULL). Returns the exit status (0-255), or -1 if it did not exit. */
 int tu_run(const char *cmd, char *out, size_t cap, char *err, size_t err_cap);
 
+/* Starts argv[0] with argv (NULL-terminated), stdout to /dev/null, stderr appended to
+ * log_path (may be NULL). Returns the pid. */
+#include <sys/types.h>
+pid_t tu_spawn(const char *const argv[], const char *log_path);
+/* Waits up to timeout_ms for pid; returns its exit status, 128+signal, or -1 on timeout
+ * (the process is then killed). */
+int tu_wait_exit(pid_t pid, int timeout_ms);
+/* Runs a shell command quietly; returns its exit status. */
+int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define TU_REQUIRE_SHARED()                                                                 \
   do {                                                                                      \
     if (!tu_shared()) {                                                                     \
