@@ -5,10 +5,18 @@
  * quant_neon.c) picked once at run time from CPUID (quant_init; idempotent, thread-safe).
  *
  * Dot products follow ggml's scheme: a weight row of type t is dotted with an activation row
- * already converted to quant_traits(t)->vec_dot_type (F32 for F32, F16 for F16/BF16 weights
- * use F32 activations here, Q8_0 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, Q8_K for K-quants), so a
- * matmul quantizes each activation row once and reuses it for every weight row. This is
- * also what makes Q8_0 logits match llama.cpp's.
+ * already converted (quant_quantize_row) to quant_traits_of(t)->vec_dot_type: F32 for F32,
+ * F16 for F16, BF16 for BF16, Q8_0 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q8_1, Q8_K for the K-quants.
+ * A matmul quantizes each activation row once and reuses it for every weight row. This is
+ * also what makes Q8_0 logits match llama.cpp's. (ggml pairs Q4_1/Q5_1 with Q8_1; we use
+ * Q8_0 and an exact integer block sum for the offset term, which is the same sum.)
+ *
+ * Q8_0 activation rows must come from quant_quantize_row (quants in [-127, 127]); the SIMD
+ * kernels rely on that (weights may hold any int8). Q8_K quants may be -128.
+ *
+ * Results are deterministic for a given kernel set: the same inputs give the same bits,
+ * whatever the caller's threading or batching (quant_vec_dot_nx equals quant_vec_dot). The
+ * kernel sets differ from each other in float summation order (last bits).
  *
  * All functions are pure (no allocation, no global state after quant_init) and safe to call
  * from any thread. n is the row length in elements and must be a multiple of the block
@@ -42,6 +50,7 @@ const char *quant_name(uint32_t type);
 int quant_from_name(const char *name);
 /* 1 if n elements form whole blocks of type t. */
 int quant_row_ok(qtype t, int64_t n);
+/* Bytes in a row of n elements (whole blocks; any known type, supported or not). */
 size_t quant_row_size(qtype t, int64_t n);
 
 /* Picks the best kernels for this CPU. Called by the engine before use; idempotent. */
@@ -53,11 +62,25 @@ const char *quant_isa(void);
 int quant_force_isa(const char *isa);
 
 /* Converts n floats to type t (reference quantization, as llama.cpp rounds). Works for
- * F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q8_K/Q4_K/Q5_K/Q6_K as supported. */
+ * every supported type (F32/F16/BF16/Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q8_1/Q4_K/Q5_K/Q6_K/Q8_K).
+ * Returns 0, ERR_INVAL when n is not whole blocks, ERR_UNSUPPORTED for other types. SIMD
+ * fast paths (Q8_0, Q8_K, F16) give the same bytes as the scalar code. */
 int quant_quantize_row(qtype t, const float *src, void *dst, int64_t n);
+/* Converts n elements of type t back to floats. n must be whole blocks of a supported
+ * type (asserted). */
 void quant_dequantize_row(qtype t, const void *src, float *dst, int64_t n);
 /* Dot product of a weight row (type t) and an activation row of vec_dot_type(t). */
 float quant_vec_dot(qtype t, int64_t n, const void *w_row, const void *act_row);
+
+/* Register-blocked dot products for prefill: for i < nw and j < na (both 1..QUANT_NX_MAX)
+ *   out[i*out_stride + j] = quant_vec_dot(t, n, w_row + i*w_stride, act_rows + j*act_stride)
+ * bit for bit (strides in bytes, out_stride in floats). Each weight block is loaded once
+ * for all na activation rows. Every type works; F32 and Q8_0 (and others, see
+ * docs/quant.md) have blocked SIMD kernels, the rest loop over quant_vec_dot. */
+#define QUANT_NX_MAX 4
+void quant_vec_dot_nx(qtype t, int64_t n, const void *w_row, size_t w_stride, int nw,
+                      const void *act_rows, size_t act_stride, int na, float *out,
+                      size_t out_stride);
 
 /* fp16 / bf16 conversions (round to nearest even). */
 float quant_f16_to_f32(uint16_t h);
