@@ -55,6 +55,7 @@ int cli_node_main(int argc, char **argv);
 int cli_status_main(int argc, char **argv);
 int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
+int cli_token_main(int argc, char **argv);
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */

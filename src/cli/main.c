@@ -18,6 +18,7 @@ static const cli_cmd commands[] = {
     {"status", "show the running node", cli_status_main},
     {"stop", "stop the running node", cli_stop_main},
     {"peers", "list the peers the running node knows", cli_peers_main},
+    {"token", "create, list or revoke API bearer tokens", cli_token_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

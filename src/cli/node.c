@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
-    "                   [--bootstrap HOST:PORT]... [--no-lan]\n\n"
+    "                   [--bootstrap HOST:PORT]... [--no-lan] [--http ADDR:PORT]\n\n"
     "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
     "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
     "status', 'apiary peers', ... One node per home.\n\n"
@@ -18,9 +18,10 @@ static const char usage[] =
     "  --listen ADDR:PORT     address for peer links\n"
     "  --dht-port P           UDP port for the Mainline DHT\n"
     "  --bootstrap HOST:PORT  a DHT node to bootstrap from (repeatable)\n"
-    "  --no-lan               disable LAN discovery\n";
+    "  --no-lan               disable LAN discovery\n"
+    "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n";
 
-enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN };
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP };
 
 int cli_node_main(int argc, char **argv) {
   cli_common c = {0};
@@ -32,6 +33,7 @@ int cli_node_main(int argc, char **argv) {
                                        {"dht-port", required_argument, 0, OPT_DHT_PORT},
                                        {"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
                                        {"no-lan", no_argument, 0, OPT_NO_LAN},
+                                       {"http", required_argument, 0, OPT_HTTP},
                                        {0}};
   int opt;
   optind = 1;
@@ -53,6 +55,7 @@ int cli_node_main(int argc, char **argv) {
       o.bootstrap[o.n_bootstrap++] = optarg;
       break;
     case OPT_NO_LAN: o.no_lan = 1; break;
+    case OPT_HTTP: o.http_listen = optarg; break;
     default: return cli_bad_opt("node", argv);
     }
   }

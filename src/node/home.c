@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/fs.h"
+#include "http/auth.h"
 #include "p2p/peers.h"
 
 /* Every setting a node has, with its default. Later layers append their sections. */
@@ -24,6 +25,8 @@ static const config_key schema[] = {
     {"lan", "enabled", CONFIG_BOOL, "true", 0, 0, "find nodes on the local network with signed multicast beacons"},
     {"lan", "port", CONFIG_INT, "7447", 1, 65535, "UDP port of the LAN beacons"},
     {"lan", "group", CONFIG_STR, "\"239.192.77.7\"", 0, 0, "IPv4 multicast group of the LAN beacons"},
+    {"http", "enabled", CONFIG_BOOL, "true", 0, 0, "serve the OpenAI-compatible API (bearer tokens from 'apiary token create')"},
+    {"http", "listen", CONFIG_STR, "\"127.0.0.1:8080\"", 0, 0, "address of the local API; keep it on loopback unless you mean to expose it"},
     {"lan", "interface", CONFIG_STR, "\"\"", 0, 0, "IPv4 address of the interface for beacons; empty = the system's default"},
 };
 
@@ -32,6 +35,7 @@ static const store_migration migrations[] = {
     {"node",
      "CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
     {"p2p", peers_schema_v1},
+    {"http", auth_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

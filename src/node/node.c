@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include <sodium.h>
 #include "p2p/peers.h"
 
 #ifndef APIARY_VERSION
@@ -28,6 +29,7 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
   json_t *r = json_pack("{s:s, s:s, s:i, s:I, s:s, s:i}", "node_id", n->node_id, "version", APIARY_VERSION, "pid",
                         (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir, "listen_port",
                         n->listen_port);
+  if (n->http) json_object_set_new(r, "http_port", json_integer(http_port(n->http)));
   if (n->lan) {
     lan_udp_stats st;
     lan_udp_get_stats(n->lan, &st);
@@ -114,6 +116,54 @@ static int start_lan(node *n, char *err, size_t cap) {
   return 0;
 }
 
+static void m_token_create(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  const char *label = json_string_value(json_object_get(params, "label"));
+  char tok[AUTH_TOKEN_BUF];
+  int64_t id;
+  int rc = auth_create(n->db, label, tok, &id);
+  if (rc) { ctl_reply_err(req, CTL_FAILED, "cannot create a token: %s", err_str(rc)); return; }
+  auth_load(n->auth, n->db);
+  ctl_reply_ok(req, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : ""));
+  sodium_memzero(tok, sizeof tok);
+}
+
+static void m_token_list(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  (void)params;
+  static auth_token_info list[AUTH_MAX_TOKENS];
+  int k = auth_list(n->db, list, AUTH_MAX_TOKENS);
+  if (k < 0) { ctl_reply_err(req, CTL_INTERNAL, "cannot list tokens"); return; }
+  json_t *arr = json_array();
+  for (int i = 0; i < k; i++)
+    json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:b}", "id", (json_int_t)list[i].id, "label", list[i].label,
+                                         "created", (json_int_t)list[i].created_s, "revoked", list[i].revoked));
+  ctl_reply_ok(req, json_pack("{s:o}", "tokens", arr));
+}
+
+static void m_token_revoke(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  json_t *id = json_object_get(params, "id");
+  if (!json_is_integer(id)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "need an integer id"); return; }
+  int rc = auth_revoke(n->db, json_integer_value(id));
+  if (rc) { ctl_reply_err(req, CTL_FAILED, "cannot revoke token %lld: %s", (long long)json_integer_value(id), err_str(rc)); return; }
+  auth_load(n->auth, n->db);
+  ctl_reply_ok(req, json_pack("{s:b}", "revoked", 1));
+}
+
+static int start_http(node *n, char *err, size_t cap) {
+  if (!config_bool(n->cfg, "http", "enabled")) return 0;
+  int rc = auth_new(&n->auth);
+  if (!rc) rc = auth_load(n->auth, n->db);
+  if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
+  http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
+                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id};
+  if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
+  log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
+           http_port(n->http));
+  return 0;
+}
+
 static void m_stop(ctl_req *req, json_t *params, void *ud) {
   (void)params;
   ctl_reply_ok(req, json_pack("{s:b}", "stopping", 1));
@@ -133,6 +183,8 @@ void node_shutdown(node *n) {
   n->ctl = NULL;
   lan_udp_stop(n->lan);
   n->lan = NULL;
+  http_stop(n->http); /* joins the HTTP threads: no request runs after this */
+  n->http = NULL;
   uv_close((uv_handle_t *)&n->sigint, NULL);
   uv_close((uv_handle_t *)&n->sigterm, NULL);
 }
@@ -219,7 +271,11 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   ctl_server_add(n.ctl, "status", m_status, &n);
   ctl_server_add(n.ctl, "stop", m_stop, &n);
   ctl_server_add(n.ctl, "peers", m_peers, &n);
+  ctl_server_add(n.ctl, "token.create", m_token_create, &n);
+  ctl_server_add(n.ctl, "token.list", m_token_list, &n);
+  ctl_server_add(n.ctl, "token.revoke", m_token_revoke, &n);
   if ((rc = start_lan(&n, err, cap))) goto done;
+  if ((rc = start_http(&n, err, cap))) goto done;
 
   uv_signal_start(&n.sigint, on_signal, SIGINT);
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);
@@ -240,5 +296,6 @@ done:
   config_free(n.cfg);
   ident_wipe(&n.id);
   if (n.lock_fd >= 0) close(n.lock_fd);
+  auth_free(n.auth);
   return rc;
 }

@@ -16,6 +16,8 @@
 #include "crypto/ident.h"
 #include "node/control.h"
 #include "node/home.h"
+#include "http/auth.h"
+#include "http/server.h"
 #include "p2p/lan_udp.h"
 
 #define NODE_MAX_BOOTSTRAP 32
@@ -27,6 +29,7 @@ typedef struct node_opts {
   const char *bootstrap[NODE_MAX_BOOTSTRAP]; /* extra "HOST:PORT" DHT bootstrap nodes */
   int n_bootstrap;
   int no_lan;                                /* disable LAN discovery */
+  const char *http_listen;                   /* "ADDR:PORT" for the API, NULL = config */
 } node_opts;
 
 typedef struct node {
@@ -38,6 +41,8 @@ typedef struct node {
   char node_id[IDENT_ID_BUF];
   ctl_server *ctl;         /* owned by the loop until closed */
   lan_udp *lan;            /* LAN discovery, NULL when disabled */
+  auth *auth;              /* API token snapshot (owned) */
+  http_server *http;       /* local API, NULL when disabled */
   uint16_t listen_port;    /* TCP port peers reach us on */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */

@@ -44,7 +44,7 @@ static pid_t start_node(const char *home) {
     dup2(fd, 2);
     int nul = open("/dev/null", O_WRONLY);
     dup2(nul, 1);
-    execl(tu_apiary_bin(), "apiary", "node", "--home", home, "--no-lan", (char *)NULL);
+    execl(tu_apiary_bin(), "apiary", "node", "--home", home, "--no-lan", "--http", "127.0.0.1:0", (char *)NULL);
     _exit(127);
   }
   for (int i = 0; i < 200; i++) {

@@ -1,0 +1,128 @@
+/* http/server — libmicrohttpd glue: auth, routing, body caps, OpenAI-style errors. */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/openai.h"
+
+struct http_server {
+  struct MHD_Daemon *d;
+  http_opts o;
+  uint16_t port;
+};
+
+typedef struct conn_state {
+  buf body;
+  int too_big;
+} conn_state;
+
+int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!text) return MHD_NO;
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
+                     const char *message) {
+  return http__send_json(c, status,
+                         json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", message, "type", type, "param",
+                                   "code", code));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+  http_server *s = cls;
+  (void)version;
+  conn_state *cs = *con_cls;
+  if (!cs) {
+    cs = calloc(1, sizeof *cs);
+    if (!cs) return MHD_NO;
+    buf_init(&cs->body);
+    *con_cls = cs;
+    return MHD_YES;
+  }
+  if (*upload_size) {
+    if (cs->body.len + *upload_size > HTTP_MAX_BODY) cs->too_big = 1;
+    else if (buf_append(&cs->body, upload, *upload_size)) cs->too_big = 1;
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (auth_check(s->o.auth, authz))
+    return (enum MHD_Result)http__send_error(
+        c, 401, "authentication_error", "invalid_api_key",
+        authz ? "invalid or revoked API token" : "missing bearer token: send 'Authorization: Bearer <token>' "
+                                                   "(create one with 'apiary token create')");
+  if (cs->too_big)
+    return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
+                                             "request body is larger than 4 MiB");
+  http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
+                      .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id};
+  return (enum MHD_Result)openai_route(&req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  conn_state *cs = *con_cls;
+  if (!cs) return;
+  buf_deinit(&cs->body);
+  free(cs);
+  *con_cls = NULL;
+}
+
+int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
+  char host[64];
+  const char *colon = strrchr(o->listen, ':');
+  if (!colon || (size_t)(colon - o->listen) >= sizeof host) {
+    snprintf(err, cap, "bad HTTP listen address '%s': expected ADDR:PORT", o->listen);
+    return ERR_INVAL;
+  }
+  memcpy(host, o->listen, (size_t)(colon - o->listen));
+  host[colon - o->listen] = 0;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+    snprintf(err, cap, "bad HTTP listen address '%s': expected an IPv4 ADDR:PORT", o->listen);
+    return ERR_INVAL;
+  }
+  http_server *s = calloc(1, sizeof *s);
+  if (!s) return ERR_NOMEM;
+  s->o = *o;
+  s->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+                          MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+  if (!s->d) {
+    snprintf(err, cap, "cannot listen for HTTP on %s (in use? set [http] listen in config.toml)", o->listen);
+    free(s);
+    return ERR_EXISTS;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+  s->port = info ? info->port : (uint16_t)port;
+  *out = s;
+  return 0;
+}
+
+void http_stop(http_server *s) {
+  if (!s) return;
+  MHD_stop_daemon(s->d);
+  free(s);
+}
+
+uint16_t http_port(const http_server *s) { return s->port; }

@@ -1,0 +1,35 @@
+/* http/server — the local HTTP API (libmicrohttpd).
+ *
+ * Binds loopback by default (127.0.0.1:8080 from config). Every request must carry a valid
+ * bearer token (http/auth) — there is no unauthenticated endpoint. Requests are routed to
+ * handlers by method and path; bodies are capped at HTTP_MAX_BODY. Errors use OpenAI's
+ * JSON shape: {"error":{"message","type","param","code"}}.
+ *
+ * Threads: libmicrohttpd runs its own thread(s); handlers run there and must only touch
+ * thread-safe state (the auth snapshot, the model store files, and — once wired — the
+ * engine and market through their queues). */
+#ifndef APIARY_HTTP_SERVER_H
+#define APIARY_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/auth.h"
+
+#define HTTP_MAX_BODY (4u << 20)
+
+typedef struct http_server http_server;
+
+typedef struct http_opts {
+  const char *listen;     /* "ADDR:PORT" (IPv4); port 0 picks a free one */
+  auth *auth;             /* borrowed; checked on every request */
+  const char *models_dir; /* borrowed: the model store */
+  const char *node_id;    /* borrowed: reported as owner of local models */
+} http_opts;
+
+int http_start(const http_opts *o, http_server **out, char *err, size_t err_cap);
+void http_stop(http_server *s); /* NULL is a no-op; waits for in-flight requests */
+uint16_t http_port(const http_server *s);
+
+#endif

@@ -1,0 +1,182 @@
+/* The local API as a client sees it: a real node process serving HTTP on loopback, tokens
+ * created with the CLI (with and without a running node), every request authenticated,
+ * revocation taking effect at once, OpenAI-shaped errors, body caps, and /v1/models
+ * listing the model store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/testutil.h"
+#include "llm/mstore.h"
+
+static char out[65536], err[65536];
+
+static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int apiary(const char *fmt, ...) {
+  char args[2048], cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
+  return tu_run(cmd, out, sizeof out, err, sizeof err);
+}
+
+typedef struct resp { char body[65536]; size_t len; long status; } resp;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
+  resp *r = ud;
+  size_t k = sz * n;
+  if (r->len + k >= sizeof r->body) k = sizeof r->body - 1 - r->len;
+  memcpy(r->body + r->len, p, k);
+  r->len += k;
+  r->body[r->len] = 0;
+  return sz * n;
+}
+
+static void http(resp *r, int port, const char *method, const char *path, const char *token, const char *body,
+                 size_t body_len) {
+  memset(r, 0, sizeof *r);
+  CURL *c = curl_easy_init();
+  char url[256], auth[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+  struct curl_slist *h = NULL;
+  if (token) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    h = curl_slist_append(h, auth);
+  }
+  h = curl_slist_append(h, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+  assert_int_equal(curl_easy_perform(c), CURLE_OK);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+}
+
+static void check_openai_error(const resp *r, long status, const char *type) {
+  assert_int_equal(r->status, status);
+  json_t *j = json_loads(r->body, 0, NULL);
+  assert_non_null(j);
+  json_t *e = json_object_get(j, "error");
+  assert_true(json_is_string(json_object_get(e, "message")));
+  assert_string_equal(json_string_value(json_object_get(e, "type")), type);
+  json_decref(j);
+}
+
+static void test_api_auth(void **state) {
+  (void)state;
+  char dir[256], home[300], tok1[128], tok2[128];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(home, sizeof home, "%s/n", dir);
+  assert_int_equal(apiary("init --home %s", home), 0);
+  /* A token made while no node runs (the CLI writes the database itself). */
+  assert_int_equal(apiary("token --home %s create --label first --json", home), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  snprintf(tok1, sizeof tok1, "%s", json_string_value(json_object_get(j, "token")));
+  json_decref(j);
+  assert_int_equal(strlen(tok1), 47);
+  assert_memory_equal(tok1, "apy_", 4);
+  /* The database keeps no token, only hashes. */
+  char db[400], cmd[600];
+  snprintf(db, sizeof db, "%s/apiary.db", home);
+  snprintf(cmd, sizeof cmd, "grep -c '%s' %s", tok1 + 4, db);
+  assert_int_not_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+
+  /* A model in the store to list. */
+  char src[400], models[400];
+  snprintf(src, sizeof src, "%s/tiny.gguf", dir);
+  FILE *f = fopen(src, "wb");
+  fputs("GGUF....test-bytes", f);
+  fclose(f);
+  snprintf(models, sizeof models, "%s/models", home);
+  mstore_model m;
+  assert_int_equal(mstore_pull(models, src, NULL, &m, err, sizeof err), 0);
+
+  char log[400];
+  snprintf(log, sizeof log, "%s.log", home);
+  const char *argv[] = {tu_apiary_bin(), "node", "--home", home, "--no-lan", "--http", "127.0.0.1:0", NULL};
+  pid_t pid = tu_spawn(argv, log);
+  int port = 0;
+  for (int i = 0; i < 200 && !port; i++) {
+    if (apiary("status --home %s --json", home) == 0) {
+      json_t *st = json_loads(out, 0, NULL);
+      port = (int)json_integer_value(json_object_get(st, "http_port"));
+      json_decref(st);
+    }
+    if (!port) usleep(50000);
+  }
+  assert_true(port > 0);
+
+  resp r;
+  http(&r, port, "GET", "/v1/models", NULL, NULL, 0);
+  check_openai_error(&r, 401, "authentication_error");
+  http(&r, port, "GET", "/v1/models", "apy_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, 0);
+  check_openai_error(&r, 401, "authentication_error");
+  http(&r, port, "GET", "/v1/models", tok1, NULL, 0);
+  assert_int_equal(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(j, "object")), "list");
+  json_t *d0 = json_array_get(json_object_get(j, "data"), 0);
+  assert_string_equal(json_string_value(json_object_get(d0, "id")), "tiny.gguf");
+  assert_string_equal(json_string_value(json_object_get(d0, "sha256")), m.sha256);
+  json_decref(j);
+  /* Unknown route, wrong method, oversized body: errors in OpenAI's shape, still authed. */
+  http(&r, port, "GET", "/v1/nope", tok1, NULL, 0);
+  check_openai_error(&r, 404, "invalid_request_error");
+  http(&r, port, "POST", "/v1/models", tok1, "{}", 2);
+  check_openai_error(&r, 405, "invalid_request_error");
+  size_t big = 5u << 20;
+  char *huge = malloc(big);
+  memset(huge, ' ', big);
+  http(&r, port, "POST", "/v1/models", tok1, huge, big);
+  check_openai_error(&r, 413, "invalid_request_error");
+  free(huge);
+  http(&r, port, "POST", "/v1/models", NULL, "{}", 2);
+  check_openai_error(&r, 401, "authentication_error"); /* auth comes before anything else */
+
+  /* A token made while the node runs works at once; revocation takes effect at once. */
+  assert_int_equal(apiary("token --home %s create --json", home), 0);
+  j = json_loads(out, 0, NULL);
+  snprintf(tok2, sizeof tok2, "%s", json_string_value(json_object_get(j, "token")));
+  json_decref(j);
+  http(&r, port, "GET", "/v1/models", tok2, NULL, 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apiary("token --home %s revoke 1", home), 0);
+  http(&r, port, "GET", "/v1/models", tok1, NULL, 0);
+  check_openai_error(&r, 401, "authentication_error");
+  http(&r, port, "GET", "/v1/models", tok2, NULL, 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(apiary("token --home %s list --json", home), 0);
+  assert_non_null(strstr(out, "\"revoked\":true"));
+  assert_int_equal(apiary("token --home %s revoke 99", home), 1);
+  assert_int_equal(apiary("token --home %s frob", home), 2);
+
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 5000), 0);
+  tu_rm_rf(dir);
+}
+
+int main(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth)};
+  int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
+  curl_global_cleanup();
+  return rc;
+}
