@@ -48,6 +48,11 @@ endif
 ifneq ($(ARCH),aarch64)
 LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC))
 endif
+# Contracts: scripts/build-contracts compiles contracts/*.sol (pinned solc in tools/) into
+# build/contracts/ and generates CONTRACTS_GEN, which joins libapiary like any source.
+SOL_SRC := $(wildcard contracts/*.sol)
+CONTRACTS_GEN := build/gen/contracts_gen.c
+LIB_SRC += $(CONTRACTS_GEN)
 CLI_SRC := $(wildcard src/cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CLI_TEST_SRC := $(wildcard tests/cli/test_*.c)
@@ -75,8 +80,14 @@ else
 Q :=
 endif
 
-.PHONY: all test test-build demo bench fuzz install clean setup check-deps
+.PHONY: all test test-build demo bench fuzz install clean setup check-deps contracts
 all: build/apiary
+
+contracts: $(CONTRACTS_GEN)
+
+$(CONTRACTS_GEN): $(SOL_SRC) scripts/build-contracts scripts/solc-compile.js
+	@echo "  SOLC    contracts/*.sol"
+	$(Q)scripts/build-contracts build/contracts $@ >/dev/null
 
 setup:
 	@scripts/setup --quiet

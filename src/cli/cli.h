@@ -55,6 +55,8 @@ int cli_node_main(int argc, char **argv);
 int cli_status_main(int argc, char **argv);
 int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
+int cli_ping_main(int argc, char **argv);
+int cli_dht_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.

@@ -18,6 +18,8 @@ static const cli_cmd commands[] = {
     {"status", "show the running node", cli_status_main},
     {"stop", "stop the running node", cli_stop_main},
     {"peers", "list the peers the running node knows", cli_peers_main},
+    {"ping", "measure the round trip to another node", cli_ping_main},
+    {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
     {"version", "print the version", cli_version_main},
 };

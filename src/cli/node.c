@@ -10,18 +10,19 @@
 
 static const char usage[] =
     "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
-    "                   [--bootstrap HOST:PORT]... [--no-lan] [--http ADDR:PORT]\n\n"
+    "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--http ADDR:PORT]\n\n"
     "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
     "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
     "status', 'apiary peers', ... One node per home.\n\n"
     "  --home DIR             node home (default: $APIARY_HOME, else ~/.apiary)\n"
     "  --listen ADDR:PORT     address for peer links\n"
     "  --dht-port P           UDP port for the Mainline DHT\n"
-    "  --bootstrap HOST:PORT  a DHT node to bootstrap from (repeatable)\n"
+    "  --bootstrap HOST:PORT  a DHT node to bootstrap from (repeatable; replaces [dht] bootstrap)\n"
+    "  --no-dht               do not join the DHT\n"
     "  --no-lan               disable LAN discovery\n"
     "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n";
 
-enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP };
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT };
 
 int cli_node_main(int argc, char **argv) {
   cli_common c = {0};
@@ -34,6 +35,7 @@ int cli_node_main(int argc, char **argv) {
                                        {"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
                                        {"no-lan", no_argument, 0, OPT_NO_LAN},
                                        {"http", required_argument, 0, OPT_HTTP},
+                                       {"no-dht", no_argument, 0, OPT_NO_DHT},
                                        {0}};
   int opt;
   optind = 1;
@@ -56,6 +58,7 @@ int cli_node_main(int argc, char **argv) {
       break;
     case OPT_NO_LAN: o.no_lan = 1; break;
     case OPT_HTTP: o.http_listen = optarg; break;
+    case OPT_NO_DHT: o.no_dht = 1; break;
     default: return cli_bad_opt("node", argv);
     }
   }

@@ -17,6 +17,9 @@
 #include "core/log.h"
 #include <sodium.h>
 #include "p2p/peers.h"
+#include "p2p/bencode.h"
+#include "p2p/dht.h"
+#include "core/hex.h"
 
 #ifndef APIARY_VERSION
 #define APIARY_VERSION "0.1.0"
@@ -30,6 +33,7 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
                         (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir, "listen_port",
                         n->listen_port);
   if (n->http) json_object_set_new(r, "http_port", json_integer(http_port(n->http)));
+  if (n->net) json_object_update_new(r, netsvc_status(n->net));
   if (n->lan) {
     lan_udp_stats st;
     lan_udp_get_stats(n->lan, &st);
@@ -84,13 +88,167 @@ static void on_lan_found(const lan_beacon *b, const struct sockaddr_in *from, vo
     log_warn("cannot record a LAN peer: %s", store_errmsg(n->db));
 }
 
-/* Parses "ADDR:PORT" (IPv4 or [IPv6]) and returns the port, or -1. */
-static int port_of(const char *hostport) {
+/* 1 if "HOST:PORT" has an IPv4 literal host in a loopback or private range. */
+static int is_private_addr(const char *hostport) {
+  char host[64];
   const char *c = strrchr(hostport, ':');
-  if (!c) return -1;
-  char *end;
-  long p = strtol(c + 1, &end, 10);
-  return (*end || p < 0 || p > 65535) ? -1 : (int)p;
+  if (!c || (size_t)(c - hostport) >= sizeof host) return 0;
+  memcpy(host, hostport, (size_t)(c - hostport));
+  host[c - hostport] = 0;
+  struct in_addr a;
+  if (inet_pton(AF_INET, host, &a) != 1) return 0;
+  uint32_t ip = ntohl(a.s_addr);
+  return (ip >> 24) == 127 || (ip >> 24) == 10 || (ip >> 20) == (172 << 4 | 1) || (ip >> 16) == (192 << 8 | 168) ||
+         (ip >> 16) == (169 << 8 | 254);
+}
+
+static int start_net(node *n, char *err, size_t cap) {
+  netsvc_opts no;
+  memset(&no, 0, sizeof no);
+  no.listen = n->opts->listen ? n->opts->listen : config_str(n->cfg, "net", "listen");
+  no.dht_enabled = !n->opts->no_dht && config_bool(n->cfg, "dht", "enabled");
+  no.dht_port = n->opts->dht_port >= 0 ? n->opts->dht_port : (int)config_int(n->cfg, "dht", "port");
+  no.allow_private = config_bool(n->cfg, "dht", "allow_private");
+  if (n->opts->n_bootstrap > 0) {
+    for (int i = 0; i < n->opts->n_bootstrap && i < NETSVC_MAX_BOOTSTRAP; i++) {
+      no.bootstrap[no.n_bootstrap++] = n->opts->bootstrap[i];
+      if (is_private_addr(n->opts->bootstrap[i])) no.allow_private = 1;
+    }
+  } else {
+    const char *const *list;
+    size_t k = config_list(n->cfg, "dht", "bootstrap", &list);
+    for (size_t i = 0; i < k && i < NETSVC_MAX_BOOTSTRAP; i++) {
+      no.bootstrap[no.n_bootstrap++] = list[i];
+      if (is_private_addr(list[i])) no.allow_private = 1;
+    }
+  }
+  if (is_private_addr(no.listen)) no.allow_private = 1;
+  no.fast = no.allow_private; /* labs and tests are small: discover every few seconds */
+  int rc = netsvc_start(&n->loop, &n->id, n->db, &no, &n->net, err, cap);
+  if (rc) return rc;
+  n->listen_port = netsvc_listen_port(n->net);
+  if (no.dht_enabled)
+    log_info("links on %s (port %u), DHT on UDP %u", no.listen, n->listen_port, netsvc_dht_port(n->net));
+  else
+    log_info("links on %s (port %u), DHT off", no.listen, n->listen_port);
+  return 0;
+}
+
+/* ---- control: ping ---- */
+typedef struct ping_ctx {
+  ctl_req *req;
+  node *n;
+  uint64_t start;
+  char id[IDENT_ID_BUF];
+} ping_ctx;
+
+static void on_ping_reply(void *ud, const rpc_reply *reply) {
+  ping_ctx *p = ud;
+  if (reply->kind == RPC_REPLY_RESULT)
+    ctl_reply_ok(p->req, json_pack("{s:s, s:f}", "node_id", p->id, "rtt_ms",
+                                   (double)(uv_hrtime() - p->start) / 1e6));
+  else
+    ctl_reply_err(p->req, CTL_FAILED, "no answer from %s: %s", p->id, reply->message ? reply->message : "error");
+  free(p);
+}
+
+static int parse_node_param(json_t *params, const char *key, uint8_t pk[32]) {
+  const char *s = json_string_value(json_object_get(params, key));
+  return s ? ident_id_decode(s, strlen(s), pk) : ERR_INVAL;
+}
+
+static void m_ping(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  uint8_t pk[32];
+  int rc = parse_node_param(params, "node_id", pk);
+  if (rc) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, rc == ERR_CRYPTO ? "node id checksum is wrong (a typo?)" : "need a node id");
+    return;
+  }
+  ping_ctx *p = calloc(1, sizeof *p);
+  if (!p) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
+  p->req = req;
+  p->n = n;
+  p->start = uv_hrtime();
+  ident_id_encode(pk, p->id);
+  rc = netsvc_call(n->net, pk, "ping", NULL, 10000, on_ping_reply, p);
+  if (rc) {
+    ctl_reply_err(req, CTL_FAILED, rc == ERR_INVAL ? "that is this node" : "cannot ping: %s", err_str(rc));
+    free(p);
+  }
+}
+
+/* ---- control: dht get/put ---- */
+static json_t *item_json(const dht_event *ev) {
+  if (!ev->has_item) return json_pack("{s:b}", "found", 0);
+  ben_node nodes[8];
+  json_t *j = json_pack("{s:b, s:b}", "found", 1, "mutable", ev->item.is_mutable);
+  int nn = ben_decode(ev->item.v, ev->item.v_len, nodes, 8, 0);
+  if (nn > 0 && nodes[0].type == BEN_STR) json_object_set_new(j, "value", json_stringn((const char *)nodes[0].str, nodes[0].len));
+  char *hex = malloc(2 * ev->item.v_len + 1);
+  if (hex) {
+    hex_encode(ev->item.v, ev->item.v_len, hex);
+    json_object_set_new(j, "raw_hex", json_string(hex));
+    free(hex);
+  }
+  if (ev->item.is_mutable) json_object_set_new(j, "seq", json_integer(ev->item.seq));
+  return j;
+}
+
+static void on_dht_done(void *ud, const dht_event *ev) {
+  ctl_req *req = ud;
+  if (ev->op == DHT_OP_GET) {
+    json_t *j = item_json(ev);
+    json_object_set_new(j, "hops", json_integer(ev->hops));
+    ctl_reply_ok(req, j);
+  } else {
+    ctl_reply_ok(req, json_pack("{s:i, s:i}", "stored", ev->stored, "hops", ev->hops));
+  }
+}
+
+static void m_dht_get(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  const char *target = json_string_value(json_object_get(params, "target"));
+  const char *salt = json_string_value(json_object_get(params, "salt"));
+  uint8_t pk[32], t[20];
+  int rc;
+  if (target && strlen(target) == 40 && hex_decode(target, 40, t, 20) == 0) {
+    rc = netsvc_dht_get_immutable(n->net, t, on_dht_done, req);
+  } else if (target && (ident_id_decode(target, strlen(target), pk) == 0 ||
+                        (strlen(target) == 64 && hex_decode(target, 64, pk, 32) == 0))) {
+    rc = netsvc_dht_get_mutable(n->net, pk, salt, on_dht_done, req);
+  } else {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "target must be a node id or 64-hex public key (mutable) or a 40-hex target (immutable)");
+    return;
+  }
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
+}
+
+static void m_dht_put(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  const char *value = json_string_value(json_object_get(params, "value"));
+  const char *salt = json_string_value(json_object_get(params, "salt"));
+  int immutable = json_is_true(json_object_get(params, "immutable"));
+  if (!value) { ctl_reply_err(req, CTL_INVALID_PARAMS, "need a value"); return; }
+  size_t vl = strlen(value);
+  if (vl > 900) { ctl_reply_err(req, CTL_INVALID_PARAMS, "value too long: a DHT item holds at most 1000 bytes"); return; }
+  uint8_t v[1000];
+  int hl = snprintf((char *)v, sizeof v, "%zu:", vl);
+  memcpy(v + hl, value, vl);
+  int rc;
+  uint8_t target[20];
+  if (immutable) {
+    rc = netsvc_dht_put_immutable(n->net, v, (size_t)hl + vl, target, on_dht_done, req);
+    if (!rc) {
+      char hex[41];
+      hex_encode(target, 20, hex);
+      log_info("immutable item target %s", hex);
+    }
+  } else {
+    rc = netsvc_dht_put_mutable(n->net, salt, v, (size_t)hl + vl, on_dht_done, req);
+  }
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node"
+                                             : rc == ERR_INVAL ? "that salt is reserved for the node record" : err_str(rc));
 }
 
 static int start_lan(node *n, char *err, size_t cap) {
@@ -183,6 +341,8 @@ void node_shutdown(node *n) {
   n->ctl = NULL;
   lan_udp_stop(n->lan);
   n->lan = NULL;
+  netsvc_stop(n->net);
+  n->net = NULL;
   http_stop(n->http); /* joins the HTTP threads: no request runs after this */
   n->http = NULL;
   uv_close((uv_handle_t *)&n->sigint, NULL);
@@ -252,14 +412,6 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   if ((rc = load_home(&n, o, err, cap))) goto done;
   n.started_ms = uv_now(&n.loop);
 
-  const char *listen = o->listen ? o->listen : config_str(n.cfg, "net", "listen");
-  int lp = port_of(listen);
-  if (lp < 0) {
-    snprintf(err, cap, "bad listen address '%s': expected ADDR:PORT", listen);
-    rc = ERR_INVAL;
-    goto done;
-  }
-  n.listen_port = (uint16_t)lp;
 
   fs_join(sock, sizeof sock, n.paths.dir, CONTROL_SOCKET_NAME);
   if ((rc = ctl_server_start(&n.loop, sock, &n.ctl))) {
@@ -274,6 +426,10 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   ctl_server_add(n.ctl, "token.create", m_token_create, &n);
   ctl_server_add(n.ctl, "token.list", m_token_list, &n);
   ctl_server_add(n.ctl, "token.revoke", m_token_revoke, &n);
+  ctl_server_add(n.ctl, "ping", m_ping, &n);
+  ctl_server_add(n.ctl, "dht.get", m_dht_get, &n);
+  ctl_server_add(n.ctl, "dht.put", m_dht_put, &n);
+  if ((rc = start_net(&n, err, cap))) goto done;
   if ((rc = start_lan(&n, err, cap))) goto done;
   if ((rc = start_http(&n, err, cap))) goto done;
 

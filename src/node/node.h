@@ -18,6 +18,7 @@
 #include "node/home.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "node/netsvc.h"
 #include "p2p/lan_udp.h"
 
 #define NODE_MAX_BOOTSTRAP 32
@@ -29,6 +30,7 @@ typedef struct node_opts {
   const char *bootstrap[NODE_MAX_BOOTSTRAP]; /* extra "HOST:PORT" DHT bootstrap nodes */
   int n_bootstrap;
   int no_lan;                                /* disable LAN discovery */
+  int no_dht;                                /* disable the DHT */
   const char *http_listen;                   /* "ADDR:PORT" for the API, NULL = config */
 } node_opts;
 
@@ -41,6 +43,7 @@ typedef struct node {
   char node_id[IDENT_ID_BUF];
   ctl_server *ctl;         /* owned by the loop until closed */
   lan_udp *lan;            /* LAN discovery, NULL when disabled */
+  netsvc *net;             /* links, RPC, DHT */
   auth *auth;              /* API token snapshot (owned) */
   http_server *http;       /* local API, NULL when disabled */
   uint16_t listen_port;    /* TCP port peers reach us on */

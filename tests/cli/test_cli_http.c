@@ -111,7 +111,8 @@ static void test_api_auth(void **state) {
 
   char log[400];
   snprintf(log, sizeof log, "%s.log", home);
-  const char *argv[] = {tu_apiary_bin(), "node", "--home", home, "--no-lan", "--http", "127.0.0.1:0", NULL};
+  const char *argv[] = {tu_apiary_bin(), "node", "--home", home, "--no-lan", "--no-dht", "--listen", "127.0.0.1:0",
+                        "--http", "127.0.0.1:0", NULL};
   pid_t pid = tu_spawn(argv, log);
   int port = 0;
   for (int i = 0; i < 200 && !port; i++) {

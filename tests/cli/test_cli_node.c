@@ -44,7 +44,8 @@ static pid_t start_node(const char *home) {
     dup2(fd, 2);
     int nul = open("/dev/null", O_WRONLY);
     dup2(nul, 1);
-    execl(tu_apiary_bin(), "apiary", "node", "--home", home, "--no-lan", "--http", "127.0.0.1:0", (char *)NULL);
+    execl(tu_apiary_bin(), "apiary", "node", "--home", home, "--no-lan", "--no-dht", "--listen", "127.0.0.1:0",
+          "--http", "127.0.0.1:0", (char *)NULL);
     _exit(127);
   }
   for (int i = 0; i < 200; i++) {
@@ -102,7 +103,7 @@ static void test_lifecycle(void **state) {
   assert_non_null(strstr(out, "no peers yet"));
 
   /* One node per home. */
-  assert_int_equal(run("node --home %s --no-lan", home), 1);
+  assert_int_equal(run("node --home %s --no-lan --no-dht --listen 127.0.0.1:0", home), 1);
   assert_non_null(strstr(err, "already running"));
 
   /* Stop by request: exit 0, socket removed. */

@@ -1,0 +1,73 @@
+/* node/netsvc — the node's network: encrypted links with JSON-RPC, the Mainline DHT,
+ * discovery and reconnection.
+ *
+ *   - links (p2p/link) on the listen address; each ready link gets an RPC endpoint
+ *     (p2p/rpc) with the node's methods; both sides exchange a `hello` notification that
+ *     carries the TCP port they listen on, so inbound links are recorded at the right
+ *     address;
+ *   - the DHT (p2p/dht) on a UDP socket: bootstrap, then announce under the network
+ *     infohash SHA-1("apiary-network-v1") with our TCP port, and publish our node record,
+ *     a BEP 44 mutable item under our Ed25519 key with salt "apiary-node-v1" whose value
+ *     lists our TCP endpoints (docs/dht.md);
+ *   - discovery: addresses found under the network infohash are dialled (any node that
+ *     authenticates); a peer that stops answering is looked up by key in the DHT so a
+ *     node that moved (new port, new address) is found again;
+ *   - reconnection with exponential backoff from the peer book (p2p/peers).
+ * Loop thread only. */
+#ifndef APIARY_NODE_NETSVC_H
+#define APIARY_NODE_NETSVC_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/store.h"
+#include "crypto/ident.h"
+#include "p2p/rpc.h"
+
+#define NETSVC_MAX_BOOTSTRAP 32
+#define NETSVC_NODE_SALT "apiary-node-v1"
+#define NETSVC_NETWORK_TAG "apiary-network-v1"
+
+typedef struct netsvc netsvc;
+
+typedef struct netsvc_opts {
+  const char *listen;                         /* "IPv4:PORT" for links (port 0 = any) */
+  int dht_enabled;
+  int dht_port;                               /* UDP port (0 = any) */
+  const char *bootstrap[NETSVC_MAX_BOOTSTRAP];/* "HOST:PORT" (IPv4 literals or names) */
+  int n_bootstrap;
+  int allow_private;                          /* DHT accepts loopback/private addresses */
+  int fast;                                   /* short discovery intervals (tests, demo) */
+} netsvc_opts;
+
+/* me and db are borrowed for the service's lifetime. */
+int netsvc_start(uv_loop_t *loop, const ident *me, store *db, const netsvc_opts *o, netsvc **out, char *err,
+                 size_t err_cap);
+void netsvc_stop(netsvc *ns); /* closes links (CLOSE sent), sockets; frees once libuv is done */
+
+uint16_t netsvc_listen_port(const netsvc *ns);
+uint16_t netsvc_dht_port(const netsvc *ns);
+/* Figures for `apiary status`. Caller owns the result. */
+json_t *netsvc_status(netsvc *ns);
+
+/* Registers an RPC method offered to every peer (existing and future links). */
+int netsvc_register(netsvc *ns, const rpc_method *m);
+
+/* Calls method on node pk, dialling it (from the peer book or its DHT record) if needed.
+ * cb gets exactly one reply (or an RPC_LINK_CLOSED / RPC_TIMEOUT error). params taken. */
+typedef void (*netsvc_reply_cb)(void *ud, const rpc_reply *reply);
+int netsvc_call(netsvc *ns, const uint8_t pk[32], const char *method, json_t *params, uint64_t timeout_ms,
+                netsvc_reply_cb cb, void *ud);
+
+/* DHT operations for `apiary dht get|put`; the callback gets the finished lookup's event
+ * (borrowed for the call) or NULL when the DHT is off. */
+typedef struct dht_event dht_event;
+typedef void (*netsvc_dht_cb)(void *ud, const dht_event *ev);
+int netsvc_dht_get_mutable(netsvc *ns, const uint8_t pk[32], const char *salt, netsvc_dht_cb cb, void *ud);
+int netsvc_dht_get_immutable(netsvc *ns, const uint8_t target[20], netsvc_dht_cb cb, void *ud);
+int netsvc_dht_put_mutable(netsvc *ns, const char *salt, const uint8_t *v, size_t v_len, netsvc_dht_cb cb, void *ud);
+int netsvc_dht_put_immutable(netsvc *ns, const uint8_t *v, size_t v_len, uint8_t target_out[20], netsvc_dht_cb cb,
+                             void *ud);
+
+#endif
