@@ -161,7 +161,7 @@ bench: check-deps build/apiary $(BENCH_BIN)
 
 # libFuzzer: each harness links a fuzz-instrumented copy of the library.
 FUZZ := build/fuzz
-FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ)/%.o)
 $(FUZZ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -171,7 +171,7 @@ $(FUZZ)/libapiary.a: $(FUZZ_LIB_OBJ)
 	$(Q)ar rcs $@ $^
 $(FUZZ)/bin/%: tests/fuzz/%.c $(FUZZ)/libapiary.a
 	@mkdir -p $(dir $@)
-	$(Q)clang $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ)/libapiary.a $(LDLIBS)
+	$(Q)clang $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(FUZZ)/libapiary.a $(LDLIBS)
 FUZZ_SECONDS ?= 20
 fuzz: check-deps $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ)/bin/%)
 	@tests/fuzz/run $(FUZZ)/bin $(FUZZ_SECONDS)

@@ -58,6 +58,8 @@ int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
+int cli_run_main(int argc, char **argv);
+int cli_model_main(int argc, char **argv);
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */

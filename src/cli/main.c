@@ -21,6 +21,8 @@ static const cli_cmd commands[] = {
     {"ping", "measure the round trip to another node", cli_ping_main},
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
+    {"model", "inspect and tokenize GGUF models", cli_model_main},
+    {"run", "generate text with a local GGUF model", cli_run_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

@@ -1,12 +1,14 @@
-/* llm/gguf — GGUF v2/v3 reader (mmap) and writer.
+/* llm/gguf — GGUF v2/v3 reader (mmap) and v3 writer.
  *
  * The reader maps the file read-only and validates everything before returning: magic,
  * version, counts under hard caps, every string and array inside the file, known value
- * types, tensor dims/types, offsets aligned to general.alignment (default 32), tensor data
- * inside the file and non-overlapping. Any problem gives ERR_FORMAT (or ERR_TOOBIG /
- * ERR_UNSUPPORTED) plus a message naming the field and offset in err. After a successful
- * open all accessors are O(1) or O(log n) and never fail on bounds: string arrays get an
- * offset table at open time.
+ * types (no arrays of arrays), unique keys, tensor names/dims/types (ne[0] whole blocks,
+ * sizes that fit in int64), offsets aligned to general.alignment (default 32), tensor data
+ * inside the file and non-overlapping, unique tensor names. Errors: ERR_FORMAT (malformed
+ * or truncated), ERR_TOOBIG (over a cap), ERR_UNSUPPORTED (v1, v4+, big-endian, unknown
+ * tensor type), -errno (open/mmap), each with a one-line message in err naming the field
+ * and the byte offset. After a successful open all accessors are O(1) or O(log n) and
+ * never fail on bounds: string arrays get an offset table at open time. See docs/gguf.md.
  *
  * Ownership: gguf_file owns the mapping; every gguf_str, kv data pointer and tensor data
  * pointer borrows from it and is valid until gguf_close. Reading is thread-safe after open
@@ -26,6 +28,8 @@
 #define GGUF_MAX_STRING (64u << 20)   /* one string, bytes */
 #define GGUF_MAX_ARRAY (16u << 20)    /* elements in one array */
 #define GGUF_MAX_NAME 256             /* tensor name bytes (ggml limit is 64) */
+#define GGUF_MAX_KEY 4096             /* metadata key bytes */
+#define GGUF_MAX_ALIGNMENT (1u << 24) /* general.alignment: a power of two up to this */
 
 typedef enum gguf_vtype {
   GGUF_VT_UINT8 = 0, GGUF_VT_INT8 = 1, GGUF_VT_UINT16 = 2, GGUF_VT_INT16 = 3,
@@ -71,6 +75,8 @@ uint32_t gguf_version(const gguf_file *f);
 size_t gguf_alignment(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
 const uint8_t *gguf_base(const gguf_file *f); /* start of the mapping */
+size_t gguf_data_offset(const gguf_file *f);  /* file offset of the tensor data section */
+const char *gguf_vtype_name(gguf_vtype t);     /* "u32", "string", ...; "?" when unknown */
 
 size_t gguf_n_kv(const gguf_file *f);
 const gguf_kv *gguf_kv_at(const gguf_file *f, size_t i);
@@ -110,6 +116,8 @@ int gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t v);
 int gguf_writer_set_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_set_bool(gguf_writer *w, const char *key, int v);
 int gguf_writer_set_str(gguf_writer *w, const char *key, const char *v, size_t len);
+/* Any scalar type t (not STRING/ARRAY) from its raw little-endian bytes (copied). */
+int gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_vtype t, const void *le_value);
 /* Array of n elements of scalar type t (raw little-endian bytes, copied). */
 int gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_vtype t, const void *data, uint64_t n);
 int gguf_writer_set_arr_str(gguf_writer *w, const char *key, const gguf_str *items, uint64_t n);
@@ -118,7 +126,9 @@ int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *src);
 /* Adds a tensor; data (nbytes = quant row size * rows) is borrowed until write. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims,
                            const uint64_t ne[], uint32_t type, const void *data, uint64_t nbytes);
-/* Writes the file durably (temp file + fsync + rename). */
+/* Writes the file durably, streaming (temp file in the same directory + fsync + rename +
+ * directory fsync, mode 0644): a crash leaves the old file or the new one. Returns 0,
+ * ERR_INVAL (bad general.alignment) or -errno. */
 int gguf_writer_write(gguf_writer *w, const char *path);
 
 #endif

@@ -443,7 +443,7 @@ static int start_lookup(dht *d, dht_op op, const uint8_t target[20], lookup **ou
   dht__tnode seeds[DHT_K * 2];
   size_t n = dht__table_closest(&d->table, target, d->now, seeds, DHT_K * 2);
   for (size_t i = 0; i < n; i++) cand_add(d, l, seeds[i].id, &seeds[i].addr, 0);
-  if (d->table.count < DHT_K)
+  if (n < DHT_K) /* thin or dead table: the bootstrap nodes too */
     for (int i = 0; i < d->n_boot; i++) cand_add(d, l, NULL, &d->boot[i], 0);
   l->dirty = 1;
   d->any_dirty = 1;
@@ -1004,8 +1004,11 @@ static void maintenance(dht *d) {
     d->secret_at = now;
   }
   dht__store_expire(&d->store, now);
-  /* Bootstrap: look ourselves up while the table is thin. */
-  if (d->table.count < DHT_K && !d->self_lookup && (d->n_boot || d->table.count) &&
+  /* Bootstrap: look ourselves up while the table has fewer than K live nodes (also after
+   * an outage has made every node bad). */
+  dht__tnode live[DHT_K];
+  size_t n_live = dht__table_closest(&d->table, d->id, now, live, DHT_K);
+  if (n_live < DHT_K && !d->self_lookup && (d->n_boot || n_live) &&
       (!d->last_boot || now - d->last_boot >= BOOT_RETRY_MS)) {
     lookup *l;
     if (!start_lookup(d, DHT_OP_FIND_NODE, d->id, &l)) {

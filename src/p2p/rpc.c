@@ -247,10 +247,12 @@ uint64_t rpc_deadline(const rpc *r) {
 }
 
 void rpc_fail_all(rpc *r, int code, const char *message) {
-  while (r->npend) {
-    pending p = take_pending(r, r->npend - 1);
-    complete_error(r, &p, code, message);
-  }
+  pending *old = r->pend; /* detached first: callbacks may issue new calls */
+  size_t n = r->npend;
+  r->pend = NULL;
+  r->npend = r->cpend = 0;
+  for (size_t i = 0; i < n; i++) complete_error(r, &old[i], code, message);
+  free(old);
   for (size_t i = 0; i < r->ninc; i++) json_decref(r->inc[i].id);
   r->ninc = 0;
 }

@@ -1,0 +1,793 @@
+/* llm/engine — KV cache, batched forward pass on a thread pool, generation; see engine.h.
+ *
+ * The forward pass for a batch of nt tokens is one pool job (forward_job) that every
+ * thread runs; the threads meet at a barrier between phases and draw work items from the
+ * pool's chunk counter. Per layer:
+ *
+ *   A  x[t] -> xb[t] = rmsnorm(x[t]) * attn_norm, converted to the q/k/v vec_dot_type
+ *                                                             (items: tokens)
+ *   B  q/k/v = W xb (+ bias), one head's rows for all tokens per item; then the item's
+ *      q/k heads get q/k-norm (qwen3) and RoPE; k goes straight into the key cache, v into
+ *      the transposed value cache                               (items: heads)
+ *   C  attention of token t, head h over positions 0..pos+t -> xb[t][h]  (items: t x h)
+ *   D  xb converted for wo (skipped when wo is F32)            (items: tokens)
+ *   E  x += wo xb                                              (items: row ranges)
+ *   F  xb = rmsnorm(x) * ffn_norm, converted for gate/up        (items: tokens)
+ *   G  hb = silu(w_gate xb) * (w_up xb)                         (items: row ranges)
+ *   H  hb converted for w_down (skipped when F32)               (items: tokens)
+ *   I  x += w_down hb                                           (items: row ranges)
+ *
+ * then the last token's output norm and logits = output xb. Matrix products go through
+ * quant_vec_dot_nx in tiles of QUANT_NX_MAX weight rows by QUANT_NX_MAX tokens; a range
+ * of weight rows small enough for L1 is swept over all tokens of the batch before moving
+ * on, so each weight byte comes from memory once per batch. quant_vec_dot_nx equals
+ * quant_vec_dot bit for bit, and every output element is written by exactly one thread,
+ * so neither the thread count nor the batching changes any result.
+ *
+ * Caches: keys [layer][pos][kv_dim] (a position's keys contiguous), values transposed
+ * [layer][kv_dim][pos], so attention's weighted sum of values is again a row dot product
+ * over positions, as in llama.cpp's non-flash-attention path. */
+#include "llm/engine.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "llm/pool.h"
+#include "llm/tok.h"
+
+#define NX QUANT_NX_MAX
+#define MAX_ACT_TYPES 4       /* distinct vec_dot_types one model may need */
+#define L1_WEIGHT_BYTES 16384 /* weight rows kept hot while sweeping a batch */
+
+struct engine {
+  const model *m;
+  int n_ctx;            /* KV cache positions */
+  int n_batch;          /* most tokens per forward job */
+  int n_threads;
+  pool *pool;
+  atomic_int cancel;    /* engine_cancel */
+
+  /* dimensions, copied from the model for brevity */
+  int d, q_dim, kv_dim, hd, n_ff, xb_dim;
+
+  /* run state for up to n_batch tokens (allocated once) */
+  float *x;             /* [n_batch][d] residual stream */
+  float *xb;            /* [n_batch][xb_dim] normed input, then attention output */
+  float *q;             /* [n_batch][q_dim] queries */
+  float *hb;            /* [n_batch][n_ff] FFN hidden */
+  float *att;           /* [n_threads][n_ctx * (NX+1)] attention scores, per thread */
+  float *rope;          /* [n_batch][n_rot] (cos, sin) per rotated pair */
+  int n_act;
+  qtype act_type[MAX_ACT_TYPES];   /* vec_dot_types in use (F32 never: rows are used as is) */
+  size_t act_stride[MAX_ACT_TYPES];
+  struct act_bufs *act;            /* [n_batch][act_stride] converted activations */
+  struct act_bufs *act_priv;       /* [n_threads], one row each: single-token path */
+  float *xb_priv;                  /* [n_threads][xb_dim] normed input, single-token path */
+
+  /* KV cache */
+  float *kc;            /* [n_layer][n_ctx][kv_dim] keys after RoPE */
+  float *vc;            /* [n_layer][kv_dim][n_ctx] values, transposed */
+  int32_t *cached;      /* [n_ctx] token at each cached position */
+  float *logits_buf;    /* [n_vocab] logits for engine_generate */
+  int n_cached;         /* positions 0..n_cached-1 are valid */
+
+  /* the current job */
+  const int32_t *tok;   /* [nt] */
+  int nt;               /* tokens in this job */
+  int pos;              /* position of tok[0] */
+  float *logits;        /* [n_vocab] or NULL */
+  int stop;             /* latched cancel request, read by all threads after a barrier */
+  int stopped;          /* the job ended early */
+};
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static int fail(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t cap, int rc, const char *fmt, ...) {
+  if (err && cap) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int64_t i64min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* A matrix product's input: rows of the weight's vec_dot_type, stride bytes apart. */
+typedef struct act_view {
+  const uint8_t *p;
+  size_t stride;
+} act_view;
+
+static int act_slot(const engine *e, qtype t) {
+  for (int i = 0; i < e->n_act; i++)
+    if (e->act_type[i] == t) return i;
+  return -1;
+}
+
+static qtype vdt(const model_mat *w) { return quant_traits_of(w->type)->vec_dot_type; }
+
+/* Where converted activations go: one buffer per vec_dot_type slot, rows act_stride[slot]
+ * apart. The shared set holds n_batch rows; each thread's private set holds one. */
+typedef struct act_bufs {
+  uint8_t *p[MAX_ACT_TYPES];
+} act_bufs;
+
+/* The activation rows for w: src itself when w dots with F32, else the converted copy. */
+static act_view act_for(const engine *e, const model_mat *w, const float *src, size_t src_stride,
+                        const act_bufs *bufs) {
+  qtype t = vdt(w);
+  if (t == QT_F32) return (act_view){(const uint8_t *)src, src_stride * sizeof(float)};
+  int s = act_slot(e, t);
+  return (act_view){bufs->p[s], e->act_stride[s]};
+}
+
+/* Converts src (n elements) into row t of bufs for each weight in ws (a type once). */
+static void convert_row(const engine *e, const float *src, int t, int64_t n, const model_mat *const *ws, int nw,
+                        const act_bufs *bufs) {
+  qtype done[MAX_ACT_TYPES];
+  int nd = 0;
+  for (int i = 0; i < nw; i++) {
+    qtype ty = vdt(ws[i]);
+    if (ty == QT_F32) continue;
+    int seen = 0;
+    for (int j = 0; j < nd; j++) seen |= done[j] == ty;
+    if (seen) continue;
+    done[nd++] = ty;
+    int s = act_slot(e, ty);
+    quant_quantize_row(ty, src, bufs->p[s] + (size_t)t * e->act_stride[s], n);
+  }
+}
+
+/* y = x * (1/sqrt(mean(x^2) + eps)) * w, accumulating the mean in double like ggml. */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+  float mean = (float)(sum / n);
+  float scale = 1.0f / sqrtf(mean + eps);
+  for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+/* (cos, sin) of each rotated pair's angle at position p. The angle of pair i is
+ * p * base^(-2i/n_rot), advanced by repeated multiplication in float as ggml does. */
+static void rope_table(const engine *e, float *cs, int p) {
+  const model_hparams *hp = &e->m->hp;
+  const float *ff = e->m->rope_freqs;
+  float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+  float theta = (float)p;
+  for (int i = 0; i < hp->n_rot / 2; i++) {
+    float th = ff ? theta / ff[i] : theta;
+    cs[2 * i] = cosf(th);
+    cs[2 * i + 1] = sinf(th);
+    theta *= theta_scale;
+  }
+}
+
+/* Rotates one head v[hd] in place. */
+static void rope_apply(float *v, const float *cs, int n_rot, model_rope mode) {
+  int half = n_rot / 2;
+  for (int i = 0; i < half; i++) {
+    int i0 = mode == MODEL_ROPE_NEOX ? i : 2 * i, i1 = mode == MODEL_ROPE_NEOX ? i + half : 2 * i + 1;
+    float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i0], x1 = v[i1];
+    v[i0] = x0 * c - x1 * s;
+    v[i1] = x0 * s + x1 * c;
+  }
+}
+
+/* ---- matrix products ------------------------------------------------------------------ */
+
+/* Weight rows kept in L1 while a range is swept over the batch (a multiple of NX). */
+static int64_t rows_per_sweep(const model_mat *w) {
+  int64_t r = (int64_t)(L1_WEIGHT_BYTES / (w->row_bytes ? w->row_bytes : 1));
+  r = r / NX * NX;
+  return r < NX ? NX : r;
+}
+
+/* out[t*ots + r*ors] = (acc ? out : 0) + dot(w row r, a row t) + (bias ? bias[r] : 0)
+ * for r in [r0, r1), t in [0, nt). */
+static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t r1, float *out, size_t ots,
+                    size_t ors, int acc, const float *bias) {
+  float tile[NX * NX];
+  const uint8_t *wd = w->data;
+  int64_t sweep = rows_per_sweep(w);
+  for (int64_t rs = r0; rs < r1; rs += sweep) {
+    int64_t re = i64min(rs + sweep, r1);
+    for (int t = 0; t < nt; t += NX) {
+      int na = imin(NX, nt - t);
+      for (int64_t r = rs; r < re; r += NX) {
+        int nw = (int)i64min(NX, re - r);
+        quant_vec_dot_nx(w->type, w->n_in, wd + (size_t)r * w->row_bytes, w->row_bytes, nw,
+                         a.p + (size_t)t * a.stride, a.stride, na, tile, NX);
+        for (int i = 0; i < nw; i++) {
+          float b = bias ? bias[r + i] : 0.0f;
+          for (int j = 0; j < na; j++) {
+            float v = tile[i * NX + j];
+            if (bias) v += b;
+            float *dst = out + (size_t)(t + j) * ots + (size_t)(r + i) * ors;
+            *dst = acc ? *dst + v : v;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* hb[t][r] = silu(gate_r . a_t) * (up_r . b_t) for r in [r0, r1). */
+static void mm_gate_up(const model_mat *wg, const model_mat *wu, act_view ag, act_view au, int nt, int64_t r0,
+                       int64_t r1, float *hb, size_t ts) {
+  float tg[NX * NX], tu[NX * NX];
+  int64_t sweep = rows_per_sweep(wg) / 2 / NX * NX;
+  if (sweep < NX) sweep = NX;
+  for (int64_t rs = r0; rs < r1; rs += sweep) {
+    int64_t re = i64min(rs + sweep, r1);
+    for (int t = 0; t < nt; t += NX) {
+      int na = imin(NX, nt - t);
+      for (int64_t r = rs; r < re; r += NX) {
+        int nw = (int)i64min(NX, re - r);
+        quant_vec_dot_nx(wg->type, wg->n_in, (const uint8_t *)wg->data + (size_t)r * wg->row_bytes, wg->row_bytes,
+                         nw, ag.p + (size_t)t * ag.stride, ag.stride, na, tg, NX);
+        quant_vec_dot_nx(wu->type, wu->n_in, (const uint8_t *)wu->data + (size_t)r * wu->row_bytes, wu->row_bytes,
+                         nw, au.p + (size_t)t * au.stride, au.stride, na, tu, NX);
+        for (int i = 0; i < nw; i++)
+          for (int j = 0; j < na; j++) {
+            float g = tg[i * NX + j];
+            hb[(size_t)(t + j) * ts + (size_t)(r + i)] = (g / (1.0f + expf(-g))) * tu[i * NX + j];
+          }
+      }
+    }
+  }
+}
+
+/* Row ranges handed out per chunk: about 4 chunks per thread, multiples of 16 rows. The
+ * split never changes results (each element is one whole dot product). */
+static int64_t chunk_rows(int64_t n_out, int nth) {
+  int64_t c = (n_out + 4 * nth - 1) / (4 * nth);
+  c = (c + 15) / 16 * 16;
+  return c < 16 ? 16 : c;
+}
+
+/* Runs rows of w over the batch, chunks drawn from the pool. */
+static void mm_par(engine *e, const model_mat *w, act_view a, int nt, float *out, size_t ots, size_t ors, int acc,
+                   int nth) {
+  int64_t cr = chunk_rows(w->n_out, nth);
+  for (int64_t c; (c = pool_chunk(e->pool)) * cr < w->n_out;) {
+    int64_t r0 = c * cr;
+    mm_rows(w, a, nt, r0, i64min(r0 + cr, w->n_out), out, ots, ors, acc, NULL);
+  }
+}
+
+/* ---- the forward pass ----------------------------------------------------------------- */
+
+/* Phase B item: one head of q, k or v for every token of the batch. */
+static void qkv_head(engine *e, int il, int item, act_view aq, act_view ak, act_view av) {
+  const model *m = e->m;
+  const model_hparams *hp = &m->hp;
+  const model_layer *L = &m->layers[il];
+  const int nt = e->nt, hd = e->hd, kv_dim = e->kv_dim;
+  const size_t n_ctx = (size_t)e->n_ctx;
+  if (item < hp->n_head) { /* query head */
+    int64_t r0 = (int64_t)item * hd;
+    mm_rows(&L->wq, aq, nt, r0, r0 + hd, e->q, (size_t)e->q_dim, 1, 0, L->bq);
+    for (int t = 0; t < nt; t++) {
+      float *v = e->q + (size_t)t * e->q_dim + r0;
+      if (L->q_norm) rmsnorm(v, v, L->q_norm, hd, hp->rms_eps);
+      rope_apply(v, e->rope + (size_t)t * hp->n_rot, hp->n_rot, hp->rope);
+    }
+  } else if (item < hp->n_head + hp->n_head_kv) { /* key head, into the cache */
+    int64_t r0 = (int64_t)(item - hp->n_head) * hd;
+    float *kc = e->kc + ((size_t)il * n_ctx + (size_t)e->pos) * kv_dim;
+    mm_rows(&L->wk, ak, nt, r0, r0 + hd, kc, (size_t)kv_dim, 1, 0, L->bk);
+    for (int t = 0; t < nt; t++) {
+      float *v = kc + (size_t)t * kv_dim + r0;
+      if (L->k_norm) rmsnorm(v, v, L->k_norm, hd, hp->rms_eps);
+      rope_apply(v, e->rope + (size_t)t * hp->n_rot, hp->n_rot, hp->rope);
+    }
+  } else { /* value head, transposed into the cache */
+    int64_t r0 = (int64_t)(item - hp->n_head - hp->n_head_kv) * hd;
+    float *vc = e->vc + (size_t)il * kv_dim * n_ctx + (size_t)e->pos;
+    mm_rows(&L->wv, av, nt, r0, r0 + hd, vc, 1, n_ctx, 0, L->bv);
+  }
+}
+
+/* Phase C item: query head h of tokens t0..t0+nq-1 (nq <= NX); token t attends to
+ * positions 0..pos+t. The scores of the nq queries come from one sweep over the keys
+ * (NX keys x nq queries per call; scores past a query's own last position are computed
+ * and ignored), then each query gets its softmax and its weighted sum of values. Every
+ * number is the same dot product as for a single query, so batching changes nothing. */
+static void attend(engine *e, int il, int t0, int nq, int h, float *att) {
+  const model_hparams *hp = &e->m->hp;
+  const int hd = e->hd, kv_dim = e->kv_dim, n_last = e->pos + t0 + nq; /* positions of the last query */
+  const size_t n_ctx = (size_t)e->n_ctx;
+  const int kvh = h / (hp->n_head / hp->n_head_kv);
+  const float *q = e->q + (size_t)t0 * e->q_dim + (size_t)h * hd;
+  const float *k = e->kc + (size_t)il * n_ctx * kv_dim + (size_t)kvh * hd;
+  const float *vt = e->vc + ((size_t)il * kv_dim + (size_t)kvh * hd) * n_ctx;
+  const float scale = 1.0f / sqrtf((float)hd);
+  float *s4 = att;             /* [n_ctx][NX] raw scores, query-minor */
+  float *p = att + n_ctx * NX; /* [n_ctx] one query's weights */
+  for (int j = 0; j < n_last; j += NX) {
+    int nw = imin(NX, n_last - j);
+    quant_vec_dot_nx(QT_F32, hd, k + (size_t)j * kv_dim, (size_t)kv_dim * sizeof(float), nw, q,
+                     (size_t)e->q_dim * sizeof(float), nq, s4 + (size_t)j * NX, NX);
+  }
+  for (int i = 0; i < nq; i++) {
+    const int n_pos = e->pos + t0 + i + 1;
+    float mx = -INFINITY;
+    for (int j = 0; j < n_pos; j++) {
+      p[j] = s4[(size_t)j * NX + i] * scale;
+      if (p[j] > mx) mx = p[j];
+    }
+    double sum = 0;
+    for (int j = 0; j < n_pos; j++) {
+      p[j] = expf(p[j] - mx);
+      sum += p[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < n_pos; j++) p[j] *= inv;
+    /* out[d] = sum_j p[j] * v_j[d]: a dot product with row d of the transposed cache */
+    float *out = e->xb + (size_t)(t0 + i) * e->xb_dim + (size_t)h * hd;
+    for (int dd = 0; dd < hd; dd += NX) {
+      int nw = imin(NX, hd - dd);
+      quant_vec_dot_nx(QT_F32, n_pos, vt + (size_t)dd * n_ctx, n_ctx * sizeof(float), nw, p, 0, 1, out + dd, 1);
+    }
+  }
+}
+
+/* The forward pass of e->nt tokens, run by every thread of the pool.
+ *
+ * With one token (decode) the norms and conversions are cheap, so every thread computes
+ * them itself into its private buffers instead of one thread computing them while the
+ * others wait: that removes the barriers after phases A, D, F and H, leaving five per
+ * layer. Every thread computes the same bits, so results are unchanged. */
+static void forward_job(void *arg, int ith, int nth) {
+  engine *e = arg;
+  const model *m = e->m;
+  const model_hparams *hp = &m->hp;
+  const int nt = e->nt, d = e->d, priv = nt == 1;
+  pool *P = e->pool;
+  /* normed input and its conversions: shared rows, or this thread's own single row */
+  float *xn = priv ? e->xb_priv + (size_t)ith * e->xb_dim : e->xb;
+  const act_bufs *ab = priv ? &e->act_priv[ith] : e->act;
+  const size_t xs = (size_t)e->xb_dim;
+
+  /* embeddings and RoPE angles, per token */
+  for (int t = ith; t < nt; t += nth) {
+    const model_mat *te = &m->tok_embd;
+    quant_dequantize_row(te->type, (const uint8_t *)te->data + (size_t)e->tok[t] * te->row_bytes,
+                         e->x + (size_t)t * d, d);
+    rope_table(e, e->rope + (size_t)t * hp->n_rot, e->pos + t);
+  }
+  if (ith == 0) e->stop = atomic_load_explicit(&e->cancel, memory_order_relaxed);
+  pool_barrier(P);
+
+  for (int il = 0; il < hp->n_layer; il++) {
+    const model_layer *L = &m->layers[il];
+    const model_mat *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+    const model_mat *wo[1] = {&L->wo}, *wd[1] = {&L->w_down};
+    if (e->stop) return; /* latched by thread 0 before the last barrier: all agree */
+
+    /* A: attention norm */
+    if (priv) {
+      rmsnorm(xn, e->x, L->attn_norm, d, hp->rms_eps);
+      convert_row(e, xn, 0, d, qkv, 3, ab);
+    } else {
+      for (int t = ith; t < nt; t += nth) {
+        rmsnorm(xn + t * xs, e->x + (size_t)t * d, L->attn_norm, d, hp->rms_eps);
+        convert_row(e, xn + t * xs, t, d, qkv, 3, ab);
+      }
+      pool_barrier(P);
+    }
+
+    /* B: q, k, v by heads, with RoPE */
+    act_view aq = act_for(e, &L->wq, xn, xs, ab), ak = act_for(e, &L->wk, xn, xs, ab),
+             av = act_for(e, &L->wv, xn, xs, ab);
+    const int n_items = hp->n_head + 2 * hp->n_head_kv;
+    for (int c; (c = pool_chunk(P)) < n_items;) qkv_head(e, il, c, aq, ak, av);
+    pool_barrier(P);
+
+    /* C: attention -> e->xb */
+    float *att = e->att + (size_t)ith * e->n_ctx * (NX + 1);
+    const int n_qb = (nt + NX - 1) / NX; /* blocks of NX queries */
+    for (int c; (c = pool_chunk(P)) < n_qb * hp->n_head;) {
+      int t0 = c / hp->n_head * NX;
+      attend(e, il, t0, imin(NX, nt - t0), c % hp->n_head, att);
+    }
+    pool_barrier(P);
+
+    /* D, E: output projection into the residual stream */
+    if (vdt(&L->wo) != QT_F32) {
+      if (priv) {
+        convert_row(e, e->xb, 0, e->q_dim, wo, 1, ab);
+      } else {
+        for (int t = ith; t < nt; t += nth) convert_row(e, e->xb + t * xs, t, e->q_dim, wo, 1, ab);
+        pool_barrier(P);
+      }
+    }
+    mm_par(e, &L->wo, act_for(e, &L->wo, e->xb, xs, ab), nt, e->x, (size_t)d, 1, 1, nth);
+    pool_barrier(P);
+
+    /* F: FFN norm */
+    if (priv) {
+      rmsnorm(xn, e->x, L->ffn_norm, d, hp->rms_eps);
+      convert_row(e, xn, 0, d, gu, 2, ab);
+    } else {
+      for (int t = ith; t < nt; t += nth) {
+        rmsnorm(xn + t * xs, e->x + (size_t)t * d, L->ffn_norm, d, hp->rms_eps);
+        convert_row(e, xn + t * xs, t, d, gu, 2, ab);
+      }
+      pool_barrier(P);
+    }
+
+    /* G: gate and up, SwiGLU -> e->hb */
+    {
+      act_view ag = act_for(e, &L->w_gate, xn, xs, ab), au = act_for(e, &L->w_up, xn, xs, ab);
+      int64_t cr = chunk_rows(e->n_ff, nth);
+      for (int64_t c; (c = pool_chunk(P)) * cr < e->n_ff;) {
+        int64_t r0 = c * cr;
+        mm_gate_up(&L->w_gate, &L->w_up, ag, au, nt, r0, i64min(r0 + cr, e->n_ff), e->hb, (size_t)e->n_ff);
+      }
+    }
+    pool_barrier(P);
+
+    /* H, I: down projection into the residual stream */
+    if (vdt(&L->w_down) != QT_F32) {
+      if (priv) {
+        convert_row(e, e->hb, 0, e->n_ff, wd, 1, ab);
+      } else {
+        for (int t = ith; t < nt; t += nth) convert_row(e, e->hb + (size_t)t * e->n_ff, t, e->n_ff, wd, 1, ab);
+        pool_barrier(P);
+      }
+    }
+    mm_par(e, &L->w_down, act_for(e, &L->w_down, e->hb, (size_t)e->n_ff, ab), nt, e->x, (size_t)d, 1, 1, nth);
+    if (ith == 0) e->stop = atomic_load_explicit(&e->cancel, memory_order_relaxed);
+    pool_barrier(P);
+  }
+
+  if (!e->logits || e->stop) return;
+  /* output norm of the last token, then the logits */
+  const model_mat *out[1] = {&m->output};
+  if (priv) {
+    rmsnorm(xn, e->x, m->output_norm, d, hp->rms_eps);
+    convert_row(e, xn, 0, d, out, 1, ab);
+  } else {
+    if (ith == 0) {
+      rmsnorm(xn, e->x + (size_t)(nt - 1) * d, m->output_norm, d, hp->rms_eps);
+      convert_row(e, xn, 0, d, out, 1, ab);
+    }
+    pool_barrier(P);
+  }
+  mm_par(e, &m->output, act_for(e, &m->output, xn, xs, ab), 1, e->logits, 0, 1, 0, nth);
+}
+
+/* ---- public API ----------------------------------------------------------------------- */
+
+engine_params engine_default_params(void) { return (engine_params){0, 0, 0}; }
+
+static int default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  if (n > 8) n = 8;
+  return (int)n;
+}
+
+static int add_act_type(engine *e, const model_mat *w) {
+  qtype t = vdt(w);
+  if (t == QT_F32 || act_slot(e, t) >= 0) return 0;
+  if (e->n_act == MAX_ACT_TYPES) return ERR_UNSUPPORTED;
+  e->act_type[e->n_act++] = t;
+  return 0;
+}
+
+static void *alloc_floats(size_t n, size_t *total) {
+  *total += n * sizeof(float);
+  return calloc(n ? n : 1, sizeof(float));
+}
+
+int engine_new(const model *m, const engine_params *p, engine **out, char *err, size_t err_cap) {
+  *out = NULL;
+  if (err && err_cap) err[0] = 0;
+  const model_hparams *hp = &m->hp;
+  engine_params ep = p ? *p : engine_default_params();
+  if (ep.n_ctx < 0 || ep.n_batch < 0 || ep.n_threads < 0 || ep.n_threads > POOL_MAX_THREADS)
+    return fail(err, err_cap, ERR_INVAL, "invalid engine parameters");
+  if (ep.n_ctx == 0) ep.n_ctx = imin(hp->n_ctx_train, ENGINE_DEFAULT_CTX);
+  if (ep.n_ctx > (1 << 22)) return fail(err, err_cap, ERR_INVAL, "context of %d positions is too large", ep.n_ctx);
+  if (ep.n_batch == 0) ep.n_batch = ENGINE_DEFAULT_BATCH;
+  ep.n_batch = imin(ep.n_batch, ep.n_ctx);
+  if (ep.n_threads == 0) ep.n_threads = default_threads();
+  quant_init();
+
+  engine *e = calloc(1, sizeof *e);
+  if (!e) return fail(err, err_cap, ERR_NOMEM, "out of memory");
+  e->m = m;
+  e->n_ctx = ep.n_ctx;
+  e->n_batch = ep.n_batch;
+  e->n_threads = ep.n_threads;
+  e->d = hp->n_embd;
+  e->hd = hp->head_dim;
+  e->q_dim = hp->n_head * hp->head_dim;
+  e->kv_dim = hp->n_head_kv * hp->head_dim;
+  e->n_ff = hp->n_ff;
+  e->xb_dim = e->d > e->q_dim ? e->d : e->q_dim;
+  atomic_init(&e->cancel, 0);
+
+  int rc = ERR_NOMEM;
+  size_t total = 0, nb = (size_t)e->n_batch;
+  e->x = alloc_floats(nb * e->d, &total);
+  e->xb = alloc_floats(nb * e->xb_dim, &total);
+  e->q = alloc_floats(nb * e->q_dim, &total);
+  e->hb = alloc_floats(nb * e->n_ff, &total);
+  e->att = alloc_floats((size_t)e->n_threads * e->n_ctx * (NX + 1), &total);
+  e->rope = alloc_floats(nb * hp->n_rot, &total);
+  e->kc = alloc_floats((size_t)hp->n_layer * e->n_ctx * e->kv_dim, &total);
+  e->vc = alloc_floats((size_t)hp->n_layer * e->n_ctx * e->kv_dim, &total);
+  e->cached = calloc((size_t)e->n_ctx, sizeof *e->cached);
+  e->logits_buf = alloc_floats((size_t)hp->n_vocab, &total);
+  if (!e->x || !e->xb || !e->q || !e->hb || !e->att || !e->rope || !e->kc || !e->vc || !e->cached ||
+      !e->logits_buf) {
+    rc = fail(err, err_cap, ERR_NOMEM, "out of memory for a %d-position context (%.1f MiB)", e->n_ctx,
+              (double)total / (1 << 20));
+    goto fail;
+  }
+  for (int il = 0; il < hp->n_layer; il++) {
+    const model_layer *L = &m->layers[il];
+    const model_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
+      if (add_act_type(e, ws[i])) {
+        rc = fail(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
+        goto fail;
+      }
+  }
+  if (add_act_type(e, &m->output)) {
+    rc = fail(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
+    goto fail;
+  }
+  int64_t max_in = e->xb_dim > e->n_ff ? e->xb_dim : e->n_ff;
+  e->act = calloc(1, sizeof *e->act);
+  e->act_priv = calloc((size_t)e->n_threads, sizeof *e->act_priv);
+  e->xb_priv = alloc_floats((size_t)e->n_threads * e->xb_dim, &total);
+  if (!e->act || !e->act_priv || !e->xb_priv) {
+    rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+    goto fail;
+  }
+  for (int i = 0; i < e->n_act; i++) {
+    /* rows of max_in elements; inputs shorter than that use a prefix of each row */
+    int64_t n = max_in;
+    const quant_traits *tr = quant_traits_of(e->act_type[i]);
+    n = (n + tr->block_size - 1) / tr->block_size * tr->block_size;
+    e->act_stride[i] = (quant_row_size(e->act_type[i], n) + 63) / 64 * 64;
+    e->act->p[i] = aligned_alloc(64, nb * e->act_stride[i]);
+    if (!e->act->p[i]) {
+      rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+      goto fail;
+    }
+    for (int th = 0; th < e->n_threads; th++)
+      if (!(e->act_priv[th].p[i] = aligned_alloc(64, e->act_stride[i]))) {
+        rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+        goto fail;
+      }
+  }
+  rc = pool_new(e->n_threads, &e->pool);
+  if (rc) {
+    fail(err, err_cap, rc, "cannot start %d threads: %s", e->n_threads, err_str(rc));
+    goto fail;
+  }
+  *out = e;
+  return 0;
+fail:
+  engine_free(e);
+  return rc;
+}
+
+void engine_free(engine *e) {
+  if (!e) return;
+  pool_free(e->pool);
+  free(e->x);
+  free(e->xb);
+  free(e->q);
+  free(e->hb);
+  free(e->att);
+  free(e->rope);
+  for (int i = 0; i < e->n_act; i++) {
+    if (e->act) free(e->act->p[i]);
+    for (int th = 0; e->act_priv && th < e->n_threads; th++) free(e->act_priv[th].p[i]);
+  }
+  free(e->act);
+  free(e->act_priv);
+  free(e->xb_priv);
+  free(e->kc);
+  free(e->vc);
+  free(e->cached);
+  free(e->logits_buf);
+  free(e);
+}
+
+const model *engine_model(const engine *e) { return e->m; }
+int engine_n_ctx(const engine *e) { return e->n_ctx; }
+int engine_n_batch(const engine *e) { return e->n_batch; }
+int engine_n_threads(const engine *e) { return e->n_threads; }
+int engine_n_vocab(const engine *e) { return e->m->hp.n_vocab; }
+int engine_n_cached(const engine *e) { return e->n_cached; }
+const int32_t *engine_cached_tokens(const engine *e) { return e->cached; }
+
+void engine_truncate(engine *e, int n) {
+  if (n < 0) n = 0;
+  if (n < e->n_cached) e->n_cached = n;
+}
+
+void engine_cancel(engine *e) { atomic_store(&e->cancel, 1); }
+void engine_cancel_reset(engine *e) { atomic_store(&e->cancel, 0); }
+int engine_canceled(const engine *e) { return atomic_load((atomic_int *)&e->cancel); }
+
+int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_out) {
+  if (n <= 0 || !tokens) return ERR_INVAL;
+  if (pos < 0 || pos > e->n_cached || n > e->n_ctx - pos) return ERR_RANGE;
+  for (int i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= e->m->hp.n_vocab) return ERR_INVAL;
+  e->n_cached = pos;
+  for (int done = 0; done < n;) {
+    if (atomic_load(&e->cancel)) return ERR_CANCELED;
+    int nt = imin(e->n_batch, n - done);
+    e->tok = tokens + done;
+    e->nt = nt;
+    e->pos = pos + done;
+    e->logits = done + nt == n ? logits_out : NULL;
+    e->stop = 0;
+    pool_run(e->pool, forward_job, e);
+    if (e->stop) return ERR_CANCELED;
+    memcpy(e->cached + pos + done, tokens + done, (size_t)nt * sizeof *tokens);
+    done += nt;
+    e->n_cached = pos + done;
+  }
+  return 0;
+}
+
+/* ---- generation ----------------------------------------------------------------------- */
+
+engine_gen_params engine_default_gen_params(void) {
+  return (engine_gen_params){.max_tokens = 128, .stop_at_eog = 1};
+}
+
+/* Text not yet given to the callback: whole UTF-8 characters, held back while they could
+ * be the start of a stop string. */
+typedef struct gen_text {
+  char *buf;
+  size_t len, cap;
+} gen_text;
+
+/* Length of the longest suffix of s[0..n) that is a proper prefix of a stop string. */
+static size_t stop_prefix_tail(const engine_gen_params *gp, const char *s, size_t n) {
+  size_t best = 0;
+  for (int i = 0; i < gp->n_stop; i++) {
+    size_t sl = strlen(gp->stop[i]);
+    for (size_t k = sl - 1 < n ? sl - 1 : n; k > best; k--)
+      if (!memcmp(s + n - k, gp->stop[i], k)) {
+        best = k;
+        break;
+      }
+  }
+  return best;
+}
+
+/* Offset of the earliest stop string match in s[0..n), or -1. */
+static long stop_match(const engine_gen_params *gp, const char *s, size_t n) {
+  long first = -1;
+  for (int i = 0; i < gp->n_stop; i++) {
+    const char *hit = memmem(s, n, gp->stop[i], strlen(gp->stop[i]));
+    if (hit && (first < 0 || hit - s < first)) first = hit - s;
+  }
+  return first;
+}
+
+int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, int n_prompt,
+                    const engine_gen_params *gp_in, engine_token_cb cb, void *user, engine_gen_stats *st_out) {
+  engine_gen_params gp = gp_in ? *gp_in : engine_default_gen_params();
+  engine_gen_stats st = {.n_prompt = n_prompt};
+  if (st_out) *st_out = st;
+  if (!prompt || n_prompt < 1 || gp.max_tokens < 0 || gp.n_stop < 0 || gp.n_stop > ENGINE_MAX_STOP)
+    return ERR_INVAL;
+  if (n_prompt > e->n_ctx) return ERR_RANGE;
+  size_t max_stop = 0;
+  for (int i = 0; i < gp.n_stop; i++) {
+    if (!gp.stop[i] || !gp.stop[i][0] || strlen(gp.stop[i]) > ENGINE_MAX_STOP_LEN) return ERR_INVAL;
+    if (strlen(gp.stop[i]) > max_stop) max_stop = strlen(gp.stop[i]);
+  }
+  gen_text tx = {.cap = max_stop + 3 * (TOK_MAX_PIECE + 3) + 8};
+  tx.buf = malloc(tx.cap);
+  if (!tx.buf) return ERR_NOMEM;
+
+  /* prompt: reuse the cached prefix, evaluate at least the last token for its logits */
+  int keep = 0;
+  while (keep < n_prompt - 1 && keep < e->n_cached && e->cached[keep] == prompt[keep]) keep++;
+  if (gp.penalize_prompt)
+    for (int i = 0; i < n_prompt; i++) sample_accept(s, prompt[i]);
+  double t0 = now_ms();
+  int rc = engine_eval(e, prompt + keep, n_prompt - keep, keep, e->logits_buf);
+  st.n_prompt_eval = n_prompt - keep;
+  st.prompt_ms = now_ms() - t0;
+  if (rc == ERR_CANCELED) {
+    st.stop = ENGINE_STOP_CANCELED;
+    rc = 0;
+    goto done;
+  }
+  if (rc) goto done;
+
+  tok_stream ts;
+  tok_stream_init(&ts);
+  int pos = n_prompt;
+  t0 = now_ms();
+  for (;;) {
+    if (st.n_gen >= gp.max_tokens) {
+      st.stop = ENGINE_STOP_MAX_TOKENS;
+      break;
+    }
+    if (atomic_load(&e->cancel)) {
+      st.stop = ENGINE_STOP_CANCELED;
+      break;
+    }
+    int32_t id = sample_next(s, e->logits_buf);
+    if (gp.stop_at_eog && tok_is_eog(t, id)) {
+      st.stop = ENGINE_STOP_EOG;
+      break;
+    }
+    st.n_gen++;
+    int n = tok_stream_feed(t, &ts, id, tx.buf + tx.len, tx.cap - tx.len);
+    if (n > 0) tx.len += (size_t)n;
+    long hit = stop_match(&gp, tx.buf, tx.len);
+    size_t emit = hit >= 0 ? (size_t)hit : tx.len - stop_prefix_tail(&gp, tx.buf, tx.len);
+    int want_stop = cb ? cb(user, id, tx.buf, emit) : 0;
+    memmove(tx.buf, tx.buf + emit, tx.len - emit);
+    tx.len -= emit;
+    if (hit >= 0) {
+      tx.len = 0; /* the stop string and what follows are dropped */
+      st.stop = ENGINE_STOP_STRING;
+      break;
+    }
+    if (want_stop) {
+      st.stop = ENGINE_STOP_CALLBACK;
+      break;
+    }
+    if (st.n_gen >= gp.max_tokens) {
+      st.stop = ENGINE_STOP_MAX_TOKENS;
+      break;
+    }
+    if (pos >= e->n_ctx) {
+      st.stop = ENGINE_STOP_CTX;
+      break;
+    }
+    rc = engine_eval(e, &id, 1, pos++, e->logits_buf);
+    if (rc == ERR_CANCELED) {
+      st.stop = ENGINE_STOP_CANCELED;
+      rc = 0;
+      break;
+    }
+    if (rc) break;
+  }
+  st.gen_ms = now_ms() - t0;
+  /* the held-back tail and an incomplete character, as a last callback with id -1 */
+  if (st.stop != ENGINE_STOP_STRING && rc == 0) {
+    int n = tok_stream_flush(&ts, tx.buf + tx.len, tx.cap - tx.len);
+    if (n > 0) tx.len += (size_t)n;
+    if (tx.len && cb) cb(user, -1, tx.buf, tx.len);
+  }
+done:
+  free(tx.buf);
+  if (st_out) *st_out = st;
+  return rc;
+}

@@ -1,0 +1,121 @@
+/* llm/engine — a running model: KV cache, forward pass, thread pool, generation loop.
+ *
+ * An engine is one inference context over a loaded model (llm/model): it owns an F32 KV
+ * cache of n_ctx positions, every run buffer sized for n_batch tokens (all allocated by
+ * engine_new; evaluating never allocates), and a thread pool of n_threads (the calling
+ * thread is one of them).
+ *
+ * engine_eval runs tokens at positions pos .. pos+n-1 through the model, writing their
+ * keys/values into the cache, and returns the last token's logits. A batch is processed
+ * layer by layer as matrix-matrix products (each weight row is read once per batch), in
+ * pieces of at most n_batch tokens. Positions before pos must already be in the cache.
+ *
+ * Numerics follow llama.cpp (see docs/engine.md): activations are converted to the weight
+ * type's vec_dot_type once per row (Q8_0 for Q8_0/Q4 weights), RMSNorm accumulates in
+ * double, RoPE angles are advanced by repeated multiplication, softmax subtracts the max.
+ * Every output element is computed by one thread from fixed-size chunks, so results are
+ * bit-identical for any thread count; a batch gives the same logits as feeding the same
+ * tokens one by one (up to kernel blocking, see docs/engine.md).
+ *
+ * Threads: an engine is used by one thread at a time, except engine_cancel, which any
+ * thread (or a signal handler) may call. Many engines may share one model. */
+#ifndef APIARY_LLM_ENGINE_H
+#define APIARY_LLM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/model.h"
+#include "llm/sample.h"
+
+#define ENGINE_DEFAULT_CTX 4096
+#define ENGINE_DEFAULT_BATCH 256
+#define ENGINE_MAX_STOP 8
+#define ENGINE_MAX_STOP_LEN 256
+
+typedef struct engine engine;
+typedef struct tok tok;
+
+typedef struct engine_params {
+  int n_ctx;     /* KV cache positions; 0: min(model context, ENGINE_DEFAULT_CTX) */
+  int n_batch;   /* most tokens per forward pass; 0: ENGINE_DEFAULT_BATCH (capped at n_ctx) */
+  int n_threads; /* 0: the number of online CPUs (at most 8) */
+} engine_params;
+
+engine_params engine_default_params(void);
+
+/* Creates an engine over m (borrowed; must outlive the engine). On failure returns <0
+ * (ERR_INVAL for bad params, ERR_NOMEM) with a one-line reason in err. */
+int engine_new(const model *m, const engine_params *p, engine **out, char *err, size_t err_cap);
+void engine_free(engine *e); /* NULL is a no-op */
+
+const model *engine_model(const engine *e);
+int engine_n_ctx(const engine *e);
+int engine_n_batch(const engine *e);
+int engine_n_threads(const engine *e);
+int engine_n_vocab(const engine *e);
+
+/* Evaluates tokens[0..n) at positions pos..pos+n-1 and writes the last token's logits to
+ * logits_out[n_vocab] (may be NULL when not wanted). Returns 0; ERR_INVAL for a token id
+ * out of range or n <= 0; ERR_RANGE when pos + n > n_ctx or pos is beyond the cached
+ * prefix; ERR_CANCELED when engine_cancel was called (the cache then holds the positions
+ * before pos, plus possibly garbage after them, which later evals overwrite). */
+int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_out);
+
+/* Tokens currently held in the KV cache (positions 0..n-1), for prefix reuse. */
+int engine_n_cached(const engine *e);
+const int32_t *engine_cached_tokens(const engine *e);
+/* Forgets cached positions >= n (0 clears the cache). */
+void engine_truncate(engine *e, int n);
+
+/* Asks a running eval/generate to stop as soon as possible (checked between layers and
+ * tokens). Async-signal-safe. The request stays until engine_cancel_reset. */
+void engine_cancel(engine *e);
+void engine_cancel_reset(engine *e);
+int engine_canceled(const engine *e);
+
+/* ---- generation ----------------------------------------------------------------------- */
+
+typedef enum engine_stop {
+  ENGINE_STOP_MAX_TOKENS = 0, /* generated max_tokens */
+  ENGINE_STOP_EOG,            /* the model produced an end-of-generation token */
+  ENGINE_STOP_STRING,         /* the text produced one of the stop strings */
+  ENGINE_STOP_CTX,            /* the context is full */
+  ENGINE_STOP_CALLBACK,       /* the token callback asked to stop */
+  ENGINE_STOP_CANCELED,       /* engine_cancel */
+} engine_stop;
+
+typedef struct engine_gen_params {
+  int max_tokens;                  /* most tokens to generate (default 128) */
+  int stop_at_eog;                 /* 1 (default): stop at EOS/EOT without emitting it */
+  int n_stop;                      /* number of stop strings (<= ENGINE_MAX_STOP) */
+  const char *stop[ENGINE_MAX_STOP]; /* borrowed; the text is cut before the first match */
+  int penalize_prompt;             /* 1: prompt tokens enter the penalty window (default 0) */
+} engine_gen_params;
+
+/* Called once per generated token, in order: id is the token, text/len the newly final
+ * text (may be empty: an incomplete UTF-8 sequence, or text held back because it could be
+ * the start of a stop string). Return nonzero to stop. When generation ends with text
+ * still held back (and no stop string matched), one last call passes id -1 and that
+ * text. text is not NUL-terminated and is valid only during the call. */
+typedef int (*engine_token_cb)(void *user, int32_t id, const char *text, size_t len);
+
+typedef struct engine_gen_stats {
+  int n_prompt;        /* prompt tokens */
+  int n_prompt_eval;   /* of which evaluated (the rest were reused from the cache) */
+  int n_gen;           /* tokens generated (passed to the callback) */
+  double prompt_ms;    /* time to evaluate the prompt */
+  double gen_ms;       /* time from the first to the last generated token's eval */
+  engine_stop stop;    /* why generation ended */
+} engine_gen_stats;
+
+engine_gen_params engine_default_gen_params(void);
+
+/* Generates from prompt[0..n_prompt) (n_prompt >= 1): reuses the longest cached prefix,
+ * evaluates the rest, then samples with s (borrowed; its history is not reset) until a
+ * stop condition. The text goes through t's stream detokenizer (t borrowed). Returns 0
+ * (why it stopped in stats_out->stop, ENGINE_STOP_CANCELED included) or <0 on error. */
+int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, int n_prompt,
+                    const engine_gen_params *gp, engine_token_cb cb, void *user, engine_gen_stats *stats_out);
+
+#endif

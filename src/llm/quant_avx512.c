@@ -1,0 +1,501 @@
+/* llm/quant_avx512 — AVX-512 (F/BW/DQ/VL/VNNI) + F16C kernels.
+ *
+ * Every dot is written as a register tile: NW weight rows x NA activation rows (each 1..4,
+ * compile-time constants after inlining), one accumulator per (row, row) pair. Weight
+ * blocks are loaded and decoded once per tile step and reused for all NA activation rows.
+ * The single-row dot is the 1x1 tile, and each pair's accumulator sees exactly the same
+ * operations in the same order whatever the tile shape, so quant_vec_dot_nx equals
+ * quant_vec_dot bit for bit.
+ *
+ * Integer products use VNNI: vpdpbusd (u8 x s8, 4 products summed per int32 lane) and
+ * vpdpwssd (s16 x s16 pairs). For signed x signed (Q8_0 x Q8_0) the weight's sign moves to
+ * the activation (|w| x sign(w)*a); that is exact because activations are in [-127, 127].
+ * Unsigned 4/5/6-bit weights go straight into vpdpbusd/vpmaddubsw, and their constant
+ * offset (-8, -16, -32) is subtracted with an activation-only sum.
+ *
+ * Pure functions, no allocation, thread-safe. Compiled with -mavx512f -mavx512bw
+ * -mavx512dq -mavx512vl -mavx512vnni -mfma -mf16c (Makefile, by file name). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "llm/quant_impl.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 4")
+
+INLINE float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Horizontal sum, always in this order (it is part of every result's bits). */
+INLINE float hsum(__m512 v) {
+  __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  b = _mm_add_ss(b, _mm_movehdup_ps(b));
+  return _mm_cvtss_f32(b);
+}
+
+/* Runs an nw x na request as tiles of 4, 2 and 1 rows each way (NAMAX: 4, or 2 where 4x4
+ * would not fit the registers), each tile with compile-time NW, NA. Splitting never changes
+ * a result: every pair's accumulator sees the same operations whatever the tile. */
+#define NX_TILES(TILE, NAMAX, n, w, ws, nw, a, as, na, out, os)                            \
+  for (int i0 = 0; i0 < (nw);) {                                                           \
+    int ti = (nw) - i0 >= 4 ? 4 : (nw) - i0 >= 2 ? 2 : 1;                                  \
+    for (int j0 = 0; j0 < (na);) {                                                         \
+      int tj = (na) - j0 >= 4 && (NAMAX) >= 4 ? 4 : (na) - j0 >= 2 ? 2 : 1;                \
+      const uint8_t *tw = (w) + (size_t)i0 * (ws), *ta = (a) + (size_t)j0 * (as);          \
+      float *to = (out) + (size_t)i0 * (os) + j0;                                          \
+      switch (ti * 8 + tj) {                                                               \
+      case 9: TILE(n, tw, ws, 1, ta, as, 1, to, os); break;                                \
+      case 10: TILE(n, tw, ws, 1, ta, as, 2, to, os); break;                               \
+      case 17: TILE(n, tw, ws, 2, ta, as, 1, to, os); break;                               \
+      case 18: TILE(n, tw, ws, 2, ta, as, 2, to, os); break;                               \
+      case 33: TILE(n, tw, ws, 4, ta, as, 1, to, os); break;                               \
+      case 34: TILE(n, tw, ws, 4, ta, as, 2, to, os); break;                               \
+      case 12: if ((NAMAX) >= 4) TILE(n, tw, ws, 1, ta, as, (NAMAX), to, os); break;       \
+      case 20: if ((NAMAX) >= 4) TILE(n, tw, ws, 2, ta, as, (NAMAX), to, os); break;       \
+      case 36: if ((NAMAX) >= 4) TILE(n, tw, ws, 4, ta, as, (NAMAX), to, os); break;       \
+      default: assert(0);                                                                  \
+      }                                                                                    \
+      j0 += tj;                                                                            \
+    }                                                                                      \
+    i0 += ti;                                                                              \
+  }
+
+/* Defines dot_<name> (the 1x1 tile) and dot_nx_<name> from an always-inline tile. */
+#define DEFINE_DOTS_NA(name, NAMAX)                                                        \
+  static float dot_##name(int64_t n, const void *w, const void *a) {                       \
+    float r;                                                                               \
+    tile_##name(n, w, 0, 1, a, 0, 1, &r, 0);                                               \
+    return r;                                                                              \
+  }                                                                                        \
+  static void dot_nx_##name(int64_t n, const void *vw, size_t ws, int nw, const void *va,  \
+                            size_t as, int na, float *out, size_t os) {                    \
+    const uint8_t *w = vw, *a = va;                                                        \
+    NX_TILES(tile_##name, NAMAX, n, w, ws, nw, a, as, na, out, os)                         \
+  }
+#define DEFINE_DOTS(name) DEFINE_DOTS_NA(name, 4)
+
+/* ---- F32 / F16 / BF16: 16 elements per step, one FMA chain per pair ------------------- */
+
+INLINE __m512 ld_f32(const uint8_t *p, int64_t k) { return _mm512_loadu_ps((const float *)p + k); }
+INLINE __m512 ldm_f32(const uint8_t *p, int64_t k, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, (const float *)p + k);
+}
+INLINE __m512 ld_f16(const uint8_t *p, int64_t k) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
+}
+INLINE __m512 ldm_f16(const uint8_t *p, int64_t k, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
+}
+INLINE __m512 bf16_widen(__m256i v) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+INLINE __m512 ld_bf16(const uint8_t *p, int64_t k) {
+  return bf16_widen(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
+}
+INLINE __m512 ldm_bf16(const uint8_t *p, int64_t k, __mmask16 m) {
+  return bf16_widen(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + k));
+}
+
+#define DEFINE_FLOAT_TILE(name)                                                            \
+  INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
+                          size_t as, int NA, float *out, size_t os) {                      \
+    __m512 acc[4][4], av[4];                                                               \
+    UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)                \
+        acc[i][j] = _mm512_setzero_ps();                                                   \
+    int64_t k = 0;                                                                         \
+    for (; k + 16 <= n; k += 16) {                                                         \
+      UNROLL for (int j = 0; j < NA; j++) av[j] = ld_##name(a + j * as, k);                \
+      UNROLL for (int i = 0; i < NW; i++) {                                                \
+        __m512 wv = ld_##name(w + i * ws, k);                                              \
+        UNROLL for (int j = 0; j < NA; j++) acc[i][j] = _mm512_fmadd_ps(wv, av[j], acc[i][j]); \
+      }                                                                                    \
+    }                                                                                      \
+    if (k < n) {                                                                           \
+      __mmask16 m = (__mmask16)((1u << (n - k)) - 1);                                      \
+      UNROLL for (int j = 0; j < NA; j++) av[j] = ldm_##name(a + j * as, k, m);            \
+      UNROLL for (int i = 0; i < NW; i++) {                                                \
+        __m512 wv = ldm_##name(w + i * ws, k, m);                                          \
+        UNROLL for (int j = 0; j < NA; j++) acc[i][j] = _mm512_fmadd_ps(wv, av[j], acc[i][j]); \
+      }                                                                                    \
+    }                                                                                      \
+    UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)                \
+        out[i * os + j] = hsum(acc[i][j]);                                                 \
+  }
+
+DEFINE_FLOAT_TILE(f32)
+DEFINE_FLOAT_TILE(f16)
+DEFINE_FLOAT_TILE(bf16)
+DEFINE_DOTS(f32)
+DEFINE_DOTS(f16)
+DEFINE_DOTS(bf16)
+
+/* ---- 32-element blocks against Q8_0: two blocks (64 elements) per step ------------------- */
+
+/* A 256-bit value in the low half, zeros above. */
+INLINE __m512i zext256(__m256i v) { return _mm512_inserti64x4(_mm512_setzero_si512(), v, 0); }
+INLINE __m512i join256(__m256i lo, __m256i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+/* [d0 x8 | d1 x8], or [d0 x8 | 0 x8] for a lone last block. */
+INLINE __m512 dvec(float d0, float d1, int two) {
+  return two ? _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1)
+             : _mm512_maskz_mov_ps(0x00FF, _mm512_set1_ps(d0));
+}
+INLINE __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Activation blocks b (and b+1 when two) of a Q8_0 row. */
+INLINE __m512i act_q8(const quant__q8_0 *y, int two) {
+  return two ? join256(ld256(y[0].qs), ld256(y[1].qs)) : zext256(ld256(y[0].qs));
+}
+
+/* 4-bit quants of a block as 32 bytes in element order (low nibbles = 0..15). */
+INLINE __m256i nibbles32(const uint8_t qs[static 16]) {
+  __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m)),
+                                 _mm_and_si128(_mm_srli_epi16(v, 4), m), 1);
+}
+
+/* Weight side of one step: u8 (or, for Q8_0, s8) quants in element order, scale and
+ * offset vectors. T is a compile-time constant after inlining. */
+typedef struct wstep {
+  __m512i q;   /* quants: Q8_0 signed; others unsigned 0..15 / 0..31 */
+  __m512 d;    /* fp32 scales, 8 lanes per block */
+  __m512 m;    /* Q4_1/Q5_1 offsets, 8 lanes per block */
+} wstep;
+
+INLINE uint64_t qh32(const uint8_t qh[static 4]) {
+  uint32_t v;
+  memcpy(&v, qh, 4);
+  return v;
+}
+
+INLINE wstep wdecode(qtype T, const uint8_t *row, int64_t b, int two) {
+  wstep s;
+  s.m = _mm512_setzero_ps();
+  if (T == QT_Q8_0) {
+    const quant__q8_0 *x = (const quant__q8_0 *)row + b;
+    s.q = act_q8(x, two);
+    s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
+  } else if (T == QT_Q4_0) {
+    const quant__q4_0 *x = (const quant__q4_0 *)row + b;
+    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
+  } else if (T == QT_Q4_1) {
+    const quant__q4_1 *x = (const quant__q4_1 *)row + b;
+    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
+    s.m = dvec(f16(x[0].m), two ? f16(x[1].m) : 0, two);
+  } else if (T == QT_Q5_0) {
+    const quant__q5_0 *x = (const quant__q5_0 *)row + b;
+    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    __mmask64 hb = qh32(x[0].qh) | (two ? qh32(x[1].qh) << 32 : 0);
+    s.q = _mm512_mask_add_epi8(s.q, hb, s.q, _mm512_set1_epi8(16));
+    s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
+  } else { /* QT_Q5_1 */
+    const quant__q5_1 *x = (const quant__q5_1 *)row + b;
+    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    __mmask64 hb = qh32(x[0].qh) | (two ? qh32(x[1].qh) << 32 : 0);
+    s.q = _mm512_mask_add_epi8(s.q, hb, s.q, _mm512_set1_epi8(16));
+    s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
+    s.m = dvec(f16(x[0].m), two ? f16(x[1].m) : 0, two);
+  }
+  return s;
+}
+
+INLINE void step32(qtype T, const uint8_t *w, size_t ws, int NW, const uint8_t *a, size_t as,
+                   int NA, int64_t b, int two, __m512 acc[4][4]) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i ax[4], aux[4];
+  __m512 da[4], sf[4];
+  UNROLL for (int j = 0; j < NA; j++) {
+    const quant__q8_0 *y = (const quant__q8_0 *)(a + j * as) + b;
+    ax[j] = act_q8(y, two);
+    da[j] = dvec(f16(y[0].d), two ? f16(y[1].d) : 0, two);
+    if (T == QT_Q4_0 || T == QT_Q5_0) /* -off * sum(a), per lane */
+      aux[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(T == QT_Q4_0 ? 8 : 16), ax[j]));
+    if (T == QT_Q4_1 || T == QT_Q5_1) /* sum(a) per lane, as float */
+      sf[j] = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), ax[j]));
+  }
+  UNROLL for (int i = 0; i < NW; i++) {
+    wstep s = wdecode(T, w + i * ws, b, two);
+    if (T == QT_Q8_0) {
+      __m512i wa = _mm512_abs_epi8(s.q);
+      __mmask64 neg = _mm512_movepi8_mask(s.q);
+      UNROLL for (int j = 0; j < NA; j++) {
+        __m512i sa = _mm512_mask_sub_epi8(ax[j], neg, zero, ax[j]);
+        __m512i p = _mm512_dpbusd_epi32(zero, wa, sa);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(s.d, da[j]), acc[i][j]);
+      }
+    } else if (T == QT_Q4_0 || T == QT_Q5_0) {
+      UNROLL for (int j = 0; j < NA; j++) {
+        __m512i p = _mm512_dpbusd_epi32(aux[j], s.q, ax[j]);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(s.d, da[j]), acc[i][j]);
+      }
+    } else {
+      UNROLL for (int j = 0; j < NA; j++) {
+        __m512i p = _mm512_dpbusd_epi32(zero, s.q, ax[j]);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(s.d, da[j]), acc[i][j]);
+        acc[i][j] = _mm512_fmadd_ps(sf[j], _mm512_mul_ps(s.m, da[j]), acc[i][j]);
+      }
+    }
+  }
+}
+
+INLINE void tile32(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a,
+                   size_t as, int NA, float *out, size_t os) {
+  const int64_t nb = n / 32;
+  __m512 acc[4][4];
+  UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
+      acc[i][j] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) step32(T, w, ws, NW, a, as, NA, b, 1, acc);
+  if (b < nb) step32(T, w, ws, NW, a, as, NA, b, 0, acc);
+  UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
+      out[i * os + j] = hsum(acc[i][j]);
+}
+
+#define DEFINE_TILE32(name, T)                                                             \
+  INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
+                          size_t as, int NA, float *out, size_t os) {                      \
+    tile32(T, n, w, ws, NW, a, as, NA, out, os);                                           \
+  }                                                                                        \
+  DEFINE_DOTS(name)
+
+DEFINE_TILE32(q8_0, QT_Q8_0)
+DEFINE_TILE32(q4_0, QT_Q4_0)
+DEFINE_TILE32(q4_1, QT_Q4_1)
+DEFINE_TILE32(q5_0, QT_Q5_0)
+DEFINE_TILE32(q5_1, QT_Q5_1)
+
+/* ---- K-quants against Q8_K: one super-block (256) per step ------------------------------ */
+
+/* Index vectors for vpermw: which scale each int16 pair-sum lane of a 64-element chunk
+ * takes. K4: chunk c covers sub-blocks 2c, 2c+1 (32 each); K6: 4c..4c+3 (16 each). */
+static const int16_t k4_idx[4][32] = {
+#define R(c) {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c,                              \
+    c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1}
+    R(0), R(2), R(4), R(6)
+#undef R
+};
+static const int16_t k6_idx[4][32] = {
+#define R(c) {c, c, c, c, c, c, c, c, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1, c + 1,  \
+    c + 2, c + 2, c + 2, c + 2, c + 2, c + 2, c + 2, c + 2, c + 3, c + 3, c + 3, c + 3, c + 3, c + 3, c + 3, c + 3}
+    R(0), R(4), R(8), R(12)
+#undef R
+};
+/* Mins pair with bsums 2s and 2s+1: lane t takes min t/2 (mins sit at 8..15). */
+static const int16_t k4_min_idx[16] = {8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+
+INLINE __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
+
+/* Decoded weight super-block. */
+typedef struct ksb {
+  __m512i q[4];   /* unsigned quants, elements 64c..64c+63 */
+  __m512i sc[4];  /* int16 scale per pair-sum lane of chunk c */
+  __m256i mn;     /* Q4_K/Q5_K: int16 mins per bsum; Q6_K: int16 scales per bsum */
+  float d, dmin;
+} ksb;
+
+/* 16 int16: 8 sub-block scales then 8 mins, from the 12 packed bytes. */
+INLINE __m256i k4_scales16(const uint8_t s[static 12]) {
+  uint32_t u[3];
+  memcpy(u, s, 12);
+  uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
+  uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 6) & 0x03030303) << 4;
+  uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 6) & 0x03030303) << 4;
+  return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
+}
+
+INLINE ksb kdecode(qtype T, const uint8_t *row, int64_t b) {
+  ksb k;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  if (T == QT_Q4_K || T == QT_Q5_K) {
+    const uint8_t *qs, *scales;
+    if (T == QT_Q4_K) {
+      const quant__q4_k *x = (const quant__q4_k *)row + b;
+      qs = x->qs, scales = x->scales, k.d = f16(x->d), k.dmin = f16(x->dmin);
+    } else {
+      const quant__q5_k *x = (const quant__q5_k *)row + b;
+      qs = x->qs, scales = x->scales, k.d = f16(x->d), k.dmin = f16(x->dmin);
+    }
+    __m256i s16 = k4_scales16(scales);
+    __m512i s16z = _mm512_castsi256_si512(s16);
+    k.mn = _mm256_permutexvar_epi16(_mm256_loadu_si256((const __m256i *)k4_min_idx), s16);
+    UNROLL for (int c = 0; c < 4; c++) {
+      __m256i v = ld256(qs + 32 * c);
+      k.q[c] = join256(_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+      k.sc[c] = _mm512_permutexvar_epi16(ld512(k4_idx[c]), s16z);
+    }
+    if (T == QT_Q5_K) {
+      const quant__q5_k *x = (const quant__q5_k *)row + b;
+      __m512i h = _mm512_broadcast_i64x4(ld256(x->qh));
+      UNROLL for (int c = 0; c < 4; c++) {
+        __m512i sel = join256(_mm256_set1_epi8((char)(1 << (2 * c))), _mm256_set1_epi8((char)(2 << (2 * c))));
+        __mmask64 hb = _mm512_test_epi8_mask(h, sel);
+        k.q[c] = _mm512_mask_add_epi8(k.q[c], hb, k.q[c], _mm512_set1_epi8(16));
+      }
+    }
+  } else { /* QT_Q6_K */
+    const quant__q6_k *x = (const quant__q6_k *)row + b;
+    k.d = f16(x->d), k.dmin = 0;
+    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    __m512i s16z = _mm512_castsi256_si512(s16);
+    k.mn = s16;
+    const __m512i m4z = _mm512_set1_epi8(0x0F), m2z = _mm512_set1_epi8(3);
+    UNROLL for (int h = 0; h < 2; h++) {
+      __m512i lq = ld512(x->ql + 64 * h);
+      __m256i hv = ld256(x->qh + 32 * h);
+      __m512i hq = join256(hv, _mm256_srli_epi16(hv, 2));
+      k.q[2 * h] = _mm512_or_si512(_mm512_and_si512(lq, m4z),
+                                   _mm512_slli_epi16(_mm512_and_si512(hq, m2z), 4));
+      k.q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lq, 4), m4z),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hq, 4), m2z), 4));
+    }
+    UNROLL for (int c = 0; c < 4; c++) k.sc[c] = _mm512_permutexvar_epi16(ld512(k6_idx[c]), s16z);
+  }
+  return k;
+}
+
+INLINE void tilek(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a,
+                  size_t as, int NA, float *out, size_t os) {
+  const int64_t nb = n / QK_K;
+  __m512 acc[4][4];
+  UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
+      acc[i][j] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    UNROLL for (int i = 0; i < NW; i++) {
+      ksb k = kdecode(T, w + i * ws, b);
+      UNROLL for (int j = 0; j < NA; j++) {
+        const quant__q8_k *y = (const quant__q8_k *)(a + j * as) + b;
+        __m512i isum = _mm512_setzero_si512();
+        UNROLL for (int c = 0; c < 4; c++) {
+          __m512i t = _mm512_maddubs_epi16(k.q[c], ld512(y->qs + 64 * c));
+          isum = _mm512_dpwssd_epi32(isum, t, k.sc[c]);
+        }
+        __m256i mp = _mm256_madd_epi16(ld256(y->bsums), k.mn); /* 8 int32 */
+        if (T == QT_Q6_K) {
+          isum = _mm512_sub_epi32(isum, zext256(_mm256_slli_epi32(mp, 5)));
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(k.d * y->d), acc[i][j]);
+        } else {
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(k.d * y->d), acc[i][j]);
+          acc[i][j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(zext256(mp)), _mm512_set1_ps(k.dmin * y->d),
+                                       acc[i][j]);
+        }
+      }
+    }
+  }
+  UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
+      out[i * os + j] = hsum(acc[i][j]);
+}
+
+/* K tiles are at most 4x2: 4x4 would need 16 accumulators plus 8 decoded vectors per
+ * weight row, more than the 32 registers. */
+#define DEFINE_TILEK(name, T)                                                              \
+  INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
+                          size_t as, int NA, float *out, size_t os) {                      \
+    tilek(T, n, w, ws, NW, a, as, NA, out, os);                                            \
+  }                                                                                        \
+  DEFINE_DOTS_NA(name, 2)
+
+DEFINE_TILEK(q4_k, QT_Q4_K)
+DEFINE_TILEK(q5_k, QT_Q5_K)
+DEFINE_TILEK(q6_k, QT_Q6_K)
+
+/* ---- Activation quantizers (bit-identical to quant_ref.c) -------------------------------- */
+
+/* roundf (half away from zero), exactly: trunc, then step away when |frac| >= 0.5. */
+INLINE __m512 round_away(__m512 p) {
+  __m512 t = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  __m512 frac = _mm512_abs_ps(_mm512_sub_ps(p, t));
+  __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32((int)0x80000000u)),
+      _mm512_castps_si512(_mm512_set1_ps(1.f))));
+  return _mm512_mask_add_ps(t, up, t, one);
+}
+
+static void quantize_q8_0(const float *x, void *vy, int64_t n) {
+  quant__q8_0 *y = vy;
+  for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+    __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    y[i].d = quant_f32_to_f16(d);
+    __m512 vid = _mm512_set1_ps(id);
+    __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, vid))));
+    __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(round_away(_mm512_mul_ps(v1, vid))));
+    _mm_storeu_si128((__m128i *)y[i].qs, q0);
+    _mm_storeu_si128((__m128i *)(y[i].qs + 16), q1);
+  }
+}
+
+static void quantize_q8_k(const float *x, void *vy, int64_t n) {
+  quant__q8_k *y = vy;
+  for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+    __m512 m = _mm512_setzero_ps();
+    for (int k = 0; k < QK_K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
+    float amax = _mm512_reduce_max_ps(m);
+    if (!(amax > 0)) {
+      memset(&y[i], 0, sizeof y[i]);
+      continue;
+    }
+    float max = 0; /* first element with that magnitude (the scalar code's choice) */
+    for (int k = 0; k < QK_K; k += 16) {
+      __mmask16 eq = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + k)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (eq) {
+        max = x[k + __builtin_ctz(eq)];
+        break;
+      }
+    }
+    float iscale = -128.f / max;
+    __m512 vis = _mm512_set1_ps(iscale);
+    for (int g = 0; g < QK_K / 16; g++) {
+      __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), vis));
+      q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+      _mm_storeu_si128((__m128i *)(y[i].qs + 16 * g), _mm512_cvtsepi32_epi8(q));
+      y[i].bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+    }
+    y[i].d = 1 / iscale;
+  }
+}
+
+static void quantize_f16(const float *x, void *vy, int64_t n) {
+  uint16_t *y = vy;
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    _mm256_storeu_si256((__m256i *)(y + k),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(x + k), _MM_FROUND_TO_NEAREST_INT));
+  for (; k < n; k++) y[k] = quant_f32_to_f16(x[k]);
+}
+
+static void dequantize_f16(const void *vx, float *y, int64_t n) {
+  const uint16_t *x = vx;
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    _mm512_storeu_ps(y + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + k))));
+  for (; k < n; k++) y[k] = quant_f16_to_f32(x[k]);
+}
+
+void quant__fill_avx512(quant__kernels *k) {
+  k->isa = "avx512";
+#define SET(T, name)                 \
+  k->dot[T] = dot_##name;            \
+  k->dot_nx[T] = dot_nx_##name;
+  SET(QT_F32, f32)
+  SET(QT_F16, f16)
+  SET(QT_BF16, bf16)
+  SET(QT_Q8_0, q8_0)
+  SET(QT_Q4_0, q4_0)
+  SET(QT_Q4_1, q4_1)
+  SET(QT_Q5_0, q5_0)
+  SET(QT_Q5_1, q5_1)
+  SET(QT_Q4_K, q4_k)
+  SET(QT_Q5_K, q5_k)
+  SET(QT_Q6_K, q6_k)
+#undef SET
+  k->quantize[QT_Q8_0] = quantize_q8_0;
+  k->quantize[QT_Q8_K] = quantize_q8_k;
+  k->quantize[QT_F16] = quantize_f16;
+  k->dequantize[QT_F16] = dequantize_f16;
+}
