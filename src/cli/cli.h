@@ -57,6 +57,8 @@ int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);
+int cli_model_pull_main(int argc, char **argv);
+int cli_model_list_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);

@@ -32,6 +32,8 @@ static int tokenize_main(int argc, char **argv);
 static const model_sub subs[] = {
     {"inspect", "show a GGUF file's metadata, tensors, tokenizer and sha256", inspect_main},
     {"tokenize", "turn text into token ids with a model's tokenizer", tokenize_main},
+    {"pull", "fetch a model by name, URL or file into the store, sha256-checked", cli_model_pull_main},
+    {"list", "list the models in the store (or the catalog with --catalog)", cli_model_list_main},
 };
 static const size_t n_subs = sizeof subs / sizeof *subs;
 

@@ -189,6 +189,37 @@ static void test_bad_files(void **state) {
   tu_rm_rf(dir);
 }
 
+/* model pull/list: the catalog model from the shared mirror, checked against the sha256
+ * published in shared/models/README.md; list; catalog; clear errors. */
+static void test_pull_and_list(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], mirror[1024];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(home, sizeof home, "%s/n", dir);
+  tu_shared_path(mirror, sizeof mirror, "models");
+  assert_int_equal(run("init --home %s", home), 0);
+  assert_int_equal(run("model list --home %s --json", home), 0);
+  assert_non_null(strstr(out, "\"models\":[]"));
+  assert_int_equal(run("model pull --home %s stories15M --from %s --json", home, mirror), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  assert_non_null(j);
+  assert_string_equal(json_string_value(json_object_get(j, "sha256")),
+                      "ba30bfbbfef35dfc5919a1f5d16ab517624e6fe9ee7c54d47cde8e1968ae6ad1");
+  json_decref(j);
+  assert_int_equal(run("model list --home %s --json", home), 0);
+  assert_non_null(strstr(out, "stories15M-Q8_0.gguf"));
+  assert_int_equal(run("model list --home %s --catalog --json", home), 0);
+  assert_non_null(strstr(out, "\"license\":\"MIT\""));
+  /* No mirror and no known download: a message that says what to do. */
+  assert_int_equal(run("model pull --home %s stories15M-f32 --from %s", home, dir), 1);
+  assert_non_null(strstr(err, "--from DIR"));
+  assert_int_equal(run("model pull --home %s no-such-model", home), 1);
+  assert_non_null(strstr(err, "not in the catalog"));
+  assert_int_equal(run("model pull --home %s", home), 2);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_inspect_json),
@@ -196,6 +227,7 @@ int main(void) {
       cmocka_unit_test(test_tokenize_reference),
       cmocka_unit_test(test_help_and_usage),
       cmocka_unit_test(test_bad_files),
+      cmocka_unit_test(test_pull_and_list),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
