@@ -21,6 +21,8 @@ static const config_key schema[] = {
     {"engine", "threads", CONFIG_INT, "0", 0, 256, "inference threads; 0 means one per core"},
     {"engine", "context", CONFIG_INT, "4096", 16, 1048576, "context length (tokens) of a generation, capped by the model's"},
     {"net", "listen", CONFIG_STR, "\"0.0.0.0:7440\"", 0, 0, "TCP address for encrypted peer links (ADDR:PORT)"},
+    {"net", "keepalive", CONFIG_INT, "15", 1, 3600, "seconds without sending before a link sends a keepalive"},
+    {"net", "idle_timeout", CONFIG_INT, "60", 2, 86400, "seconds without hearing from a peer before its link is declared dead"},
     {"dht", "enabled", CONFIG_BOOL, "true", 0, 0, "join the BitTorrent Mainline DHT to find other nodes"},
     {"dht", "port", CONFIG_INT, "7441", 0, 65535, "UDP port of the Mainline DHT (0 = any free port)"},
     {"dht", "bootstrap", CONFIG_LIST,

@@ -657,6 +657,7 @@ int netsvc_start(uv_loop_t *loop, const ident *me, store *db, const netsvc_opts 
   link_callbacks cb = {on_ready, on_message, on_closed, NULL};
   int rc = link_mgr_new(loop, me, &cb, ns, &ns->links);
   if (rc) { free(ns); return rc; }
+  link_mgr_set_timing(ns->links, (uint64_t)o->keepalive_s * 1000, (uint64_t)o->idle_timeout_s * 1000, 0);
   if ((rc = link_mgr_listen(ns->links, o->listen))) {
     snprintf(err, cap, "cannot listen for peer links on %s: %s (change [net] listen or pass --listen)", o->listen,
              uv_strerror(rc));

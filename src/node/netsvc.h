@@ -39,6 +39,7 @@ typedef struct netsvc_opts {
   int n_bootstrap;
   int allow_private;                          /* DHT accepts loopback/private addresses */
   int fast;                                   /* short discovery intervals (tests, demo) */
+  uint32_t keepalive_s, idle_timeout_s;       /* link timing (0 = defaults: 15 s, 60 s) */
 } netsvc_opts;
 
 /* me and db are borrowed for the service's lifetime. */

@@ -33,6 +33,8 @@ struct p2p_link {
 };
 
 struct link_mgr {
+  session_params params;  /* for every new session */
+  uint64_t connect_timeout_ms;
   uv_loop_t *loop;
   const ident *me;
   link_callbacks cb;
@@ -221,7 +223,8 @@ static p2p_link *link_alloc(link_mgr *m, int inbound) {
 }
 
 static int start_session(p2p_link *l) {
-  int rc = session_new(!l->inbound, l->m->me, l->has_expected ? l->expected : NULL, NULL, now_ms(l->m), &l->s);
+  int rc = session_new(!l->inbound, l->m->me, l->has_expected ? l->expected : NULL, &l->m->params, now_ms(l->m),
+                       &l->s);
   if (rc) return rc;
   uv_tcp_nodelay(&l->tcp, 1);
   uv_tcp_keepalive(&l->tcp, 1, 60);
@@ -249,9 +252,15 @@ static void on_connection(uv_stream_t *server, int status) {
   if (rc) link_destroy(l, rc, "cannot start a session");
 }
 
+static void on_connect_timeout(uv_timer_t *t) {
+  p2p_link *l = t->data;
+  if (!l->s) link_destroy(l, UV_ETIMEDOUT, "connect timed out");
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   p2p_link *l = req->data;
   if (l->closing) return;
+  uv_timer_stop(&l->timer);
   if (status < 0) { link_destroy(l, status, uv_strerror(status)); return; }
   int rc = start_session(l);
   if (rc) link_destroy(l, rc, "cannot start a session");
@@ -262,6 +271,8 @@ int link_mgr_new(uv_loop_t *loop, const ident *me, const link_callbacks *cb, voi
   if (!m) return ERR_NOMEM;
   m->loop = loop;
   m->me = me;
+  session_default_params(&m->params);
+  m->connect_timeout_ms = LINK_CONNECT_TIMEOUT_MS;
   m->cb = *cb;
   m->ud = ud;
   *out = m;
@@ -318,6 +329,12 @@ void link_mgr_close(link_mgr *m) {
 
 void link_mgr_stats(const link_mgr *m, link_stats *out) { *out = m->stats; }
 
+void link_mgr_set_timing(link_mgr *m, uint64_t keepalive_ms, uint64_t idle_timeout_ms, uint64_t connect_timeout_ms) {
+  if (keepalive_ms) m->params.keepalive_ms = keepalive_ms;
+  if (idle_timeout_ms) m->params.idle_timeout_ms = idle_timeout_ms;
+  if (connect_timeout_ms) m->connect_timeout_ms = connect_timeout_ms;
+}
+
 p2p_link *link_find(link_mgr *m, const uint8_t pk[32]) {
   for (p2p_link *l = m->links; l; l = l->next)
     if (l->ready && !l->closing && !memcmp(session_remote_pk(l->s), pk, 32)) return l;
@@ -340,6 +357,7 @@ int link_dial(link_mgr *m, const uint8_t *pk, const char *addr) {
   m->stats.dialled++;
   rc = uv_tcp_connect(&l->conn_req, &l->tcp, (const struct sockaddr *)&a, on_connect);
   if (rc) link_destroy(l, rc, uv_strerror(rc));
+  else uv_timer_start(&l->timer, on_connect_timeout, m->connect_timeout_ms, 0);
   return 0;
 }
 

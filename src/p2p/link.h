@@ -21,6 +21,8 @@
 
 #include "crypto/ident.h"
 
+#define LINK_CONNECT_TIMEOUT_MS 10000 /* a TCP connect that has not completed by then fails */
+
 typedef struct link_mgr link_mgr;
 typedef struct p2p_link p2p_link;
 
@@ -48,6 +50,10 @@ uint16_t link_mgr_port(const link_mgr *m);
  * libuv is done. Callbacks are not called after this. */
 void link_mgr_close(link_mgr *m);
 void link_mgr_stats(const link_mgr *m, link_stats *out);
+/* Session timing for links created from now on (0 keeps a value): send a keepalive after
+ * keepalive_ms without sending, fail a link after idle_timeout_ms without receiving, fail
+ * a dial whose TCP connect takes longer than connect_timeout_ms. */
+void link_mgr_set_timing(link_mgr *m, uint64_t keepalive_ms, uint64_t idle_timeout_ms, uint64_t connect_timeout_ms);
 
 /* Dials "HOST:PORT" (IPv4 literal) expecting node pk (NULL: any node that authenticates,
  * for addresses found without a key, e.g. DHT peers). Returns 0 (the result comes through
