@@ -786,3 +786,17 @@ int netsvc_dht_put_immutable(netsvc *ns, const uint8_t *v, size_t v_len, uint8_t
   int rc = dht_put_immutable(ns->dht, v, v_len, target_out, &h);
   return user_op(ns, rc, h, cb, ud);
 }
+
+int netsvc_dht_get_peers(netsvc *ns, const uint8_t info_hash[20], netsvc_dht_cb cb, void *ud) {
+  if (!ns->dht_on) return ERR_UNSUPPORTED;
+  uint32_t h;
+  int rc = dht_get_peers(ns->dht, info_hash, &h);
+  return user_op(ns, rc, h, cb, ud);
+}
+
+int netsvc_dht_announce(netsvc *ns, const uint8_t info_hash[20], uint16_t port, netsvc_dht_cb cb, void *ud) {
+  if (!ns->dht_on) return ERR_UNSUPPORTED;
+  uint32_t h;
+  int rc = dht_announce(ns->dht, info_hash, port ? port : ns->listen_port, &h);
+  return user_op(ns, rc, h, cb, ud);
+}

@@ -68,6 +68,9 @@ typedef void (*netsvc_dht_cb)(void *ud, const dht_event *ev);
 int netsvc_dht_get_mutable(netsvc *ns, const uint8_t pk[32], const char *salt, netsvc_dht_cb cb, void *ud);
 int netsvc_dht_get_immutable(netsvc *ns, const uint8_t target[20], netsvc_dht_cb cb, void *ud);
 int netsvc_dht_put_mutable(netsvc *ns, const char *salt, const uint8_t *v, size_t v_len, netsvc_dht_cb cb, void *ud);
+int netsvc_dht_get_peers(netsvc *ns, const uint8_t info_hash[20], netsvc_dht_cb cb, void *ud);
+/* Announces us under info_hash with port (0 = our link port). */
+int netsvc_dht_announce(netsvc *ns, const uint8_t info_hash[20], uint16_t port, netsvc_dht_cb cb, void *ud);
 int netsvc_dht_put_immutable(netsvc *ns, const uint8_t *v, size_t v_len, uint8_t target_out[20], netsvc_dht_cb cb,
                              void *ud);
 

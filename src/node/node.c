@@ -199,7 +199,18 @@ static json_t *item_json(const dht_event *ev) {
 
 static void on_dht_done(void *ud, const dht_event *ev) {
   ctl_req *req = ud;
-  if (ev->op == DHT_OP_GET) {
+  if (ev->op == DHT_OP_GET_PEERS) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < ev->n_peers; i++) {
+      if (ev->peers[i].ss_family != AF_INET) continue;
+      char ip[INET_ADDRSTRLEN], a[64];
+      const struct sockaddr_in *sa = (const struct sockaddr_in *)&ev->peers[i];
+      uv_ip4_name(sa, ip, sizeof ip);
+      snprintf(a, sizeof a, "%s:%u", ip, ntohs(sa->sin_port));
+      json_array_append_new(arr, json_string(a));
+    }
+    ctl_reply_ok(req, json_pack("{s:o, s:i}", "peers", arr, "hops", ev->hops));
+  } else if (ev->op == DHT_OP_GET) {
     json_t *j = item_json(ev);
     json_object_set_new(j, "hops", json_integer(ev->hops));
     ctl_reply_ok(req, j);
@@ -223,6 +234,29 @@ static void m_dht_get(ctl_req *req, json_t *params, void *ud) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "target must be a node id or 64-hex public key (mutable) or a 40-hex target (immutable)");
     return;
   }
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
+}
+
+static int parse_infohash(json_t *params, uint8_t ih[20]) {
+  const char *s = json_string_value(json_object_get(params, "info_hash"));
+  return (s && strlen(s) == 40 && hex_decode(s, 40, ih, 20) == 0) ? 0 : ERR_INVAL;
+}
+
+static void m_dht_peers(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  uint8_t ih[20];
+  if (parse_infohash(params, ih)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "info_hash must be 40 hex digits"); return; }
+  int rc = netsvc_dht_get_peers(n->net, ih, on_dht_done, req);
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
+}
+
+static void m_dht_announce(ctl_req *req, json_t *params, void *ud) {
+  node *n = ud;
+  uint8_t ih[20];
+  if (parse_infohash(params, ih)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "info_hash must be 40 hex digits"); return; }
+  json_int_t port = json_integer_value(json_object_get(params, "port"));
+  if (port < 0 || port > 65535) { ctl_reply_err(req, CTL_INVALID_PARAMS, "port must be 0..65535"); return; }
+  int rc = netsvc_dht_announce(n->net, ih, (uint16_t)port, on_dht_done, req);
   if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
 }
 
@@ -431,6 +465,8 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   ctl_server_add(n.ctl, "ping", m_ping, &n);
   ctl_server_add(n.ctl, "dht.get", m_dht_get, &n);
   ctl_server_add(n.ctl, "dht.put", m_dht_put, &n);
+  ctl_server_add(n.ctl, "dht.peers", m_dht_peers, &n);
+  ctl_server_add(n.ctl, "dht.announce", m_dht_announce, &n);
   if ((rc = start_net(&n, err, cap))) goto done;
   if ((rc = start_lan(&n, err, cap))) goto done;
   if ((rc = start_http(&n, err, cap))) goto done;
