@@ -18,7 +18,7 @@ DESTDIR ?=
 CC      ?= cc
 V       ?= 0
 
-PKGS    := libsodium libuv sqlite3 jansson libmicrohttpd libcurl libsecp256k1 libpcre2-8
+PKGS    := libsodium libuv sqlite3 jansson libmicrohttpd libcurl libsecp256k1 libpcre2-8 miniupnpc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -29,7 +29,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) -Isrc $(PKG_CFLAGS) -MMD 
 REL_CFLAGS  := $(BASE_CFLAGS) -O2 -g -fno-strict-aliasing
 SAN_CFLAGS  := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined
-LDLIBS  := $(PKG_LIBS) -lm -pthread
+LDLIBS  := $(PKG_LIBS) -lnatpmp -lm -pthread
 
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)

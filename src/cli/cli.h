@@ -57,6 +57,7 @@ int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);
+int cli_nat_main(int argc, char **argv);
 int cli_model_pull_main(int argc, char **argv);
 int cli_model_list_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
@@ -71,4 +72,25 @@ int cli_ctl_call(const cli_common *c, const char *method, json_t *params /* take
 int cli_ctl_simple(const char *cmd, const char *method, int argc, char **argv, const char *usage,
                    json_t **result_out, cli_common *c_out);
 
+/* Chain helpers (cli/chain.c) for the payment commands: the node's config, wallet and a
+ * JSON-RPC client. need_escrow also requires a configured escrow on a chain that answers
+ * with the configured id. Returns CLI_OK or CLI_FAIL after logging why. */
+#include "chain/ethrpc.h"
+#include "core/config.h"
+#include "crypto/wallet.h"
+#include "node/home.h"
+typedef struct cli_chain {
+  home_paths paths;
+  config *cfg;             /* owned */
+  wallet w;                /* the node wallet (secret) */
+  ethrpc *rpc;             /* owned */
+  char rpc_url[512];
+  uint64_t chain_id;       /* configured */
+  uint8_t escrow[20];
+  int have_escrow;
+} cli_chain;
+int cli_chain_open(const cli_common *c, const char *rpc_override, int need_escrow, cli_chain *out);
+void cli_chain_close(cli_chain *cc);
+/* Logs why a chain operation failed (revert reason, unreachable chain, …); returns CLI_FAIL. */
+int cli_chain_fail(cli_chain *cc, const char *what, int rc);
 #endif

@@ -20,6 +20,7 @@ static const cli_cmd commands[] = {
     {"peers", "list the peers the running node knows", cli_peers_main},
     {"ping", "measure the round trip to another node", cli_ping_main},
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
+    {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
     {"model", "inspect and tokenize GGUF models", cli_model_main},
     {"run", "generate text with a local GGUF model", cli_run_main},

@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
-    "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--http ADDR:PORT]\n\n"
+    "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--no-nat] [--http ADDR:PORT]\n\n"
     "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
     "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
     "status', 'apiary peers', ... One node per home.\n\n"
@@ -19,10 +19,11 @@ static const char usage[] =
     "  --dht-port P           UDP port for the Mainline DHT\n"
     "  --bootstrap HOST:PORT  a DHT node to bootstrap from (repeatable; replaces [dht] bootstrap)\n"
     "  --no-dht               do not join the DHT\n"
+    "  --no-nat               do not ask the router for port forwarding (UPnP-IGD / NAT-PMP)\n"
     "  --no-lan               disable LAN discovery\n"
     "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n";
 
-enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT };
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT, OPT_NO_NAT };
 
 int cli_node_main(int argc, char **argv) {
   cli_common c = {0};
@@ -36,6 +37,7 @@ int cli_node_main(int argc, char **argv) {
                                        {"no-lan", no_argument, 0, OPT_NO_LAN},
                                        {"http", required_argument, 0, OPT_HTTP},
                                        {"no-dht", no_argument, 0, OPT_NO_DHT},
+                                       {"no-nat", no_argument, 0, OPT_NO_NAT},
                                        {0}};
   int opt;
   optind = 1;
@@ -59,6 +61,7 @@ int cli_node_main(int argc, char **argv) {
     case OPT_NO_LAN: o.no_lan = 1; break;
     case OPT_HTTP: o.http_listen = optarg; break;
     case OPT_NO_DHT: o.no_dht = 1; break;
+    case OPT_NO_NAT: o.no_nat = 1; break;
     default: return cli_bad_opt("node", argv);
     }
   }

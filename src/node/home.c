@@ -33,6 +33,8 @@ static const config_key schema[] = {
     {"lan", "enabled", CONFIG_BOOL, "true", 0, 0, "find nodes on the local network with signed multicast beacons"},
     {"lan", "port", CONFIG_INT, "7447", 1, 65535, "UDP port of the LAN beacons"},
     {"lan", "group", CONFIG_STR, "\"239.192.77.7\"", 0, 0, "IPv4 multicast group of the LAN beacons"},
+    {"nat", "enabled", CONFIG_BOOL, "true", 0, 0,
+     "ask the home router to forward our ports (UPnP-IGD, then NAT-PMP); never when listening on loopback"},
     {"http", "enabled", CONFIG_BOOL, "true", 0, 0, "serve the OpenAI-compatible API (bearer tokens from 'apiary token create')"},
     {"http", "listen", CONFIG_STR, "\"127.0.0.1:8080\"", 0, 0, "address of the local API; keep it on loopback unless you mean to expose it"},
     {"lan", "interface", CONFIG_STR, "\"\"", 0, 0, "IPv4 address of the interface for beacons; empty = the system's default"},

@@ -13,6 +13,7 @@
 #include "p2p/bencode.h"
 #include "p2p/dht.h"
 #include "p2p/link.h"
+#include "p2p/nat.h"
 #include "p2p/peers.h"
 #include "p2p/sha1.h"
 
@@ -92,6 +93,12 @@ struct netsvc {
   struct { char addr[64]; uint64_t at; } recent[MAX_RECENT];
   struct { uint8_t pk[8]; uint64_t at; } lookups[64];
   uint8_t rx[2048];
+  /* NAT port mapping (thread pool) */
+  uv_work_t nat_work;
+  int nat_busy;
+  nat_result nat;          /* written by the worker, read on the loop after it completes */
+  nat_result nat_done;     /* the last completed result */
+  uint64_t next_nat;
   int handles;             /* libuv handles still open */
   int stopping;
 };
@@ -361,8 +368,10 @@ static int recently_dialled(netsvc *ns, const char *addr) {
 /* Our TCP endpoints for the node record. */
 static int own_endpoints(netsvc *ns, char eps[][PEERS_ADDR_MAX], int cap) {
   int n = 0;
+  if (ns->nat_done.ok && ns->nat_done.external_ip[0])
+    snprintf(eps[n++], PEERS_ADDR_MAX, "%s:%u", ns->nat_done.external_ip, ns->nat_done.tcp_port);
   if (strcmp(ns->listen_host, "0.0.0.0")) {
-    snprintf(eps[n++], PEERS_ADDR_MAX, "%s:%u", ns->listen_host, ns->listen_port);
+    if (n < cap) snprintf(eps[n++], PEERS_ADDR_MAX, "%s:%u", ns->listen_host, ns->listen_port);
     return n;
   }
   uv_interface_address_t *ifs;
@@ -378,6 +387,38 @@ static int own_endpoints(netsvc *ns, char eps[][PEERS_ADDR_MAX], int cap) {
   }
   if (n == 0) snprintf(eps[n++], PEERS_ADDR_MAX, "127.0.0.1:%u", ns->listen_port);
   return n;
+}
+
+/* ---- NAT ---------------------------------------------------------------------------- */
+
+static void nat_work_cb(uv_work_t *w) {
+  netsvc *ns = w->data;
+  nat_map(ns->listen_port, ns->dht_on ? ns->dht_port : 0, 2000, &ns->nat);
+}
+
+static void maybe_free(netsvc *ns);
+
+static void nat_after_cb(uv_work_t *w, int status) {
+  netsvc *ns = w->data;
+  ns->nat_busy = 0;
+  if (ns->stopping) { maybe_free(ns); return; }
+  if (status) return;
+  ns->nat_done = ns->nat;
+  if (ns->nat.ok) {
+    log_info("%s mapped TCP %u%s on %s", ns->nat.method, ns->nat.tcp_port, ns->nat.udp_port ? " and UDP" : "",
+             ns->nat.external_ip[0] ? ns->nat.external_ip : "the router");
+    ns->next_publish = now_ms(ns); /* put the external endpoint in our record */
+  } else {
+    log_debug("no port mapping: %s", ns->nat.err);
+  }
+}
+
+static void nat_start(netsvc *ns) {
+  if (!ns->o.nat || ns->nat_busy || ns->stopping) return;
+  ns->nat_busy = 1;
+  ns->nat_work.data = ns;
+  ns->next_nat = now_ms(ns) + (uint64_t)NAT_LEASE_S * 1000 / 2; /* renew at half the lease */
+  if (uv_queue_work(ns->loop, &ns->nat_work, nat_work_cb, nat_after_cb)) ns->nat_busy = 0;
 }
 
 static void publish(netsvc *ns) {
@@ -620,6 +661,7 @@ static void on_maint(uv_timer_t *t) {
     if (due[i].failures > 0) lookup_record(ns, due[i].pk);
     link_dial(ns->links, due[i].pk, due[i].addrs[0]);
   }
+  if (ns->o.nat && now >= ns->next_nat) nat_start(ns);
   if (!ns->dht_on) return;
   if (!ns->bootstrapped && now >= ns->next_boot) bootstrap(ns);
   if (ns->bootstrapped && now >= ns->next_publish) {
@@ -681,12 +723,17 @@ int netsvc_start(uv_loop_t *loop, const ident *me, store *db, const netsvc_opts 
   return 0;
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  netsvc *ns = h->data;
-  if (--ns->handles == 0) {
+static void maybe_free(netsvc *ns) {
+  if (ns->handles == 0 && !ns->nat_busy) {
     dht_free(ns->dht);
     free(ns);
   }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  netsvc *ns = h->data;
+  --ns->handles;
+  maybe_free(ns);
 }
 
 void netsvc_stop(netsvc *ns) {
@@ -729,6 +776,11 @@ json_t *netsvc_status(netsvc *ns) {
                         link_count(ns->links), "link_stats", "accepted", (json_int_t)ls.accepted, "dialled",
                         (json_int_t)ls.dialled, "ready", (json_int_t)ls.ready, "failed_handshake",
                         (json_int_t)ls.failed_handshake, "duplicates_closed", (json_int_t)ls.duplicates_closed);
+  if (ns->o.nat)
+    json_object_set_new(j, "nat", json_pack("{s:b, s:s, s:s, s:i, s:i, s:s}", "mapped", ns->nat_done.ok, "method",
+                                            ns->nat_done.method, "external_ip", ns->nat_done.external_ip, "tcp_port",
+                                            ns->nat_done.tcp_port, "udp_port", ns->nat_done.udp_port, "error",
+                                            ns->nat_done.err));
   if (ns->dht_on) {
     dht_stats st;
     dht_get_stats(ns->dht, &st);

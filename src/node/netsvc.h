@@ -40,6 +40,7 @@ typedef struct netsvc_opts {
   int allow_private;                          /* DHT accepts loopback/private addresses */
   int fast;                                   /* short discovery intervals (tests, demo) */
   uint32_t keepalive_s, idle_timeout_s;       /* link timing (0 = defaults: 15 s, 60 s) */
+  int nat;                                    /* try UPnP-IGD / NAT-PMP port mapping */
 } netsvc_opts;
 
 /* me and db are borrowed for the service's lifetime. */

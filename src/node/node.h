@@ -31,6 +31,7 @@ typedef struct node_opts {
   int n_bootstrap;
   int no_lan;                                /* disable LAN discovery */
   int no_dht;                                /* disable the DHT */
+  int no_nat;                                /* no router port mapping */
   const char *http_listen;                   /* "ADDR:PORT" for the API, NULL = config */
 } node_opts;
 

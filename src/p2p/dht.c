@@ -708,9 +708,8 @@ static void lookup_response(dht *d, lookup *l, const tx *x, const krpc_msg *m, i
       if (addr_ok(d, &a)) add_peer(l, &a);
     }
   }
-  if (l->op == DHT_OP_GET || l->op == DHT_OP_PUT) {
-    if (l->op == DHT_OP_GET) lookup_item(d, l, m);
-  }
+  /* A put searches with get: it also reports the newest item already out there. */
+  if (l->op == DHT_OP_GET || l->op == DHT_OP_PUT) lookup_item(d, l, m);
 }
 
 static void lookup_timeout(dht *d, lookup *l, const tx *x) {
@@ -1233,6 +1232,23 @@ int dht_put_signed(dht *d, const uint8_t pk[static 32], const uint8_t sig[static
   if (cas) {
     l->has_cas = 1;
     l->cas = *cas;
+  }
+  /* Keep a copy ourselves when it is valid and newer than what we hold. */
+  dht__item *old = dht__store_item(&d->store, t, d->now);
+  if ((!old || old->seq < seq) && verify_mutable(pk, sig, salt, salt_len, seq, v, v_len)) {
+    dht__item it;
+    memset(&it, 0, offsetof(dht__item, v));
+    memcpy(it.target, t, 20);
+    it.is_mutable = 1;
+    memcpy(it.k, pk, 32);
+    memcpy(it.sig, sig, 64);
+    if (salt_len) memcpy(it.salt, salt, salt_len);
+    it.salt_len = salt_len;
+    it.seq = seq;
+    memcpy(it.v, v, v_len);
+    it.v_len = v_len;
+    it.expires = d->now + DHT_ITEM_TTL_MS;
+    dht__store_put(&d->store, &it);
   }
   return 0;
 }

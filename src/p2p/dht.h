@@ -20,8 +20,15 @@
  * a peer store and a BEP 44 item store with caps and expiry; per-source token-bucket rate
  * limiting of incoming queries; counted drop reasons (dht_stats).
  *
+ * Joining: while fewer than DHT_K live nodes are known, the engine looks itself up via the
+ * table and the bootstrap addresses (again every 30 s while that lasts, e.g. after an
+ * outage), then runs one refresh lookup per bucket up to the deepest (Kademlia's join).
+ * A node that only queried us is pinged once before we hand it to others; queries marked
+ * read-only (BEP 43 "ro") are answered but their senders stay out of the table. Gets start
+ * from our own store (we may be one of the nodes holding the item or peers).
+ *
  * IPv4 only for now (compact 26-byte nodes, 6-byte peers): packets from IPv6 sources are
- * dropped and counted (drop_unsupported). Not thread-safe: one owner (the node's loop
+ * dropped and counted (drop_unsupported); krpc parses nodes6 but the engine ignores it. Not thread-safe: one owner (the node's loop
  * thread) calls everything. Pointers in a dht_output stay valid until the next call into
  * the engine. */
 #ifndef APIARY_P2P_DHT_H
@@ -104,7 +111,8 @@ typedef struct dht_event {
   /* DONE, find_node and all lookups: the closest live nodes, nearest first */
   const dht_node_rec *nodes;
   size_t n_nodes;
-  /* DONE, get: the item (mutable: highest valid seq) */
+  /* DONE, get: the item (mutable: highest valid seq). DONE, put: the newest item the
+   * search saw already stored (compare its seq with yours after a refused put) */
   int has_item;
   dht_item item;
   /* DONE, announce/put: nodes that acknowledged the store */

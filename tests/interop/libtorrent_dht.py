@@ -100,9 +100,17 @@ try:
     # 2. apiary puts a mutable item; libtorrent reads it.
     rc, out, err = apiary("dht", "put", "hello from apiary", "--salt", "ap-salt", "--home", home, "--json")
     check("apiary stored its mutable item", rc == 0 and json.loads(out).get("stored", 0) > 0, out + err)
-    ses.dht_get_mutable_item(bytes.fromhex(node_pk), b"ap-salt")
-    a = wait_alert(ses, lt.dht_mutable_item_alert, lambda a: a.salt == "ap-salt" or a.salt == b"ap-salt")
-    item = a.item if a is not None else None
+    item = None
+    for _ in range(10):  # the put may still be spreading: ask again until it is there
+        ses.dht_get_mutable_item(bytes.fromhex(node_pk), b"ap-salt")
+        a = wait_alert(ses, lt.dht_mutable_item_alert, lambda a: a.salt in ("ap-salt", b"ap-salt"), timeout=5)
+        try:
+            item = a.item if a is not None else None
+        except RuntimeError:  # libtorrent found no item yet (an empty entry)
+            item = None
+        if item:
+            break
+        time.sleep(0.5)
     value = item.get("value") if isinstance(item, dict) else item
     key = item.get("key") if isinstance(item, dict) else None
     # libtorrent hands out only items whose BEP 44 signature verified under the key.

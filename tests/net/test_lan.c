@@ -65,7 +65,7 @@ static pid_t start_in_ns(const char *ns, const char *home, const char *listen) {
   char log[400];
   snprintf(log, sizeof log, "%s.log", home);
   const char *argv[] = {"ip", "netns", "exec", ns, tu_apiary_bin(), "node", "--home", home, "--listen", listen,
-                        "--no-dht", "--http", "127.0.0.1:0", NULL};
+                        "--no-dht", "--no-nat", "--http", "127.0.0.1:0", NULL};
   pid_t pid = tu_spawn(argv, log);
   for (int i = 0; i < 200; i++) {
     if (apiary("status --home %s", home) == 0) return pid;

@@ -129,7 +129,7 @@ static void test_partition_heals(void **state) {
     snprintf(boot, sizeof boot, "10.78.%d.2:7441", i == 0 ? 1 : 0);
     snprintf(log, sizeof log, "%s.log", homes[i]);
     const char *argv[] = {"ip", "netns", "exec", ns[i], tu_apiary_bin(), "node", "--home", homes[i], "--listen",
-                          listen, "--dht-port", "7441", "--bootstrap", boot, "--no-lan", "--http", "127.0.0.1:0",
+                          listen, "--dht-port", "7441", "--bootstrap", boot, "--no-lan", "--no-nat", "--http", "127.0.0.1:0",
                           NULL};
     pids[i] = tu_spawn(argv, log);
   }

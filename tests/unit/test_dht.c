@@ -501,6 +501,7 @@ static void test_net_mutable(void **state) {
   do_and_wait(3);
   assert_int_equal(net.res[3].ev.stored, 0);
   assert_int_equal(net.res[3].ev.status, ERR_NOTFOUND);
+  assert_true(net.res[3].ev.has_item && net.res[3].ev.item.seq == 2); /* what beat us */
   net.res[3].done = 0;
   cas = 1;
   assert_int_equal(dht_put_mutable(net.d[3], &key, salt, 14, (const uint8_t *)v1, strlen(v1), 3, &cas, NULL), 0);
@@ -767,6 +768,52 @@ static void test_import_ping(void **state) {
   dht_free(b);
 }
 
+
+/* Outage: every known node stops answering and goes bad; the engine falls back to its
+ * bootstrap address and recovers once the network answers again. */
+static void pump_pair(dht *a, dht *b, const struct sockaddr_in *aa, const struct sockaddr_in *ab, int b_up,
+                      uint64_t *now, int ms) {
+  for (int t = 0; t < ms; t += 10) {
+    dht_output o;
+    while (dht_poll(a, *now, &o) > 0)
+      if (o.kind == DHT_OUT_PACKET && b_up) dht_input(b, o.pkt, o.len, (const struct sockaddr *)aa, *now);
+    while (dht_poll(b, *now, &o) > 0)
+      if (o.kind == DHT_OUT_PACKET && b_up) dht_input(a, o.pkt, o.len, (const struct sockaddr *)ab, *now);
+    *now += 10;
+  }
+}
+
+static void test_outage_recovery(void **state) {
+  (void)state;
+  dht_config c;
+  dht_config_default(&c);
+  c.allow_private = 1;
+  uint8_t ida[20] = {0x10}, idb[20] = {0x90};
+  dht *a, *b;
+  assert_int_equal(dht_new(ida, &c, &a), 0);
+  assert_int_equal(dht_new(idb, &c, &b), 0);
+  struct sockaddr_in aa = addr_of(1), ab = addr_of(2);
+  assert_int_equal(dht_bootstrap_add(a, (const struct sockaddr *)&ab), 0);
+  uint64_t now = 1000;
+  pump_pair(a, b, &aa, &ab, 1, &now, 1000);
+  dht_stats st;
+  dht_get_stats(a, &st);
+  assert_int_equal(st.nodes_good, 1);
+  /* b vanishes; a keeps looking itself up (30 s apart) and b turns bad. */
+  pump_pair(a, b, &aa, &ab, 0, &now, 4 * 60 * 1000);
+  dht_get_stats(a, &st);
+  assert_int_equal(st.nodes_good, 0);
+  assert_true(st.timeouts >= DHT_BAD_FAILS);
+  dht_node_rec rec[2];
+  assert_int_equal(dht_table_closest(a, idb, rec, 2), 0);
+  /* b is back: the next bootstrap round finds it. */
+  pump_pair(a, b, &aa, &ab, 1, &now, 40 * 1000);
+  dht_get_stats(a, &st);
+  assert_int_equal(st.nodes_good, 1);
+  dht_free(a);
+  dht_free(b);
+}
+
 /* Hostile input straight into one engine: counted, never fatal. */
 static void test_hostile_input(void **state) {
   (void)state;
@@ -843,6 +890,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_input),
       cmocka_unit_test(test_tokens),
       cmocka_unit_test(test_import_ping),
+      cmocka_unit_test(test_outage_recovery),
   };
   const struct CMUnitTest net_tests[] = {
       cmocka_unit_test(test_net_bootstrap),
