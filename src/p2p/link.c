@@ -32,7 +32,16 @@ struct p2p_link {
   uint8_t rx[READ_CHUNK];
 };
 
+#define RATE_SLOTS 256
+typedef struct rate_slot {
+  uint32_t ip;        /* IPv4 source address, network order (0 = free) */
+  double tokens;
+  uint64_t at;        /* last refill, loop ms */
+} rate_slot;
+
 struct link_mgr {
+  double accept_rate, accept_burst; /* per-source limits (LINK_ACCEPT_RATE/BURST) */
+  rate_slot rate[RATE_SLOTS]; /* per-source token buckets (hashed, collisions share one) */
   session_params params;  /* for every new session */
   uint64_t connect_timeout_ms;
   uv_loop_t *loop;
@@ -234,6 +243,29 @@ static int start_session(p2p_link *l) {
   return 0;
 }
 
+static int handshakes_in_progress(const link_mgr *m) {
+  int n = 0;
+  for (p2p_link *l = m->links; l; l = l->next) n += l->inbound && !l->ready && !l->closing;
+  return n;
+}
+
+/* Token bucket per source IP: LINK_ACCEPT_BURST deep, refilled at LINK_ACCEPT_RATE/s. */
+static int rate_ok(link_mgr *m, uint32_t ip) {
+  rate_slot *r = &m->rate[((ip * 2654435761u) >> 24) % RATE_SLOTS];
+  uint64_t now = now_ms(m);
+  if (r->ip != ip) {
+    r->ip = ip;
+    r->tokens = m->accept_burst;
+    r->at = now;
+  }
+  r->tokens += (double)(now - r->at) * m->accept_rate / 1000.0;
+  if (r->tokens > m->accept_burst) r->tokens = m->accept_burst;
+  r->at = now;
+  if (r->tokens < 1.0) return 0;
+  r->tokens -= 1.0;
+  return 1;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   link_mgr *m = server->data;
   if (status < 0 || m->closing) return;
@@ -241,11 +273,23 @@ static void on_connection(uv_stream_t *server, int status) {
   if (!l) return;
   if (uv_accept(server, (uv_stream_t *)&l->tcp)) { link_destroy(l, ERR_INVAL, "accept failed"); return; }
   struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
   int len = sizeof ss;
   if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET) {
     char ip[INET_ADDRSTRLEN];
     uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
     snprintf(l->addr, sizeof l->addr, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  }
+  uint32_t ip = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_addr.s_addr : 0;
+  if (!rate_ok(m, ip)) {
+    m->stats.refused_rate++;
+    link_destroy(l, ERR_TOOBIG, "connection rate limit");
+    return;
+  }
+  if (handshakes_in_progress(m) > LINK_MAX_HANDSHAKES) {
+    m->stats.refused_handshakes++;
+    link_destroy(l, ERR_TOOBIG, "too many handshakes in progress");
+    return;
   }
   m->stats.accepted++;
   int rc = start_session(l);
@@ -273,6 +317,8 @@ int link_mgr_new(uv_loop_t *loop, const ident *me, const link_callbacks *cb, voi
   m->me = me;
   session_default_params(&m->params);
   m->connect_timeout_ms = LINK_CONNECT_TIMEOUT_MS;
+  m->accept_rate = LINK_ACCEPT_RATE;
+  m->accept_burst = LINK_ACCEPT_BURST;
   m->cb = *cb;
   m->ud = ud;
   *out = m;
@@ -328,6 +374,11 @@ void link_mgr_close(link_mgr *m) {
 }
 
 void link_mgr_stats(const link_mgr *m, link_stats *out) { *out = m->stats; }
+
+void link_mgr_set_accept_limits(link_mgr *m, double per_second, double burst) {
+  m->accept_rate = per_second;
+  m->accept_burst = burst;
+}
 
 void link_mgr_set_timing(link_mgr *m, uint64_t keepalive_ms, uint64_t idle_timeout_ms, uint64_t connect_timeout_ms) {
   if (keepalive_ms) m->params.keepalive_ms = keepalive_ms;

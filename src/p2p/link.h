@@ -40,7 +40,16 @@ typedef struct link_callbacks {
 
 typedef struct link_stats {
   uint64_t accepted, dialled, ready, failed_handshake, duplicates_closed;
+  uint64_t refused_rate;      /* inbound connections over the per-address rate */
+  uint64_t refused_handshakes;/* inbound connections over the concurrent-handshake cap */
 } link_stats;
+
+/* Inbound limits: each source IP may open LINK_ACCEPT_BURST connections at once, then
+ * LINK_ACCEPT_RATE per second; at most LINK_MAX_HANDSHAKES unauthenticated connections
+ * exist at any time. Excess connections are closed at once and counted. */
+#define LINK_ACCEPT_RATE 5
+#define LINK_ACCEPT_BURST 20
+#define LINK_MAX_HANDSHAKES 256
 
 int link_mgr_new(uv_loop_t *loop, const ident *me, const link_callbacks *cb, void *ud, link_mgr **out);
 /* Listens on "ADDR:PORT" (IPv4; port 0 = any). Returns 0 or a libuv error. */
@@ -53,6 +62,8 @@ void link_mgr_stats(const link_mgr *m, link_stats *out);
 /* Session timing for links created from now on (0 keeps a value): send a keepalive after
  * keepalive_ms without sending, fail a link after idle_timeout_ms without receiving, fail
  * a dial whose TCP connect takes longer than connect_timeout_ms. */
+/* Replaces the per-source accept limits (benchmarks; labs with many nodes behind one IP). */
+void link_mgr_set_accept_limits(link_mgr *m, double per_second, double burst);
 void link_mgr_set_timing(link_mgr *m, uint64_t keepalive_ms, uint64_t idle_timeout_ms, uint64_t connect_timeout_ms);
 
 /* Dials "HOST:PORT" (IPv4 literal) expecting node pk (NULL: any node that authenticates,

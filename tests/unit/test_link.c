@@ -220,10 +220,32 @@ static void test_dead_address(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void test_accept_rate_limit(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  side a, b;
+  make_side(&loop, &a, "a", 1);
+  make_side(&loop, &b, "b", 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%u", link_mgr_port(a.m));
+  /* 30 connections at once from one address: the burst is 20. */
+  for (int i = 0; i < 30; i++) assert_int_equal(link_dial(b.m, NULL, addr), 0);
+  for (int i = 0; i < 1000; i++) uv_run(&loop, UV_RUN_NOWAIT), uv_sleep(1);
+  link_stats st;
+  link_mgr_stats(a.m, &st);
+  assert_true(st.refused_rate >= 10 - 1); /* a few tokens may refill meanwhile */
+  assert_true(st.accepted <= LINK_ACCEPT_BURST + 5);
+  assert_int_equal(st.accepted + st.refused_rate + st.refused_handshakes, 30);
+  /* The dialling side sees the refused connections as failed dials. */
+  assert_true(b.closed >= 9);
+  close_all(&loop, &a, &b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_handshake_and_messages), cmocka_unit_test(test_wrong_node),
       cmocka_unit_test(test_simultaneous_dial), cmocka_unit_test(test_backpressure),
-      cmocka_unit_test(test_dead_address)};
+      cmocka_unit_test(test_dead_address), cmocka_unit_test(test_accept_rate_limit)};
   return cmocka_run_group_tests_name("link", tests, NULL, NULL);
 }
