@@ -12,6 +12,8 @@
 #include "core/log.h"
 #include "p2p/bencode.h"
 #include "p2p/dht.h"
+#include "core/hex.h"
+#include "llm/mstore.h"
 #include "p2p/link.h"
 #include "p2p/nat.h"
 #include "p2p/peers.h"
@@ -441,6 +443,24 @@ static void publish(netsvc *ns) {
                            wall_ms(), NULL, &h);
   if (rc) log_warn("cannot publish the node record: %s", err_str(rc));
   if (!dht_announce(ns->dht, ns->network_hash, ns->listen_port, &h)) log_debug("announced on the network infohash");
+  /* Every model in the store: "who serves model X?" */
+  if (!ns->o.models_dir) return;
+  static mstore_model models[NETSVC_MAX_ANNOUNCED_MODELS];
+  int n_models = mstore_list(ns->o.models_dir, models, NETSVC_MAX_ANNOUNCED_MODELS);
+  for (int i = 0; i < n_models; i++) {
+    uint8_t sha[32], ih[20];
+    if (hex_decode(models[i].sha256, 64, sha, 32)) continue;
+    netsvc_model_infohash(sha, ih);
+    dht_announce(ns->dht, ih, ns->listen_port, &h);
+  }
+}
+
+void netsvc_model_infohash(const uint8_t sha256[32], uint8_t out[20]) {
+  sha1_ctx c;
+  sha1_init(&c);
+  sha1_update(&c, NETSVC_MODEL_TAG, strlen(NETSVC_MODEL_TAG));
+  sha1_update(&c, sha256, 32);
+  sha1_final(&c, out);
 }
 
 static void discover(netsvc *ns) {

@@ -28,6 +28,11 @@
 #define NETSVC_MAX_BOOTSTRAP 32
 #define NETSVC_NODE_SALT "apiary-node-v1"
 #define NETSVC_NETWORK_TAG "apiary-network-v1"
+#define NETSVC_MODEL_TAG "apiary-model-v1"
+#define NETSVC_MAX_ANNOUNCED_MODELS 16
+
+/* The infohash nodes serving a model announce: SHA-1("apiary-model-v1" || sha256(file)). */
+void netsvc_model_infohash(const uint8_t sha256[32], uint8_t out[20]);
 
 typedef struct netsvc netsvc;
 
@@ -41,6 +46,7 @@ typedef struct netsvc_opts {
   int fast;                                   /* short discovery intervals (tests, demo) */
   uint32_t keepalive_s, idle_timeout_s;       /* link timing (0 = defaults: 15 s, 60 s) */
   int nat;                                    /* try UPnP-IGD / NAT-PMP port mapping */
+  const char *models_dir;                     /* model store: each model is announced (NULL = none) */
 } netsvc_opts;
 
 /* me and db are borrowed for the service's lifetime. */

@@ -126,6 +126,7 @@ static int start_net(node *n, char *err, size_t cap) {
   no.fast = no.allow_private; /* labs and tests are small: discover every few seconds */
   no.keepalive_s = (uint32_t)config_int(n->cfg, "net", "keepalive");
   no.nat = !n->opts->no_nat && config_bool(n->cfg, "nat", "enabled") && strncmp(no.listen, "127.", 4);
+  no.models_dir = n->paths.models;
   no.idle_timeout_s = (uint32_t)config_int(n->cfg, "net", "idle_timeout");
   int rc = netsvc_start(&n->loop, &n->id, n->db, &no, &n->net, err, cap);
   if (rc) return rc;

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "../support/testutil.h"
+#include "core/hex.h"
+#include "node/netsvc.h"
 
 #define N 5
 
@@ -96,6 +98,13 @@ static int setup(void **state) {
     snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(j, "node_id")));
     json_decref(j);
   }
+  /* Node 4 serves a model: a small file with GGUF magic, pulled into its store. */
+  char src[400];
+  snprintf(src, sizeof src, "%s/served.gguf", dir);
+  FILE *f = fopen(src, "wb");
+  fputs("GGUF-a-model-for-the-announce-test", f);
+  fclose(f);
+  if (apiary("model pull --home %s %s", homes[4], src)) return -1;
   return 0;
 }
 
@@ -113,6 +122,24 @@ static void test_five_nodes(void **state) {
   for (int i = 0; i < N; i++) pids[i] = start(i, base + i, base + 100 + i, base + 100 + (i == 0 ? 1 : 0));
   for (int j = 0; j < N; j++)
     if (!wait_all_see(j, "up", NULL, 40, -1)) fail_msg("not every node lists node %d as up", j);
+
+  /* Node 4 announced the model in its store: "who serves this model?" finds it. */
+  assert_int_equal(apiary("model list --home %s --json", homes[4]), 0);
+  json_t *ml = json_loads(out, 0, NULL);
+  const char *sha_hex = json_string_value(json_object_get(json_array_get(json_object_get(ml, "models"), 0), "sha256"));
+  uint8_t sha[32], ih[20];
+  assert_int_equal(hex_decode(sha_hex, 64, sha, 32), 0);
+  json_decref(ml);
+  netsvc_model_infohash(sha, ih);
+  char ih_hex[41], want4[64];
+  hex_encode(ih, 20, ih_hex);
+  snprintf(want4, sizeof want4, "\"127.0.0.1:%d\"", base + 4);
+  int found = 0;
+  for (int t = 0; t < 40 && !found; t++) {
+    found = apiary("dht peers %s --home %s --json", ih_hex, homes[0]) == 0 && strstr(out, want4);
+    if (!found) usleep(500000);
+  }
+  if (!found) fail_msg("get_peers on the model infohash did not find node 4: %s", out);
 
   /* Links carry RPC end to end. */
   assert_int_equal(apiary("ping --home %s %s --json", homes[0], ids[4]), 0);
