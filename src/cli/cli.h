@@ -40,6 +40,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_bad_opt(const char *cmd, char **argv);
 /* Resolves the node home into out (cap bytes): flag, $APIARY_HOME, ~/.apiary. */
 int cli_home(const cli_common *c, char *out, size_t cap);
+/* Parses argv for a command that takes only the common options. Returns 0 with optind at
+ * the first positional argument, -1 after printing --help (exit 0), or CLI_USAGE. */
+int cli_parse_common(const char *cmd, int argc, char **argv, const char *usage, cli_common *c);
+/* Fills the node home's paths; on failure logs what to do and returns CLI_FAIL. */
+struct home_paths;
+int cli_home_paths(const cli_common *c, struct home_paths *p);
 
 /* Prints j as one compact JSON line on stdout and releases it (takes j). Returns CLI_OK,
  * or CLI_FAIL when j is NULL (allocation failed). */

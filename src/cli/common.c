@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "node/home.h"
 
 int cli_common_opt(int opt, const char *arg, cli_common *c, const char *usage) {
   switch (opt) {
@@ -61,5 +62,26 @@ int cli_print_json(json_t *j) {
   if (!s) return CLI_FAIL;
   puts(s);
   free(s);
+  return CLI_OK;
+}
+
+int cli_parse_common(const char *cmd, int argc, char **argv, const char *usage, cli_common *c) {
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
+  int opt;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
+    int r = cli_common_opt(opt, optarg, c, usage);
+    if (r < 0) return -1;
+    if (r == 0) return cli_bad_opt(cmd, argv);
+  }
+  return 0;
+}
+
+int cli_home_paths(const cli_common *c, home_paths *p) {
+  char dir[HOME_PATH_MAX];
+  if (cli_home(c, dir, sizeof dir) || home_paths_init(p, dir)) {
+    log_error("cannot work out the node home; pass --home DIR or set APIARY_HOME");
+    return CLI_FAIL;
+  }
   return CLI_OK;
 }

@@ -32,24 +32,14 @@ static json_t *value_json(const config *cfg, const config_key *k) {
 
 int cli_config_main(int argc, char **argv) {
   cli_common c = {0};
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
-    int r = cli_common_opt(opt, optarg, &c, usage);
-    if (r < 0) return CLI_OK;
-    if (r == 0) return cli_bad_opt("config", argv);
-  }
+  int pr = cli_parse_common("config", argc, argv, usage, &c);
+  if (pr) return pr < 0 ? CLI_OK : pr;
   if (optind != argc - 1) return cli_usage_error("config", "expected one action: check, show or path");
   const char *action = argv[optind];
   if (strcmp(action, "check") && strcmp(action, "show") && strcmp(action, "path"))
     return cli_usage_error("config", "unknown action '%s' (expected check, show or path)", action);
-  char dir[HOME_PATH_MAX];
   home_paths p;
-  if (cli_home(&c, dir, sizeof dir) || home_paths_init(&p, dir)) {
-    log_error("cannot work out the node home; pass --home DIR or set APIARY_HOME");
-    return CLI_FAIL;
-  }
+  if (cli_home_paths(&c, &p)) return CLI_FAIL;
   if (!strcmp(action, "path")) {
     if (c.json) return cli_print_json(json_pack("{s:s}", "path", p.config));
     puts(p.config);

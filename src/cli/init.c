@@ -16,21 +16,11 @@ static const char usage[] =
 
 int cli_init_main(int argc, char **argv) {
   cli_common c = {0};
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
-    int r = cli_common_opt(opt, optarg, &c, usage);
-    if (r < 0) return CLI_OK;
-    if (r == 0) return cli_bad_opt("init", argv);
-  }
+  int pr = cli_parse_common("init", argc, argv, usage, &c);
+  if (pr) return pr < 0 ? CLI_OK : pr;
   if (optind < argc) return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
-  char dir[HOME_PATH_MAX];
   home_paths p;
-  if (cli_home(&c, dir, sizeof dir) || home_paths_init(&p, dir)) {
-    log_error("cannot work out the node home; pass --home DIR or set APIARY_HOME");
-    return CLI_FAIL;
-  }
+  if (cli_home_paths(&c, &p)) return CLI_FAIL;
   ident id;
   wallet w;
   char err[1024] = "";

@@ -11,14 +11,8 @@ int cli_ping_main(int argc, char **argv) {
       "address from its peer book or the node's DHT record) and measures the round trip of\n"
       "an RPC ping over the authenticated, encrypted link.\n";
   cli_common c = {0};
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
-    int r = cli_common_opt(opt, optarg, &c, usage);
-    if (r < 0) return CLI_OK;
-    if (r == 0) return cli_bad_opt("ping", argv);
-  }
+  int pr = cli_parse_common("ping", argc, argv, usage, &c);
+  if (pr) return pr < 0 ? CLI_OK : pr;
   if (optind != argc - 1) return cli_usage_error("ping", "expected one NODE_ID");
   json_t *res = NULL;
   int rc = cli_ctl_call(&c, "ping", json_pack("{s:s}", "node_id", argv[optind]), &res);

@@ -14,14 +14,8 @@
 int cli_ctl_simple(const char *cmd, const char *method, int argc, char **argv, const char *usage,
                    json_t **result_out, cli_common *c_out) {
   cli_common c = {0};
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
-    int r = cli_common_opt(opt, optarg, &c, usage);
-    if (r < 0) return -1;
-    if (r == 0) return cli_bad_opt(cmd, argv);
-  }
+  int pr = cli_parse_common(cmd, argc, argv, usage, &c);
+  if (pr) return pr;
   if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
   *c_out = c;
   return cli_ctl_call(&c, method, NULL, result_out);

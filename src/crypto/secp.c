@@ -27,10 +27,12 @@ static void make_ctx(void) {
   g_ctx = c;
 }
 
-static secp256k1_context *ctx(void) {
+secp256k1_context *secp_context(void) {
   pthread_once(&g_once, make_ctx);
   return g_ctx;
 }
+
+static secp256k1_context *ctx(void) { return secp_context(); }
 
 int secp_sign(const uint8_t sk[static 32], const uint8_t digest[static 32], uint8_t sig_out[static SECP_SIG_BYTES]) {
   secp256k1_context *c = ctx();

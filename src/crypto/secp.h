@@ -12,6 +12,12 @@
 #define SECP_SIG_BYTES 65
 
 /* Signs digest with sk. Returns 0 or ERR_CRYPTO. */
+/* The process's one libsecp256k1 context, created on first use (pthread_once) and
+ * randomized against side channels; NULL if that failed. Shared by the wallet and the
+ * signing helpers; thread-safe to use after creation. */
+typedef struct secp256k1_context_struct secp256k1_context;
+secp256k1_context *secp_context(void);
+
 int secp_sign(const uint8_t sk[static 32], const uint8_t digest[static 32], uint8_t sig_out[static SECP_SIG_BYTES]);
 /* Recovers the 64-byte public key (x||y) and the address that signed digest.
  * sig = r||s (64 bytes), recid 0..1 (2..3 are rejected: r overflow never happens in

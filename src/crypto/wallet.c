@@ -1,7 +1,6 @@
 /* crypto/wallet — secp256k1 wallet key and EIP-55 addresses; see wallet.h. */
 #include "crypto/wallet.h"
 
-#include <pthread.h>
 #include <secp256k1.h>
 #include <sodium.h>
 #include <string.h>
@@ -10,28 +9,9 @@
 #include "core/hex.h"
 #include "crypto/keccak.h"
 #include "crypto/keyfile.h"
+#include "crypto/secp.h"
 
-static secp256k1_context *g_ctx;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void make_ctx(void) {
-  if (sodium_init() < 0) return;
-  secp256k1_context *c = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
-  if (!c) return;
-  uint8_t seed[32];
-  randombytes_buf(seed, sizeof seed);
-  if (!secp256k1_context_randomize(c, seed)) {
-    secp256k1_context_destroy(c);
-    c = NULL;
-  }
-  sodium_memzero(seed, sizeof seed);
-  g_ctx = c;
-}
-
-static secp256k1_context *ctx(void) {
-  pthread_once(&g_once, make_ctx);
-  return g_ctx;
-}
+static secp256k1_context *ctx(void) { return secp_context(); }
 
 int wallet_from_secret(const uint8_t sk[static WALLET_SK_BYTES], wallet *out) {
   secp256k1_context *c = ctx();
