@@ -31,5 +31,10 @@ int openai_route(const http_request *req) {
       return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use GET /v1/models");
     return list_models(req);
   }
+  if (!strcmp(req->path, "/v1/completions")) {
+    if (strcmp(req->method, "POST"))
+      return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use POST /v1/completions");
+    return http__completions(req);
+  }
   return http__send_error(req->conn, 404, "invalid_request_error", "unknown_url", "no such endpoint");
 }

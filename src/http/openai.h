@@ -1,13 +1,16 @@
 /* http/openai — the OpenAI-compatible routes of the local API.
  *
- * GET /v1/models lists the models in the local store. The completion routes arrive with
- * the inference engine and market wiring (issue: inference market). Handlers run on HTTP
- * threads. */
+ * GET /v1/models lists the models in the local store; POST /v1/completions generates
+ * from one of them (streamed as server-sent events with "stream": true). Routing to other
+ * nodes is the market layer's job and not wired yet: a model this node does not have is
+ * a 404. Handlers run on HTTP threads. */
 #ifndef APIARY_HTTP_OPENAI_H
 #define APIARY_HTTP_OPENAI_H
 
 #include <jansson.h>
 #include <stddef.h>
+
+#include "market/local.h"
 
 struct MHD_Connection;
 
@@ -19,12 +22,18 @@ typedef struct http_request {
   size_t body_len;
   const char *models_dir;
   const char *node_id;
+  local_svc *local;      /* generations from local models, or NULL */
 } http_request;
 
 /* Routes req and queues a response. Returns an MHD_Result. */
 int openai_route(const http_request *req);
 
 /* Internal helpers shared by the http files. */
+int http__completions(const http_request *req);
+int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
+                int *stream, int *include_usage, int default_max);
+int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
+                   int stream, int include_usage);
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j /* taken */);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);

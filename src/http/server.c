@@ -70,7 +70,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
                                              "request body is larger than 4 MiB");
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
-                      .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id};
+                      .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
+                      .local = s->o.local};
   return (enum MHD_Result)openai_route(&req);
 }
 
@@ -104,10 +105,10 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
   s->o = *o;
-  s->d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-                          MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                          MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+                          NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
+                          on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, cap, "cannot listen for HTTP on %s (in use? set [http] listen in config.toml)", o->listen);
     free(s);

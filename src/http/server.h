@@ -5,7 +5,8 @@
  * handlers by method and path; bodies are capped at HTTP_MAX_BODY. Errors use OpenAI's
  * JSON shape: {"error":{"message","type","param","code"}}.
  *
- * Threads: libmicrohttpd runs its own thread(s); handlers run there and must only touch
+ * Threads: libmicrohttpd runs a thread per connection (a streamed generation blocks its
+ * connection's thread while it waits for tokens); handlers run there and must only touch
  * thread-safe state (the auth snapshot, the model store files, and — once wired — the
  * engine and market through their queues). */
 #ifndef APIARY_HTTP_SERVER_H
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "http/auth.h"
+#include "market/local.h"
 
 #define HTTP_MAX_BODY (4u << 20)
 
@@ -26,6 +28,7 @@ typedef struct http_opts {
   auth *auth;             /* borrowed; checked on every request */
   const char *models_dir; /* borrowed: the model store */
   const char *node_id;    /* borrowed: reported as owner of local models */
+  local_svc *local;       /* borrowed: generations from local models (NULL = none) */
 } http_opts;
 
 int http_start(const http_opts *o, http_server **out, char *err, size_t err_cap);

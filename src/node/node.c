@@ -352,8 +352,13 @@ static int start_http(node *n, char *err, size_t cap) {
   int rc = auth_new(&n->auth);
   if (!rc) rc = auth_load(n->auth, n->db);
   if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
+  if ((rc = local_svc_new((int)config_int(n->cfg, "engine", "threads"), (int)config_int(n->cfg, "engine", "context"),
+                          &n->local))) {
+    snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
+    return rc;
+  }
   http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
-                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id};
+                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local};
   if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
   log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
            http_port(n->http));
@@ -383,6 +388,8 @@ void node_shutdown(node *n) {
   n->net = NULL;
   http_stop(n->http); /* joins the HTTP threads: no request runs after this */
   n->http = NULL;
+  local_svc_free(n->local); /* then the inference worker */
+  n->local = NULL;
   uv_close((uv_handle_t *)&n->sigint, NULL);
   uv_close((uv_handle_t *)&n->sigterm, NULL);
 }

@@ -18,6 +18,7 @@
 #include "node/home.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "market/local.h"
 #include "node/netsvc.h"
 #include "p2p/lan_udp.h"
 
@@ -47,6 +48,7 @@ typedef struct node {
   netsvc *net;             /* links, RPC, DHT */
   auth *auth;              /* API token snapshot (owned) */
   http_server *http;       /* local API, NULL when disabled */
+  local_svc *local;        /* generations from local models (worker thread) */
   uint16_t listen_port;    /* TCP port peers reach us on */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */

@@ -152,6 +152,29 @@ static void test_api_auth(void **state) {
   http(&r, port, "POST", "/v1/models", NULL, "{}", 2);
   check_openai_error(&r, 401, "authentication_error"); /* auth comes before anything else */
 
+  /* Completions: bad requests get OpenAI-shaped 400s; an unknown model 404; a stored file
+   * that is not a loadable model a clean 500 (the node keeps running). */
+  http(&r, port, "POST", "/v1/completions", tok1, "not json", 8);
+  check_openai_error(&r, 400, "invalid_request_error");
+  http(&r, port, "POST", "/v1/completions", tok1, "{\"prompt\":\"x\"}", 14);
+  check_openai_error(&r, 400, "invalid_request_error");
+  const char *bad_temp = "{\"model\":\"tiny.gguf\",\"prompt\":\"x\",\"temperature\":5}";
+  http(&r, port, "POST", "/v1/completions", tok1, bad_temp, strlen(bad_temp));
+  check_openai_error(&r, 400, "invalid_request_error");
+  const char *no_prompt = "{\"model\":\"tiny.gguf\"}";
+  http(&r, port, "POST", "/v1/completions", tok1, no_prompt, strlen(no_prompt));
+  check_openai_error(&r, 400, "invalid_request_error");
+  const char *unknown = "{\"model\":\"no-such-model\",\"prompt\":\"x\"}";
+  http(&r, port, "POST", "/v1/completions", tok1, unknown, strlen(unknown));
+  check_openai_error(&r, 404, "invalid_request_error");
+  const char *broken = "{\"model\":\"tiny.gguf\",\"prompt\":\"x\",\"max_tokens\":2}";
+  http(&r, port, "POST", "/v1/completions", tok1, broken, strlen(broken));
+  check_openai_error(&r, 500, "server_error");
+  http(&r, port, "GET", "/v1/completions", tok1, NULL, 0);
+  check_openai_error(&r, 405, "invalid_request_error");
+  http(&r, port, "GET", "/v1/models", tok1, NULL, 0);
+  assert_int_equal(r.status, 200); /* still serving */
+
   /* A token made while the node runs works at once; revocation takes effect at once. */
   assert_int_equal(apiary("token --home %s create --json", home), 0);
   j = json_loads(out, 0, NULL);

@@ -1,0 +1,327 @@
+/* http/completions — POST /v1/completions served from the node's own models.
+ *
+ * Request fields (OpenAI's): model, prompt (a string or a one-string array), max_tokens
+ * (default 16, as OpenAI), temperature (1.0), top_p (1.0), presence_penalty,
+ * frequency_penalty, seed, stop (a string or up to 4), stream, stream_options.include_usage.
+ * Responses carry the serving node's id and the cost (0 wei: local) in headers and in an
+ * "apiary" object. Streams are server-sent events ending with "data: [DONE]". */
+#include <errno.h>
+#include <microhttpd.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "http/openai.h"
+#include "llm/mstore.h"
+
+#define STREAM_WAIT_MS 15000     /* a keepalive comment goes out after this much silence */
+#define FULL_WAIT_MS (30 * 60 * 1000)
+#define MAX_TOKENS_CAP 8192
+
+typedef struct stream_ctx {
+  local_job *job;
+  char id[40];
+  char model[128];
+  char node_id[64];
+  long long created;
+  int include_usage;
+  int chat;              /* chat.completion.chunk shape */
+  int sent_role;
+  buf out;               /* bytes ready for MHD */
+  size_t out_pos;
+  int state;             /* 0 streaming, 1 final chunk queued, 2 [DONE] queued, 3 end */
+} stream_ctx;
+
+static const char *finish_name(local_finish f) {
+  return f == LOCAL_LENGTH ? "length" : "stop";
+}
+
+static void new_id(char *out, size_t cap, const char *prefix) {
+  uint8_t r[12];
+  randombytes_buf(r, sizeof r);
+  int n = snprintf(out, cap, "%s", prefix);
+  for (size_t i = 0; i < sizeof r && (size_t)n + 2 < cap; i++) n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
+}
+
+static void add_headers(struct MHD_Response *r, const char *node_id) {
+  MHD_add_response_header(r, "X-Apiary-Node", node_id);
+  MHD_add_response_header(r, "X-Apiary-Cost-Wei", "0");
+}
+
+static json_t *apiary_info(const char *node_id) {
+  return json_pack("{s:s, s:s, s:s}", "node", node_id, "cost_wei", "0", "served", "local");
+}
+
+static void queue_event(stream_ctx *s, json_t *j) {
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!text) return;
+  buf_printf(&s->out, "data: %s\n\n", text);
+  free(text);
+}
+
+static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *finish) {
+  json_t *choice;
+  if (s->chat) {
+    json_t *delta = json_object();
+    if (!s->sent_role) {
+      json_object_set_new(delta, "role", json_string("assistant"));
+      s->sent_role = 1;
+    }
+    if (text) json_object_set_new(delta, "content", json_stringn(text, len));
+    choice = json_pack("{s:i, s:o, s:s?}", "index", 0, "delta", delta, "finish_reason", finish);
+    if (!finish) json_object_set_new(choice, "finish_reason", json_null());
+  } else {
+    choice = json_pack("{s:i, s:s%, s:n, s:s?}", "index", 0, "text", text ? text : "", text ? len : 0, "logprobs",
+                       "finish_reason", finish);
+    if (!finish) json_object_set_new(choice, "finish_reason", json_null());
+  }
+  return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
+                   s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
+                   s->model, "choices", choice, "apiary", apiary_info(s->node_id));
+}
+
+/* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
+static void refill(stream_ctx *s) {
+  buf_reset(&s->out);
+  s->out_pos = 0;
+  if (s->state == 0) {
+    char text[4096];
+    int n = local_job_read(s->job, text, sizeof text, STREAM_WAIT_MS);
+    if (n > 0) { queue_event(s, chunk(s, text, (size_t)n, NULL)); return; }
+    if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
+    local_result r;
+    local_job_wait(s->job, 0, &r);
+    if (r.finish == LOCAL_ERROR) {
+      queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type", "server_error", "code",
+                               "generation_failed"));
+    } else {
+      json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
+      if (s->include_usage)
+        json_object_set_new(last, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
+                                                     "completion_tokens", r.completion_tokens, "total_tokens",
+                                                     r.prompt_tokens + r.completion_tokens));
+      queue_event(s, last);
+    }
+    s->state = 2;
+    buf_append_str(&s->out, "data: [DONE]\n\n");
+    return;
+  }
+  s->state = 3;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+  stream_ctx *s = cls;
+  (void)pos;
+  while (s->out_pos >= s->out.len) {
+    if (s->state >= 2) return MHD_CONTENT_READER_END_OF_STREAM;
+    refill(s);
+  }
+  size_t n = s->out.len - s->out_pos;
+  if (n > max) n = max;
+  memcpy(out, s->out.ptr + s->out_pos, n);
+  s->out_pos += n;
+  return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+  stream_ctx *s = cls;
+  local_job_cancel(s->job); /* the client may have gone: stop generating */
+  local_job_release(s->job);
+  buf_deinit(&s->out);
+  free(s);
+}
+
+static int bad_request(const http_request *req, const char *code, const char *msg) {
+  return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
+}
+
+/* Parses the sampling and stop fields shared by both endpoints into lr. */
+static int parse_common(const http_request *req, json_t *body, local_req *lr, int default_max) {
+  json_t *v;
+  lr->sp = sample_default_params();
+  lr->sp.temp = 1.0f;
+  lr->sp.top_k = 0;
+  lr->sp.top_p = 1.0f;
+  lr->sp.min_p = 0.0f;
+  lr->sp.penalty_last_n = 64;
+  uint64_t seed;
+  randombytes_buf(&seed, sizeof seed);
+  lr->sp.seed = seed;
+  lr->max_tokens = default_max;
+  lr->add_bos = -1;
+  if ((v = json_object_get(body, "max_tokens")) && !json_is_null(v)) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_TOKENS_CAP)
+      return bad_request(req, "invalid_max_tokens", "max_tokens must be an integer from 1 to 8192");
+    lr->max_tokens = (int)json_integer_value(v);
+  }
+  if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2)
+      return bad_request(req, "invalid_temperature", "temperature must be a number from 0 to 2");
+    lr->sp.temp = (float)json_number_value(v);
+  }
+  if ((v = json_object_get(body, "top_p")) && !json_is_null(v)) {
+    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
+      return bad_request(req, "invalid_top_p", "top_p must be a number in (0, 1]");
+    lr->sp.top_p = (float)json_number_value(v);
+  }
+  if ((v = json_object_get(body, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(body, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(body, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);
+  v = json_object_get(body, "stop");
+  if (json_is_string(v)) {
+    lr->stop[lr->n_stop++] = strdup(json_string_value(v));
+  } else if (json_is_array(v)) {
+    size_t i;
+    json_t *x;
+    if (json_array_size(v) > LOCAL_MAX_STOP) return bad_request(req, "invalid_stop", "at most 4 stop strings");
+    json_array_foreach(v, i, x) {
+      if (!json_is_string(x) || json_string_length(x) == 0 || json_string_length(x) > 255)
+        return bad_request(req, "invalid_stop", "stop strings must be non-empty strings of at most 255 bytes");
+      lr->stop[lr->n_stop++] = strdup(json_string_value(x));
+    }
+  } else if (v && !json_is_null(v)) {
+    return bad_request(req, "invalid_stop", "stop must be a string or an array of strings");
+  }
+  return 0;
+}
+
+static void free_req(local_req *lr) {
+  free(lr->prompt);
+  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
+  memset(lr, 0, sizeof *lr);
+}
+
+int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
+                   int stream, int include_usage) {
+  local_job *job;
+  int rc = local_submit(req->local, lr, &job);
+  if (rc) {
+    free_req(lr);
+    return http__send_error(req->conn, 503, "server_error", "overloaded", "cannot queue the request");
+  }
+  char id[40];
+  new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
+  long long created = (long long)time(NULL);
+  if (stream) {
+    stream_ctx *s = calloc(1, sizeof *s);
+    if (!s) { local_job_release(job); return MHD_NO; }
+    s->job = job;
+    s->chat = chat;
+    s->include_usage = include_usage;
+    s->created = created;
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->model, sizeof s->model, "%s", model_name);
+    snprintf(s->node_id, sizeof s->node_id, "%s", req->node_id);
+    buf_init(&s->out);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    add_headers(r, req->node_id);
+    int ret = MHD_queue_response(req->conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  local_result res;
+  buf text;
+  buf_init(&text);
+  if (local_job_wait(job, FULL_WAIT_MS, &res)) {
+    local_job_cancel(job);
+    local_job_release(job);
+    return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
+  }
+  char tmp[8192];
+  int n;
+  while ((n = local_job_read(job, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
+  local_job_release(job);
+  if (res.finish == LOCAL_ERROR) {
+    buf_deinit(&text);
+    return http__send_error(req->conn, 500, "server_error", "generation_failed", res.error);
+  }
+  json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant", "content",
+                                    text.ptr ? (const char *)text.ptr : "", text.len, "finish_reason",
+                                    finish_name(res.finish))
+                        : json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
+                                    text.len, "logprobs", "finish_reason", finish_name(res.finish));
+  buf_deinit(&text);
+  json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
+                        chat ? "chat.completion" : "text_completion", "created", (json_int_t)created, "model",
+                        model_name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
+                        "completion_tokens", res.completion_tokens, "total_tokens",
+                        res.prompt_tokens + res.completion_tokens, "apiary", apiary_info(req->node_id));
+  char *out = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!out) return MHD_NO;
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  add_headers(r, req->node_id);
+  int ret = MHD_queue_response(req->conn, 200, r);
+  MHD_destroy_response(r);
+  (void)body;
+  return ret;
+}
+
+/* Parses the body, resolves the model; on success fills lr (model path) and name. */
+int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
+                int *stream, int *include_usage, int default_max) {
+  memset(lr, 0, sizeof *lr);
+  if (!req->local)
+    return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run local models");
+  json_error_t je;
+  json_t *body = req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
+  if (!json_is_object(body)) {
+    json_decref(body);
+    return bad_request(req, "invalid_json", "the body must be a JSON object");
+  }
+  const char *model = json_string_value(json_object_get(body, "model"));
+  if (!model || !*model) {
+    json_decref(body);
+    return bad_request(req, "model_required", "'model' is required: a name from GET /v1/models or a sha256");
+  }
+  mstore_model m;
+  char err[512];
+  if (strchr(model, '/') || mstore_resolve(req->models_dir, model, &m, err, sizeof err)) {
+    char msg[700];
+    snprintf(msg, sizeof msg, "model '%s' is not on this node (see GET /v1/models); routing to other nodes "
+             "comes with the market layer", model);
+    json_decref(body);
+    return http__send_error(req->conn, 404, "invalid_request_error", "model_not_found", msg);
+  }
+  snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
+  snprintf(name, name_cap, "%s", m.name);
+  *stream = json_is_true(json_object_get(body, "stream"));
+  *include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+  int rc = parse_common(req, body, lr, default_max);
+  if (rc) {
+    free_req(lr);
+    json_decref(body);
+    return rc;
+  }
+  *body_out = body;
+  return -1; /* go on */
+}
+
+int http__completions(const http_request *req) {
+  json_t *body = NULL;
+  local_req lr;
+  char name[128];
+  int stream, usage;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16);
+  if (rc != -1) return rc;
+  json_t *p = json_object_get(body, "prompt");
+  if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
+  if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) > LOCAL_MAX_PROMPT) {
+    free_req(&lr);
+    json_decref(body);
+    return bad_request(req, "invalid_prompt", "'prompt' must be a non-empty string (at most 1 MiB)");
+  }
+  lr.prompt = strndup(json_string_value(p), json_string_length(p));
+  lr.prompt_len = json_string_length(p);
+  rc = http__generate(req, body, &lr, name, 0, stream, usage);
+  json_decref(body);
+  return rc;
+}

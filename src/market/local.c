@@ -1,0 +1,287 @@
+/* market/local — local inference worker; see local.h. */
+#include "market/local.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "llm/engine.h"
+#include "llm/model.h"
+#include "llm/tok.h"
+
+struct local_job {
+  local_svc *svc;
+  local_req req;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  buf text;              /* everything generated so far */
+  size_t read_pos;       /* how much the reader has taken */
+  local_result result;   /* finish != LOCAL_RUNNING once done */
+  atomic_int canceled;
+  int refs;              /* caller + queue/worker */
+  local_job *next;
+};
+
+struct local_svc {
+  pthread_t worker;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  local_job *head, *tail;  /* queue */
+  int stopping;
+  int n_threads, n_ctx;
+  /* worker-only state */
+  char loaded[1024];
+  model *m;
+  tok *t;
+  engine *e;
+};
+
+static void job_unref(local_job *j) {
+  pthread_mutex_lock(&j->mu);
+  int left = --j->refs;
+  pthread_mutex_unlock(&j->mu);
+  if (left) return;
+  free(j->req.prompt);
+  for (int i = 0; i < j->req.n_stop; i++) free(j->req.stop[i]);
+  buf_deinit(&j->text);
+  pthread_mutex_destroy(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  free(j);
+}
+
+static void finish(local_job *j, local_finish f, int pt, int ct, const char *err) {
+  pthread_mutex_lock(&j->mu);
+  j->result.finish = f;
+  j->result.prompt_tokens = pt;
+  j->result.completion_tokens = ct;
+  if (err) snprintf(j->result.error, sizeof j->result.error, "%s", err);
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+static int on_token(void *user, int32_t id, const char *text, size_t len) {
+  local_job *j = user;
+  (void)id;
+  if (atomic_load(&j->canceled)) return 1; /* stop */
+  pthread_mutex_lock(&j->mu);
+  int rc = buf_append(&j->text, text, len);
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  return rc ? 1 : 0;
+}
+
+/* Loads (or keeps) the model at path. Worker thread. */
+static int ensure_model(local_svc *s, const char *path, char *err, size_t cap) {
+  if (s->m && !strcmp(s->loaded, path)) return 0;
+  engine_free(s->e);
+  tok_free(s->t);
+  model_free(s->m);
+  s->e = NULL;
+  s->t = NULL;
+  s->m = NULL;
+  s->loaded[0] = 0;
+  int rc = model_load(path, &s->m, err, cap);
+  if (!rc) rc = tok_new_from_gguf(s->m->gguf, &s->t, err, cap);
+  if (!rc) {
+    engine_params ep = engine_default_params();
+    ep.n_threads = s->n_threads;
+    ep.n_ctx = s->n_ctx;
+    rc = engine_new(s->m, &ep, &s->e, err, cap);
+  }
+  if (rc) {
+    engine_free(s->e);
+    tok_free(s->t);
+    model_free(s->m);
+    s->e = NULL;
+    s->t = NULL;
+    s->m = NULL;
+    return rc;
+  }
+  snprintf(s->loaded, sizeof s->loaded, "%s", path);
+  return 0;
+}
+
+static void run_job(local_svc *s, local_job *j) {
+  char err[256] = "";
+  if (atomic_load(&j->canceled)) { finish(j, LOCAL_CANCELED, 0, 0, NULL); return; }
+  int rc = ensure_model(s, j->req.model_path, err, sizeof err);
+  if (rc) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "cannot load the model: %s", err[0] ? err : err_str(rc));
+    finish(j, LOCAL_ERROR, 0, 0, msg);
+    return;
+  }
+  int bos = j->req.add_bos < 0 ? tok_add_bos(s->t) : j->req.add_bos;
+  int n = tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, NULL, 0);
+  int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+  if (n <= 0 || !ids ||
+      tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, ids, (size_t)n) != n) {
+    free(ids);
+    finish(j, LOCAL_ERROR, 0, 0, n == 0 ? "the prompt is empty" : "cannot tokenize the prompt");
+    return;
+  }
+  if (n >= engine_n_ctx(s->e)) {
+    free(ids);
+    snprintf(err, sizeof err, "the prompt has %d tokens; this node's context holds %d", n, engine_n_ctx(s->e));
+    finish(j, LOCAL_ERROR, n, 0, err);
+    return;
+  }
+  sampler *smp = NULL;
+  if ((rc = sample_new(s->m->hp.n_vocab, &j->req.sp, &smp))) {
+    free(ids);
+    finish(j, LOCAL_ERROR, n, 0, "bad sampling parameters");
+    return;
+  }
+  engine_gen_params gp = engine_default_gen_params();
+  gp.max_tokens = j->req.max_tokens;
+  gp.n_stop = j->req.n_stop;
+  for (int i = 0; i < j->req.n_stop; i++) gp.stop[i] = j->req.stop[i];
+  engine_gen_stats st;
+  memset(&st, 0, sizeof st);
+  engine_cancel_reset(s->e);
+  rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, j, &st);
+  sample_free(smp);
+  free(ids);
+  if (rc && rc != ERR_CANCELED) {
+    snprintf(err, sizeof err, "generation failed: %s", err_str(rc));
+    finish(j, LOCAL_ERROR, n, st.n_gen, err);
+    return;
+  }
+  local_finish f = atomic_load(&j->canceled) ? LOCAL_CANCELED
+                   : (st.stop == ENGINE_STOP_MAX_TOKENS || st.stop == ENGINE_STOP_CTX) ? LOCAL_LENGTH
+                                                                                      : LOCAL_STOP;
+  finish(j, f, n, st.n_gen, NULL);
+}
+
+static void *worker(void *arg) {
+  local_svc *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+    local_job *j = s->head;
+    if (j) {
+      s->head = j->next;
+      if (!s->head) s->tail = NULL;
+    }
+    int stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    if (!j) break;
+    if (stop) finish(j, LOCAL_CANCELED, 0, 0, "the node is stopping");
+    else run_job(s, j);
+    job_unref(j);
+  }
+  engine_free(s->e);
+  tok_free(s->t);
+  model_free(s->m);
+  return NULL;
+}
+
+int local_svc_new(int n_threads, int n_ctx, local_svc **out) {
+  local_svc *s = calloc(1, sizeof *s);
+  if (!s) return ERR_NOMEM;
+  s->n_threads = n_threads;
+  s->n_ctx = n_ctx;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (pthread_create(&s->worker, NULL, worker, s)) {
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    return ERR_NOMEM;
+  }
+  *out = s;
+  return 0;
+}
+
+void local_svc_free(local_svc *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = 1;
+  for (local_job *j = s->head; j; j = j->next) atomic_store(&j->canceled, 1);
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->worker, NULL);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s);
+}
+
+int local_submit(local_svc *s, local_req *req, local_job **out) {
+  local_job *j = calloc(1, sizeof *j);
+  if (!j) return ERR_NOMEM;
+  j->svc = s;
+  j->req = *req;
+  memset(req, 0, sizeof *req); /* taken */
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  buf_init(&j->text);
+  j->refs = 2;
+  pthread_mutex_lock(&s->mu);
+  if (s->stopping) {
+    pthread_mutex_unlock(&s->mu);
+    j->refs = 1;
+    finish(j, LOCAL_CANCELED, 0, 0, "the node is stopping");
+  } else {
+    if (s->tail) s->tail->next = j;
+    else s->head = j;
+    s->tail = j;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+  *out = j;
+  return 0;
+}
+
+static void deadline_in(struct timespec *ts, int ms) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  ts->tv_sec += ms / 1000;
+  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+int local_job_read(local_job *j, char *out, size_t cap, int timeout_ms) {
+  struct timespec dl;
+  deadline_in(&dl, timeout_ms);
+  pthread_mutex_lock(&j->mu);
+  while (j->read_pos == j->text.len && j->result.finish == LOCAL_RUNNING)
+    if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) == ETIMEDOUT) break;
+  int rc;
+  if (j->read_pos < j->text.len) {
+    size_t n = j->text.len - j->read_pos;
+    if (n > cap) n = cap;
+    memcpy(out, j->text.ptr + j->read_pos, n);
+    j->read_pos += n;
+    rc = (int)n;
+  } else if (j->result.finish != LOCAL_RUNNING) {
+    rc = j->result.finish == LOCAL_ERROR ? ERR_INVAL : 0;
+  } else {
+    rc = -ETIMEDOUT;
+  }
+  pthread_mutex_unlock(&j->mu);
+  return rc;
+}
+
+int local_job_wait(local_job *j, int timeout_ms, local_result *r) {
+  struct timespec dl;
+  deadline_in(&dl, timeout_ms);
+  pthread_mutex_lock(&j->mu);
+  int rc = 0;
+  while (j->result.finish == LOCAL_RUNNING)
+    if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) == ETIMEDOUT) { rc = -ETIMEDOUT; break; }
+  if (r) *r = j->result;
+  pthread_mutex_unlock(&j->mu);
+  return rc;
+}
+
+/* A queued job is skipped; a running one stops at its next token (on_token). */
+void local_job_cancel(local_job *j) { atomic_store(&j->canceled, 1); }
+
+void local_job_release(local_job *j) {
+  if (j) job_unref(j);
+}

@@ -1,0 +1,61 @@
+/* market/local — serving generations from the node's own models.
+ *
+ * One worker thread owns the inference state: the model, tokenizer and engine of the most
+ * recently used model stay loaded (a request for another model swaps them), and the
+ * engine's KV cache reuses a shared prompt prefix between requests. Callers on other
+ * threads (the HTTP server's) submit jobs and read each job's text as it is produced:
+ * local_job_read blocks (with a timeout) until new text, the end, or an error. A job is
+ * reference-counted between the caller and the worker; a caller that goes away cancels
+ * it, and the worker stops generating at the next token.
+ *
+ * Thread-safety: every function may be called from any thread; the worker is internal. */
+#ifndef APIARY_MARKET_LOCAL_H
+#define APIARY_MARKET_LOCAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/sample.h"
+
+#define LOCAL_MAX_STOP 4
+#define LOCAL_MAX_PROMPT (1u << 20)
+
+typedef struct local_svc local_svc;
+typedef struct local_job local_job;
+
+typedef struct local_req {
+  char model_path[1024];
+  char *prompt;               /* owned by the request (freed with the job) */
+  size_t prompt_len;
+  int parse_special;          /* 1 for chat prompts: template tokens are special tokens */
+  int add_bos;                /* -1: as the model says; 0/1 force */
+  sample_params sp;
+  int max_tokens;
+  int n_stop;
+  char *stop[LOCAL_MAX_STOP]; /* owned */
+} local_req;
+
+typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_ERROR, LOCAL_CANCELED } local_finish;
+
+typedef struct local_result {
+  local_finish finish;
+  int prompt_tokens, completion_tokens;
+  char error[400];            /* LOCAL_ERROR: what went wrong */
+} local_result;
+
+/* n_threads / n_ctx: engine settings (0 = defaults). */
+int local_svc_new(int n_threads, int n_ctx, local_svc **out);
+void local_svc_free(local_svc *s); /* cancels queued jobs, waits for the worker; NULL ok */
+
+/* Queues a job; the request's owned fields are taken. *out must be released. */
+int local_submit(local_svc *s, local_req *req, local_job **out);
+/* Copies up to cap bytes of new text into buf. Returns the byte count (> 0), 0 when the job
+ * has finished and all text was read, ERR_CANCELED... or -ETIMEDOUT when nothing came
+ * within timeout_ms. */
+int local_job_read(local_job *j, char *buf, size_t cap, int timeout_ms);
+/* Waits for the end (or timeout_ms); fills r. Returns 0 or -ETIMEDOUT. */
+int local_job_wait(local_job *j, int timeout_ms, local_result *r);
+void local_job_cancel(local_job *j);
+void local_job_release(local_job *j); /* NULL ok */
+
+#endif
