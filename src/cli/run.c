@@ -43,12 +43,13 @@ static const char usage[] =
     "  -t, --threads N           threads (default: the number of CPUs, at most 8)\n"
     "  -c, --ctx N               context size (default: the model's, at most 4096)\n"
     "  -b, --batch N             prompt tokens per forward pass (default 256)\n"
+    "      --kv-f16              keep the KV cache in F16 (half the memory, logits move ~0.01)\n"
     "      --json                print {prompt_ids, ids, text, n_prompt, n_gen, pp_tps, tg_tps,\n"
     "                            stop, seed} at the end instead of streaming\n";
 
 enum {
   OPT_TEMP = 0x2000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT, OPT_LASTN, OPT_FREQ, OPT_PRES, OPT_STOP,
-  OPT_IGNORE_EOS
+  OPT_IGNORE_EOS, OPT_KV_F16
 };
 
 static engine *volatile g_engine; /* for the SIGINT handler */
@@ -139,7 +140,7 @@ int cli_run_main(int argc, char **argv) {
   cli_common c = {0};
   const char *prompt = NULL;
   long n_predict = 128, n_threads = 0, n_ctx = 0, n_batch = 0, v;
-  int have_seed = 0;
+  int have_seed = 0, kv_f16 = 0;
   sample_params sp = sample_default_params();
   engine_gen_params gp = engine_default_gen_params();
   static const struct option opts[] = {CLI_COMMON_LONGOPTS,
@@ -159,6 +160,7 @@ int cli_run_main(int argc, char **argv) {
                                        {"presence-penalty", required_argument, 0, OPT_PRES},
                                        {"stop", required_argument, 0, OPT_STOP},
                                        {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
+                                       {"kv-f16", no_argument, 0, OPT_KV_F16},
                                        {0}};
   int opt;
   optind = 1;
@@ -222,6 +224,7 @@ int cli_run_main(int argc, char **argv) {
       gp.stop[gp.n_stop++] = optarg;
       break;
     case OPT_IGNORE_EOS: gp.stop_at_eog = 0; break;
+    case OPT_KV_F16: kv_f16 = 1; break;
     default: return cli_bad_opt("run", argv);
     }
   }
@@ -274,6 +277,7 @@ int cli_run_main(int argc, char **argv) {
   ep.n_threads = (int)n_threads;
   ep.n_ctx = (int)n_ctx;
   ep.n_batch = (int)n_batch;
+  ep.kv_f16 = kv_f16;
   if ((rc = engine_new(m, &ep, &e, err, sizeof err))) {
     log_error("cannot set up inference: %s", err);
     goto done;

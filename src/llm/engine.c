@@ -9,7 +9,8 @@
  *   B  q/k/v = W xb (+ bias), one head's rows for all tokens per item; then the item's
  *      q/k heads get q/k-norm (qwen3) and RoPE; k goes straight into the key cache, v into
  *      the transposed value cache                               (items: heads)
- *   C  attention of token t, head h over positions 0..pos+t -> xb[t][h]  (items: t x h)
+ *   C  attention of head h for a block of up to 4 tokens, token t over positions
+ *      0..pos+t -> xb[t][h]                                    (items: heads x blocks)
  *   D  xb converted for wo (skipped when wo is F32)            (items: tokens)
  *   E  x += wo xb                                              (items: row ranges)
  *   F  xb = rmsnorm(x) * ffn_norm, converted for gate/up        (items: tokens)
@@ -17,7 +18,9 @@
  *   H  hb converted for w_down (skipped when F32)               (items: tokens)
  *   I  x += w_down hb                                           (items: row ranges)
  *
- * then the last token's output norm and logits = output xb. Matrix products go through
+ * then the last token's output norm and logits = output xb. With a single token (decode)
+ * every thread does A, D, F, H itself into private buffers (no barrier after them).
+ * Matrix products go through
  * quant_vec_dot_nx in tiles of QUANT_NX_MAX weight rows by QUANT_NX_MAX tokens; a range
  * of weight rows small enough for L1 is swept over all tokens of the batch before moving
  * on, so each weight byte comes from memory once per batch. quant_vec_dot_nx equals
@@ -39,12 +42,14 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "llm/engine_impl.h"
 #include "llm/pool.h"
 #include "llm/tok.h"
 
 #define NX QUANT_NX_MAX
 #define MAX_ACT_TYPES 4       /* distinct vec_dot_types one model may need */
 #define L1_WEIGHT_BYTES 16384 /* weight rows kept hot while sweeping a batch */
+#define GU_MAX_SWEEP 256      /* most rows per gate/up sweep (size of the up scratch) */
 
 struct engine {
   const model *m;
@@ -62,7 +67,9 @@ struct engine {
   float *xb;            /* [n_batch][xb_dim] normed input, then attention output */
   float *q;             /* [n_batch][q_dim] queries */
   float *hb;            /* [n_batch][n_ff] FFN hidden */
-  float *att;           /* [n_threads][n_ctx * (NX+1)] attention scores, per thread */
+  float *att;           /* [n_threads][NX][n_ctx] attention scores, per thread */
+  float *up;            /* [n_threads][NX][GU_MAX_SWEEP] ffn_up results before SwiGLU */
+  engine__ops ops;      /* SwiGLU and softmax kernels */
   float *rope;          /* [n_batch][n_rot] (cos, sin) per rotated pair */
   int n_act;
   qtype act_type[MAX_ACT_TYPES];   /* vec_dot_types in use (F32 never: rows are used as is) */
@@ -72,8 +79,12 @@ struct engine {
   float *xb_priv;                  /* [n_threads][xb_dim] normed input, single-token path */
 
   /* KV cache */
-  float *kc;            /* [n_layer][n_ctx][kv_dim] keys after RoPE */
-  float *vc;            /* [n_layer][kv_dim][n_ctx] values, transposed */
+  qtype kv_type;        /* QT_F32 or QT_F16 */
+  size_t kv_es;         /* bytes per cache element */
+  uint8_t *kc;          /* [n_layer][n_ctx][kv_dim] keys after RoPE */
+  uint8_t *vc;          /* [n_layer][kv_dim][n_ctx] values, transposed */
+  float *stage;         /* [n_threads][n_batch * hd] F16 cache: a head's k or v before conversion */
+  uint16_t *half;       /* [n_threads][NX * hd + n_ctx] F16 cache: queries and weights as F16 */
   int32_t *cached;      /* [n_ctx] token at each cached position */
   float *logits_buf;    /* [n_vocab] logits for engine_generate */
   int n_cached;         /* positions 0..n_cached-1 are valid */
@@ -84,7 +95,6 @@ struct engine {
   int pos;              /* position of tok[0] */
   float *logits;        /* [n_vocab] or NULL */
   int stop;             /* latched cancel request, read by all threads after a barrier */
-  int stopped;          /* the job ended early */
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -190,6 +200,27 @@ static void rope_apply(float *v, const float *cs, int n_rot, model_rope mode) {
   }
 }
 
+/* ---- elementwise kernels (portable; AVX-512 versions in engine_avx512.c) ------------ */
+
+static void swiglu_scalar(float *h, const float *g, const float *u, int64_t n) {
+  for (int64_t i = 0; i < n; i++) h[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+static void softmax_scalar(float *p, int64_t n, float scale) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; j++) {
+    p[j] *= scale;
+    if (p[j] > mx) mx = p[j];
+  }
+  double sum = 0;
+  for (int64_t j = 0; j < n; j++) {
+    p[j] = expf(p[j] - mx);
+    sum += p[j];
+  }
+  float inv = (float)(1.0 / sum);
+  for (int64_t j = 0; j < n; j++) p[j] *= inv;
+}
+
 /* ---- matrix products ------------------------------------------------------------------ */
 
 /* Weight rows kept in L1 while a range is swept over the batch (a multiple of NX). */
@@ -199,19 +230,23 @@ static int64_t rows_per_sweep(const model_mat *w) {
   return r < NX ? NX : r;
 }
 
-/* out[t*ots + r*ors] = (acc ? out : 0) + dot(w row r, a row t) + (bias ? bias[r] : 0)
- * for r in [r0, r1), t in [0, nt). */
+/* out[t*ots + (r-r0)*ors] = (acc ? out : 0) + dot(w row r, a row t) + (bias ? bias[r] : 0)
+ * for r in [r0, r1), t in [0, nt): out points at row r0's first element. */
 static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t r1, float *out, size_t ots,
                     size_t ors, int acc, const float *bias) {
   float tile[NX * NX];
   const uint8_t *wd = w->data;
   int64_t sweep = rows_per_sweep(w);
+  /* One F32 row at a time for a single token: that product is bound by memory bandwidth,
+   * and reading rows one after the other streams at about twice the speed of 4 rows
+   * interleaved. */
+  const int nw_max = nt == 1 && w->type == QT_F32 ? 1 : NX;
   for (int64_t rs = r0; rs < r1; rs += sweep) {
     int64_t re = i64min(rs + sweep, r1);
     for (int t = 0; t < nt; t += NX) {
       int na = imin(NX, nt - t);
-      for (int64_t r = rs; r < re; r += NX) {
-        int nw = (int)i64min(NX, re - r);
+      for (int64_t r = rs; r < re; r += nw_max) {
+        int nw = (int)i64min(nw_max, re - r);
         quant_vec_dot_nx(w->type, w->n_in, wd + (size_t)r * w->row_bytes, w->row_bytes, nw,
                          a.p + (size_t)t * a.stride, a.stride, na, tile, NX);
         for (int i = 0; i < nw; i++) {
@@ -219,7 +254,7 @@ static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t 
           for (int j = 0; j < na; j++) {
             float v = tile[i * NX + j];
             if (bias) v += b;
-            float *dst = out + (size_t)(t + j) * ots + (size_t)(r + i) * ors;
+            float *dst = out + (size_t)(t + j) * ots + (size_t)(r - r0 + i) * ors;
             *dst = acc ? *dst + v : v;
           }
         }
@@ -228,36 +263,50 @@ static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t 
   }
 }
 
-/* hb[t][r] = silu(gate_r . a_t) * (up_r . b_t) for r in [r0, r1). */
-static void mm_gate_up(const model_mat *wg, const model_mat *wu, act_view ag, act_view au, int nt, int64_t r0,
-                       int64_t r1, float *hb, size_t ts) {
+/* hb[t][r] = silu(gate_r . a_t) * (up_r . b_t) for r in [r0, r1): gate results go to hb,
+ * up results to the thread's scratch up[NX][GU_MAX_SWEEP], then SwiGLU runs over each
+ * token's run of rows. */
+static void mm_gate_up(const engine *e, const model_mat *wg, const model_mat *wu, act_view ag, act_view au, int nt,
+                       int64_t r0, int64_t r1, float *hb, size_t ts, float *up) {
   float tg[NX * NX], tu[NX * NX];
   int64_t sweep = rows_per_sweep(wg) / 2 / NX * NX;
   if (sweep < NX) sweep = NX;
+  if (sweep > GU_MAX_SWEEP) sweep = GU_MAX_SWEEP;
+  const int nw_max = nt == 1 && wg->type == QT_F32 && wu->type == QT_F32 ? 1 : NX; /* as mm_rows */
   for (int64_t rs = r0; rs < r1; rs += sweep) {
     int64_t re = i64min(rs + sweep, r1);
     for (int t = 0; t < nt; t += NX) {
       int na = imin(NX, nt - t);
-      for (int64_t r = rs; r < re; r += NX) {
-        int nw = (int)i64min(NX, re - r);
+      for (int64_t r = rs; r < re; r += nw_max) {
+        int nw = (int)i64min(nw_max, re - r);
         quant_vec_dot_nx(wg->type, wg->n_in, (const uint8_t *)wg->data + (size_t)r * wg->row_bytes, wg->row_bytes,
                          nw, ag.p + (size_t)t * ag.stride, ag.stride, na, tg, NX);
         quant_vec_dot_nx(wu->type, wu->n_in, (const uint8_t *)wu->data + (size_t)r * wu->row_bytes, wu->row_bytes,
                          nw, au.p + (size_t)t * au.stride, au.stride, na, tu, NX);
         for (int i = 0; i < nw; i++)
           for (int j = 0; j < na; j++) {
-            float g = tg[i * NX + j];
-            hb[(size_t)(t + j) * ts + (size_t)(r + i)] = (g / (1.0f + expf(-g))) * tu[i * NX + j];
+            hb[(size_t)(t + j) * ts + (size_t)(r + i)] = tg[i * NX + j];
+            up[(size_t)j * GU_MAX_SWEEP + (size_t)(r - rs + i)] = tu[i * NX + j];
           }
+      }
+      for (int j = 0; j < na; j++) {
+        float *h = hb + (size_t)(t + j) * ts + (size_t)rs;
+        e->ops.swiglu(h, h, up + (size_t)j * GU_MAX_SWEEP, re - rs);
       }
     }
   }
 }
 
-/* Row ranges handed out per chunk: about 4 chunks per thread, multiples of 16 rows. The
- * split never changes results (each element is one whole dot product). */
-static int64_t chunk_rows(int64_t n_out, int nth) {
-  int64_t c = (n_out + 4 * nth - 1) / (4 * nth);
+/* Rows per work chunk of a matrix product: about CHUNK_BYTES of weights, so that threads
+ * finish within a few microseconds of each other, and at least 4 chunks per thread (16
+ * for a batch, whose chunks are long); multiples of 16 rows. The split never changes
+ * results (each element is one whole dot product). */
+#define CHUNK_BYTES 65536
+static int64_t chunk_rows(const model_mat *w, int nth, int nt) {
+  int per_thread = nt > 1 ? 16 : 4;
+  int64_t by_bytes = (int64_t)(CHUNK_BYTES / (w->row_bytes ? w->row_bytes : 1));
+  int64_t by_threads = (w->n_out + per_thread * nth - 1) / (per_thread * nth);
+  int64_t c = by_bytes < by_threads ? by_bytes : by_threads;
   c = (c + 15) / 16 * 16;
   return c < 16 ? 16 : c;
 }
@@ -265,25 +314,27 @@ static int64_t chunk_rows(int64_t n_out, int nth) {
 /* Runs rows of w over the batch, chunks drawn from the pool. */
 static void mm_par(engine *e, const model_mat *w, act_view a, int nt, float *out, size_t ots, size_t ors, int acc,
                    int nth) {
-  int64_t cr = chunk_rows(w->n_out, nth);
+  int64_t cr = chunk_rows(w, nth, nt);
   for (int64_t c; (c = pool_chunk(e->pool)) * cr < w->n_out;) {
     int64_t r0 = c * cr;
-    mm_rows(w, a, nt, r0, i64min(r0 + cr, w->n_out), out, ots, ors, acc, NULL);
+    mm_rows(w, a, nt, r0, i64min(r0 + cr, w->n_out), out + (size_t)r0 * ors, ots, ors, acc, NULL);
   }
 }
 
 /* ---- the forward pass ----------------------------------------------------------------- */
 
 /* Phase B item: one head of q, k or v for every token of the batch. */
-static void qkv_head(engine *e, int il, int item, act_view aq, act_view ak, act_view av) {
+static void qkv_head(engine *e, int il, int item, act_view aq, act_view ak, act_view av, int ith) {
   const model *m = e->m;
   const model_hparams *hp = &m->hp;
   const model_layer *L = &m->layers[il];
   const int nt = e->nt, hd = e->hd, kv_dim = e->kv_dim;
-  const size_t n_ctx = (size_t)e->n_ctx;
+  const size_t n_ctx = (size_t)e->n_ctx, es = e->kv_es;
+  const int f16 = e->kv_type == QT_F16;
+  float *stage = e->stage ? e->stage + (size_t)ith * e->n_batch * hd : NULL;
   if (item < hp->n_head) { /* query head */
     int64_t r0 = (int64_t)item * hd;
-    mm_rows(&L->wq, aq, nt, r0, r0 + hd, e->q, (size_t)e->q_dim, 1, 0, L->bq);
+    mm_rows(&L->wq, aq, nt, r0, r0 + hd, e->q + r0, (size_t)e->q_dim, 1, 0, L->bq);
     for (int t = 0; t < nt; t++) {
       float *v = e->q + (size_t)t * e->q_dim + r0;
       if (L->q_norm) rmsnorm(v, v, L->q_norm, hd, hp->rms_eps);
@@ -291,60 +342,74 @@ static void qkv_head(engine *e, int il, int item, act_view aq, act_view ak, act_
     }
   } else if (item < hp->n_head + hp->n_head_kv) { /* key head, into the cache */
     int64_t r0 = (int64_t)(item - hp->n_head) * hd;
-    float *kc = e->kc + ((size_t)il * n_ctx + (size_t)e->pos) * kv_dim;
-    mm_rows(&L->wk, ak, nt, r0, r0 + hd, kc, (size_t)kv_dim, 1, 0, L->bk);
+    uint8_t *kc = e->kc + (((size_t)il * n_ctx + (size_t)e->pos) * kv_dim + (size_t)r0) * es;
+    float *out = f16 ? stage : (float *)kc;
+    size_t ots = f16 ? (size_t)hd : (size_t)kv_dim;
+    mm_rows(&L->wk, ak, nt, r0, r0 + hd, out, ots, 1, 0, L->bk);
     for (int t = 0; t < nt; t++) {
-      float *v = kc + (size_t)t * kv_dim + r0;
+      float *v = out + (size_t)t * ots;
       if (L->k_norm) rmsnorm(v, v, L->k_norm, hd, hp->rms_eps);
       rope_apply(v, e->rope + (size_t)t * hp->n_rot, hp->n_rot, hp->rope);
+      if (f16) quant_quantize_row(QT_F16, v, kc + (size_t)t * kv_dim * es, hd);
     }
   } else { /* value head, transposed into the cache */
     int64_t r0 = (int64_t)(item - hp->n_head - hp->n_head_kv) * hd;
-    float *vc = e->vc + (size_t)il * kv_dim * n_ctx + (size_t)e->pos;
-    mm_rows(&L->wv, av, nt, r0, r0 + hd, vc, 1, n_ctx, 0, L->bv);
+    uint8_t *vc = e->vc + (((size_t)il * kv_dim + (size_t)r0) * n_ctx + (size_t)e->pos) * es;
+    if (!f16) {
+      mm_rows(&L->wv, av, nt, r0, r0 + hd, (float *)vc, 1, n_ctx, 0, L->bv);
+    } else {
+      mm_rows(&L->wv, av, nt, r0, r0 + hd, stage, 1, (size_t)nt, 0, L->bv);
+      for (int dd = 0; dd < hd; dd++)
+        quant_quantize_row(QT_F16, stage + (size_t)dd * nt, vc + (size_t)dd * n_ctx * es, nt);
+    }
   }
 }
 
 /* Phase C item: query head h of tokens t0..t0+nq-1 (nq <= NX); token t attends to
  * positions 0..pos+t. The scores of the nq queries come from one sweep over the keys
- * (NX keys x nq queries per call; scores past a query's own last position are computed
- * and ignored), then each query gets its softmax and its weighted sum of values. Every
- * number is the same dot product as for a single query, so batching changes nothing. */
-static void attend(engine *e, int il, int t0, int nq, int h, float *att) {
+ * (nq queries x NX keys per call, written query-major; scores past a query's own last
+ * position are computed and ignored), then each query gets its softmax and its weighted
+ * sum of values. Every number is the same dot product as for a single query (a dot
+ * product is symmetric bit for bit), so batching changes nothing. */
+static void attend(engine *e, int il, int t0, int nq, int h, float *att, int ith) {
   const model_hparams *hp = &e->m->hp;
   const int hd = e->hd, kv_dim = e->kv_dim, n_last = e->pos + t0 + nq; /* positions of the last query */
-  const size_t n_ctx = (size_t)e->n_ctx;
+  const size_t n_ctx = (size_t)e->n_ctx, es = e->kv_es;
   const int kvh = h / (hp->n_head / hp->n_head_kv);
-  const float *q = e->q + (size_t)t0 * e->q_dim + (size_t)h * hd;
-  const float *k = e->kc + (size_t)il * n_ctx * kv_dim + (size_t)kvh * hd;
-  const float *vt = e->vc + ((size_t)il * kv_dim + (size_t)kvh * hd) * n_ctx;
+  const qtype kt = e->kv_type;
+  const float *qf = e->q + (size_t)t0 * e->q_dim + (size_t)h * hd;
+  const uint8_t *k = e->kc + ((size_t)il * n_ctx * kv_dim + (size_t)kvh * hd) * es;
+  const uint8_t *vt = e->vc + ((size_t)il * kv_dim + (size_t)kvh * hd) * n_ctx * es;
   const float scale = 1.0f / sqrtf((float)hd);
-  float *s4 = att;             /* [n_ctx][NX] raw scores, query-minor */
-  float *p = att + n_ctx * NX; /* [n_ctx] one query's weights */
-  for (int j = 0; j < n_last; j += NX) {
-    int nw = imin(NX, n_last - j);
-    quant_vec_dot_nx(QT_F32, hd, k + (size_t)j * kv_dim, (size_t)kv_dim * sizeof(float), nw, q,
-                     (size_t)e->q_dim * sizeof(float), nq, s4 + (size_t)j * NX, NX);
+  /* with an F16 cache, queries and weights are converted to F16 too (as llama.cpp does) */
+  const void *q = qf;
+  size_t q_stride = (size_t)e->q_dim * sizeof(float);
+  uint16_t *qh = NULL, *ph = NULL;
+  if (kt == QT_F16) {
+    qh = e->half + (size_t)ith * (NX * (size_t)hd + n_ctx);
+    ph = qh + NX * (size_t)hd;
+    for (int i = 0; i < nq; i++) quant_quantize_row(QT_F16, qf + (size_t)i * e->q_dim, qh + (size_t)i * hd, hd);
+    q = qh;
+    q_stride = (size_t)hd * sizeof *qh;
+  }
+  for (int j = 0; j < n_last; j += NX) { /* att[i][j] = q_i . k_j */
+    int na = imin(NX, n_last - j);
+    quant_vec_dot_nx(kt, hd, q, q_stride, nq, k + (size_t)j * kv_dim * es, (size_t)kv_dim * es, na, att + j, n_ctx);
   }
   for (int i = 0; i < nq; i++) {
     const int n_pos = e->pos + t0 + i + 1;
-    float mx = -INFINITY;
-    for (int j = 0; j < n_pos; j++) {
-      p[j] = s4[(size_t)j * NX + i] * scale;
-      if (p[j] > mx) mx = p[j];
+    float *p = att + (size_t)i * n_ctx;
+    e->ops.softmax(p, n_pos, scale);
+    const void *pw = p;
+    if (kt == QT_F16) {
+      quant_quantize_row(QT_F16, p, ph, n_pos);
+      pw = ph;
     }
-    double sum = 0;
-    for (int j = 0; j < n_pos; j++) {
-      p[j] = expf(p[j] - mx);
-      sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n_pos; j++) p[j] *= inv;
     /* out[d] = sum_j p[j] * v_j[d]: a dot product with row d of the transposed cache */
     float *out = e->xb + (size_t)(t0 + i) * e->xb_dim + (size_t)h * hd;
     for (int dd = 0; dd < hd; dd += NX) {
-      int nw = imin(NX, hd - dd);
-      quant_vec_dot_nx(QT_F32, n_pos, vt + (size_t)dd * n_ctx, n_ctx * sizeof(float), nw, p, 0, 1, out + dd, 1);
+      int na = imin(NX, hd - dd);
+      quant_vec_dot_nx(kt, n_pos, pw, 0, 1, vt + (size_t)dd * n_ctx * es, n_ctx * es, na, out + dd, 1);
     }
   }
 }
@@ -398,15 +463,15 @@ static void forward_job(void *arg, int ith, int nth) {
     act_view aq = act_for(e, &L->wq, xn, xs, ab), ak = act_for(e, &L->wk, xn, xs, ab),
              av = act_for(e, &L->wv, xn, xs, ab);
     const int n_items = hp->n_head + 2 * hp->n_head_kv;
-    for (int c; (c = pool_chunk(P)) < n_items;) qkv_head(e, il, c, aq, ak, av);
+    for (int c; (c = pool_chunk(P)) < n_items;) qkv_head(e, il, c, aq, ak, av, ith);
     pool_barrier(P);
 
     /* C: attention -> e->xb */
-    float *att = e->att + (size_t)ith * e->n_ctx * (NX + 1);
+    float *att = e->att + (size_t)ith * e->n_ctx * NX;
     const int n_qb = (nt + NX - 1) / NX; /* blocks of NX queries */
     for (int c; (c = pool_chunk(P)) < n_qb * hp->n_head;) {
       int t0 = c / hp->n_head * NX;
-      attend(e, il, t0, imin(NX, nt - t0), c % hp->n_head, att);
+      attend(e, il, t0, imin(NX, nt - t0), c % hp->n_head, att, ith);
     }
     pool_barrier(P);
 
@@ -437,10 +502,11 @@ static void forward_job(void *arg, int ith, int nth) {
     /* G: gate and up, SwiGLU -> e->hb */
     {
       act_view ag = act_for(e, &L->w_gate, xn, xs, ab), au = act_for(e, &L->w_up, xn, xs, ab);
-      int64_t cr = chunk_rows(e->n_ff, nth);
+      int64_t cr = chunk_rows(&L->w_gate, nth, nt);
       for (int64_t c; (c = pool_chunk(P)) * cr < e->n_ff;) {
         int64_t r0 = c * cr;
-        mm_gate_up(&L->w_gate, &L->w_up, ag, au, nt, r0, i64min(r0 + cr, e->n_ff), e->hb, (size_t)e->n_ff);
+        mm_gate_up(e, &L->w_gate, &L->w_up, ag, au, nt, r0, i64min(r0 + cr, e->n_ff), e->hb, (size_t)e->n_ff,
+                   e->up + (size_t)ith * NX * GU_MAX_SWEEP);
       }
     }
     pool_barrier(P);
@@ -477,7 +543,7 @@ static void forward_job(void *arg, int ith, int nth) {
 
 /* ---- public API ----------------------------------------------------------------------- */
 
-engine_params engine_default_params(void) { return (engine_params){0, 0, 0}; }
+engine_params engine_default_params(void) { return (engine_params){0, 0, 0, 0}; }
 
 static int default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -516,6 +582,10 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   engine *e = calloc(1, sizeof *e);
   if (!e) return fail(err, err_cap, ERR_NOMEM, "out of memory");
   e->m = m;
+  e->ops = (engine__ops){swiglu_scalar, softmax_scalar};
+#if defined(__x86_64__)
+  if (!strcmp(quant_isa(), "avx512")) e->ops = (engine__ops){engine__swiglu_avx512, engine__softmax_avx512};
+#endif
   e->n_ctx = ep.n_ctx;
   e->n_batch = ep.n_batch;
   e->n_threads = ep.n_threads;
@@ -533,13 +603,26 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   e->xb = alloc_floats(nb * e->xb_dim, &total);
   e->q = alloc_floats(nb * e->q_dim, &total);
   e->hb = alloc_floats(nb * e->n_ff, &total);
-  e->att = alloc_floats((size_t)e->n_threads * e->n_ctx * (NX + 1), &total);
+  e->att = alloc_floats((size_t)e->n_threads * e->n_ctx * NX, &total);
+  e->up = alloc_floats((size_t)e->n_threads * NX * GU_MAX_SWEEP, &total);
   e->rope = alloc_floats(nb * hp->n_rot, &total);
-  e->kc = alloc_floats((size_t)hp->n_layer * e->n_ctx * e->kv_dim, &total);
-  e->vc = alloc_floats((size_t)hp->n_layer * e->n_ctx * e->kv_dim, &total);
+  e->kv_type = ep.kv_f16 ? QT_F16 : QT_F32;
+  e->kv_es = ep.kv_f16 ? 2 : 4;
+  size_t kv_elems = (size_t)hp->n_layer * e->n_ctx * e->kv_dim;
+  total += 2 * kv_elems * e->kv_es;
+  e->kc = calloc(kv_elems, e->kv_es);
+  e->vc = calloc(kv_elems, e->kv_es);
+  if (ep.kv_f16) {
+    e->stage = alloc_floats((size_t)e->n_threads * e->n_batch * e->hd, &total);
+    e->half = calloc((size_t)e->n_threads * (NX * (size_t)e->hd + (size_t)e->n_ctx), sizeof *e->half);
+    if (!e->stage || !e->half) {
+      rc = fail(err, err_cap, ERR_NOMEM, "out of memory for the F16 cache buffers");
+      goto fail;
+    }
+  }
   e->cached = calloc((size_t)e->n_ctx, sizeof *e->cached);
   e->logits_buf = alloc_floats((size_t)hp->n_vocab, &total);
-  if (!e->x || !e->xb || !e->q || !e->hb || !e->att || !e->rope || !e->kc || !e->vc || !e->cached ||
+  if (!e->x || !e->xb || !e->q || !e->hb || !e->att || !e->up || !e->rope || !e->kc || !e->vc || !e->cached ||
       !e->logits_buf) {
     rc = fail(err, err_cap, ERR_NOMEM, "out of memory for a %d-position context (%.1f MiB)", e->n_ctx,
               (double)total / (1 << 20));
@@ -603,6 +686,7 @@ void engine_free(engine *e) {
   free(e->q);
   free(e->hb);
   free(e->att);
+  free(e->up);
   free(e->rope);
   for (int i = 0; i < e->n_act; i++) {
     if (e->act) free(e->act->p[i]);
@@ -613,6 +697,8 @@ void engine_free(engine *e) {
   free(e->xb_priv);
   free(e->kc);
   free(e->vc);
+  free(e->stage);
+  free(e->half);
   free(e->cached);
   free(e->logits_buf);
   free(e);

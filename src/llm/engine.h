@@ -1,7 +1,7 @@
 /* llm/engine — a running model: KV cache, forward pass, thread pool, generation loop.
  *
- * An engine is one inference context over a loaded model (llm/model): it owns an F32 KV
- * cache of n_ctx positions, every run buffer sized for n_batch tokens (all allocated by
+ * An engine is one inference context over a loaded model (llm/model): it owns a KV cache
+ * (F32, or F16 on request) of n_ctx positions, every run buffer sized for n_batch tokens (all allocated by
  * engine_new; evaluating never allocates), and a thread pool of n_threads (the calling
  * thread is one of them).
  *
@@ -14,8 +14,8 @@
  * type's vec_dot_type once per row (Q8_0 for Q8_0/Q4 weights), RMSNorm accumulates in
  * double, RoPE angles are advanced by repeated multiplication, softmax subtracts the max.
  * Every output element is computed by one thread from fixed-size chunks, so results are
- * bit-identical for any thread count; a batch gives the same logits as feeding the same
- * tokens one by one (up to kernel blocking, see docs/engine.md).
+ * bit-identical for any thread count, and a batch gives bit for bit the logits of feeding
+ * the same tokens one by one (see docs/engine.md).
  *
  * Threads: an engine is used by one thread at a time, except engine_cancel, which any
  * thread (or a signal handler) may call. Many engines may share one model. */
@@ -40,6 +40,8 @@ typedef struct engine_params {
   int n_ctx;     /* KV cache positions; 0: min(model context, ENGINE_DEFAULT_CTX) */
   int n_batch;   /* most tokens per forward pass; 0: ENGINE_DEFAULT_BATCH (capped at n_ctx) */
   int n_threads; /* 0: the number of online CPUs (at most 8) */
+  int kv_f16;    /* 1: F16 KV cache (half the memory; queries and attention weights are
+                    converted to F16 for the products, as llama.cpp does); 0: F32 */
 } engine_params;
 
 engine_params engine_default_params(void);

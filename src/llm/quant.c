@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 #include <cpuid.h>
 #endif
 
@@ -118,14 +118,16 @@ uint16_t quant_f32_to_bf16(float f) {
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
 static quant__kernels k_scalar;
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 static quant__kernels k_avx2, k_avx512;
 static int have_avx2, have_avx512;
+#elif defined(__aarch64__)
+static quant__kernels k_neon; /* Advanced SIMD is part of every AArch64 Linux CPU */
 #endif
 static _Atomic(const quant__kernels *) active;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 /* F16C is CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know it). */
 static int cpu_has_f16c(void) {
   unsigned a, b, c, d;
@@ -136,7 +138,7 @@ static int cpu_has_f16c(void) {
 static void init_tables(void) {
   quant__fill_scalar(&k_scalar);
   const quant__kernels *best = &k_scalar;
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
   __builtin_cpu_init();
   have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
               cpu_has_f16c();
@@ -153,6 +155,10 @@ static void init_tables(void) {
     quant__fill_avx512(&k_avx512);
     best = &k_avx512;
   }
+#elif defined(__aarch64__)
+  k_neon = k_scalar;
+  quant__fill_neon(&k_neon);
+  best = &k_neon;
 #endif
   atomic_store(&active, best);
 }
@@ -175,13 +181,18 @@ int quant_force_isa(const char *isa) {
     atomic_store(&active, &k_scalar);
     return 0;
   }
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
   if (!strcmp(isa, "avx2") && have_avx2) {
     atomic_store(&active, &k_avx2);
     return 0;
   }
   if (!strcmp(isa, "avx512") && have_avx512) {
     atomic_store(&active, &k_avx512);
+    return 0;
+  }
+#elif defined(__aarch64__)
+  if (!strcmp(isa, "neon")) {
+    atomic_store(&active, &k_neon);
     return 0;
   }
 #endif

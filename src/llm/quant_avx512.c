@@ -1,15 +1,19 @@
 /* llm/quant_avx512 — AVX-512 (F/BW/DQ/VL/VNNI) + F16C kernels.
  *
- * Every dot is written as a register tile: NW weight rows x NA activation rows (each 1..4,
- * compile-time constants after inlining), one accumulator per (row, row) pair. Weight
- * blocks are loaded and decoded once per tile step and reused for all NA activation rows.
- * The single-row dot is the 1x1 tile, and each pair's accumulator sees exactly the same
- * operations in the same order whatever the tile shape, so quant_vec_dot_nx equals
- * quant_vec_dot bit for bit.
+ * Every dot is written as a register tile: NW weight rows x NA activation rows (1, 2 or 4
+ * each, compile-time constants after inlining; other counts are split), one accumulator per
+ * (row, row) pair. Weight blocks are loaded and decoded once per tile step and reused for
+ * all NA activation rows. The single-row dot is the 1x1 tile, and each pair's accumulator
+ * sees exactly the same operations in the same order whatever the tile shape, so
+ * quant_vec_dot_nx equals quant_vec_dot bit for bit. (For the 32-element block types the
+ * 1x1 tile runs at 256 bits, which is faster on CPUs that split 512-bit ops, with the same
+ * per-lane values and summation order: see dot32_ymm.)
  *
  * Integer products use VNNI: vpdpbusd (u8 x s8, 4 products summed per int32 lane) and
- * vpdpwssd (s16 x s16 pairs). For signed x signed (Q8_0 x Q8_0) the weight's sign moves to
- * the activation (|w| x sign(w)*a); that is exact because activations are in [-127, 127].
+ * vpdpwssd (s16 x s16 pairs). Signed x signed (Q8_0 x Q8_0): the tiles use (w ^ 0x80) =
+ * w + 128 as the unsigned operand and subtract 128 * sum(a), computed once per activation
+ * row; the 256-bit single row moves the weight's sign onto the activation (|w| x sign(w)*a,
+ * exact because activations are in [-127, 127]). Both give the same exact lane sums.
  * Unsigned 4/5/6-bit weights go straight into vpdpbusd/vpmaddubsw, and their constant
  * offset (-8, -16, -32) is subtracted with an activation-only sum.
  *
@@ -212,19 +216,17 @@ INLINE void step32(qtype T, const uint8_t *w, size_t ws, int NW, const uint8_t *
     const quant__q8_0 *y = (const quant__q8_0 *)(a + j * as) + b;
     ax[j] = act_q8(y, two);
     da[j] = dvec(f16(y[0].d), two ? f16(y[1].d) : 0, two);
-    if (T == QT_Q4_0 || T == QT_Q5_0) /* -off * sum(a), per lane */
-      aux[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(T == QT_Q4_0 ? 8 : 16), ax[j]));
+    if (T == QT_Q8_0 || T == QT_Q4_0 || T == QT_Q5_0) /* -offset * sum(a), per lane */
+      aux[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8((char)(T == QT_Q8_0 ? 0x80 : T == QT_Q4_0 ? 8 : 16)), ax[j]));
     if (T == QT_Q4_1 || T == QT_Q5_1) /* sum(a) per lane, as float */
       sf[j] = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), ax[j]));
   }
   UNROLL for (int i = 0; i < NW; i++) {
     wstep s = wdecode(T, w + i * ws, b, two);
-    if (T == QT_Q8_0) {
-      __m512i wa = _mm512_abs_epi8(s.q);
-      __mmask64 neg = _mm512_movepi8_mask(s.q);
+    if (T == QT_Q8_0) { /* (w + 128) as u8, then the -128 * sum(a) in aux: exact */
+      __m512i wu = _mm512_xor_si512(s.q, _mm512_set1_epi8((char)0x80));
       UNROLL for (int j = 0; j < NA; j++) {
-        __m512i sa = _mm512_mask_sub_epi8(ax[j], neg, zero, ax[j]);
-        __m512i p = _mm512_dpbusd_epi32(zero, wa, sa);
+        __m512i p = _mm512_dpbusd_epi32(aux[j], wu, ax[j]);
         acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(s.d, da[j]), acc[i][j]);
       }
     } else if (T == QT_Q4_0 || T == QT_Q5_0) {
@@ -255,10 +257,72 @@ INLINE void tile32(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, cons
       out[i * os + j] = hsum(acc[i][j]);
 }
 
+/* The 1x1 tile at 256 bits. Zen 4 splits 512-bit ops in two, so for a single row the zmm
+ * loop's inserts and scale vectors cost more than they save. The lane values are the same
+ * as tile32's: block b's 8 int32 lanes, times the same d_w*d_a product, accumulate into
+ * "even" (zmm low half) or "odd" (high half) lanes, and the final sum adds odd to even
+ * before the same reduction tree. The result is bit-identical to tile32 with NW = NA = 1. */
+INLINE __m256 blk32_ymm(qtype T, const uint8_t *w, const uint8_t *a, int64_t b, __m256 acc) {
+  const __m256i zero = _mm256_setzero_si256();
+  const quant__q8_0 *y = (const quant__q8_0 *)a + b;
+  __m256i ax = ld256(y->qs), p;
+  float da = f16(y->d), dw, mw = 0;
+  if (T == QT_Q8_0) {
+    const quant__q8_0 *x = (const quant__q8_0 *)w + b;
+    __m256i q = ld256(x->qs);
+    p = _mm256_dpbusd_epi32(zero, _mm256_sign_epi8(q, q), _mm256_sign_epi8(ax, q));
+    dw = f16(x->d);
+  } else {
+    __m256i q;
+    const uint8_t *qh = NULL;
+    if (T == QT_Q4_0) {
+      const quant__q4_0 *x = (const quant__q4_0 *)w + b;
+      q = nibbles32(x->qs), dw = f16(x->d);
+    } else if (T == QT_Q4_1) {
+      const quant__q4_1 *x = (const quant__q4_1 *)w + b;
+      q = nibbles32(x->qs), dw = f16(x->d), mw = f16(x->m);
+    } else if (T == QT_Q5_0) {
+      const quant__q5_0 *x = (const quant__q5_0 *)w + b;
+      q = nibbles32(x->qs), dw = f16(x->d), qh = x->qh;
+    } else {
+      const quant__q5_1 *x = (const quant__q5_1 *)w + b;
+      q = nibbles32(x->qs), dw = f16(x->d), mw = f16(x->m), qh = x->qh;
+    }
+    if (qh) q = _mm256_mask_add_epi8(q, (__mmask32)qh32(qh), q, _mm256_set1_epi8(16));
+    __m256i aux = zero;
+    if (T == QT_Q4_0 || T == QT_Q5_0)
+      aux = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(T == QT_Q4_0 ? 8 : 16), ax));
+    p = _mm256_dpbusd_epi32(aux, q, ax);
+  }
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc);
+  if (T == QT_Q4_1 || T == QT_Q5_1) {
+    __m256 sf = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), ax));
+    acc = _mm256_fmadd_ps(sf, _mm256_set1_ps(mw * da), acc);
+  }
+  return acc;
+}
+
+INLINE float dot32_ymm(qtype T, int64_t n, const uint8_t *w, const uint8_t *a) {
+  const int64_t nb = n / 32;
+  __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    even = blk32_ymm(T, w, a, b, even);
+    odd = blk32_ymm(T, w, a, b + 1, odd);
+  }
+  if (b < nb) even = blk32_ymm(T, w, a, b, even);
+  __m256 v = _mm256_add_ps(odd, even); /* = hsum's first step on [even | odd] */
+  __m128 c = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  c = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  c = _mm_add_ss(c, _mm_movehdup_ps(c));
+  return _mm_cvtss_f32(c);
+}
+
 #define DEFINE_TILE32(name, T)                                                             \
   INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
                           size_t as, int NA, float *out, size_t os) {                      \
-    tile32(T, n, w, ws, NW, a, as, NA, out, os);                                           \
+    if (NW == 1 && NA == 1) *out = dot32_ymm(T, n, w, a);                                  \
+    else tile32(T, n, w, ws, NW, a, as, NA, out, os);                                      \
   }                                                                                        \
   DEFINE_DOTS(name)
 

@@ -127,7 +127,7 @@ typedef void (*quant__quant_fn)(const float *src, void *dst, int64_t n);
 typedef void (*quant__dequant_fn)(const void *src, float *dst, int64_t n);
 
 typedef struct quant__kernels {
-  const char *isa;                     /* "scalar", "avx2", "avx512" */
+  const char *isa;                     /* "scalar", "avx2", "avx512", "neon" */
   quant__dot_fn dot[QT_COUNT];         /* weight type -> dot with its vec_dot_type */
   quant__dot_nx_fn dot_nx[QT_COUNT];   /* NULL: quant_vec_dot_nx loops over dot */
   quant__quant_fn quantize[QT_COUNT];
@@ -138,6 +138,7 @@ typedef struct quant__kernels {
 void quant__fill_scalar(quant__kernels *k);
 void quant__fill_avx2(quant__kernels *k);
 void quant__fill_avx512(quant__kernels *k);
+void quant__fill_neon(quant__kernels *k);
 
 /* Decodes the 12 packed Q4_K/Q5_K bytes into 8 scales and 8 mins (6 bits each). */
 static inline void quant__k4_scales(const uint8_t s[static 12], uint8_t sc[static 8],

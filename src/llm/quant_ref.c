@@ -24,11 +24,22 @@
 static void quantize_f32(const float *x, void *y, int64_t n) { memcpy(y, x, (size_t)n * 4); }
 static void dequantize_f32(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * 4); }
 
+/* Float dots sum in double, in 4 interleaved partial sums (independent add chains). */
+#define DOT_DOUBLE(n, X, Y)                                                                 \
+  do {                                                                                     \
+    double s_[4] = {0, 0, 0, 0};                                                           \
+    int64_t i_ = 0;                                                                        \
+    for (; i_ + 4 <= (n); i_ += 4)                                                         \
+      for (int k_ = 0; k_ < 4; k_++) s_[k_] += (double)X(i_ + k_) * Y(i_ + k_);            \
+    for (; i_ < (n); i_++) s_[0] += (double)X(i_) * Y(i_);                                 \
+    return (float)((s_[0] + s_[1]) + (s_[2] + s_[3]));                                     \
+  } while (0)
+
 static float dot_f32(int64_t n, const void *w, const void *a) {
   const float *x = w, *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)x[i] * y[i];
-  return (float)s;
+#define X32(i) x[i]
+#define Y32(i) y[i]
+  DOT_DOUBLE(n, X32, Y32);
 }
 
 static void quantize_f16(const float *x, void *vy, int64_t n) {
@@ -43,9 +54,9 @@ static void dequantize_f16(const void *vx, float *y, int64_t n) {
 
 static float dot_f16(int64_t n, const void *w, const void *a) {
   const uint16_t *x = w, *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)F16(x[i]) * F16(y[i]);
-  return (float)s;
+#define XH(i) F16(x[i])
+#define YH(i) F16(y[i])
+  DOT_DOUBLE(n, XH, YH);
 }
 
 static void quantize_bf16(const float *x, void *vy, int64_t n) {
@@ -58,11 +69,18 @@ static void dequantize_bf16(const void *vx, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = quant_bf16_to_f32(x[i]);
 }
 
+static inline float bf16f(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
 static float dot_bf16(int64_t n, const void *w, const void *a) {
   const uint16_t *x = w, *y = a;
-  double s = 0;
-  for (int64_t i = 0; i < n; i++) s += (double)quant_bf16_to_f32(x[i]) * quant_bf16_to_f32(y[i]);
-  return (float)s;
+#define XB(i) bf16f(x[i])
+#define YB(i) bf16f(y[i])
+  DOT_DOUBLE(n, XB, YB);
 }
 
 /* ---- 32-element block types ----------------------------------------------------------- */

@@ -154,8 +154,9 @@ void sample_apply_penalties(sampler *s, float *logits) {
 
 int32_t sample_argmax(const float *logits, int n) {
   int32_t best = 0;
+  float mv = logits[0];
   for (int i = 1; i < n; i++)
-    if (logits[i] > logits[best]) best = i;
+    if (logits[i] > mv) mv = logits[i], best = i;
   return best;
 }
 
@@ -189,6 +190,7 @@ static int select_top_k(sampler *s, const float *logits, int k) {
   for (int i = 0; i < k; i++) h[i] = (sample_cand){i, logits[i], 0};
   for (int i = k / 2 - 1; i >= 0; i--) heap_down(h, k, i);
   for (int i = k; i < s->n_vocab; i++) {
+    if (logits[i] < h[0].logit) continue; /* the common case: not in the top k */
     sample_cand c = {i, logits[i], 0};
     if (before(&c, &h[0])) {
       h[0] = c;
@@ -197,6 +199,46 @@ static int select_top_k(sampler *s, const float *logits, int k) {
   }
   qsort(h, (size_t)k, sizeof *h, cmp_cand);
   return k;
+}
+
+/* top-p over all n_vocab logits without sorting them all. The survivors are a prefix of
+ * the sorted order; bucketing the logits by distance below the max (64 buckets over 16
+ * nats, the rest in the last one) tells how many buckets hold that prefix, and only their
+ * tokens are sorted. Probabilities are normalized over every token. Returns the survivor
+ * count, sorted in s->cand. */
+#define TOPP_BUCKETS 64
+#define TOPP_RANGE 16.0f
+static int topp_bucket(float mx, float l) {
+  float b = (mx - l) * (TOPP_BUCKETS / TOPP_RANGE);
+  return b < TOPP_BUCKETS - 1 ? (int)b : TOPP_BUCKETS - 1;
+}
+
+static int top_p_all(sampler *s, const float *logits, float top_p) {
+  const int n = s->n_vocab;
+  float mx = logits[0];
+  for (int i = 1; i < n; i++)
+    if (logits[i] > mx) mx = logits[i];
+  double sum = 0, mass[TOPP_BUCKETS] = {0};
+  for (int i = 0; i < n; i++) {
+    double e = expf(logits[i] - mx);
+    sum += e;
+    mass[topp_bucket(mx, logits[i])] += e;
+  }
+  int last = 0; /* buckets 0..last hold the prefix (checked below, widened if rounding lied) */
+  for (double cum = mass[0]; last < TOPP_BUCKETS - 1 && cum < top_p * sum; cum += mass[++last]) {}
+  for (;; last++) {
+    sample_cand *c = s->cand;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+      if (topp_bucket(mx, logits[i]) <= last) c[m++] = (sample_cand){i, logits[i], 0};
+    qsort(c, (size_t)m, sizeof *c, cmp_cand);
+    double cum = 0;
+    for (int i = 0; i < m; i++) {
+      cum += expf(c[i].logit - mx) / sum;
+      if (cum >= top_p) return i + 1;
+    }
+    if (last == TOPP_BUCKETS - 1) return m;
+  }
 }
 
 /* p = softmax(logit) over c[0..n). */
@@ -228,12 +270,13 @@ static int filter(sampler *s, float *logits, int sorted) {
   if (p->top_k > 0 && p->top_k < n) {
     n = select_top_k(s, logits, p->top_k);
     is_sorted = 1;
+  } else if (p->top_p < 1.0f) {
+    n = top_p_all(s, logits, p->top_p);
+    is_sorted = 1;
   } else {
     for (int i = 0; i < n; i++) c[i] = (sample_cand){i, logits[i], 0};
   }
-  if (p->top_p < 1.0f) {
-    if (!is_sorted) qsort(c, (size_t)n, sizeof *c, cmp_cand);
-    is_sorted = 1;
+  if (p->top_p < 1.0f && !(p->top_k <= 0 || p->top_k >= s->n_vocab)) { /* top-p after top-k */
     softmax_cands(c, n);
     float cum = 0;
     for (int i = 0; i < n; i++) {

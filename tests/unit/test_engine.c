@@ -55,8 +55,11 @@ static int teardown_all(void **state) {
   return 0;
 }
 
+static int g_kv_f16; /* new engines get an F16 KV cache */
+
 static engine *new_engine(const model *m, int n_threads, int n_ctx, int n_batch) {
   engine_params p = engine_default_params();
+  p.kv_f16 = g_kv_f16;
   p.n_threads = n_threads;
   p.n_ctx = n_ctx;
   p.n_batch = n_batch;
@@ -207,6 +210,19 @@ static void q8_teacher_forcing(int k) {
   engine_free(e);
 }
 
+/* The portable kernels (quant scalar + engine scalar SwiGLU/softmax) against the same
+ * reference: an engine created while the scalar ISA is forced uses both. */
+static void test_scalar_path(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char isa[16];
+  snprintf(isa, sizeof isa, "%s", quant_isa());
+  assert_int_equal(quant_force_isa("scalar"), 0);
+  f32_reference(TINY_F32);
+  q8_teacher_forcing(TINY_Q8);
+  assert_int_equal(quant_force_isa(isa), 0);
+}
+
 static void test_tiny_q8_teacher_forcing(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -285,6 +301,37 @@ static void test_batch_vs_single(void **state) {
   batching_agrees(TINY_F32);
   batching_agrees(TINY_Q8);
   batching_agrees(STORIES_Q8);
+}
+
+/* An F16 KV cache: close to the F32 reference (llama.cpp's own F16 cache moves logits by
+ * up to ~0.01), argmax equal where the margin is clear, and still bit-identical across
+ * thread counts and batching. */
+static void test_kv_f16(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  g_kv_f16 = 1;
+  json_t *ref;
+  model *m = get_model(STORIES_F32, &ref);
+  int nv = m->hp.n_vocab;
+  engine *e = new_engine(m, 2, 0, 0);
+  float *lg = malloc((size_t)nv * sizeof *lg);
+  json_t *g = json_array_get(json_object_get(ref, "greedy"), 0);
+  int32_t ids[512], want[64];
+  int np = json_ids(json_object_get(g, "prompt_ids"), ids, 512);
+  int ng = json_ids(json_object_get(g, "greedy_ids"), want, 64);
+  assert_int_equal(engine_eval(e, ids, np, 0, lg), 0);
+  check_top(lg, nv, json_object_get(json_object_get(g, "last_prompt_token_logits"), "top"), 0.03, "F16 KV");
+  json_t *steps = json_object_get(g, "steps");
+  for (int i = 0; i < ng; i++) {
+    json_t *st = json_array_get(steps, (size_t)i);
+    if (jnum(st, "margin") > 0.05) assert_int_equal(sample_argmax(lg, nv), want[i]);
+    assert_int_equal(engine_eval(e, &want[i], 1, np + i, lg), 0);
+  }
+  free(lg);
+  engine_free(e);
+  threads_identical(TINY_F32);
+  batching_agrees(TINY_Q8);
+  g_kv_f16 = 0;
 }
 
 /* ---- generation --------------------------------------------------------------------- */
@@ -711,8 +758,10 @@ int main(void) {
       cmocka_unit_test(test_tiny_q8_teacher_forcing),
       cmocka_unit_test(test_stories_f32_reference),
       cmocka_unit_test(test_stories_q8_teacher_forcing),
+      cmocka_unit_test(test_scalar_path),
       cmocka_unit_test(test_threads_bit_identical),
       cmocka_unit_test(test_batch_vs_single),
+      cmocka_unit_test(test_kv_f16),
       cmocka_unit_test(test_generate),
       cmocka_unit_test(test_eval_errors),
       cmocka_unit_test(test_binding_errors),

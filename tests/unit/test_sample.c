@@ -156,6 +156,45 @@ static void test_top_p(void **state) {
   assert_int_equal(survivors(p, &c), 5);
 }
 
+static int cmp_desc(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x > y ? -1 : x < y;
+}
+
+/* top-p without top-k on a large vocabulary (selected progressively, not fully sorted)
+ * keeps exactly the brute-force prefix. */
+static void test_top_p_large(void **state) {
+  (void)state;
+  float l[NV], sorted[NV], work[NV];
+  for (int it = 0; it < 6; it++) {
+    random_logits(l, NV);
+    for (int i = 0; i < NV; i++) l[i] *= (float)(it + 1) * 0.4f; /* flat to peaked */
+    memcpy(sorted, l, sizeof l);
+    qsort(sorted, NV, sizeof *sorted, cmp_desc);
+    double sum = 0, cum = 0;
+    for (int i = 0; i < NV; i++) sum += exp((double)sorted[i] - sorted[0]);
+    const float top_p = 0.9f;
+    int want = NV;
+    for (int i = 0; i < NV; i++) {
+      cum += exp((double)sorted[i] - sorted[0]) / sum;
+      if (cum >= top_p) {
+        want = i + 1;
+        break;
+      }
+    }
+    sample_params p = plain();
+    p.top_p = top_p;
+    sampler *s;
+    assert_int_equal(sample_new(NV, &p, &s), 0);
+    memcpy(work, l, sizeof l);
+    const sample_cand *c;
+    int n = sample_candidates(s, work, &c);
+    if (abs(n - want) > 1) fail_msg("top-p kept %d, brute force %d", n, want); /* float vs double cumsum */
+    for (int i = 0; i < n; i++) assert_float_equal(c[i].logit, sorted[i], 0);
+    sample_free(s);
+  }
+}
+
 static void test_min_p(void **state) {
   (void)state;
   const sample_cand *c;
@@ -283,7 +322,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_is_argmax), cmocka_unit_test(test_top_k1_is_greedy),
       cmocka_unit_test(test_seed_determinism), cmocka_unit_test(test_reset_restarts),
-      cmocka_unit_test(test_top_p),            cmocka_unit_test(test_min_p),
+      cmocka_unit_test(test_top_p),            cmocka_unit_test(test_top_p_large),
+      cmocka_unit_test(test_min_p),
       cmocka_unit_test(test_top_k_and_temp),   cmocka_unit_test(test_penalties),
       cmocka_unit_test(test_draw_frequencies), cmocka_unit_test(test_bad_params),
   };
