@@ -131,7 +131,7 @@ int ethrpc_request(ethrpc *rpc, const char *method, json_t *params, json_t **res
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   json_error_t je;
-  json_t *resp = json_loadb((const char *)rpc->resp.ptr, rpc->resp.len, 0, &je);
+  json_t *resp = json_loadb((const char *)rpc->resp.ptr, rpc->resp.len, JSON_ALLOW_NUL, &je); /* anvil escapes revert bytes as \u0000 */
   if (!resp || !json_is_object(resp)) {
     json_decref(resp);
     if (status != 200) {

@@ -69,6 +69,12 @@ int cli_model_list_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);
+int cli_chain_main(int argc, char **argv);
+int cli_wallet_main(int argc, char **argv);
+int cli_channel_main(int argc, char **argv);
+int cli_pay_main(int argc, char **argv);
+int cli_registry_main(int argc, char **argv);
+int cli_gov_main(int argc, char **argv);
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */

@@ -20,6 +20,16 @@ const char *err_str(int rc) {
   case ERR_UNSUPPORTED: return "not supported";
   case ERR_CANCELED: return "canceled";
   case ERR_RANGE: return "value out of range";
+  case ERR_CHAIN: return "chain unreachable or failed";
+  case ERR_REVERTED: return "chain call reverted";
+  case ERR_UNKNOWN_CHANNEL: return "unknown payment channel";
+  case ERR_WRONG_CHAIN: return "voucher for another chain or escrow contract";
+  case ERR_BAD_SIGNATURE: return "malformed voucher signature";
+  case ERR_WRONG_SIGNER: return "voucher not signed by the channel's signer";
+  case ERR_REPLAY: return "voucher already accepted (replay)";
+  case ERR_DECREASE: return "voucher amount below the last accepted one";
+  case ERR_OVERSPEND: return "voucher amount exceeds the channel deposit";
+  case ERR_EXPIRED: return "channel expired, closed or about to expire";
   default: break;
   }
   if (rc < 0 && rc > -4096) return strerror(-rc); /* glibc: thread-safe static strings */

@@ -22,6 +22,16 @@ enum {
   ERR_UNSUPPORTED = -10012, /* feature or type not supported */
   ERR_CANCELED = -10013,  /* operation canceled */
   ERR_RANGE = -10014,     /* value out of range */
+  ERR_CHAIN = -10015,     /* the chain is unreachable or answered with an error */
+  ERR_REVERTED = -10016,  /* a chain transaction or call reverted */
+  ERR_UNKNOWN_CHANNEL = -10017, /* payment channel not known (locally or on chain) */
+  ERR_WRONG_CHAIN = -10018,     /* voucher for another chain id or escrow contract */
+  ERR_BAD_SIGNATURE = -10019,   /* voucher signature malformed */
+  ERR_WRONG_SIGNER = -10020,    /* voucher signed by a key that is not the channel's signer */
+  ERR_REPLAY = -10021,          /* voucher amount equal to the last accepted one */
+  ERR_DECREASE = -10022,        /* voucher amount below the last accepted one */
+  ERR_OVERSPEND = -10023,       /* voucher amount above the channel's deposit */
+  ERR_EXPIRED = -10024,         /* channel expired, closed or too close to expiry */
 };
 
 /* Returns a static string naming rc (a project code or -errno). Never NULL. */

@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "http/auth.h"
 #include "p2p/peers.h"
+#include "pay/channel.h"
 
 /* Every setting a node has, with its default. Later layers append their sections. */
 static const config_key schema[] = {
@@ -38,6 +39,15 @@ static const config_key schema[] = {
     {"http", "enabled", CONFIG_BOOL, "true", 0, 0, "serve the OpenAI-compatible API (bearer tokens from 'apiary token create')"},
     {"http", "listen", CONFIG_STR, "\"127.0.0.1:8080\"", 0, 0, "address of the local API; keep it on loopback unless you mean to expose it"},
     {"lan", "interface", CONFIG_STR, "\"\"", 0, 0, "IPv4 address of the interface for beacons; empty = the system's default"},
+    {"chain", "rpc", CONFIG_STR, "\"http://127.0.0.1:8545\"", 0, 0, "JSON-RPC URL of the EVM chain that holds the escrow (a local anvil by default)"},
+    {"chain", "chain_id", CONFIG_INT, "0", 0, INT64_MAX, "chain id of the deployment (set by 'apiary chain deploy'; 0 = not deployed)"},
+    {"chain", "escrow", CONFIG_STR, "\"\"", 0, 0, "Escrow contract address (set by 'apiary chain deploy')"},
+    {"chain", "registry", CONFIG_STR, "\"\"", 0, 0, "Registry contract address (set by 'apiary chain deploy')"},
+    {"chain", "governance", CONFIG_STR, "\"\"", 0, 0, "Governance contract address (set by 'apiary chain deploy')"},
+    {"pay", "claim_threshold_wei", CONFIG_STR, "\"10000000000000000\"", 0, 0, "claim a channel once its unclaimed vouchers reach this many wei"},
+    {"pay", "claim_before_expiry", CONFIG_INT, "3600", 0, 31536000, "claim a channel with unclaimed vouchers when it expires within this many seconds"},
+    {"pay", "expiry_margin", CONFIG_INT, "600", 0, 31536000, "refuse vouchers on a channel that expires within this many seconds"},
+    {"pay", "claim_interval", CONFIG_INT, "10", 1, 86400, "seconds between checks for channels to claim (and retries while the chain is down)"},
 };
 
 /* Append-only: version i+1 is list[i]. Never edit or reorder a landed entry. */
@@ -46,6 +56,7 @@ static const store_migration migrations[] = {
      "CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
     {"p2p", peers_schema_v1},
     {"http", auth_schema_v1},
+    {"pay", pay_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

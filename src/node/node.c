@@ -380,6 +380,8 @@ static void on_signal(uv_signal_t *s, int signum) {
 void node_shutdown(node *n) {
   if (n->stopping) return;
   n->stopping = 1;
+  paysvc_stop(n->pay);
+  n->pay = NULL;
   ctl_server_stop(n->ctl);
   n->ctl = NULL;
   lan_udp_stop(n->lan);
@@ -477,6 +479,7 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   ctl_server_add(n.ctl, "dht.peers", m_dht_peers, &n);
   ctl_server_add(n.ctl, "dht.announce", m_dht_announce, &n);
   if ((rc = start_net(&n, err, cap))) goto done;
+  if ((rc = paysvc_start(&n.loop, n.paths.wallet, n.cfg, n.db, n.net, n.ctl, &n.pay, err, cap))) goto done;
   if ((rc = start_lan(&n, err, cap))) goto done;
   if ((rc = start_http(&n, err, cap))) goto done;
 

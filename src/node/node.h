@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "market/local.h"
 #include "node/netsvc.h"
+#include "node/paysvc.h"
 #include "p2p/lan_udp.h"
 
 #define NODE_MAX_BOOTSTRAP 32
@@ -46,6 +47,7 @@ typedef struct node {
   ctl_server *ctl;         /* owned by the loop until closed */
   lan_udp *lan;            /* LAN discovery, NULL when disabled */
   netsvc *net;             /* links, RPC, DHT */
+  paysvc *pay;             /* channels, vouchers, claims */
   auth *auth;              /* API token snapshot (owned) */
   http_server *http;       /* local API, NULL when disabled */
   local_svc *local;        /* generations from local models (worker thread) */

@@ -1,0 +1,608 @@
+/* node/paysvc — payments inside the node daemon; see paysvc.h and docs/payments.md. */
+#include "node/paysvc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/ethrpc.h"
+#include "core/err.h"
+#include "core/hex.h"
+#include "core/log.h"
+#include "crypto/ident.h"
+#include "crypto/wallet.h"
+#include "pay/channel.h"
+#include "pay/escrow.h"
+#include "pay/voucher.h"
+
+#define JOB_MAX 16          /* channels per claim job */
+#define LOOKUPS_MAX 16      /* channel lookups in flight */
+#define SEND_RETRIES 20     /* pay.send retries while the provider looks the channel up */
+#define SEND_RETRY_MS 250
+#define RPC_TIMEOUT_MS 5000
+
+/* JSON-RPC error codes of the peer methods. */
+enum { PAY_E_UNKNOWN = -32010 /* channel unknown: looking it up, retry */, PAY_E_REFUSED = -32011,
+       PAY_E_DISABLED = -32012 };
+
+struct paysvc {
+  uv_loop_t *loop;
+  store *db;                  /* borrowed */
+  netsvc *ns;                 /* borrowed */
+  wallet w;                   /* node wallet (secret; wiped at free) */
+  int have_wallet;
+  char rpc_url[512];
+  uint64_t chain_id;          /* 0: no deployment configured */
+  uint8_t escrow[20];
+  char escrow_text[64], registry_text[64], governance_text[64];
+  u256 threshold;             /* claim when unclaimed >= this */
+  uint64_t before_expiry_s, margin_s, interval_s;
+  uv_timer_t timer;
+  int timer_open;
+  int claiming;               /* a claim job is running */
+  ctl_req *force_req;         /* pay.claim waiting for the running claim job */
+  ctl_req *force_wait;        /* pay.claim that came while an automatic claim ran */
+  int offline;                /* the last chain access failed on transport */
+  uint8_t lookups[LOOKUPS_MAX][32];
+  int n_lookups;
+  int pending;                /* jobs and send contexts alive */
+  int stopping;
+};
+
+static uint64_t now_s(void) { return (uint64_t)time(NULL); }
+
+static void maybe_free(paysvc *p) {
+  if (!p->stopping || p->pending || p->timer_open) return;
+  wallet_wipe(&p->w);
+  free(p);
+}
+
+static void hex0x(const uint8_t *b, size_t n, char *out) {
+  out[0] = '0', out[1] = 'x';
+  hex_encode(b, n, out + 2);
+}
+
+static json_t *info_json(paysvc *p) {
+  char addr[WALLET_ADDR_BUF] = "";
+  if (p->have_wallet) wallet_addr_eip55(p->w.addr, addr);
+  return json_pack("{s:s, s:I, s:s, s:s, s:s}", "address", addr, "chain_id", (json_int_t)p->chain_id, "escrow",
+                   p->escrow_text, "registry", p->registry_text, "governance", p->governance_text);
+}
+
+/* ---- chain jobs (thread pool) --------------------------------------------------------- */
+
+typedef enum { JOB_LOOKUP, JOB_CLAIM } job_kind;
+
+typedef struct job_entry {
+  uint8_t id[32];
+  u256 amount;                /* claim: the voucher */
+  uint8_t sig[65];
+  int rc;                     /* claim result */
+  int state_rc;               /* getChannel result */
+  escrow_channel st;
+} job_entry;
+
+typedef struct job {
+  uv_work_t w;
+  paysvc *p;
+  job_kind kind;
+  ctl_req *req;               /* control request to answer, or NULL */
+  channel_role role;          /* lookup: record as (0: refresh a known channel) */
+  uint8_t peer[32];           /* lookup: the other node (client channels) */
+  size_t n;
+  job_entry e[JOB_MAX];
+} job;
+
+static void work_cb(uv_work_t *w) {
+  job *j = w->data;
+  paysvc *p = j->p;
+  ethrpc *eth;
+  if (ethrpc_new(p->rpc_url, RPC_TIMEOUT_MS, &eth)) {
+    for (size_t i = 0; i < j->n; i++) j->e[i].rc = j->e[i].state_rc = ERR_NOMEM;
+    return;
+  }
+  for (size_t i = 0; i < j->n; i++) {
+    job_entry *e = &j->e[i];
+    e->rc = 0;
+    if (j->kind == JOB_CLAIM) {
+      e->rc = escrow_claim(eth, &p->w, p->escrow, e->id, &e->amount, e->sig, NULL);
+      if (e->rc == ERR_REVERTED) {
+        const ethrpc_error *er = ethrpc_last_error(eth);
+        log_warn("claim of channel %02x%02x%02x%02x… refused by the chain: %s", e->id[0], e->id[1], e->id[2],
+                 e->id[3], er->reason);
+      }
+    }
+    e->state_rc = escrow_offline(e->rc) ? e->rc : escrow_get(eth, p->escrow, e->id, &e->st);
+  }
+  ethrpc_free(eth);
+}
+
+static void lookup_done(paysvc *p, const uint8_t id[32]) {
+  for (int i = 0; i < p->n_lookups; i++)
+    if (!memcmp(p->lookups[i], id, 32)) {
+      memmove(p->lookups[i], p->lookups[i + 1], (size_t)(p->n_lookups - i - 1) * 32);
+      p->n_lookups--;
+      return;
+    }
+}
+
+static void note_chain(paysvc *p, int rc) {
+  int off = escrow_offline(rc);
+  if (off && !p->offline) log_warn("chain %s unreachable (%s); vouchers are still accepted, claims wait", p->rpc_url, err_str(rc));
+  if (!off && p->offline) log_info("chain %s reachable again", p->rpc_url);
+  p->offline = off;
+}
+
+static void ignore_reply(void *ud, const rpc_reply *reply) { (void)ud, (void)reply; }
+
+static void after_lookup(job *j) {
+  paysvc *p = j->p;
+  job_entry *e = &j->e[0];
+  lookup_done(p, e->id);
+  note_chain(p, e->state_rc);
+  channel ch;
+  int rc = e->state_rc;
+  if (!rc) {
+    memset(&ch, 0, sizeof ch);
+    memcpy(ch.id, e->id, 32);
+    ch.chain_id = p->chain_id;
+    memcpy(ch.escrow, p->escrow, 20);
+    memcpy(ch.client, e->st.client, 20);
+    memcpy(ch.provider, e->st.provider, 20);
+    memcpy(ch.signer, e->st.signer, 20);
+    ch.deposit = e->st.deposit;
+    ch.expiry = e->st.expiry;
+    ch.claimed = e->st.claimed;
+    ch.closed = e->st.closed;
+    ch.role = j->role;
+    memcpy(ch.peer, j->peer, 32);
+    if (j->role == CHANNEL_PROVIDER && memcmp(ch.provider, p->w.addr, 20)) rc = ERR_WRONG_SIGNER;
+    else if (j->role == CHANNEL_CLIENT && memcmp(ch.client, p->w.addr, 20)) rc = ERR_WRONG_SIGNER;
+    else if (j->role) rc = channel_put(p->db, &ch);
+    else rc = channel_set_chain(p->db, ch.id, &ch.deposit, ch.expiry, &ch.claimed, ch.closed);
+  }
+  if (!rc && j->role == CHANNEL_CLIENT && !p->stopping) { /* tell the provider at once */
+    char id[67];
+    hex0x(e->id, 32, id);
+    netsvc_call(p->ns, j->peer, "pay.channel", json_pack("{s:s}", "channel", id), 10000, ignore_reply, NULL);
+  }
+  if (j->role == CHANNEL_PROVIDER && !j->req) {
+    if (rc) log_warn("channel lookup failed: %s", err_str(rc));
+    else log_info("learned channel %02x%02x%02x%02x… from the chain", e->id[0], e->id[1], e->id[2], e->id[3]);
+  }
+  if (!j->req) return;
+  if (rc) {
+    ctl_reply_err(j->req, CTL_FAILED, "%s", rc == ERR_WRONG_SIGNER ? "that channel is not ours" : err_str(rc));
+    return;
+  }
+  if (channel_get(p->db, e->id, &ch)) ctl_reply_err(j->req, CTL_INTERNAL, "channel vanished");
+  else ctl_reply_ok(j->req, channel_to_json(&ch));
+}
+
+static int claim_due(paysvc *p, int force);
+
+/* Claims everything unclaimed now for a pay.claim request. */
+static void start_forced(paysvc *p, ctl_req *req) {
+  p->force_wait = NULL;
+  int n = p->stopping ? ERR_CANCELED : claim_due(p, 1);
+  if (n < 0) ctl_reply_err(req, CTL_FAILED, "%s", err_str(n));
+  else if (n == 0) ctl_reply_ok(req, json_pack("{s:[]}", "claims"));
+  else p->force_req = req;
+}
+
+static void after_claim(job *j) {
+  paysvc *p = j->p;
+  p->claiming = 0;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < j->n; i++) {
+    job_entry *e = &j->e[i];
+    note_chain(p, e->state_rc);
+    channel cur;
+    int rc = 0;
+    if (!e->state_rc)
+      rc = channel_set_chain(p->db, e->id, &e->st.deposit, e->st.expiry, &e->st.claimed, e->st.closed);
+    else if (!e->rc && !channel_get(p->db, e->id, &cur)) /* mined, but not read back: claimed >= amount */
+      rc = channel_set_chain(p->db, e->id, &cur.deposit, cur.expiry, &e->amount, cur.closed);
+    if (rc) log_error("cannot record a claim: %s", store_errmsg(p->db));
+    char id[67], amt[U256_DEC_BUF];
+    hex0x(e->id, 32, id);
+    u256_to_dec(&e->amount, amt);
+    if (!e->rc) log_info("claimed channel %.10s…: voucher total %s wei", id, amt);
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:s}", "channel", id, "amount", amt, "ok", !e->rc,
+                                         "error", e->rc ? err_str(e->rc) : ""));
+  }
+  if (p->force_req) {
+    ctl_reply_ok(p->force_req, json_pack("{s:o}", "claims", arr));
+    p->force_req = NULL;
+  } else {
+    json_decref(arr);
+  }
+  if (p->force_wait) start_forced(p, p->force_wait);
+}
+
+static void after_work_cb(uv_work_t *w, int status) {
+  job *j = w->data;
+  paysvc *p = j->p;
+  if (status == 0) {
+    if (j->kind == JOB_LOOKUP) after_lookup(j);
+    else after_claim(j);
+  } else {
+    if (j->kind == JOB_CLAIM) p->claiming = 0;
+    if (j->req) ctl_reply_err(j->req, CTL_FAILED, "canceled");
+  }
+  free(j);
+  p->pending--;
+  maybe_free(p);
+}
+
+static int queue_job(paysvc *p, job *j) {
+  j->p = p;
+  j->w.data = j;
+  int rc = uv_queue_work(p->loop, &j->w, work_cb, after_work_cb);
+  if (rc) { free(j); return ERR_NOMEM; }
+  p->pending++;
+  return 0;
+}
+
+static int start_lookup(paysvc *p, const uint8_t id[32], channel_role role, const uint8_t *peer, ctl_req *req) {
+  if (!req) {
+    for (int i = 0; i < p->n_lookups; i++)
+      if (!memcmp(p->lookups[i], id, 32)) return 0;
+    if (p->n_lookups >= LOOKUPS_MAX) return ERR_TOOBIG;
+  }
+  job *j = calloc(1, sizeof *j);
+  if (!j) return ERR_NOMEM;
+  j->kind = JOB_LOOKUP;
+  j->req = req;
+  j->role = role;
+  if (peer) memcpy(j->peer, peer, 32);
+  j->n = 1;
+  memcpy(j->e[0].id, id, 32);
+  int rc = queue_job(p, j);
+  if (!rc && !req) memcpy(p->lookups[p->n_lookups++], id, 32);
+  return rc;
+}
+
+/* Starts a claim job for the provider channels that are due (all with anything unclaimed
+ * when force). Returns the number of channels, 0 when none is due. */
+static int claim_due(paysvc *p, int force) {
+  if (p->claiming || !p->have_wallet || !p->chain_id) return 0;
+  static channel list[CHANNEL_MAX_LIST];
+  int n = channel_list(p->db, CHANNEL_PROVIDER, list, CHANNEL_MAX_LIST);
+  if (n < 0) { log_error("cannot list channels: %s", store_errmsg(p->db)); return n; }
+  job *j = calloc(1, sizeof *j);
+  if (!j) return ERR_NOMEM;
+  j->kind = JOB_CLAIM;
+  uint64_t now = now_s();
+  for (int i = 0; i < n && j->n < JOB_MAX; i++) {
+    channel *c = &list[i];
+    u256 unclaimed;
+    if (c->closed || c->chain_id != p->chain_id || memcmp(c->escrow, p->escrow, 20)) continue;
+    if (u256_sub(&unclaimed, &c->amount, &c->claimed) || u256_is_zero(&unclaimed)) continue;
+    int due = force || u256_cmp(&unclaimed, &p->threshold) >= 0 || c->expiry <= now + p->before_expiry_s;
+    if (!due) continue;
+    job_entry *e = &j->e[j->n++];
+    memcpy(e->id, c->id, 32);
+    e->amount = c->amount;
+    memcpy(e->sig, c->sig, 65);
+  }
+  if (!j->n) { free(j); return 0; }
+  int cnt = (int)j->n;
+  int rc = queue_job(p, j);
+  if (rc) return rc;
+  p->claiming = 1;
+  return cnt;
+}
+
+static void on_timer(uv_timer_t *t) {
+  paysvc *p = t->data;
+  if (!p->stopping) claim_due(p, 0);
+}
+
+/* ---- peer methods --------------------------------------------------------------------- */
+
+static void m_peer_info(void *ud, rpc *r, const rpc_request *req) {
+  paysvc *p = ud;
+  json_t *res = info_json(p);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
+}
+
+static void m_peer_channel(void *ud, rpc *r, const rpc_request *req) {
+  paysvc *p = ud;
+  uint8_t id[32];
+  if (voucher_hex_parse(json_string_value(json_object_get(req->params, "channel")), id, 32)) {
+    rpc_respond_error(r, req->handle, -32602, "need a channel id", NULL);
+    return;
+  }
+  channel ch;
+  if (p->chain_id && p->have_wallet && channel_get(p->db, id, &ch) == ERR_NOTFOUND)
+    start_lookup(p, id, CHANNEL_PROVIDER, NULL, NULL);
+  json_t *res = json_pack("{s:b}", "ok", 1);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
+}
+
+static void m_peer_voucher(void *ud, rpc *r, const rpc_request *req) {
+  paysvc *p = ud;
+  voucher v;
+  if (!p->have_wallet || !p->chain_id) {
+    rpc_respond_error(r, req->handle, PAY_E_DISABLED, "this node takes no payments (no chain deployment)", NULL);
+    return;
+  }
+  if (voucher_from_json(req->params, &v)) {
+    rpc_respond_error(r, req->handle, -32602, "malformed voucher", NULL);
+    return;
+  }
+  int rc = (v.chain_id != p->chain_id || memcmp(v.escrow, p->escrow, 20)) ? ERR_WRONG_CHAIN
+           : voucher_accept(p->db, &v, now_s(), p->margin_s, NULL);
+  if (rc == ERR_UNKNOWN_CHANNEL) {
+    channel ch;
+    if (channel_get(p->db, v.channel_id, &ch) == ERR_NOTFOUND) start_lookup(p, v.channel_id, CHANNEL_PROVIDER, NULL, NULL);
+    rpc_respond_error(r, req->handle, PAY_E_UNKNOWN, "unknown channel (looking it up on chain; retry)", NULL);
+    return;
+  }
+  if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) /* the cache may be stale (topUp, extend): re-read it */
+    start_lookup(p, v.channel_id, 0, NULL, NULL);
+  if (rc) {
+    json_t *data = json_pack("{s:i}", "code", rc);
+    rpc_respond_error(r, req->handle, PAY_E_REFUSED, err_str(rc), data);
+    json_decref(data);
+    return;
+  }
+  /* committed: only now is the voucher acknowledged */
+  char amt[U256_DEC_BUF];
+  u256_to_dec(&v.amount, amt);
+  json_t *res = json_pack("{s:s}", "accepted", amt);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
+  claim_due(p, 0);
+}
+
+/* ---- control methods ------------------------------------------------------------------ */
+
+static void c_info(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  json_t *o = info_json(p);
+  json_object_set_new(o, "rpc", json_string(p->rpc_url));
+  json_object_set_new(o, "chain_reachable", json_boolean(!p->offline));
+  ctl_reply_ok(req, o);
+}
+
+typedef struct peer_ctx {
+  ctl_req *req;
+} peer_ctx;
+
+static void on_peer_info(void *ud, const rpc_reply *reply) {
+  peer_ctx *c = ud;
+  if (reply->kind == RPC_REPLY_RESULT) ctl_reply_ok(c->req, json_incref(reply->result));
+  else ctl_reply_err(c->req, CTL_FAILED, "peer: %s", reply->message && *reply->message ? reply->message : "no answer");
+  free(c);
+}
+
+static int node_param(json_t *params, uint8_t pk[32]) {
+  const char *s = json_string_value(json_object_get(params, "node_id"));
+  return s ? ident_id_decode(s, strlen(s), pk) : ERR_INVAL;
+}
+
+static void c_peer_info(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  uint8_t pk[32];
+  if (node_param(params, pk)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "need a valid node id"); return; }
+  peer_ctx *c = calloc(1, sizeof *c);
+  if (!c) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
+  c->req = req;
+  int rc = netsvc_call(p->ns, pk, "pay.info", json_object(), 10000, on_peer_info, c);
+  if (rc) {
+    ctl_reply_err(req, CTL_FAILED, rc == ERR_INVAL ? "that is this node" : "cannot reach it: %s", err_str(rc));
+    free(c);
+  }
+}
+
+static void c_channel_add(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  uint8_t id[32], pk[32];
+  if (!p->chain_id) { ctl_reply_err(req, CTL_FAILED, "no chain deployment configured"); return; }
+  if (voucher_hex_parse(json_string_value(json_object_get(params, "channel")), id, 32) || node_param(params, pk)) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "need channel and node_id");
+    return;
+  }
+  int rc = start_lookup(p, id, CHANNEL_CLIENT, pk, req);
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", err_str(rc));
+}
+
+static void c_refresh(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  uint8_t id[32];
+  channel ch;
+  if (voucher_hex_parse(json_string_value(json_object_get(params, "channel")), id, 32)) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "need a channel id");
+    return;
+  }
+  if (channel_get(p->db, id, &ch)) { ctl_reply_err(req, CTL_FAILED, "unknown channel"); return; }
+  int rc = start_lookup(p, id, 0, NULL, req);
+  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", err_str(rc));
+}
+
+static void c_channels(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  static channel list[CHANNEL_MAX_LIST];
+  int n = channel_list(p->db, 0, list, CHANNEL_MAX_LIST);
+  if (n < 0) { ctl_reply_err(req, CTL_INTERNAL, "%s", store_errmsg(p->db)); return; }
+  json_t *arr = json_array();
+  for (int i = 0; i < n; i++) json_array_append_new(arr, channel_to_json(&list[i]));
+  ctl_reply_ok(req, json_pack("{s:o}", "channels", arr));
+}
+
+static void c_claim(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  if (p->force_req || p->force_wait) { ctl_reply_err(req, CTL_FAILED, "a claim is already running; try again"); return; }
+  if (p->claiming) { p->force_wait = req; return; } /* after the automatic claim */
+  start_forced(p, req);
+}
+
+/* pay.send: sign the next cumulative voucher and hand it to the provider. */
+typedef struct send_ctx {
+  paysvc *p;
+  ctl_req *req;
+  uint8_t pk[32];
+  voucher v;
+  u256 added;
+  int tries;
+  uv_timer_t t;
+} send_ctx;
+
+static void send_closed(uv_handle_t *h) {
+  send_ctx *c = h->data;
+  paysvc *p = c->p;
+  free(c);
+  p->pending--;
+  maybe_free(p);
+}
+
+static void send_now(send_ctx *c);
+
+static void send_retry(uv_timer_t *t) {
+  send_ctx *c = t->data;
+  if (c->p->stopping) {
+    ctl_reply_err(c->req, CTL_FAILED, "node stopping");
+    uv_close((uv_handle_t *)&c->t, send_closed);
+    return;
+  }
+  send_now(c);
+}
+
+static void on_voucher_reply(void *ud, const rpc_reply *reply) {
+  send_ctx *c = ud;
+  if (reply->kind == RPC_REPLY_ERROR && reply->code == PAY_E_UNKNOWN && ++c->tries < SEND_RETRIES && !c->p->stopping) {
+    uv_timer_start(&c->t, send_retry, SEND_RETRY_MS, 0);
+    return;
+  }
+  char id[67], total[U256_DEC_BUF], added[U256_DEC_BUF];
+  hex0x(c->v.channel_id, 32, id);
+  u256_to_dec(&c->v.amount, total);
+  u256_to_dec(&c->added, added);
+  if (reply->kind == RPC_REPLY_RESULT)
+    ctl_reply_ok(c->req, json_pack("{s:s, s:s, s:s, s:b}", "channel", id, "total", total, "paid", added, "accepted", 1));
+  else
+    ctl_reply_err(c->req, CTL_FAILED, "provider refused the voucher: %s",
+                  reply->message && *reply->message ? reply->message : "no answer");
+  uv_close((uv_handle_t *)&c->t, send_closed);
+}
+
+static void send_now(send_ctx *c) {
+  int rc = netsvc_call(c->p->ns, c->pk, "pay.voucher", voucher_to_json(&c->v), 15000, on_voucher_reply, c);
+  if (rc) {
+    ctl_reply_err(c->req, CTL_FAILED, "cannot reach the provider: %s", err_str(rc));
+    uv_close((uv_handle_t *)&c->t, send_closed);
+  }
+}
+
+static void c_send(ctl_req *req, json_t *params, void *ud) {
+  paysvc *p = ud;
+  uint8_t pk[32];
+  u256 add;
+  const char *amt = json_string_value(json_object_get(params, "amount"));
+  if (node_param(params, pk) || !amt || channel_amount_parse(amt, &add) || u256_is_zero(&add)) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "need node_id and a positive amount");
+    return;
+  }
+  if (!p->have_wallet || !p->chain_id) { ctl_reply_err(req, CTL_FAILED, "no wallet or chain deployment"); return; }
+  channel ch;
+  int rc = channel_find_client(p->db, pk, p->chain_id, p->escrow, &ch);
+  if (rc) {
+    ctl_reply_err(req, CTL_FAILED, rc == ERR_NOTFOUND ? "no open channel to that node; run 'apiary channel open'" : "%s",
+                  err_str(rc));
+    return;
+  }
+  send_ctx *c = calloc(1, sizeof *c);
+  if (!c) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
+  u256 total;
+  rc = u256_add(&total, &ch.amount, &add);
+  if (!rc) rc = voucher_sign(&ch, &p->w, &total, now_s(), &c->v);
+  /* Record what we signed before it leaves: we never sign two vouchers for one amount. */
+  if (!rc) rc = store_begin(p->db);
+  if (!rc) {
+    rc = channel_set_voucher(p->db, ch.id, &total, c->v.sig);
+    if (!rc) rc = store_commit(p->db);
+    if (rc) store_rollback(p->db);
+  }
+  if (rc) {
+    ctl_reply_err(req, CTL_FAILED, "cannot sign: %s", err_str(rc));
+    free(c);
+    return;
+  }
+  c->p = p;
+  c->req = req;
+  c->added = add;
+  memcpy(c->pk, pk, 32);
+  uv_timer_init(p->loop, &c->t);
+  c->t.data = c;
+  p->pending++;
+  send_now(c);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+int paysvc_start(uv_loop_t *loop, const char *wallet_path, const config *cfg, store *db, netsvc *ns,
+                 ctl_server *ctl, paysvc **out, char *err, size_t err_cap) {
+  paysvc *p = calloc(1, sizeof *p);
+  if (!p) { snprintf(err, err_cap, "out of memory"); return ERR_NOMEM; }
+  p->loop = loop;
+  p->db = db;
+  p->ns = ns;
+  p->have_wallet = wallet_load(wallet_path, &p->w) == 0;
+  if (!p->have_wallet) log_warn("no wallet at %s: payments are off", wallet_path);
+  snprintf(p->rpc_url, sizeof p->rpc_url, "%s", config_str(cfg, "chain", "rpc"));
+  snprintf(p->escrow_text, sizeof p->escrow_text, "%s", config_str(cfg, "chain", "escrow"));
+  snprintf(p->registry_text, sizeof p->registry_text, "%s", config_str(cfg, "chain", "registry"));
+  snprintf(p->governance_text, sizeof p->governance_text, "%s", config_str(cfg, "chain", "governance"));
+  p->chain_id = (uint64_t)config_int(cfg, "chain", "chain_id");
+  if (p->chain_id && (!p->escrow_text[0] || wallet_addr_parse(p->escrow_text, strlen(p->escrow_text), p->escrow))) {
+    log_warn("config [chain] escrow is not a valid address: payments are off");
+    p->chain_id = 0;
+  }
+  const char *th = config_str(cfg, "pay", "claim_threshold_wei");
+  if (channel_amount_parse(th, &p->threshold)) {
+    snprintf(err, err_cap, "config [pay] claim_threshold_wei: not an amount: %s", th);
+    free(p);
+    return ERR_CONFIG;
+  }
+  p->before_expiry_s = (uint64_t)config_int(cfg, "pay", "claim_before_expiry");
+  p->margin_s = (uint64_t)config_int(cfg, "pay", "expiry_margin");
+  p->interval_s = (uint64_t)config_int(cfg, "pay", "claim_interval");
+
+  rpc_method pm[] = {{"pay.info", RPC_PARAMS_ANY, m_peer_info, p},
+                     {"pay.channel", RPC_PARAMS_OBJECT, m_peer_channel, p},
+                     {"pay.voucher", RPC_PARAMS_OBJECT, m_peer_voucher, p}};
+  for (size_t i = 0; i < sizeof pm / sizeof *pm; i++) netsvc_register(ns, &pm[i]);
+  ctl_server_add(ctl, "pay.info", c_info, p);
+  ctl_server_add(ctl, "pay.peer_info", c_peer_info, p);
+  ctl_server_add(ctl, "pay.channel_add", c_channel_add, p);
+  ctl_server_add(ctl, "pay.channels", c_channels, p);
+  ctl_server_add(ctl, "pay.refresh", c_refresh, p);
+  ctl_server_add(ctl, "pay.send", c_send, p);
+  ctl_server_add(ctl, "pay.claim", c_claim, p);
+
+  uv_timer_init(loop, &p->timer);
+  p->timer.data = p;
+  p->timer_open = 1;
+  uint64_t ms = p->interval_s * 1000;
+  uv_timer_start(&p->timer, on_timer, ms < 2000 ? ms : 2000, ms); /* first check soon after start */
+  if (p->chain_id) log_info("payments on chain %llu, escrow %s", (unsigned long long)p->chain_id, p->escrow_text);
+  *out = p;
+  return 0;
+}
+
+static void timer_closed(uv_handle_t *h) {
+  paysvc *p = h->data;
+  p->timer_open = 0;
+  maybe_free(p);
+}
+
+void paysvc_stop(paysvc *p) {
+  if (!p || p->stopping) return;
+  p->stopping = 1;
+  uv_close((uv_handle_t *)&p->timer, timer_closed);
+}
