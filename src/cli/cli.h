@@ -68,6 +68,7 @@ int cli_model_pull_main(int argc, char **argv);
 int cli_model_list_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
+int cli_chat_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);
 int cli_chain_main(int argc, char **argv);
 int cli_wallet_main(int argc, char **argv);

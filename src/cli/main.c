@@ -30,6 +30,7 @@ static const cli_cmd commands[] = {
     {"gov", "propose, vote on and execute Governance proposals (one node, one vote)", cli_gov_main},
     {"model", "inspect and tokenize GGUF models", cli_model_main},
     {"run", "generate text with a local GGUF model", cli_run_main},
+    {"chat", "chat with a local model (template applied, streaming)", cli_chat_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;
