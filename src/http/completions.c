@@ -3,6 +3,8 @@
  * Request fields (OpenAI's): model, prompt (a string or a one-string array), max_tokens
  * (default 16, as OpenAI), temperature (1.0), top_p (1.0), presence_penalty,
  * frequency_penalty, seed, stop (a string or up to 4), stream, stream_options.include_usage.
+ * POST /v1/chat/completions takes "messages" ({role, content} with string content)
+ * instead of "prompt" and answers in the chat.completion shapes; max_tokens defaults to 256.
  * Responses carry the serving node's id and the cost (0 wei: local) in headers and in an
  * "apiary" object. Streams are server-sent events ending with "data: [DONE]". */
 #include <errno.h>
@@ -193,6 +195,10 @@ static int parse_common(const http_request *req, json_t *body, local_req *lr, in
 static void free_req(local_req *lr) {
   free(lr->prompt);
   for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
+  for (int i = 0; i < lr->n_msgs; i++) {
+    free(lr->msgs[i].role);
+    free(lr->msgs[i].content);
+  }
   memset(lr, 0, sizeof *lr);
 }
 
@@ -303,6 +309,54 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   }
   *body_out = body;
   return -1; /* go on */
+}
+
+int http__chat_completions(const http_request *req) {
+  json_t *body = NULL;
+  local_req lr;
+  char name[128];
+  int stream, usage;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256);
+  if (rc != -1) return rc;
+  json_t *msgs = json_object_get(body, "messages");
+  const char *why = NULL;
+  if (!json_is_array(msgs) || json_array_size(msgs) == 0) why = "'messages' must be a non-empty array";
+  else if (json_array_size(msgs) > LOCAL_MAX_MESSAGES) why = "too many messages (at most 256)";
+  size_t i, total = 0;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    if (why) break;
+    const char *role = json_string_value(json_object_get(m, "role"));
+    json_t *content = json_object_get(m, "content");
+    if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") &&
+                  strcmp(role, "developer"))) {
+      why = "each message needs a role: system, user or assistant";
+      break;
+    }
+    if (!json_is_string(content)) {
+      why = "message content must be a string (content parts are not supported)";
+      break;
+    }
+    total += json_string_length(content);
+    if (total > LOCAL_MAX_PROMPT) { why = "the messages are larger than 1 MiB"; break; }
+    if (memchr(json_string_value(content), 0, json_string_length(content))) { why = "NUL byte in content"; break; }
+    lr.msgs[lr.n_msgs].role = strdup(!strcmp(role, "developer") ? "system" : role);
+    lr.msgs[lr.n_msgs].content = strdup(json_string_value(content));
+    lr.n_msgs++;
+  }
+  if (why) {
+    for (int k = 0; k < lr.n_msgs; k++) {
+      free(lr.msgs[k].role);
+      free(lr.msgs[k].content);
+    }
+    lr.n_msgs = 0;
+    free_req(&lr);
+    json_decref(body);
+    return bad_request(req, "invalid_messages", why);
+  }
+  rc = http__generate(req, body, &lr, name, 1, stream, usage);
+  json_decref(body);
+  return rc;
 }
 
 int http__completions(const http_request *req) {

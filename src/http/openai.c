@@ -31,6 +31,12 @@ int openai_route(const http_request *req) {
       return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use GET /v1/models");
     return list_models(req);
   }
+  if (!strcmp(req->path, "/v1/chat/completions")) {
+    if (strcmp(req->method, "POST"))
+      return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed",
+                              "use POST /v1/chat/completions");
+    return http__chat_completions(req);
+  }
   if (!strcmp(req->path, "/v1/completions")) {
     if (strcmp(req->method, "POST"))
       return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use POST /v1/completions");

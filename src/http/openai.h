@@ -1,7 +1,7 @@
 /* http/openai — the OpenAI-compatible routes of the local API.
  *
- * GET /v1/models lists the models in the local store; POST /v1/completions generates
- * from one of them (streamed as server-sent events with "stream": true). Routing to other
+ * GET /v1/models lists the models in the local store; POST /v1/completions and
+ * POST /v1/chat/completions generate from one of them (streamed as server-sent events with "stream": true). Routing to other
  * nodes is the market layer's job and not wired yet: a model this node does not have is
  * a 404. Handlers run on HTTP threads. */
 #ifndef APIARY_HTTP_OPENAI_H
@@ -30,6 +30,7 @@ int openai_route(const http_request *req);
 
 /* Internal helpers shared by the http files. */
 int http__completions(const http_request *req);
+int http__chat_completions(const http_request *req);
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
                 int *stream, int *include_usage, int default_max);
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,

@@ -11,7 +11,9 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "llm/chat.h"
 #include "llm/engine.h"
+#include "llm/gguf.h"
 #include "llm/model.h"
 #include "llm/tok.h"
 
@@ -49,6 +51,10 @@ static void job_unref(local_job *j) {
   if (left) return;
   free(j->req.prompt);
   for (int i = 0; i < j->req.n_stop; i++) free(j->req.stop[i]);
+  for (int i = 0; i < j->req.n_msgs; i++) {
+    free(j->req.msgs[i].role);
+    free(j->req.msgs[i].content);
+  }
   buf_deinit(&j->text);
   pthread_mutex_destroy(&j->mu);
   pthread_cond_destroy(&j->cv);
@@ -117,13 +123,35 @@ static void run_job(local_svc *s, local_job *j) {
     finish(j, LOCAL_ERROR, 0, 0, msg);
     return;
   }
-  int bos = j->req.add_bos < 0 ? tok_add_bos(s->t) : j->req.add_bos;
-  int n = tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, NULL, 0);
-  int32_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
-  if (n <= 0 || !ids ||
-      tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, ids, (size_t)n) != n) {
+  int32_t *ids = NULL;
+  int n;
+  const char *chat_stops[CHAT_MAX_STOP];
+  int n_chat_stops = 0;
+  if (j->req.n_msgs > 0) {
+    gguf_str tmpl = {"", 0};
+    gguf_get_str(s->m->gguf, "tokenizer.chat_template", &tmpl);
+    int known;
+    chat_format fmt = chat_detect_len(tmpl.ptr, (size_t)tmpl.len, &known);
+    chat_msg msgs[LOCAL_MAX_MESSAGES];
+    for (int i = 0; i < j->req.n_msgs; i++) msgs[i] = (chat_msg){j->req.msgs[i].role, j->req.msgs[i].content};
+    chat_prompt cp;
+    chat_prompt_init(&cp);
+    n = chat_apply(fmt, msgs, (size_t)j->req.n_msgs, 1, &cp);
+    if (n == 0) n = chat_tokenize(s->t, &cp, &ids);
+    else n = -1;
+    chat_prompt_deinit(&cp);
+    const char *const *stops;
+    int k = chat_stop_strings(fmt, &stops);
+    for (int i = 0; i < k && i < CHAT_MAX_STOP; i++) chat_stops[n_chat_stops++] = stops[i];
+  } else {
+    int bos = j->req.add_bos < 0 ? tok_add_bos(s->t) : j->req.add_bos;
+    n = tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, NULL, 0);
+    ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
+    if (ids && tok_encode(s->t, j->req.prompt, j->req.prompt_len, bos, j->req.parse_special, ids, (size_t)n) != n) n = -1;
+  }
+  if (n <= 0 || !ids) {
     free(ids);
-    finish(j, LOCAL_ERROR, 0, 0, n == 0 ? "the prompt is empty" : "cannot tokenize the prompt");
+    finish(j, LOCAL_ERROR, 0, 0, n == 0 ? "the prompt is empty" : "cannot format or tokenize the prompt");
     return;
   }
   if (n >= engine_n_ctx(s->e)) {
@@ -140,8 +168,9 @@ static void run_job(local_svc *s, local_job *j) {
   }
   engine_gen_params gp = engine_default_gen_params();
   gp.max_tokens = j->req.max_tokens;
-  gp.n_stop = j->req.n_stop;
-  for (int i = 0; i < j->req.n_stop; i++) gp.stop[i] = j->req.stop[i];
+  gp.n_stop = 0;
+  for (int i = 0; i < j->req.n_stop && gp.n_stop < ENGINE_MAX_STOP; i++) gp.stop[gp.n_stop++] = j->req.stop[i];
+  for (int i = 0; i < n_chat_stops && gp.n_stop < ENGINE_MAX_STOP; i++) gp.stop[gp.n_stop++] = chat_stops[i];
   engine_gen_stats st;
   memset(&st, 0, sizeof st);
   engine_cancel_reset(s->e);

@@ -23,8 +23,20 @@
 typedef struct local_svc local_svc;
 typedef struct local_job local_job;
 
+#define LOCAL_MAX_MESSAGES 256
+
+typedef struct local_msg {
+  char *role;                 /* owned */
+  char *content;              /* owned */
+} local_msg;
+
 typedef struct local_req {
   char model_path[1024];
+  /* A chat request: messages formatted with the model's chat template (detected from
+   * tokenizer.chat_template, or plain) and tokenized so that message text can never turn
+   * into control tokens. When n_msgs > 0, prompt is ignored. */
+  local_msg msgs[LOCAL_MAX_MESSAGES];
+  int n_msgs;
   char *prompt;               /* owned by the request (freed with the job) */
   size_t prompt_len;
   int parse_special;          /* 1 for chat prompts: template tokens are special tokens */

@@ -172,6 +172,12 @@ static void test_api_auth(void **state) {
   check_openai_error(&r, 500, "server_error");
   http(&r, port, "GET", "/v1/completions", tok1, NULL, 0);
   check_openai_error(&r, 405, "invalid_request_error");
+  const char *no_msgs = "{\"model\":\"tiny.gguf\",\"messages\":[]}";
+  http(&r, port, "POST", "/v1/chat/completions", tok1, no_msgs, strlen(no_msgs));
+  check_openai_error(&r, 400, "invalid_request_error");
+  const char *bad_role = "{\"model\":\"tiny.gguf\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}";
+  http(&r, port, "POST", "/v1/chat/completions", tok1, bad_role, strlen(bad_role));
+  check_openai_error(&r, 400, "invalid_request_error");
   http(&r, port, "GET", "/v1/models", tok1, NULL, 0);
   assert_int_equal(r.status, 200); /* still serving */
 

@@ -86,6 +86,14 @@ try:
     check("the stream came in many chunks", s.get("chunks", 0) >= 10, repr(s.get("chunks")))
     check("stream usage matches", (s.get("usage") or {}).get("completion_tokens") == 24, repr(s.get("usage")))
     check("a bad token gets 401", res.get("bad_token") == 401, repr(res.get("bad_token")))
+    ch, chs = res.get("chat", {}), res.get("chat_stream", {})
+    check("chat completion: an assistant message", ch.get("object") == "chat.completion" and
+          ch.get("role") == "assistant" and len(ch.get("text") or "") > 0, repr(ch)[:300])
+    cu = ch.get("usage") or {}
+    check("chat usage adds up", cu.get("completion_tokens", 0) >= 1 and cu.get("completion_tokens", 99) <= 16 and
+          cu.get("total_tokens") == cu.get("prompt_tokens", 0) + cu.get("completion_tokens", 0), repr(cu))
+    check("streamed chat equals the non-streamed chat", chs.get("text") == ch.get("text") and
+          chs.get("role") == "assistant", repr(chs)[:300])
 finally:
     if node is not None:
         node.terminate()

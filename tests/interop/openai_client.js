@@ -28,6 +28,21 @@ async function main() {
   }
   out.stream = { text, chunks, usage, finish };
 
+  const messages = [{ role: 'system', content: 'You tell short stories.' }, { role: 'user', content: 'Tell me about a cat.' }];
+  const cc = await client.chat.completions.create({ model, messages, max_tokens: 16, temperature: 0 });
+  out.chat = { role: cc.choices[0].message.role, text: cc.choices[0].message.content, finish: cc.choices[0].finish_reason, usage: cc.usage, object: cc.object };
+  const cs = await client.chat.completions.create({ model, messages, max_tokens: 16, temperature: 0, stream: true,
+    stream_options: { include_usage: true } });
+  let ctext = '', crole = null, cusage = null;
+  for await (const ch of cs) {
+    if (ch.choices && ch.choices[0] && ch.choices[0].delta) {
+      if (ch.choices[0].delta.role) crole = ch.choices[0].delta.role;
+      ctext += ch.choices[0].delta.content || '';
+    }
+    if (ch.usage) cusage = ch.usage;
+  }
+  out.chat_stream = { role: crole, text: ctext, usage: cusage };
+
   try {
     await new OpenAI({ baseURL, apiKey: 'apy_' + 'A'.repeat(43), maxRetries: 0 }).models.list();
     out.bad_token = 'accepted';
