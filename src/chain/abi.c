@@ -483,7 +483,7 @@ static int decode_value(dec *d, int ti, const uint8_t *data, size_t len, size_t 
   const abi_type *t = &d->g->nodes[ti];
   v->kind = t->kind;
   if (t->kind != ABI_ARRAY && t->kind != ABI_TUPLE && (at > len || len - at < 32)) return ERR_FORMAT;
-  const uint8_t *w = data + at;
+  const uint8_t *w = data ? data + at : NULL; /* only dereferenced once 32 bytes are known to be there */
   switch (t->kind) {
     case ABI_UINT:
       u256_from_be(w, 32, &v->num);
