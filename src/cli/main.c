@@ -28,8 +28,9 @@ static const cli_cmd commands[] = {
     {"pay", "pay another node through a channel (a signed voucher)", cli_pay_main},
     {"registry", "list GGUF models (by sha256) and register this node in the Registry contract", cli_registry_main},
     {"gov", "propose, vote on and execute Governance proposals (one node, one vote)", cli_gov_main},
-    {"model", "inspect and tokenize GGUF models", cli_model_main},
+    {"model", "pull, list, inspect, tokenize, quantize and synthesize GGUF models", cli_model_main},
     {"run", "generate text with a local GGUF model", cli_run_main},
+    {"bench", "measure prefill and decode speed of a model", cli_bench_main},
     {"chat", "chat with a local model (template applied, streaming)", cli_chat_main},
     {"version", "print the version", cli_version_main},
 };

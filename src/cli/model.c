@@ -34,6 +34,8 @@ static const model_sub subs[] = {
     {"tokenize", "turn text into token ids with a model's tokenizer", tokenize_main},
     {"pull", "fetch a model by name, URL or file into the store, sha256-checked", cli_model_pull_main},
     {"list", "list the models in the store (or the catalog with --catalog)", cli_model_list_main},
+    {"quantize", "convert a model's weights to another type (Q8_0, Q4_K_M, ...)", cli_model_quantize_main},
+    {"synth", "write a model of a real shape with random weights (for benchmarks)", cli_model_synth_main},
 };
 static const size_t n_subs = sizeof subs / sizeof *subs;
 
