@@ -144,6 +144,9 @@ try:
     lt_peers = [tuple(p) for p in a.peers()] if a is not None else []
     check("libtorrent's get_peers finds apiary's announce", ("127.0.0.1", 7777) in lt_peers, repr(lt_peers))
 finally:
+    if failed and os.path.exists(home + ".log"):
+        print("---- apiary node log ----")
+        print(open(home + ".log").read()[-3000:])
     if node is not None:
         node.terminate()
         try:
