@@ -53,7 +53,7 @@ static const char usage[] =
     "  -c, --ctx N               context size (default: the model's, at most 4096)\n"
     "      --home DIR            node home whose model store resolves names (default ~/.apiary)\n";
 
-enum { OPT_TEMPLATE = 0x2000, OPT_SYSTEM, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT };
+enum { OPT_TEMPLATE = 0x2000, OPT_SYSTEM };
 
 #define CHAT_MAX_LINE (1 << 20) /* bytes of one typed message */
 
@@ -63,35 +63,6 @@ static void on_sigint(int sig) {
   (void)sig;
   engine *e = g_engine;
   if (e) engine_cancel(e);
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_float(const char *s, double lo, double hi, float *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
-  *out = (float)v;
-  return 0;
-}
-
-static uint64_t random_seed(void) {
-  uint64_t s = 0;
-  FILE *f = fopen("/dev/urandom", "rb");
-  if (f) {
-    if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-    fclose(f);
-  }
-  if (!s) s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-  return s & 0xffffffffu;
 }
 
 /* ---- the conversation ------------------------------------------------------------------- */
@@ -292,21 +263,15 @@ static int resolve_model(const cli_common *c, const char *spec, char *path, size
 int cli_chat_main(int argc, char **argv) {
   cli_common c = {0};
   const char *tmpl_name = NULL, *system_msg = NULL;
-  long n_predict = 512, n_threads = 0, n_ctx = 0, v;
+  long n_predict = 512, n_threads = 0, n_ctx = 0;
   int have_seed = 0;
   sample_params sp = sample_default_params();
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS,
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS, CLI_SAMPLING_LONGOPTS,
                                        {"template", required_argument, 0, OPT_TEMPLATE},
                                        {"system", required_argument, 0, OPT_SYSTEM},
                                        {"n-predict", required_argument, 0, 'n'},
-                                       {"seed", required_argument, 0, 's'},
                                        {"threads", required_argument, 0, 't'},
                                        {"ctx", required_argument, 0, 'c'},
-                                       {"temp", required_argument, 0, OPT_TEMP},
-                                       {"top-k", required_argument, 0, OPT_TOPK},
-                                       {"top-p", required_argument, 0, OPT_TOPP},
-                                       {"min-p", required_argument, 0, OPT_MINP},
-                                       {"repeat-penalty", required_argument, 0, OPT_REPEAT},
                                        {0}};
   int opt;
   optind = 1;
@@ -314,39 +279,20 @@ int cli_chat_main(int argc, char **argv) {
     int r = cli_common_opt(opt, optarg, &c, usage);
     if (r < 0) return CLI_OK;
     if (r > 0) continue;
+    int sr = cli_sampling_opt("chat", opt, optarg, &sp, &have_seed);
+    if (sr == 1) continue;
+    if (sr) return sr;
     switch (opt) {
     case OPT_TEMPLATE: tmpl_name = optarg; break;
     case OPT_SYSTEM: system_msg = optarg; break;
     case 'n':
-      if (parse_int(optarg, 1, 1 << 24, &n_predict)) return cli_usage_error("chat", "bad -n '%s' (1 or more)", optarg);
-      break;
-    case 's':
-      if (parse_int(optarg, 0, 0x7fffffffl, &v)) return cli_usage_error("chat", "bad --seed '%s'", optarg);
-      sp.seed = (uint64_t)v;
-      have_seed = 1;
+      if (cli_parse_long(optarg, 1, 1 << 24, &n_predict)) return cli_usage_error("chat", "bad -n '%s' (1 or more)", optarg);
       break;
     case 't':
-      if (parse_int(optarg, 1, 256, &n_threads)) return cli_usage_error("chat", "bad --threads '%s' (1..256)", optarg);
+      if (cli_parse_long(optarg, 1, 256, &n_threads)) return cli_usage_error("chat", "bad --threads '%s' (1..256)", optarg);
       break;
     case 'c':
-      if (parse_int(optarg, 1, 1 << 22, &n_ctx)) return cli_usage_error("chat", "bad --ctx '%s'", optarg);
-      break;
-    case OPT_TEMP:
-      if (parse_float(optarg, 0, 100, &sp.temp)) return cli_usage_error("chat", "bad --temp '%s' (0..100)", optarg);
-      break;
-    case OPT_TOPK:
-      if (parse_int(optarg, 0, 1 << 22, &v)) return cli_usage_error("chat", "bad --top-k '%s'", optarg);
-      sp.top_k = (int)v;
-      break;
-    case OPT_TOPP:
-      if (parse_float(optarg, 0, 1, &sp.top_p)) return cli_usage_error("chat", "bad --top-p '%s' (0..1)", optarg);
-      break;
-    case OPT_MINP:
-      if (parse_float(optarg, 0, 1, &sp.min_p)) return cli_usage_error("chat", "bad --min-p '%s' (0..1)", optarg);
-      break;
-    case OPT_REPEAT:
-      if (parse_float(optarg, 0.01, 100, &sp.repeat_penalty))
-        return cli_usage_error("chat", "bad --repeat-penalty '%s' (0.01..100)", optarg);
+      if (cli_parse_long(optarg, 1, 1 << 22, &n_ctx)) return cli_usage_error("chat", "bad --ctx '%s'", optarg);
       break;
     default: return cli_bad_opt("chat", argv);
     }
@@ -356,7 +302,7 @@ int cli_chat_main(int argc, char **argv) {
   chat_format fmt = CHAT_PLAIN;
   if (tmpl_name && chat_from_name(tmpl_name, &fmt))
     return cli_usage_error("chat", "unknown --template '%s' (one of %s)", tmpl_name, chat_names());
-  if (!have_seed) sp.seed = random_seed();
+  if (!have_seed) sp.seed = cli_random_seed();
 
   int ret = CLI_FAIL, rc;
   char err[512], path[1024];

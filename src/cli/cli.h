@@ -52,6 +52,23 @@ int cli_home_paths(const cli_common *c, struct home_paths *p);
 #include <jansson.h>
 int cli_print_json(json_t *j);
 
+/* Sampling options shared by run and chat (cli/sampling.c). Append CLI_SAMPLING_LONGOPTS
+ * to a command's option table and pass each option to cli_sampling_opt first: it returns
+ * 1 when it handled the option, 0 when the option is not one of them, CLI_USAGE (after
+ * printing why) for a bad value. */
+#include "llm/sample.h"
+enum { CLI_OPT_TEMP = 0x1100, CLI_OPT_TOPK, CLI_OPT_TOPP, CLI_OPT_MINP, CLI_OPT_REPEAT };
+#define CLI_SAMPLING_LONGOPTS                                                                     \
+  {"seed", required_argument, 0, 's'}, {"temp", required_argument, 0, CLI_OPT_TEMP},              \
+      {"top-k", required_argument, 0, CLI_OPT_TOPK}, {"top-p", required_argument, 0, CLI_OPT_TOPP}, \
+      {"min-p", required_argument, 0, CLI_OPT_MINP}, {"repeat-penalty", required_argument, 0, CLI_OPT_REPEAT}
+int cli_sampling_opt(const char *cmd, int opt, const char *arg, sample_params *sp, int *have_seed);
+/* Strict number parsing in [lo, hi]: 0 or -1. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *s, double lo, double hi, float *out);
+/* A random 32-bit seed (short enough to retype). */
+uint64_t cli_random_seed(void);
+
 /* Subcommands (one file each). */
 int cli_init_main(int argc, char **argv);
 int cli_id_main(int argc, char **argv);

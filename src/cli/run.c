@@ -48,7 +48,7 @@ static const char usage[] =
     "                            stop, seed} at the end instead of streaming\n";
 
 enum {
-  OPT_TEMP = 0x2000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REPEAT, OPT_LASTN, OPT_FREQ, OPT_PRES, OPT_STOP,
+  OPT_LASTN = 0x2000, OPT_FREQ, OPT_PRES, OPT_STOP,
   OPT_IGNORE_EOS, OPT_KV_F16
 };
 
@@ -58,24 +58,6 @@ static void on_sigint(int sig) {
   (void)sig;
   engine *e = g_engine;
   if (e) engine_cancel(e);
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_float(const char *s, double lo, double hi, float *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
-  *out = (float)v;
-  return 0;
 }
 
 typedef struct run_out {
@@ -125,17 +107,6 @@ static const char *stop_name(engine_stop s) {
   return "unknown";
 }
 
-static uint64_t random_seed(void) {
-  uint64_t s = 0;
-  FILE *f = fopen("/dev/urandom", "rb");
-  if (f) {
-    if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-    fclose(f);
-  }
-  if (!s) s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-  return s & 0xffffffffu; /* short enough to retype */
-}
-
 int cli_run_main(int argc, char **argv) {
   cli_common c = {0};
   const char *prompt = NULL;
@@ -143,18 +114,12 @@ int cli_run_main(int argc, char **argv) {
   int have_seed = 0, kv_f16 = 0;
   sample_params sp = sample_default_params();
   engine_gen_params gp = engine_default_gen_params();
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS,
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS, CLI_SAMPLING_LONGOPTS,
                                        {"prompt", required_argument, 0, 'p'},
                                        {"n-predict", required_argument, 0, 'n'},
-                                       {"seed", required_argument, 0, 's'},
                                        {"threads", required_argument, 0, 't'},
                                        {"ctx", required_argument, 0, 'c'},
                                        {"batch", required_argument, 0, 'b'},
-                                       {"temp", required_argument, 0, OPT_TEMP},
-                                       {"top-k", required_argument, 0, OPT_TOPK},
-                                       {"top-p", required_argument, 0, OPT_TOPP},
-                                       {"min-p", required_argument, 0, OPT_MINP},
-                                       {"repeat-penalty", required_argument, 0, OPT_REPEAT},
                                        {"repeat-last-n", required_argument, 0, OPT_LASTN},
                                        {"frequency-penalty", required_argument, 0, OPT_FREQ},
                                        {"presence-penalty", required_argument, 0, OPT_PRES},
@@ -168,53 +133,34 @@ int cli_run_main(int argc, char **argv) {
     int r = cli_common_opt(opt, optarg, &c, usage);
     if (r < 0) return CLI_OK;
     if (r > 0) continue;
+    int sr = cli_sampling_opt("run", opt, optarg, &sp, &have_seed);
+    if (sr == 1) continue;
+    if (sr) return sr;
     switch (opt) {
     case 'p': prompt = optarg; break;
     case 'n':
-      if (parse_int(optarg, 0, 1 << 24, &n_predict)) return cli_usage_error("run", "bad -n '%s' (0 or more)", optarg);
-      break;
-    case 's':
-      if (parse_int(optarg, 0, 0x7fffffffl, &v)) return cli_usage_error("run", "bad --seed '%s'", optarg);
-      sp.seed = (uint64_t)v;
-      have_seed = 1;
+      if (cli_parse_long(optarg, 0, 1 << 24, &n_predict)) return cli_usage_error("run", "bad -n '%s' (0 or more)", optarg);
       break;
     case 't':
-      if (parse_int(optarg, 1, 256, &n_threads)) return cli_usage_error("run", "bad --threads '%s' (1..256)", optarg);
+      if (cli_parse_long(optarg, 1, 256, &n_threads)) return cli_usage_error("run", "bad --threads '%s' (1..256)", optarg);
       break;
     case 'c':
-      if (parse_int(optarg, 1, 1 << 22, &n_ctx)) return cli_usage_error("run", "bad --ctx '%s'", optarg);
+      if (cli_parse_long(optarg, 1, 1 << 22, &n_ctx)) return cli_usage_error("run", "bad --ctx '%s'", optarg);
       break;
     case 'b':
-      if (parse_int(optarg, 1, 1 << 16, &n_batch)) return cli_usage_error("run", "bad --batch '%s'", optarg);
-      break;
-    case OPT_TEMP:
-      if (parse_float(optarg, 0, 100, &sp.temp)) return cli_usage_error("run", "bad --temp '%s' (0..100)", optarg);
-      break;
-    case OPT_TOPK:
-      if (parse_int(optarg, 0, 1 << 22, &v)) return cli_usage_error("run", "bad --top-k '%s'", optarg);
-      sp.top_k = (int)v;
-      break;
-    case OPT_TOPP:
-      if (parse_float(optarg, 0, 1, &sp.top_p)) return cli_usage_error("run", "bad --top-p '%s' (0..1)", optarg);
-      break;
-    case OPT_MINP:
-      if (parse_float(optarg, 0, 1, &sp.min_p)) return cli_usage_error("run", "bad --min-p '%s' (0..1)", optarg);
-      break;
-    case OPT_REPEAT:
-      if (parse_float(optarg, 0.01, 100, &sp.repeat_penalty))
-        return cli_usage_error("run", "bad --repeat-penalty '%s' (0.01..100)", optarg);
+      if (cli_parse_long(optarg, 1, 1 << 16, &n_batch)) return cli_usage_error("run", "bad --batch '%s'", optarg);
       break;
     case OPT_LASTN:
-      if (parse_int(optarg, 0, SAMPLE_MAX_LAST_N, &v))
+      if (cli_parse_long(optarg, 0, SAMPLE_MAX_LAST_N, &v))
         return cli_usage_error("run", "bad --repeat-last-n '%s' (0..%d)", optarg, SAMPLE_MAX_LAST_N);
       sp.penalty_last_n = (int)v;
       break;
     case OPT_FREQ:
-      if (parse_float(optarg, -100, 100, &sp.freq_penalty))
+      if (cli_parse_float(optarg, -100, 100, &sp.freq_penalty))
         return cli_usage_error("run", "bad --frequency-penalty '%s'", optarg);
       break;
     case OPT_PRES:
-      if (parse_float(optarg, -100, 100, &sp.presence_penalty))
+      if (cli_parse_float(optarg, -100, 100, &sp.presence_penalty))
         return cli_usage_error("run", "bad --presence-penalty '%s'", optarg);
       break;
     case OPT_STOP:
@@ -232,7 +178,7 @@ int cli_run_main(int argc, char **argv) {
   if (optind + 1 < argc) return cli_usage_error("run", "unexpected argument '%s'", argv[optind + 1]);
   if (!prompt) return cli_usage_error("run", "missing -p TEXT");
   const char *path = argv[optind];
-  if (!have_seed) sp.seed = random_seed();
+  if (!have_seed) sp.seed = cli_random_seed();
   gp.max_tokens = (int)n_predict;
 
   int ret = CLI_FAIL, rc;
