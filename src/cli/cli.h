@@ -79,6 +79,7 @@ int cli_status_main(int argc, char **argv);
 int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
+int cli_ask_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);
 int cli_nat_main(int argc, char **argv);
 int cli_model_pull_main(int argc, char **argv);

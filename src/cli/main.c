@@ -19,6 +19,7 @@ static const cli_cmd commands[] = {
     {"stop", "stop the running node", cli_stop_main},
     {"peers", "list the peers the running node knows", cli_peers_main},
     {"ping", "measure the round trip to another node", cli_ping_main},
+    {"ask", "generate on another node over an encrypted link", cli_ask_main},
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},

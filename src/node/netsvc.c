@@ -80,6 +80,8 @@ struct netsvc {
   uint16_t listen_port;
   rpc_method methods[MAX_METHODS];
   int n_methods;
+  struct { netsvc_closed_cb cb; void *ud; } closed_obs[4];
+  int n_closed_obs;
   pending_call pending[MAX_PENDING];
   uv_timer_t tick, maint;
   /* DHT */
@@ -154,6 +156,18 @@ static int attach_methods(plink *p) {
   if (!rc) rc = rpc_register(p->r, &ping);
   for (int i = 0; !rc && i < p->ns->n_methods; i++) rc = rpc_register(p->r, &p->ns->methods[i]);
   return rc;
+}
+
+int netsvc_on_rpc_closed(netsvc *ns, netsvc_closed_cb cb, void *ud) {
+  if (ns->n_closed_obs >= 4) return ERR_TOOBIG;
+  ns->closed_obs[ns->n_closed_obs].cb = cb;
+  ns->closed_obs[ns->n_closed_obs].ud = ud;
+  ns->n_closed_obs++;
+  return 0;
+}
+
+static void rpc_gone(netsvc *ns, rpc *r) {
+  for (int i = 0; i < ns->n_closed_obs; i++) ns->closed_obs[i].cb(ns->closed_obs[i].ud, r);
 }
 
 int netsvc_register(netsvc *ns, const rpc_method *m) {
@@ -290,6 +304,7 @@ static void on_closed(p2p_link *l, const uint8_t *expected, int was_ready, int e
     for (plink **pp = &ns->plinks; *pp; pp = &(*pp)->next)
       if (*pp == p) { *pp = p->next; break; }
     rpc_fail_all(p->r, RPC_LINK_CLOSED, "link closed");
+    rpc_gone(ns, p->r);
     rpc_free(p->r);
     int duplicate = why && !strcmp(why, "duplicate link");
     if (!duplicate && !ns->stopping) peers_failed(ns->db, p->pk, wall_ms(), jitter());
@@ -300,6 +315,17 @@ static void on_closed(p2p_link *l, const uint8_t *expected, int was_ready, int e
     link_set_data(l, NULL);
   } else if (!was_ready && expected && !ns->stopping) {
     peers_failed(ns->db, expected, wall_ms(), jitter());
+    /* Calls waiting for this node fail now, not at their deadline. */
+    for (int i = 0; i < MAX_PENDING; i++) {
+      pending_call *pc = &ns->pending[i];
+      if (!pc->used || memcmp(pc->pk, expected, 32)) continue;
+      pc->used = 0;
+      json_decref(pc->params);
+      pc->params = NULL;
+      char msg[160];
+      snprintf(msg, sizeof msg, "cannot reach the node: %s", why ? why : "connection failed");
+      fail_reply(pc->cb, pc->ud, RPC_LINK_CLOSED, msg);
+    }
     char id[IDENT_ID_BUF];
     ident_id_encode(expected, id);
     log_debug("dial to %s failed: %s (%d)", id, why ? why : "", err);
@@ -771,6 +797,7 @@ void netsvc_stop(netsvc *ns) {
     plink *p = ns->plinks;
     ns->plinks = p->next;
     rpc_fail_all(p->r, RPC_LINK_CLOSED, "node stopping");
+    rpc_gone(ns, p->r);
     rpc_free(p->r);
     link_set_data(p->l, NULL);
     free(p);

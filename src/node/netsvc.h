@@ -59,6 +59,11 @@ uint16_t netsvc_dht_port(const netsvc *ns);
 /* Figures for `apiary status`. Caller owns the result. */
 json_t *netsvc_status(netsvc *ns);
 
+/* Called on the loop thread when a link's RPC endpoint is about to be freed (the link is
+ * gone): services serving requests on r must forget it now. At most 4 observers. */
+typedef void (*netsvc_closed_cb)(void *ud, rpc *r);
+int netsvc_on_rpc_closed(netsvc *ns, netsvc_closed_cb cb, void *ud);
+
 /* Registers an RPC method offered to every peer (existing and future links). */
 int netsvc_register(netsvc *ns, const rpc_method *m);
 

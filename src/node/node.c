@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "node/gensvc.h"
 #include <sodium.h>
 #include "p2p/peers.h"
 #include "p2p/bencode.h"
@@ -352,11 +353,6 @@ static int start_http(node *n, char *err, size_t cap) {
   int rc = auth_new(&n->auth);
   if (!rc) rc = auth_load(n->auth, n->db);
   if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
-  if ((rc = local_svc_new((int)config_int(n->cfg, "engine", "threads"), (int)config_int(n->cfg, "engine", "context"),
-                          &n->local))) {
-    snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
-    return rc;
-  }
   http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
                   .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local};
   if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
@@ -386,8 +382,10 @@ void node_shutdown(node *n) {
   n->ctl = NULL;
   lan_udp_stop(n->lan);
   n->lan = NULL;
-  netsvc_stop(n->net);
+  netsvc_stop(n->net); /* tells gensvc which links are gone: gensvc stops after it */
   n->net = NULL;
+  gensvc_stop(n->gen);
+  n->gen = NULL;
   http_stop(n->http); /* joins the HTTP threads: no request runs after this */
   n->http = NULL;
   local_svc_free(n->local); /* then the inference worker */
@@ -481,6 +479,15 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   if ((rc = start_net(&n, err, cap))) goto done;
   if ((rc = paysvc_start(&n.loop, n.paths.wallet, n.cfg, n.db, n.net, n.ctl, &n.pay, err, cap))) goto done;
   if ((rc = start_lan(&n, err, cap))) goto done;
+  if ((rc = local_svc_new((int)config_int(n.cfg, "engine", "threads"), (int)config_int(n.cfg, "engine", "context"),
+                          &n.local))) {
+    snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
+    goto done;
+  }
+  if ((rc = gensvc_start(&n.loop, n.net, n.ctl, n.local, n.paths.models, &n.gen))) {
+    snprintf(err, cap, "cannot start the generation service: %s", err_str(rc));
+    goto done;
+  }
   if ((rc = start_http(&n, err, cap))) goto done;
 
   uv_signal_start(&n.sigint, on_signal, SIGINT);

@@ -51,6 +51,7 @@ typedef struct node {
   auth *auth;              /* API token snapshot (owned) */
   http_server *http;       /* local API, NULL when disabled */
   local_svc *local;        /* generations from local models (worker thread) */
+  struct gensvc *gen;      /* generation over links (provider + `ask`) */
   uint16_t listen_port;    /* TCP port peers reach us on */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */
