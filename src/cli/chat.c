@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "llm/chat.h"
@@ -103,8 +104,7 @@ static void convo_free(convo *c) {
 /* ---- one reply -------------------------------------------------------------------------- */
 
 typedef struct reply {
-  char *text; /* the reply so far (owned) */
-  size_t len, cap;
+  buf text;   /* the reply so far (owned) */
   int oom;
   const int32_t *stop_ids; /* control tokens that end a turn in this template */
   int n_stop_ids;
@@ -117,19 +117,10 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
   if (!len) return 0;
   fwrite(text, 1, len, stdout);
   fflush(stdout);
-  if (r->len + len + 1 > r->cap) {
-    size_t nc = (r->len + len + 1) * 2;
-    char *p = realloc(r->text, nc);
-    if (!p) {
-      r->oom = 1;
-      return 1;
-    }
-    r->text = p;
-    r->cap = nc;
+  if (buf_append(&r->text, text, len)) {
+    r->oom = 1;
+    return 1;
   }
-  memcpy(r->text + r->len, text, len);
-  r->len += len;
-  r->text[r->len] = 0;
   return 0;
 }
 
@@ -210,11 +201,11 @@ static int do_turn(session *ss) {
   fflush(stdout);
   if (rc) {
     log_error("generation failed: %s", err_str(rc));
-    free(r.text);
+    buf_deinit(&r.text);
     return rc;
   }
   if (r.oom) {
-    free(r.text);
+    buf_deinit(&r.text);
     log_error("out of memory");
     return ERR_NOMEM;
   }
@@ -229,12 +220,12 @@ static int do_turn(session *ss) {
   } else if (st.stop == ENGINE_STOP_CTX) {
     log_warn("the context is full; the oldest messages will be dropped next turn (or type /reset)");
   }
-  const char *txt = r.text ? r.text : "";
-  size_t len = r.len;
+  const char *txt = r.text.ptr ? (const char *)r.text.ptr : "";
+  size_t len = r.text.len;
   while (len && strchr(" \t\r\n", *txt)) txt++, len--;
   while (len && strchr(" \t\r\n", txt[len - 1])) len--;
   rc = convo_add(&ss->c, "assistant", txt, len);
-  free(r.text);
+  buf_deinit(&r.text);
   return rc;
 }
 

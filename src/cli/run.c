@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "llm/engine.h"
@@ -64,8 +65,7 @@ typedef struct run_out {
   int json;          /* collect instead of streaming */
   int32_t *ids;      /* [cap] generated ids (json) */
   int n, cap;
-  char *text;        /* generated text (json) */
-  size_t len, text_cap;
+  buf text;          /* generated text (json) */
   int oom;
 } run_out;
 
@@ -79,19 +79,10 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
     return 0;
   }
   if (id >= 0 && o->n < o->cap) o->ids[o->n++] = id;
-  if (o->len + len + 1 > o->text_cap) {
-    size_t nc = (o->len + len + 1) * 2;
-    char *p = realloc(o->text, nc);
-    if (!p) {
-      o->oom = 1;
-      return 1;
-    }
-    o->text = p;
-    o->text_cap = nc;
+  if (buf_append(&o->text, text, len)) {
+    o->oom = 1;
+    return 1;
   }
-  memcpy(o->text + o->len, text, len);
-  o->len += len;
-  o->text[o->len] = 0;
   return 0;
 }
 
@@ -272,7 +263,7 @@ int cli_run_main(int argc, char **argv) {
     for (int i = 0; i < n_ids; i++) json_array_append_new(pj, json_integer(ids[i]));
     for (int i = 0; i < out.n; i++) json_array_append_new(gj, json_integer(out.ids[i]));
     ret = cli_print_json(json_pack("{s:o, s:o, s:s%, s:i, s:i, s:f, s:f, s:s, s:I}", "prompt_ids", pj, "ids", gj,
-                                   "text", out.text ? out.text : "", out.len, "n_prompt", n_ids, "n_gen", st.n_gen,
+                                   "text", out.text.ptr ? (const char *)out.text.ptr : "", out.text.len, "n_prompt", n_ids, "n_gen", st.n_gen,
                                    "pp_tps", pp_tps, "tg_tps", tg_tps, "stop", stop_name(st.stop), "seed",
                                    (json_int_t)sp.seed));
   } else {
@@ -288,7 +279,7 @@ int cli_run_main(int argc, char **argv) {
   }
 done:
   free(out.ids);
-  free(out.text);
+  buf_deinit(&out.text);
   free(ids);
   sample_free(s);
   engine_free(e);
