@@ -1,5 +1,5 @@
-/* cli/ask — `apiary ask MODEL PROMPT --node NODE_ID`: generate on another node over an
- * authenticated, encrypted link. */
+/* cli/ask — `apiary ask MODEL PROMPT [--node NODE_ID]`: a generation through the node's
+ * market routing (the best provider on the network, paid per token, with failover). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +8,16 @@
 
 int cli_ask_main(int argc, char **argv) {
   static const char usage[] =
-      "usage: apiary ask [--home DIR] [--json] MODEL PROMPT --node NODE_ID [-n N] [--temp T] [--seed S]\n\n"
-      "Asks node NODE_ID to generate from MODEL (a catalog name, a model in this node's store,\n"
-      "or a sha256) over the encrypted link, and prints the text. The provider streams tokens\n"
-      "as they come. Picking a provider by itself from the DHT, paying it per token and failing\n"
-      "over to another one are the market layer's job (not yet): today you name the node.\n";
+      "usage: apiary ask [--home DIR] [--json] MODEL PROMPT [--node NODE_ID] [-n N] [--temp T] [--seed S]\n\n"
+      "Buys a generation from MODEL (a catalog name, a name the network offers, or a sha256)\n"
+      "through the running node: it picks the best provider that offers that exact file (its\n"
+      "hash listed in the Registry), pays it per token from a payment channel, and continues\n"
+      "with the next provider if one fails mid-answer. Prints the text, then who answered and\n"
+      "the cost on stderr.\n\n"
+      "  --node NODE_ID  use only this provider\n"
+      "  -n N            tokens to generate (default 128)\n"
+      "  --temp T        temperature (0 = greedy; default 0.8)\n"
+      "  --seed S        sampling seed\n";
   cli_common c = {0};
   const char *node = NULL;
   long n_predict = 128;
@@ -43,20 +48,23 @@ int cli_ask_main(int argc, char **argv) {
     }
   }
   if (optind + 2 != argc) return cli_usage_error("ask", "expected MODEL and PROMPT");
-  if (!node) return cli_usage_error("ask", "--node NODE_ID is required for now");
-  json_t *p = json_pack("{s:s, s:s, s:s, s:i, s:f}", "node_id", node, "model", argv[optind], "prompt", argv[optind + 1],
-                        "max_tokens", (int)n_predict, "temperature", (double)temp);
+  json_t *p = json_pack("{s:s, s:s, s:i, s:f}", "model", argv[optind], "prompt", argv[optind + 1], "max_tokens",
+                        (int)n_predict, "temperature", (double)temp);
+  if (node) json_object_set_new(p, "node_id", json_string(node));
   json_object_set_new(p, "seed", json_integer(seed >= 0 ? seed : (long)cli_random_seed()));
   json_t *res = NULL;
   int rc = cli_ctl_call(&c, "ask", p, &res);
   if (rc) return rc;
   if (c.json) return cli_print_json(res);
   printf("%s%s\n", argv[optind + 1], json_string_value(json_object_get(res, "text")));
-  fprintf(stderr, "apiary: answered by %s: %lld prompt + %lld generated tokens (%s)\n",
+  fprintf(stderr, "apiary: answered by %s: %lld prompt + %lld generated tokens (%s), cost %s wei",
           json_string_value(json_object_get(res, "node_id")),
           (long long)json_integer_value(json_object_get(res, "prompt_tokens")),
           (long long)json_integer_value(json_object_get(res, "completion_tokens")),
-          json_string_value(json_object_get(res, "finish")));
+          json_string_value(json_object_get(res, "finish")), json_string_value(json_object_get(res, "cost_wei")));
+  json_int_t fo = json_integer_value(json_object_get(res, "failovers"));
+  if (fo) fprintf(stderr, ", %lld failover%s", (long long)fo, fo == 1 ? "" : "s");
+  fputc('\n', stderr);
   json_decref(res);
   return CLI_OK;
 }

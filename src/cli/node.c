@@ -10,7 +10,8 @@
 
 static const char usage[] =
     "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
-    "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--no-nat] [--http ADDR:PORT]\n\n"
+    "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--no-nat] [--http ADDR:PORT]\n"
+    "                   [--verify-rate R]\n\n"
     "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
     "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
     "status', 'apiary peers', ... One node per home.\n\n"
@@ -21,15 +22,18 @@ static const char usage[] =
     "  --no-dht               do not join the DHT\n"
     "  --no-nat               do not ask the router for port forwarding (UPnP-IGD / NAT-PMP)\n"
     "  --no-lan               disable LAN discovery\n"
-    "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n";
+    "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n"
+    "  --verify-rate R        re-run a fraction R (0..1) of remote answers on a second provider\n"
+    "                         and compare; a provider that differs loses rank ([market] verify_rate)\n";
 
-enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT, OPT_NO_NAT };
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT, OPT_NO_NAT, OPT_VERIFY };
 
 int cli_node_main(int argc, char **argv) {
   cli_common c = {0};
   node_opts o;
   memset(&o, 0, sizeof o);
   o.dht_port = -1;
+  o.verify_rate = -1;
   static const struct option opts[] = {CLI_COMMON_LONGOPTS,
                                        {"listen", required_argument, 0, OPT_LISTEN},
                                        {"dht-port", required_argument, 0, OPT_DHT_PORT},
@@ -38,6 +42,7 @@ int cli_node_main(int argc, char **argv) {
                                        {"http", required_argument, 0, OPT_HTTP},
                                        {"no-dht", no_argument, 0, OPT_NO_DHT},
                                        {"no-nat", no_argument, 0, OPT_NO_NAT},
+                                       {"verify-rate", required_argument, 0, OPT_VERIFY},
                                        {0}};
   int opt;
   optind = 1;
@@ -62,6 +67,13 @@ int cli_node_main(int argc, char **argv) {
     case OPT_HTTP: o.http_listen = optarg; break;
     case OPT_NO_DHT: o.no_dht = 1; break;
     case OPT_NO_NAT: o.no_nat = 1; break;
+    case OPT_VERIFY: {
+      char *end;
+      o.verify_rate = strtod(optarg, &end);
+      if (*end || !(o.verify_rate >= 0 && o.verify_rate <= 1))
+        return cli_usage_error("node", "--verify-rate wants a fraction from 0 to 1, not '%s'", optarg);
+      break;
+    }
     default: return cli_bad_opt("node", argv);
     }
   }

@@ -24,8 +24,43 @@
 #define FULL_WAIT_MS (30 * 60 * 1000)
 #define MAX_TOKENS_CAP 8192
 
-typedef struct stream_ctx {
+/* Where the text comes from: the local worker, or the network (market). */
+typedef struct gen_src {
   local_job *job;
+  mkt_stream *ms;
+} gen_src;
+
+static int src_read(gen_src *g, char *out, size_t cap, int timeout_ms) {
+  return g->job ? local_job_read(g->job, out, cap, timeout_ms) : mkt_stream_read(g->ms, out, cap, timeout_ms);
+}
+
+/* Waits for the end; fills r (and mr for remote generations, zeroed for local). */
+static int src_wait(gen_src *g, int timeout_ms, local_result *r, mkt_result *mr) {
+  memset(mr, 0, sizeof *mr);
+  if (g->job) return local_job_wait(g->job, timeout_ms, r);
+  int rc = mkt_stream_wait(g->ms, timeout_ms, mr);
+  memset(r, 0, sizeof *r);
+  r->finish = mr->finish;
+  r->prompt_tokens = mr->prompt_tokens;
+  r->completion_tokens = mr->completion_tokens;
+  snprintf(r->error, sizeof r->error, "%s", mr->error);
+  return rc;
+}
+
+static void src_cancel(gen_src *g) {
+  if (g->job) local_job_cancel(g->job);
+  else if (g->ms) mkt_stream_cancel(g->ms);
+}
+
+static void src_release(gen_src *g) {
+  local_job_release(g->job);
+  mkt_stream_unref(g->ms);
+  g->job = NULL;
+  g->ms = NULL;
+}
+
+typedef struct stream_ctx {
+  gen_src src;
   char id[40];
   char model[128];
   char node_id[64];
@@ -49,13 +84,20 @@ static void new_id(char *out, size_t cap, const char *prefix) {
   for (size_t i = 0; i < sizeof r && (size_t)n + 2 < cap; i++) n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
 }
 
-static void add_headers(struct MHD_Response *r, const char *node_id) {
+static void add_headers(struct MHD_Response *r, const char *node_id, const char *cost) {
   MHD_add_response_header(r, "X-Apiary-Node", node_id);
-  MHD_add_response_header(r, "X-Apiary-Cost-Wei", "0");
+  if (cost) MHD_add_response_header(r, "X-Apiary-Cost-Wei", cost);
 }
 
-static json_t *apiary_info(const char *node_id) {
-  return json_pack("{s:s, s:s, s:s}", "node", node_id, "cost_wei", "0", "served", "local");
+/* The "apiary" object of a response: who served it and what it cost. mr NULL = local. */
+static json_t *apiary_info(const char *node_id, const mkt_result *mr) {
+  if (!mr) return json_pack("{s:s, s:s, s:s}", "node", node_id, "cost_wei", "0", "served", "local");
+  char cost[24];
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)mr->cost_wei);
+  json_t *prov = json_array();
+  for (int i = 0; i < mr->n_providers; i++) json_array_append_new(prov, json_string(mr->providers[i]));
+  return json_pack("{s:s, s:s, s:s, s:o, s:i}", "node", mr->node_id[0] ? mr->node_id : node_id, "cost_wei", cost,
+                   "served", "network", "providers", prov, "failovers", mr->failovers);
 }
 
 static void queue_event(stream_ctx *s, json_t *j) {
@@ -84,7 +126,7 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
   }
   return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
                    s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
-                   s->model, "choices", choice, "apiary", apiary_info(s->node_id));
+                   s->model, "choices", choice, "apiary", apiary_info(s->node_id, NULL));
 }
 
 /* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
@@ -93,16 +135,18 @@ static void refill(stream_ctx *s) {
   s->out_pos = 0;
   if (s->state == 0) {
     char text[4096];
-    int n = local_job_read(s->job, text, sizeof text, STREAM_WAIT_MS);
+    int n = src_read(&s->src, text, sizeof text, STREAM_WAIT_MS);
     if (n > 0) { queue_event(s, chunk(s, text, (size_t)n, NULL)); return; }
     if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
     local_result r;
-    local_job_wait(s->job, 0, &r);
+    mkt_result mr;
+    src_wait(&s->src, 0, &r, &mr);
     if (r.finish == LOCAL_ERROR) {
       queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type", "server_error", "code",
                                "generation_failed"));
     } else {
       json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
+      if (s->src.ms) json_object_set_new(last, "apiary", apiary_info(s->node_id, &mr));
       if (s->include_usage)
         json_object_set_new(last, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
                                                      "completion_tokens", r.completion_tokens, "total_tokens",
@@ -132,8 +176,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 
 static void stream_free(void *cls) {
   stream_ctx *s = cls;
-  local_job_cancel(s->job); /* the client may have gone: stop generating */
-  local_job_release(s->job);
+  src_cancel(&s->src); /* the client may have gone: stop generating */
+  src_release(&s->src);
   buf_deinit(&s->out);
   free(s);
 }
@@ -203,50 +247,67 @@ static void free_req(local_req *lr) {
 }
 
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
-                   int stream, int include_usage) {
-  local_job *job;
-  int rc = local_submit(req->local, lr, &job);
+                   int stream, int include_usage, int remote) {
+  gen_src src = {0};
+  char node_id[MKT_NODE_ID_MAX];
+  snprintf(node_id, sizeof node_id, "%s", req->node_id);
+  int rc = remote ? req->remote(req->remote_ud, model_name, lr, &src.ms) : local_submit(req->local, lr, &src.job);
   if (rc) {
     free_req(lr);
     return http__send_error(req->conn, 503, "server_error", "overloaded", "cannot queue the request");
+  }
+  if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
+    local_result r;
+    mkt_result mr;
+    while (mkt_stream_wait_started(src.ms, STREAM_WAIT_MS, node_id) == -ETIMEDOUT) {}
+    if (mkt_stream_done(src.ms) && src_wait(&src, 0, &r, &mr) == 0 && r.finish == LOCAL_ERROR &&
+        mkt_stream_read(src.ms, (char[1]){0}, 0, 0) == ERR_INVAL) {
+      src_release(&src);
+      unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
+      return http__send_error(req->conn, st, st == 404 ? "invalid_request_error" : "server_error",
+                              st == 404 ? "model_not_found" : "provider_failed", mr.error);
+    }
+    if (!node_id[0]) snprintf(node_id, sizeof node_id, "%s", req->node_id);
   }
   char id[40];
   new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
   long long created = (long long)time(NULL);
   if (stream) {
     stream_ctx *s = calloc(1, sizeof *s);
-    if (!s) { local_job_release(job); return MHD_NO; }
-    s->job = job;
+    if (!s) { src_cancel(&src); src_release(&src); return MHD_NO; }
+    s->src = src;
     s->chat = chat;
     s->include_usage = include_usage;
     s->created = created;
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->model, sizeof s->model, "%s", model_name);
-    snprintf(s->node_id, sizeof s->node_id, "%s", req->node_id);
+    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
     buf_init(&s->out);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
-    add_headers(r, req->node_id);
+    add_headers(r, node_id, remote ? NULL : "0"); /* remote: the cost is in the last event */
     int ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
     return ret;
   }
   local_result res;
+  mkt_result mr;
   buf text;
   buf_init(&text);
-  if (local_job_wait(job, FULL_WAIT_MS, &res)) {
-    local_job_cancel(job);
-    local_job_release(job);
+  if (src_wait(&src, FULL_WAIT_MS, &res, &mr)) {
+    src_cancel(&src);
+    src_release(&src);
     return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
   }
   char tmp[8192];
   int n;
-  while ((n = local_job_read(job, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
-  local_job_release(job);
+  while ((n = src_read(&src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
+  src_release(&src);
   if (res.finish == LOCAL_ERROR) {
     buf_deinit(&text);
-    return http__send_error(req->conn, 500, "server_error", "generation_failed", res.error);
+    unsigned st = remote && mr.http_status ? (unsigned)mr.http_status : remote ? 502 : 500;
+    return http__send_error(req->conn, st, "server_error", remote ? "provider_failed" : "generation_failed", res.error);
   }
   json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant", "content",
                                     text.ptr ? (const char *)text.ptr : "", text.len, "finish_reason",
@@ -254,17 +315,21 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                         : json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
                                     text.len, "logprobs", "finish_reason", finish_name(res.finish));
   buf_deinit(&text);
+  if (remote && mr.node_id[0]) snprintf(node_id, sizeof node_id, "%s", mr.node_id);
   json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
                         chat ? "chat.completion" : "text_completion", "created", (json_int_t)created, "model",
                         model_name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
                         "completion_tokens", res.completion_tokens, "total_tokens",
-                        res.prompt_tokens + res.completion_tokens, "apiary", apiary_info(req->node_id));
+                        res.prompt_tokens + res.completion_tokens, "apiary",
+                        apiary_info(req->node_id, remote ? &mr : NULL));
   char *out = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   if (!out) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
-  add_headers(r, req->node_id);
+  char cost[24];
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? mr.cost_wei : 0));
+  add_headers(r, node_id, cost);
   int ret = MHD_queue_response(req->conn, 200, r);
   MHD_destroy_response(r);
   (void)body;
@@ -273,10 +338,11 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
 
 /* Parses the body, resolves the model; on success fills lr (model path) and name. */
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
-                int *stream, int *include_usage, int default_max) {
+                int *stream, int *include_usage, int default_max, int *remote) {
   memset(lr, 0, sizeof *lr);
-  if (!req->local)
-    return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run local models");
+  *remote = 0;
+  if (!req->local && !req->remote)
+    return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   json_error_t je;
   json_t *body = req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
   if (!json_is_object(body)) {
@@ -290,15 +356,20 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   }
   mstore_model m;
   char err[512];
-  if (strchr(model, '/') || mstore_resolve(req->models_dir, model, &m, err, sizeof err)) {
-    char msg[700];
-    snprintf(msg, sizeof msg, "model '%s' is not on this node (see GET /v1/models); routing to other nodes "
-             "comes with the market layer", model);
-    json_decref(body);
-    return http__send_error(req->conn, 404, "invalid_request_error", "model_not_found", msg);
+  if (strchr(model, '/') || strlen(model) > 200 || !req->local ||
+      mstore_resolve(req->models_dir, model, &m, err, sizeof err)) {
+    if (!req->remote || strlen(model) > 200) {
+      char msg[700];
+      snprintf(msg, sizeof msg, "model '%.200s' is not on this node (see GET /v1/models)", model);
+      json_decref(body);
+      return http__send_error(req->conn, 404, "invalid_request_error", "model_not_found", msg);
+    }
+    *remote = 1; /* the market finds it on the network */
+    snprintf(name, name_cap, "%s", model);
+  } else {
+    snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
+    snprintf(name, name_cap, "%s", m.name);
   }
-  snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
-  snprintf(name, name_cap, "%s", m.name);
   *stream = json_is_true(json_object_get(body, "stream"));
   *include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
   int rc = parse_common(req, body, lr, default_max);
@@ -315,8 +386,8 @@ int http__chat_completions(const http_request *req) {
   json_t *body = NULL;
   local_req lr;
   char name[128];
-  int stream, usage;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256);
+  int stream, usage, remote;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256, &remote);
   if (rc != -1) return rc;
   json_t *msgs = json_object_get(body, "messages");
   const char *why = NULL;
@@ -354,7 +425,7 @@ int http__chat_completions(const http_request *req) {
     json_decref(body);
     return bad_request(req, "invalid_messages", why);
   }
-  rc = http__generate(req, body, &lr, name, 1, stream, usage);
+  rc = http__generate(req, body, &lr, name, 1, stream, usage, remote);
   json_decref(body);
   return rc;
 }
@@ -363,8 +434,8 @@ int http__completions(const http_request *req) {
   json_t *body = NULL;
   local_req lr;
   char name[128];
-  int stream, usage;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16);
+  int stream, usage, remote;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16, &remote);
   if (rc != -1) return rc;
   json_t *p = json_object_get(body, "prompt");
   if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
@@ -375,7 +446,7 @@ int http__completions(const http_request *req) {
   }
   lr.prompt = strndup(json_string_value(p), json_string_length(p));
   lr.prompt_len = json_string_length(p);
-  rc = http__generate(req, body, &lr, name, 0, stream, usage);
+  rc = http__generate(req, body, &lr, name, 0, stream, usage, remote);
   json_decref(body);
   return rc;
 }

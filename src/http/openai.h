@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "market/local.h"
+#include "market/stream.h"
 
 struct MHD_Connection;
 
@@ -23,6 +24,8 @@ typedef struct http_request {
   const char *models_dir;
   const char *node_id;
   local_svc *local;      /* generations from local models, or NULL */
+  int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out); /* or NULL */
+  void *remote_ud;
 } http_request;
 
 /* Routes req and queues a response. Returns an MHD_Result. */
@@ -32,9 +35,9 @@ int openai_route(const http_request *req);
 int http__completions(const http_request *req);
 int http__chat_completions(const http_request *req);
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
-                int *stream, int *include_usage, int default_max);
+                int *stream, int *include_usage, int default_max, int *remote);
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
-                   int stream, int include_usage);
+                   int stream, int include_usage, int remote);
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j /* taken */);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);

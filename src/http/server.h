@@ -18,6 +18,7 @@
 
 #include "http/auth.h"
 #include "market/local.h"
+#include "market/stream.h"
 
 #define HTTP_MAX_BODY (4u << 20)
 
@@ -29,6 +30,10 @@ typedef struct http_opts {
   const char *models_dir; /* borrowed: the model store */
   const char *node_id;    /* borrowed: reported as owner of local models */
   local_svc *local;       /* borrowed: generations from local models (NULL = none) */
+  /* Routes a model this node does not have to the network (NULL = 404). Called on HTTP
+   * threads; takes lr's owned fields; *out is a stream reference to drop. */
+  int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out);
+  void *remote_ud;
 } http_opts;
 
 int http_start(const http_opts *o, http_server **out, char *err, size_t err_cap);

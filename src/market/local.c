@@ -26,6 +26,11 @@ struct local_job {
   size_t read_pos;       /* how much the reader has taken */
   local_result result;   /* finish != LOCAL_RUNNING once done */
   atomic_int canceled;
+  int32_t *ids;          /* generated token ids */
+  int n_ids, cap_ids, ids_read;
+  int prompt_tokens;     /* once tokenized */
+  int64_t allowance;     /* tokens it may generate; -1 unlimited */
+  int waiting_credit;
   int refs;              /* caller + queue/worker */
   local_job *next;
 };
@@ -37,6 +42,7 @@ struct local_svc {
   local_job *head, *tail;  /* queue */
   int stopping;
   int n_threads, n_ctx;
+  _Atomic double max_tps;
   /* worker-only state */
   char loaded[1024];
   model *m;
@@ -50,6 +56,8 @@ static void job_unref(local_job *j) {
   pthread_mutex_unlock(&j->mu);
   if (left) return;
   free(j->req.prompt);
+  free(j->req.cont_ids);
+  free(j->ids);
   for (int i = 0; i < j->req.n_stop; i++) free(j->req.stop[i]);
   for (int i = 0; i < j->req.n_msgs; i++) {
     free(j->req.msgs[i].role);
@@ -69,17 +77,61 @@ static void finish(local_job *j, local_finish f, int pt, int ct, const char *err
   if (err) snprintf(j->result.error, sizeof j->result.error, "%s", err);
   pthread_cond_broadcast(&j->cv);
   pthread_mutex_unlock(&j->mu);
+  if (j->req.notify) j->req.notify(j->req.notify_ud);
 }
 
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct gen_state {
+  local_job *j;
+  double t0, tps;
+} gen_state;
+
 static int on_token(void *user, int32_t id, const char *text, size_t len) {
-  local_job *j = user;
-  (void)id;
+  gen_state *g = user;
+  local_job *j = g->j;
   if (atomic_load(&j->canceled)) return 1; /* stop */
   pthread_mutex_lock(&j->mu);
   int rc = buf_append(&j->text, text, len);
+  if (!rc && id >= 0) {
+    if (j->n_ids == j->cap_ids) {
+      int nc = j->cap_ids ? j->cap_ids * 2 : 256;
+      int32_t *p = realloc(j->ids, (size_t)nc * sizeof *p);
+      if (!p) rc = ERR_NOMEM;
+      else j->ids = p, j->cap_ids = nc;
+    }
+    if (!rc) j->ids[j->n_ids++] = id;
+  }
   pthread_cond_broadcast(&j->cv);
   pthread_mutex_unlock(&j->mu);
-  return rc ? 1 : 0;
+  if (j->req.notify) j->req.notify(j->req.notify_ud);
+  if (rc) return 1;
+  /* Credit window: wait until the provider allows more tokens. */
+  pthread_mutex_lock(&j->mu);
+  while (j->allowance >= 0 && j->n_ids >= j->allowance && !atomic_load(&j->canceled)) {
+    j->waiting_credit = 1;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += 50 * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&j->cv, &j->mu, &dl);
+  }
+  j->waiting_credit = 0;
+  int n = j->n_ids;
+  pthread_mutex_unlock(&j->mu);
+  /* Speed cap: sleep until this token's slot. */
+  if (g->tps > 0 && id >= 0) {
+    double due = g->t0 + (double)n / g->tps, now = mono_s();
+    if (due > now) {
+      struct timespec ts = {(time_t)(due - now), (long)((due - now - (double)(time_t)(due - now)) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return atomic_load(&j->canceled) ? 1 : 0;
 }
 
 /* Loads (or keeps) the model at path. Worker thread. */
@@ -154,6 +206,27 @@ static void run_job(local_svc *s, local_job *j) {
     finish(j, LOCAL_ERROR, 0, 0, n == 0 ? "the prompt is empty" : "cannot format or tokenize the prompt");
     return;
   }
+  if (j->req.n_cont > 0) { /* failover: resume after the tokens another node generated */
+    int32_t *all = realloc(ids, (size_t)(n + j->req.n_cont) * sizeof *ids);
+    if (!all) {
+      free(ids);
+      finish(j, LOCAL_ERROR, 0, 0, "out of memory");
+      return;
+    }
+    ids = all;
+    for (int i = 0; i < j->req.n_cont; i++) {
+      if (j->req.cont_ids[i] < 0 || j->req.cont_ids[i] >= s->m->hp.n_vocab) {
+        free(ids);
+        finish(j, LOCAL_ERROR, 0, 0, "continuation token id out of the vocabulary");
+        return;
+      }
+      ids[n + i] = j->req.cont_ids[i];
+    }
+    n += j->req.n_cont;
+  }
+  pthread_mutex_lock(&j->mu);
+  j->prompt_tokens = n;
+  pthread_mutex_unlock(&j->mu);
   if (n >= engine_n_ctx(s->e)) {
     free(ids);
     snprintf(err, sizeof err, "the prompt has %d tokens; this node's context holds %d", n, engine_n_ctx(s->e));
@@ -174,7 +247,8 @@ static void run_job(local_svc *s, local_job *j) {
   engine_gen_stats st;
   memset(&st, 0, sizeof st);
   engine_cancel_reset(s->e);
-  rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, j, &st);
+  gen_state gs = {j, mono_s(), atomic_load(&s->max_tps)};
+  rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, &gs, &st);
   sample_free(smp);
   free(ids);
   if (rc && rc != ERR_CANCELED) {
@@ -251,6 +325,7 @@ int local_submit(local_svc *s, local_req *req, local_job **out) {
   pthread_cond_init(&j->cv, NULL);
   buf_init(&j->text);
   j->refs = 2;
+  j->allowance = -1;
   pthread_mutex_lock(&s->mu);
   if (s->stopping) {
     pthread_mutex_unlock(&s->mu);
@@ -309,8 +384,46 @@ int local_job_wait(local_job *j, int timeout_ms, local_result *r) {
 }
 
 /* A queued job is skipped; a running one stops at its next token (on_token). */
-void local_job_cancel(local_job *j) { atomic_store(&j->canceled, 1); }
+void local_job_cancel(local_job *j) {
+  atomic_store(&j->canceled, 1);
+  pthread_mutex_lock(&j->mu);
+  pthread_cond_broadcast(&j->cv); /* wakes a worker waiting for credit */
+  pthread_mutex_unlock(&j->mu);
+}
 
 void local_job_release(local_job *j) {
   if (j) job_unref(j);
 }
+
+int local_job_read_ids(local_job *j, int32_t *out, int cap) {
+  pthread_mutex_lock(&j->mu);
+  int n = j->n_ids - j->ids_read;
+  if (n > cap) n = cap;
+  if (n > 0) memcpy(out, j->ids + j->ids_read, (size_t)n * sizeof *out);
+  j->ids_read += n > 0 ? n : 0;
+  pthread_mutex_unlock(&j->mu);
+  return n > 0 ? n : 0;
+}
+
+void local_job_progress(local_job *j, int *prompt_tokens, int *gen_tokens) {
+  pthread_mutex_lock(&j->mu);
+  if (prompt_tokens) *prompt_tokens = j->prompt_tokens;
+  if (gen_tokens) *gen_tokens = j->n_ids;
+  pthread_mutex_unlock(&j->mu);
+}
+
+void local_job_allow(local_job *j, int64_t tokens) {
+  pthread_mutex_lock(&j->mu);
+  j->allowance = tokens;
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+}
+
+int local_job_waiting_credit(local_job *j) {
+  pthread_mutex_lock(&j->mu);
+  int w = j->waiting_credit;
+  pthread_mutex_unlock(&j->mu);
+  return w;
+}
+
+void local_svc_set_max_tps(local_svc *s, double tps) { atomic_store(&s->max_tps, tps > 0 ? tps : 0); }

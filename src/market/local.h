@@ -45,7 +45,18 @@ typedef struct local_req {
   int max_tokens;
   int n_stop;
   char *stop[LOCAL_MAX_STOP]; /* owned */
+  /* Continuation (failover): token ids appended after the tokenized prompt and evaluated as
+   * prompt, so generation resumes where another node stopped. Owned; at most
+   * LOCAL_MAX_CONT. */
+  int32_t *cont_ids;
+  int n_cont;
+  /* Called from the worker thread whenever the job has new text/tokens or ends (may be
+   * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
+  void (*notify)(void *ud);
+  void *notify_ud;
 } local_req;
+
+#define LOCAL_MAX_CONT 8192
 
 typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_ERROR, LOCAL_CANCELED } local_finish;
 
@@ -68,6 +79,19 @@ int local_job_read(local_job *j, char *buf, size_t cap, int timeout_ms);
 /* Waits for the end (or timeout_ms); fills r. Returns 0 or -ETIMEDOUT. */
 int local_job_wait(local_job *j, int timeout_ms, local_result *r);
 void local_job_cancel(local_job *j);
+
+/* Copies up to cap token ids generated since the last call into out; returns the count. */
+int local_job_read_ids(local_job *j, int32_t *out, int cap);
+/* Tokens generated so far and the prompt's size (known once the prompt is tokenized, else 0). */
+void local_job_progress(local_job *j, int *prompt_tokens, int *gen_tokens);
+/* Credit: the job pauses after generating `tokens` tokens until allowed more (or canceled).
+ * -1 (the default) is unlimited. Used by a provider to stop when unpaid tokens pass its
+ * credit window. */
+void local_job_allow(local_job *j, int64_t tokens);
+/* True while the job is paused waiting for credit. */
+int local_job_waiting_credit(local_job *j);
+/* Caps generation speed (tokens/s per job; 0 = unlimited), e.g. to keep a small device cool. */
+void local_svc_set_max_tps(local_svc *s, double tps);
 void local_job_release(local_job *j); /* NULL ok */
 
 #endif

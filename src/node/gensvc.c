@@ -1,228 +1,633 @@
-/* node/gensvc — remote generation over links; see gensvc.h. */
+/* node/gensvc — selling generations to other nodes; see gensvc.h and docs/market.md. */
 #include "node/gensvc.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "core/buf.h"
 #include "core/err.h"
 #include "core/hex.h"
 #include "core/log.h"
 #include "crypto/ident.h"
+#include "llm/gguf.h"
 #include "llm/mstore.h"
+#include "market/receipt.h"
+#include "p2p/bencode.h"
 
-#define POLL_MS 20
 #define MAX_JOBS 64
+#define TIMER_MS 200
+#define IDS_CHUNK 256
+
+/* Peer error codes of `generate` (docs/market.md). */
+enum { GEN_E_NO_MODEL = -32010, GEN_E_PAYMENT = -32014, GEN_E_PRICE = -32013, GEN_E_CHANNEL_RETRY = -32015,
+       GEN_E_UNPAID = -32016 };
+
+typedef struct served {
+  uint8_t sha[32];
+  char path[1024];
+} served;
 
 typedef struct serving {
-  rpc *r;               /* the link's RPC endpoint (NULL once the link is gone) */
-  uint64_t handle;      /* the request being answered */
-  local_job *job;
+  int used;
+  rpc *r;                 /* the link's RPC endpoint (NULL once the link is gone) */
+  uint64_t handle;        /* the request being answered; 0 once answered */
+  local_job *job;         /* NULL once the job is done */
+  uint8_t request[16];
+  uint8_t client[32];
+  uint8_t model[32];
+  uint8_t channel[32];
+  int has_channel;
+  uint64_t pp, gp;        /* prices of this request (per 1k tokens) */
+  uint64_t paid;          /* wei credited to this request */
+  int pt, gt;             /* prompt and generated tokens so far */
+  int finished;           /* the answer was sent (or the request failed) */
+  local_finish finish;
+  uint64_t last_paid_ms;  /* loop time of the last payment (or start) */
+  uint64_t waiting_since; /* loop time the job started waiting for credit, 0 = not waiting */
 } serving;
 
 struct gensvc {
+  uv_loop_t *loop;
   uv_timer_t timer;
+  uv_async_t async;
+  int handles;
+  uint8_t me[32];
+  store *db;
   netsvc *ns;
+  paysvc *pay;
   local_svc *local;
-  const char *models_dir;
+  served models[MKT_MAX_OFFERS];
+  mkt_offer offers[MKT_MAX_OFFERS];
+  size_t n_offers;
+  uint32_t credit_tokens;
+  uint64_t pay_timeout_ms;
   serving jobs[MAX_JOBS];
+  int32_t ids[IDS_CHUNK];
+  char text[8192];
   int closing;
 };
 
+
+const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out) {
+  *n_out = g->n_offers;
+  return g->offers;
+}
+
+const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]) {
+  for (size_t i = 0; i < g->n_offers; i++)
+    if (!memcmp(g->models[i].sha, sha256, 32)) return g->models[i].path;
+  return NULL;
+}
+
+/* ---- receipts and credit ---------------------------------------------------------------- */
+
+static uint64_t cost_of(const serving *s) {
+  uint64_t c = 0;
+  if (mkt_cost((uint64_t)s->pt, (uint64_t)s->gt, s->pp, s->gp, &c)) c = UINT64_MAX;
+  return c;
+}
+
+static void write_receipt(gensvc *g, serving *s, const char *status) {
+  mkt_receipt r;
+  memset(&r, 0, sizeof r);
+  r.role = MKT_PROVIDER;
+  memcpy(r.request, s->request, 16);
+  memcpy(r.provider, g->me, 32);
+  memcpy(r.client, s->client, 32);
+  memcpy(r.model, s->model, 32);
+  if (s->has_channel) memcpy(r.channel, s->channel, 32), r.has_channel = 1;
+  r.prompt_tokens = (uint64_t)s->pt;
+  r.gen_tokens = (uint64_t)s->gt;
+  r.price_prompt = s->pp;
+  r.price_gen = s->gp;
+  r.amount = s->paid;
+  snprintf(r.status, sizeof r.status, "%s", status);
+  if (mkt_receipt_put(g->db, &r)) log_error("cannot record a receipt: %s", store_errmsg(g->db));
+}
+
+/* How many tokens the job may generate: what is paid plus the credit window. */
+static void update_allowance(gensvc *g, serving *s) {
+  if (!s->job) return;
+  if (!s->pp && !s->gp) { local_job_allow(s->job, -1); return; }
+  int64_t covered = s->pt ? mkt_tokens_covered((uint64_t)s->pt, s->paid, s->pp, s->gp) : -1;
+  int64_t allow = (covered < 0 ? 0 : covered) + (int64_t)g->credit_tokens;
+  local_job_allow(s->job, allow);
+}
+
+static void end_slot(serving *s) {
+  if (s->job) {
+    local_job_cancel(s->job);
+    local_job_release(s->job);
+  }
+  memset(s, 0, sizeof *s);
+}
+
+/* The request is over for the client (answer sent, or failed): record it; the slot stays
+ * until the final payment arrives (or the pay timeout). */
+static void settle(gensvc *g, serving *s, const char *status) {
+  s->finished = 1;
+  if (s->job) {
+    local_job_cancel(s->job);
+    local_job_release(s->job);
+    s->job = NULL;
+  }
+  if (!s->pp && !s->gp) {
+    write_receipt(g, s, status);
+    end_slot(s);
+    return;
+  }
+  write_receipt(g, s, s->paid >= cost_of(s) ? "complete" : status);
+  if (s->paid >= cost_of(s)) end_slot(s);
+}
+
 /* ---- provider ------------------------------------------------------------------------ */
 
-static void end_job(serving *s) {
-  local_job_cancel(s->job);
-  local_job_release(s->job);
-  memset(s, 0, sizeof *s);
+static serving *find_request(gensvc *g, const uint8_t request[16]) {
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (g->jobs[i].used && !memcmp(g->jobs[i].request, request, 16)) return &g->jobs[i];
+  return NULL;
+}
+
+static int active_for(gensvc *g, const uint8_t model[32]) {
+  int n = 0;
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (g->jobs[i].used && g->jobs[i].job && !memcmp(g->jobs[i].model, model, 32)) n++;
+  return n;
+}
+
+static void wake(void *ud) { uv_async_send(ud); }
+
+static int parse_hex(const char *s, uint8_t *out, size_t n) {
+  if (!s) return ERR_FORMAT;
+  if (s[0] == '0' && s[1] == 'x') s += 2;
+  return strlen(s) == 2 * n ? hex_decode(s, 2 * n, out, n) : ERR_FORMAT;
+}
+
+static int parse_u64(json_t *v, uint64_t *out) {
+  const char *s = json_string_value(v);
+  if (!s || !*s || strlen(s) > 20) return ERR_FORMAT;
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(s, &end, 10);
+  if (*end || errno) return ERR_FORMAT;
+  *out = x;
+  return 0;
+}
+
+static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *data) {
+  rpc_respond_error(r, handle, code, msg, data);
+  json_decref(data);
+}
+
+/* Fills lr from the request's text and sampling fields. NULL or why not. */
+static const char *fill_req(json_t *p, local_req *lr) {
+  json_t *v;
+  const char *prompt = json_string_value(json_object_get(p, "prompt"));
+  json_t *msgs = json_object_get(p, "messages");
+  lr->add_bos = -1;
+  lr->sp = sample_default_params();
+  lr->sp.temp = 0.8f;
+  if (json_is_array(msgs) && json_array_size(msgs) > 0) {
+    if (json_array_size(msgs) > LOCAL_MAX_MESSAGES) return "too many messages";
+    size_t i, total = 0;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+      const char *role = json_string_value(json_object_get(m, "role"));
+      const char *content = json_string_value(json_object_get(m, "content"));
+      if (!role || !content || strlen(role) > 16) return "each message needs a role and string content";
+      total += strlen(content);
+      if (total > LOCAL_MAX_PROMPT) return "the messages are too large";
+      lr->msgs[lr->n_msgs].role = strdup(role);
+      lr->msgs[lr->n_msgs].content = strdup(content);
+      lr->n_msgs++;
+      if (!lr->msgs[lr->n_msgs - 1].role || !lr->msgs[lr->n_msgs - 1].content) return "out of memory";
+    }
+  } else {
+    if (!prompt || !*prompt || strlen(prompt) > LOCAL_MAX_PROMPT) return "need a non-empty prompt or messages";
+    lr->prompt = strdup(prompt);
+    lr->prompt_len = strlen(prompt);
+    if (!lr->prompt) return "out of memory";
+  }
+  if ((v = json_object_get(p, "temperature")) && json_is_number(v)) {
+    double t = json_number_value(v);
+    if (t < 0 || t > 2) return "temperature must be in [0, 2]";
+    lr->sp.temp = (float)t;
+  }
+  if ((v = json_object_get(p, "top_p")) && json_is_number(v)) {
+    double t = json_number_value(v);
+    if (t <= 0 || t > 1) return "top_p must be in (0, 1]";
+    lr->sp.top_p = (float)t;
+  }
+  if ((v = json_object_get(p, "top_k")) && json_is_integer(v) && json_integer_value(v) >= 0)
+    lr->sp.top_k = (int)json_integer_value(v);
+  if ((v = json_object_get(p, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(p, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(p, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);
+  lr->max_tokens = 128;
+  if ((v = json_object_get(p, "max_tokens"))) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 8192) return "max_tokens must be 1..8192";
+    lr->max_tokens = (int)json_integer_value(v);
+  }
+  v = json_object_get(p, "stop");
+  if (json_is_array(v)) {
+    if (json_array_size(v) > LOCAL_MAX_STOP) return "at most 4 stop strings";
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (!json_is_string(x) || !json_string_length(x) || json_string_length(x) > 255) return "bad stop string";
+      lr->stop[lr->n_stop++] = strdup(json_string_value(x));
+    }
+  }
+  v = json_object_get(p, "cont");
+  if (json_is_array(v) && json_array_size(v) > 0) {
+    if (json_array_size(v) > LOCAL_MAX_CONT) return "continuation too long";
+    lr->cont_ids = malloc(json_array_size(v) * sizeof *lr->cont_ids);
+    if (!lr->cont_ids) return "out of memory";
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
+        return "continuation ids must be token ids";
+      lr->cont_ids[lr->n_cont++] = (int32_t)json_integer_value(x);
+    }
+  }
+  return NULL;
+}
+
+static void free_req(local_req *lr) {
+  free(lr->prompt);
+  free(lr->cont_ids);
+  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
+  for (int i = 0; i < lr->n_msgs; i++) free(lr->msgs[i].role), free(lr->msgs[i].content);
+  memset(lr, 0, sizeof *lr);
 }
 
 static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
-  const char *model = json_string_value(json_object_get(req->params, "model"));
-  const char *prompt = json_string_value(json_object_get(req->params, "prompt"));
-  if (!model || strlen(model) != 64 || !prompt || !*prompt || strlen(prompt) > LOCAL_MAX_PROMPT) {
-    rpc_respond_error(r, req->handle, RPC_INVALID_PARAMS, "need model (sha256 hex) and a non-empty prompt", NULL);
+  json_t *p = req->params;
+  uint8_t model[32], request[16], client[32];
+  if (parse_hex(json_string_value(json_object_get(p, "model")), model, 32) ||
+      parse_hex(json_string_value(json_object_get(p, "request")), request, 16)) {
+    refuse(r, req->handle, RPC_INVALID_PARAMS, "need model (sha256 hex) and request (16 bytes hex)", NULL);
     return;
   }
-  mstore_model m;
-  char err[512];
-  if (mstore_resolve(g->models_dir, model, &m, err, sizeof err)) {
-    rpc_respond_error(r, req->handle, -32010, "this node does not serve that model", NULL);
+  if (netsvc_rpc_peer(g->ns, r, client)) {
+    refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
+    return;
+  }
+  const mkt_offer *o = mkt_offer_find(g->offers, g->n_offers, model);
+  if (!o) {
+    refuse(r, req->handle, GEN_E_NO_MODEL, "this node does not serve that model", NULL);
+    return;
+  }
+  if (find_request(g, request)) {
+    refuse(r, req->handle, RPC_INVALID_PARAMS, "request id already in use", NULL);
+    return;
+  }
+  if (active_for(g, model) >= (int)o->max_concurrent) {
+    refuse(r, req->handle, RPC_BUSY, "all slots for this model are busy", NULL);
     return;
   }
   serving *slot = NULL;
   for (int i = 0; i < MAX_JOBS && !slot; i++)
-    if (!g->jobs[i].job) slot = &g->jobs[i];
+    if (!g->jobs[i].used) slot = &g->jobs[i];
   if (!slot) {
-    rpc_respond_error(r, req->handle, RPC_BUSY, "too many generations in progress", NULL);
+    refuse(r, req->handle, RPC_BUSY, "too many generations in progress", NULL);
     return;
+  }
+  /* Prices: the client states what it agreed to; ours must not be higher. */
+  uint64_t cpp = 0, cgp = 0;
+  int paid_offer = o->price_prompt || o->price_gen;
+  if (paid_offer) {
+    json_t *offer = mkt_offers_to_json(o, 1);
+    if (parse_u64(json_object_get(p, "price_prompt"), &cpp) || parse_u64(json_object_get(p, "price_gen"), &cgp) ||
+        cpp < o->price_prompt || cgp < o->price_gen) {
+      refuse(r, req->handle, GEN_E_PRICE, "the price was not agreed: see data for the offer", offer);
+      return;
+    }
+    uint8_t ch[32];
+    if (parse_hex(json_string_value(json_object_get(p, "channel")), ch, 32)) {
+      refuse(r, req->handle, GEN_E_PAYMENT, "payment required: open a channel to this node", offer);
+      return;
+    }
+    int crc = paysvc_check_channel(g->pay, ch, 1);
+    if (crc == ERR_UNKNOWN_CHANNEL) {
+      refuse(r, req->handle, GEN_E_CHANNEL_RETRY, "channel not known yet (looking it up on chain; retry)", offer);
+      return;
+    }
+    if (crc) {
+      refuse(r, req->handle, GEN_E_PAYMENT, err_str(crc), offer);
+      return;
+    }
+    json_decref(offer);
+    memcpy(slot->channel, ch, 32);
+    slot->has_channel = 1;
   }
   local_req lr;
   memset(&lr, 0, sizeof lr);
-  snprintf(lr.model_path, sizeof lr.model_path, "%s", m.path);
-  lr.prompt = strdup(prompt);
-  lr.prompt_len = strlen(prompt);
-  lr.add_bos = -1;
-  lr.sp = sample_default_params();
-  lr.sp.temp = 0.8f;
-  json_t *v;
-  if ((v = json_object_get(req->params, "temperature")) && json_is_number(v)) lr.sp.temp = (float)json_number_value(v);
-  if ((v = json_object_get(req->params, "seed")) && json_is_integer(v)) lr.sp.seed = (uint64_t)json_integer_value(v);
-  lr.max_tokens = 128;
-  if ((v = json_object_get(req->params, "max_tokens")) && json_is_integer(v) && json_integer_value(v) > 0 &&
-      json_integer_value(v) <= 8192)
-    lr.max_tokens = (int)json_integer_value(v);
-  if (!lr.prompt || local_submit(g->local, &lr, &slot->job)) {
-    free(lr.prompt);
-    rpc_respond_error(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
+  const char *why = fill_req(p, &lr);
+  if (why) {
+    free_req(&lr);
+    refuse(r, req->handle, RPC_INVALID_PARAMS, why, NULL);
     return;
   }
+  snprintf(lr.model_path, sizeof lr.model_path, "%s", gensvc_model_path(g, model));
+  lr.notify = wake;
+  lr.notify_ud = &g->async;
+  if (local_submit(g->local, &lr, &slot->job)) {
+    free_req(&lr);
+    refuse(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
+    return;
+  }
+  slot->used = 1;
   slot->r = r;
   slot->handle = req->handle;
+  memcpy(slot->request, request, 16);
+  memcpy(slot->client, client, 32);
+  memcpy(slot->model, model, 32);
+  slot->pp = o->price_prompt;
+  slot->gp = o->price_gen;
+  slot->last_paid_ms = uv_now(g->loop);
+  update_allowance(g, slot);
 }
 
-/* Moves new text from the worker to the links; finishes jobs that are done. */
-static void on_poll(uv_timer_t *t) {
+/* Moves new tokens from the worker to the link; answers jobs that are done. */
+static void pump(gensvc *g, serving *s) {
+  if (!s->job || !s->handle) return;
+  int pt = 0, gt = 0;
+  local_job_progress(s->job, &pt, &gt);
+  if (pt != s->pt) {
+    s->pt = pt;
+    update_allowance(g, s);
+  }
+  for (;;) {
+    int n_ids = local_job_read_ids(s->job, g->ids, IDS_CHUNK);
+    int n = local_job_read(s->job, g->text, sizeof g->text, 0);
+    if (n_ids <= 0 && n <= 0) {
+      if (n == -ETIMEDOUT) return; /* still generating */
+      break;
+    }
+    s->gt += n_ids;
+    json_t *ids = json_array();
+    for (int i = 0; i < n_ids; i++) json_array_append_new(ids, json_integer(g->ids[i]));
+    json_t *d = json_pack("{s:s%, s:o, s:i, s:i}", "text", g->text, (size_t)(n > 0 ? n : 0), "ids", ids, "pt", s->pt,
+                          "n", s->gt);
+    int rc = rpc_stream(s->r, s->handle, d, NULL, 0);
+    json_decref(d);
+    if (rc) { /* canceled by the caller, or the link is full */
+      s->handle = 0;
+      settle(g, s, "partial");
+      return;
+    }
+  }
+  local_result res;
+  if (local_job_wait(s->job, 0, &res)) return;
+  s->pt = res.prompt_tokens;
+  s->gt = res.completion_tokens;
+  s->finish = res.finish;
+  if (res.finish == LOCAL_ERROR || res.finish == LOCAL_CANCELED) {
+    rpc_respond_error(s->r, s->handle, res.finish == LOCAL_ERROR ? RPC_INTERNAL_ERROR : RPC_REQUEST_CANCELLED,
+                      res.finish == LOCAL_ERROR ? res.error : "canceled", NULL);
+    s->handle = 0;
+    settle(g, s, "partial");
+    return;
+  }
+  char cost[24], pp[24], gp[24];
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)cost_of(s));
+  snprintf(pp, sizeof pp, "%llu", (unsigned long long)s->pp);
+  snprintf(gp, sizeof gp, "%llu", (unsigned long long)s->gp);
+  json_t *done = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "finish", res.finish == LOCAL_LENGTH ? "length" : "stop",
+                           "prompt_tokens", s->pt, "completion_tokens", s->gt, "cost", cost, "price_prompt", pp,
+                           "price_gen", gp);
+  rpc_respond(s->r, s->handle, done, NULL, 0);
+  json_decref(done);
+  s->handle = 0;
+  s->last_paid_ms = uv_now(g->loop); /* the final payment is due from now */
+  settle(g, s, "unpaid");
+}
+
+static void on_async(uv_async_t *a) {
+  gensvc *g = a->data;
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (g->jobs[i].used) pump(g, &g->jobs[i]);
+}
+
+static void on_timer(uv_timer_t *t) {
   gensvc *g = t->data;
-  char text[4096];
+  uint64_t now = uv_now(g->loop);
   for (int i = 0; i < MAX_JOBS; i++) {
     serving *s = &g->jobs[i];
-    if (!s->job) continue;
-    int n;
-    while ((n = local_job_read(s->job, text, sizeof text, 0)) > 0) {
-      json_t *d = json_pack("{s:s%}", "text", text, (size_t)n);
-      int rc = rpc_stream(s->r, s->handle, d, NULL, 0);
-      json_decref(d);
-      if (rc) break; /* canceled by the caller, or the link is full: stop */
-    }
-    if (n == -ETIMEDOUT) continue; /* still generating */
-    local_result res;
-    local_job_wait(s->job, 0, &res);
-    if (n > 0) { /* the stream was refused */
-      end_job(s);
+    if (!s->used) continue;
+    pump(g, s);
+    if (!s->used) continue;
+    if (s->finished) { /* waiting for the last payment */
+      if (now - s->last_paid_ms > g->pay_timeout_ms) {
+        log_warn("request %02x%02x…: unpaid after the answer (%llu of %llu wei)", s->request[0], s->request[1],
+                 (unsigned long long)s->paid, (unsigned long long)cost_of(s));
+        end_slot(s);
+      }
       continue;
     }
-    if (res.finish == LOCAL_ERROR) {
-      rpc_respond_error(s->r, s->handle, RPC_INTERNAL_ERROR, res.error, NULL);
+    if (s->job && local_job_waiting_credit(s->job)) {
+      if (!s->waiting_since) s->waiting_since = now;
+      if (now - s->waiting_since > g->pay_timeout_ms && now - s->last_paid_ms > g->pay_timeout_ms) {
+        log_warn("request %02x%02x…: the client stopped paying; stopping after %d tokens", s->request[0],
+                 s->request[1], s->gt);
+        rpc_respond_error(s->r, s->handle, GEN_E_UNPAID, "unpaid tokens passed the credit window", NULL);
+        s->handle = 0;
+        settle(g, s, "unpaid");
+      }
     } else {
-      json_t *done = json_pack("{s:s, s:i, s:i}", "finish", res.finish == LOCAL_LENGTH ? "length" : "stop",
-                               "prompt_tokens", res.prompt_tokens, "completion_tokens", res.completion_tokens);
-      rpc_respond(s->r, s->handle, done, NULL, 0);
-      json_decref(done);
+      s->waiting_since = 0;
     }
-    end_job(s);
   }
+}
+
+static void m_pay(void *ud, rpc *r, const rpc_request *req) {
+  gensvc *g = ud;
+  uint8_t request[16];
+  voucher v;
+  if (parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16) ||
+      voucher_from_json(json_object_get(req->params, "voucher"), &v)) {
+    refuse(r, req->handle, RPC_INVALID_PARAMS, "need request and voucher", NULL);
+    return;
+  }
+  uint64_t delta = 0;
+  int rc = paysvc_accept(g->pay, &v, &delta);
+  if (rc) {
+    json_t *data = json_pack("{s:i}", "code", rc);
+    refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? GEN_E_CHANNEL_RETRY : -32011, err_str(rc), data);
+    return;
+  }
+  serving *s = find_request(g, request);
+  if (s && (!s->has_channel || memcmp(s->channel, v.channel_id, 32))) s = NULL;
+  if (s) {
+    s->paid += delta;
+    s->last_paid_ms = uv_now(g->loop);
+    update_allowance(g, s);
+    if (s->finished) settle(g, s, "unpaid");
+    else write_receipt(g, s, "partial"); /* what was paid survives a crash */
+  } else {
+    log_info("a payment of %llu wei for a request that is over was accepted", (unsigned long long)delta);
+  }
+  char amt[U256_DEC_BUF];
+  u256_to_dec(&v.amount, amt);
+  json_t *res = json_pack("{s:s}", "accepted", amt);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
+}
+
+static void m_stop(void *ud, rpc *r, const rpc_request *req) {
+  gensvc *g = ud;
+  uint8_t request[16], client[32];
+  if (parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16)) return;
+  serving *s = find_request(g, request);
+  if (!s || netsvc_rpc_peer(g->ns, r, client) || memcmp(client, s->client, 32)) return;
+  if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
+  s->handle = 0;
+  if (!s->finished) settle(g, s, "partial");
+}
+
+static void m_offers(void *ud, rpc *r, const rpc_request *req) {
+  gensvc *g = ud;
+  json_t *res = json_pack("{s:o, s:i}", "offers", mkt_offers_to_json(g->offers, g->n_offers), "v", 1);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
 }
 
 static void on_rpc_closed(void *ud, rpc *r) {
   gensvc *g = ud;
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].job && g->jobs[i].r == r) end_job(&g->jobs[i]);
+  for (int i = 0; i < MAX_JOBS; i++) {
+    serving *s = &g->jobs[i];
+    if (!s->used || s->r != r) continue;
+    s->r = NULL;
+    s->handle = 0;
+    if (!s->finished) settle(g, s, "partial");
+    else end_slot(s); /* the final payment cannot come any more */
+  }
 }
 
-/* ---- client: ask ---------------------------------------------------------------------- */
+/* ---- offers ------------------------------------------------------------------------------ */
 
-typedef struct ask_ctx {
-  ctl_req *req;
-  buf text;
-  char node_id[IDENT_ID_BUF];
-} ask_ctx;
-
-static void on_ask_reply(void *ud, const rpc_reply *reply) {
-  ask_ctx *a = ud;
-  if (reply->kind == RPC_REPLY_STREAM) {
-    const char *t = json_string_value(json_object_get(reply->result, "text"));
-    if (t) buf_append(&a->text, t, json_string_length(json_object_get(reply->result, "text")));
-    return;
-  }
-  if (reply->kind == RPC_REPLY_RESULT) {
-    json_t *r = json_pack("{s:s, s:s%, s:O?, s:O?, s:O?}", "node_id", a->node_id, "text",
-                          a->text.ptr ? (const char *)a->text.ptr : "", a->text.len, "finish",
-                          json_object_get(reply->result, "finish"), "prompt_tokens",
-                          json_object_get(reply->result, "prompt_tokens"), "completion_tokens",
-                          json_object_get(reply->result, "completion_tokens"));
-    ctl_reply_ok(a->req, r);
-  } else {
-    ctl_reply_err(a->req, CTL_FAILED, "%s: %s", a->node_id, reply->message ? reply->message : "failed");
-  }
-  buf_deinit(&a->text);
-  free(a);
+static void add_offer(gensvc *g, const char *path, const char *sha_hex, const char *name, const config *cfg) {
+  if (g->n_offers >= MKT_MAX_OFFERS) return;
+  mkt_offer *o = &g->offers[g->n_offers];
+  served *m = &g->models[g->n_offers];
+  memset(o, 0, sizeof *o);
+  if (hex_decode(sha_hex, 64, o->model, 32)) return;
+  for (size_t i = 0; i < g->n_offers; i++)
+    if (!memcmp(g->offers[i].model, o->model, 32)) return;
+  memcpy(m->sha, o->model, 32);
+  snprintf(m->path, sizeof m->path, "%s", path);
+  snprintf(o->name, sizeof o->name, "%s", name);
+  o->price_prompt = (uint64_t)config_int(cfg, "market", "price_prompt");
+  o->price_gen = (uint64_t)config_int(cfg, "market", "price_gen");
+  o->max_concurrent = (uint32_t)config_int(cfg, "market", "max_concurrent");
+  g->n_offers++;
 }
 
-static void m_ask(ctl_req *req, json_t *params, void *ud) {
-  gensvc *g = ud;
-  const char *node = json_string_value(json_object_get(params, "node_id"));
-  const char *model = json_string_value(json_object_get(params, "model"));
-  const char *prompt = json_string_value(json_object_get(params, "prompt"));
-  uint8_t pk[32];
-  if (!node || ident_id_decode(node, strlen(node), pk)) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need --node NODE_ID (choosing a provider from the DHT comes with the market layer)");
-    return;
+static int load_offers(gensvc *g, const config *cfg, const char *models_dir, char *err, size_t cap) {
+  const char *const *items;
+  size_t n = config_list(cfg, "market", "serve", &items);
+  static mstore_model list[MKT_MAX_OFFERS];
+  if (n == 0) {
+    int k = models_dir ? mstore_list(models_dir, list, MKT_MAX_OFFERS) : 0;
+    for (int i = 0; i < k; i++) add_offer(g, list[i].path, list[i].sha256, list[i].name, cfg);
+    return 0;
   }
-  if (!model || !prompt || !*prompt) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need a model and a prompt");
-    return;
+  for (size_t i = 0; i < n; i++) {
+    mstore_model m;
+    char e[512];
+    if (mstore_resolve(models_dir, items[i], &m, e, sizeof e)) {
+      snprintf(err, cap, "config [market] serve: %s: %s", items[i], e);
+      return ERR_CONFIG;
+    }
+    if (!m.sha256[0]) {
+      log_info("hashing %s (served models are known by their sha256)", m.path);
+      if (mstore_sha256_file(m.path, m.sha256, NULL, NULL)) {
+        snprintf(err, cap, "config [market] serve: cannot read %s", m.path);
+        return ERR_CONFIG;
+      }
+    }
+    add_offer(g, m.path, m.sha256, m.name, cfg);
   }
-  /* The model's sha256: from our store, the catalog, or given as 64 hex digits. */
-  char sha[65] = "";
-  mstore_model m;
-  char err[512];
-  const mstore_catalog_entry *e;
-  uint8_t raw[32];
-  if (mstore_resolve(g->models_dir, model, &m, err, sizeof err) == 0 && m.sha256[0]) snprintf(sha, sizeof sha, "%s", m.sha256);
-  else if ((e = mstore_catalog_find(model))) snprintf(sha, sizeof sha, "%s", e->sha256);
-  else if (strlen(model) == 64 && hex_decode(model, 64, raw, 32) == 0) snprintf(sha, sizeof sha, "%s", model);
-  if (!sha[0]) {
-    ctl_reply_err(req, CTL_FAILED, "unknown model '%s': give a catalog name, a model in the store or a sha256", model);
-    return;
-  }
-  ask_ctx *a = calloc(1, sizeof *a);
-  if (!a) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
-  a->req = req;
-  buf_init(&a->text);
-  ident_id_encode(pk, a->node_id);
-  json_t *p = json_pack("{s:s, s:s}", "model", sha, "prompt", prompt);
-  json_t *v;
-  if ((v = json_object_get(params, "max_tokens"))) json_object_set(p, "max_tokens", v);
-  if ((v = json_object_get(params, "temperature"))) json_object_set(p, "temperature", v);
-  if ((v = json_object_get(params, "seed"))) json_object_set(p, "seed", v);
-  int rc = netsvc_call(g->ns, pk, "generate", p, 300000, on_ask_reply, a);
-  if (rc) {
-    ctl_reply_err(req, CTL_FAILED, "cannot reach %s: %s", a->node_id, err_str(rc));
-    buf_deinit(&a->text);
-    free(a);
+  return 0;
+}
+
+static void publish_offers(gensvc *g) {
+  uint8_t shas[MKT_MAX_OFFERS][32];
+  for (size_t i = 0; i < g->n_offers; i++) memcpy(shas[i], g->offers[i].model, 32);
+  netsvc_set_served(g->ns, (const uint8_t(*)[32])shas, (int)g->n_offers);
+  /* As many offers as fit next to the endpoints in a 1000-byte DHT item. */
+  uint8_t b[600];
+  for (size_t k = g->n_offers; k > 0; k--) {
+    ben_w w;
+    ben_w_init(&w, b, sizeof b);
+    mkt_offers_to_ben(&w, g->offers, k);
+    int len = ben_w_finish(&w);
+    if (len > 0) {
+      netsvc_set_record_offers(g->ns, b, (size_t)len);
+      return;
+    }
   }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
-int gensvc_start(uv_loop_t *loop, netsvc *ns, ctl_server *ctl, local_svc *local, const char *models_dir,
-                 gensvc **out) {
+int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store *db, netsvc *ns, paysvc *pay,
+                 ctl_server *ctl, local_svc *local, const char *models_dir, gensvc **out, char *err, size_t cap) {
+  (void)ctl;
   gensvc *g = calloc(1, sizeof *g);
   if (!g) return ERR_NOMEM;
+  g->loop = loop;
+  memcpy(g->me, me, 32);
+  g->db = db;
   g->ns = ns;
+  g->pay = pay;
   g->local = local;
-  g->models_dir = models_dir;
-  rpc_method gm = {"generate", RPC_PARAMS_OBJECT, m_generate, g};
-  int rc = netsvc_register(ns, &gm);
-  if (!rc) rc = netsvc_on_rpc_closed(ns, on_rpc_closed, g);
-  if (!rc) rc = ctl_server_add(ctl, "ask", m_ask, g);
+  g->credit_tokens = (uint32_t)config_int(cfg, "market", "credit_tokens");
+  g->pay_timeout_ms = (uint64_t)config_int(cfg, "market", "pay_timeout") * 1000;
+  int rc = load_offers(g, cfg, models_dir, err, cap);
   if (rc) { free(g); return rc; }
+  if (g->n_offers && (g->offers[0].price_prompt || g->offers[0].price_gen) && !paysvc_enabled(pay))
+    log_warn("[market] prices are set but payments are off (no wallet or chain deployment): paid offers will be refused");
+  rpc_method ms[] = {{"generate", RPC_PARAMS_OBJECT, m_generate, g},
+                     {"market.pay", RPC_PARAMS_OBJECT, m_pay, g},
+                     {"market.stop", RPC_PARAMS_OBJECT, m_stop, g},
+                     {"market.offers", RPC_PARAMS_ANY, m_offers, g}};
+  for (size_t i = 0; i < sizeof ms / sizeof *ms && !rc; i++) rc = netsvc_register(ns, &ms[i]);
+  if (!rc) rc = netsvc_on_rpc_closed(ns, on_rpc_closed, g);
+  if (rc) { free(g); snprintf(err, cap, "cannot register the market methods"); return rc; }
+  publish_offers(g);
   uv_timer_init(loop, &g->timer);
-  g->timer.data = g;
-  uv_timer_start(&g->timer, on_poll, POLL_MS, POLL_MS);
+  uv_async_init(loop, &g->async, on_async);
+  g->timer.data = g->async.data = g;
+  g->handles = 2;
+  uv_timer_start(&g->timer, on_timer, TIMER_MS, TIMER_MS);
+  for (size_t i = 0; i < g->n_offers; i++) {
+    char hex[65];
+    hex_encode(g->offers[i].model, 32, hex);
+    log_info("serving %s (%.16s…) at %llu / %llu wei per 1k prompt / generated tokens", g->offers[i].name, hex,
+             (unsigned long long)g->offers[i].price_prompt, (unsigned long long)g->offers[i].price_gen);
+  }
   *out = g;
   return 0;
 }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h) {
+  gensvc *g = h->data;
+  if (--g->handles == 0) free(g);
+}
 
 void gensvc_stop(gensvc *g) {
   if (!g || g->closing) return;
   g->closing = 1;
   for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].job) end_job(&g->jobs[i]);
+    if (g->jobs[i].used) {
+      if (!g->jobs[i].finished && g->jobs[i].used) write_receipt(g, &g->jobs[i], "partial");
+      end_slot(&g->jobs[i]);
+    }
   uv_close((uv_handle_t *)&g->timer, on_closed);
+  uv_close((uv_handle_t *)&g->async, on_closed);
 }

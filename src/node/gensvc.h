@@ -1,29 +1,47 @@
-/* node/gensvc — generation over the network.
+/* node/gensvc — the provider side of the market: selling generations to other nodes.
  *
- * Provider side: the RPC method `generate` {model (sha256 hex), prompt, max_tokens,
- * temperature, seed} runs a job on the local inference worker (market/local) and streams
- * its text back as `$/stream` notifications {text}, then answers {finish, prompt_tokens,
- * completion_tokens}. A 20 ms loop timer moves text from the worker to the links, so the
- * RPC layer is only ever touched on the loop thread; a job whose link goes away is
- * canceled. Client side: the control method `ask` {node_id, model, prompt, ...} calls
- * `generate` on that node and answers with the whole text and the usage.
- *
- * Not yet (the market layer): choosing providers from the DHT, per-token vouchers,
- * failover. Loop thread only. */
+ *   offers      the models this node serves ([market] serve: store names or GGUF paths;
+ *               empty = every model in the store), each at [market] price_prompt /
+ *               price_gen wei per 1,000 tokens with [market] max_concurrent generations
+ *               at once. They are announced under each model's DHT infohash, put in the
+ *               signed node record, and answered by the peer method `market.offers`.
+ *   generate    {request, model, prompt | messages, max_tokens, temperature, top_p, seed,
+ *               stop, presence_penalty, frequency_penalty, cont (token ids to resume
+ *               after), channel, price_prompt, price_gen} runs a job on the local worker
+ *               and streams {text, ids, pt, n} chunks; the answer is {finish,
+ *               prompt_tokens, completion_tokens, cost, price_prompt, price_gen}.
+ *   billing     a paid offer needs a channel the provider knows (or finds on chain). The
+ *               client sends `market.pay` {request, voucher} as tokens arrive; each
+ *               voucher is committed (pay/voucher) before it is acknowledged and credited
+ *               to its request. The job may run at most [market] credit_tokens tokens
+ *               ahead of what is paid; past that it pauses, and after [market] pay_timeout
+ *               seconds without payment it is canceled. A receipt (market/receipt) is
+ *               written when the answer is sent and updated with every payment.
+ *   market.stop {request}: the client gave up on this request; the job is canceled.
+ * The worker thread wakes the loop (uv_async) when a job has new tokens, so chunks go out
+ * as soon as they are made. Loop thread only. */
 #ifndef APIARY_NODE_GENSVC_H
 #define APIARY_NODE_GENSVC_H
 
 #include <uv.h>
 
+#include "core/config.h"
+#include "core/store.h"
 #include "market/local.h"
+#include "market/offer.h"
 #include "node/control.h"
 #include "node/netsvc.h"
+#include "node/paysvc.h"
 
 typedef struct gensvc gensvc;
 
-/* All borrowed for the service's lifetime. */
-int gensvc_start(uv_loop_t *loop, netsvc *ns, ctl_server *ctl, local_svc *local, const char *models_dir,
-                 gensvc **out);
+/* All borrowed for the service's lifetime. me: our node key. */
+int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store *db, netsvc *ns, paysvc *pay,
+                 ctl_server *ctl, local_svc *local, const char *models_dir, gensvc **out, char *err, size_t cap);
 void gensvc_stop(gensvc *g); /* cancels running jobs; frees once libuv is done */
+
+/* Our offers (borrowed; valid while g lives) and the GGUF path of a served model. */
+const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out);
+const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]);
 
 #endif

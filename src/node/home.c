@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "http/auth.h"
 #include "p2p/peers.h"
+#include "market/receipt.h"
 #include "pay/channel.h"
 
 /* Every setting a node has, with its default. Later layers append their sections. */
@@ -48,6 +49,21 @@ static const config_key schema[] = {
     {"pay", "claim_before_expiry", CONFIG_INT, "3600", 0, 31536000, "claim a channel with unclaimed vouchers when it expires within this many seconds"},
     {"pay", "expiry_margin", CONFIG_INT, "600", 0, 31536000, "refuse vouchers on a channel that expires within this many seconds"},
     {"pay", "claim_interval", CONFIG_INT, "10", 1, 86400, "seconds between checks for channels to claim (and retries while the chain is down)"},
+    {"engine", "max_tps", CONFIG_INT, "0", 0, 1000000, "cap on generated tokens per second per request (0 = none), e.g. to keep a small device cool"},
+    {"market", "serve", CONFIG_LIST, "[]", 0, 0, "models this node sells (store names or GGUF paths); empty = every model in the store"},
+    {"market", "price_prompt", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 prompt tokens"},
+    {"market", "price_gen", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 generated tokens"},
+    {"market", "max_concurrent", CONFIG_INT, "2", 1, 1024, "generations sold at once per model"},
+    {"market", "credit_tokens", CONFIG_INT, "32", 1, 1000000, "tokens a buyer may receive beyond what it has paid before generation pauses"},
+    {"market", "pay_timeout", CONFIG_INT, "10", 1, 3600, "seconds a paused or finished generation waits for payment before it is dropped"},
+    {"market", "max_price_prompt", CONFIG_INT, "1000000000000000", 0, INT64_MAX, "most this node pays per 1,000 prompt tokens (wei; 0 = no limit)"},
+    {"market", "max_price_gen", CONFIG_INT, "1000000000000000", 0, INT64_MAX, "most this node pays per 1,000 generated tokens (wei; 0 = no limit)"},
+    {"market", "channel_deposit", CONFIG_STR, "\"0.01eth\"", 0, 0, "deposit of a payment channel this node opens to a provider"},
+    {"market", "channel_lifetime", CONFIG_INT, "86400", 3600, 31536000, "seconds until such a channel expires"},
+    {"market", "pay_every", CONFIG_INT, "8", 1, 100000, "send a voucher every this many received tokens"},
+    {"market", "stall_timeout", CONFIG_INT, "10000", 100, 3600000, "milliseconds without a token before a provider is abandoned for the next"},
+    {"market", "register_models", CONFIG_BOOL, "true", 0, 0, "list the served models' hashes in the Registry contract (when not listed yet)"},
+    {"market", "verify_rate", CONFIG_STR, "\"0\"", 0, 0, "fraction of remote answers re-run on a second provider and compared (0 to 1)"},
 };
 
 /* Append-only: version i+1 is list[i]. Never edit or reorder a landed entry. */
@@ -57,6 +73,7 @@ static const store_migration migrations[] = {
     {"p2p", peers_schema_v1},
     {"http", auth_schema_v1},
     {"pay", pay_schema_v1},
+    {"market", market_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

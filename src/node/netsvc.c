@@ -82,6 +82,12 @@ struct netsvc {
   int n_methods;
   struct { netsvc_closed_cb cb; void *ud; } closed_obs[4];
   int n_closed_obs;
+  struct { netsvc_ready_cb cb; void *ud; } ready_obs[4];
+  int n_ready_obs;
+  uint8_t offers_ben[DHT_MAX_VALUE];
+  size_t offers_len;
+  uint8_t served[NETSVC_MAX_ANNOUNCED_MODELS][32];
+  int n_served;                /* -1: every model in the store */
   pending_call pending[MAX_PENDING];
   uv_timer_t tick, maint;
   /* DHT */
@@ -168,6 +174,55 @@ int netsvc_on_rpc_closed(netsvc *ns, netsvc_closed_cb cb, void *ud) {
 
 static void rpc_gone(netsvc *ns, rpc *r) {
   for (int i = 0; i < ns->n_closed_obs; i++) ns->closed_obs[i].cb(ns->closed_obs[i].ud, r);
+}
+
+static void dht_pump(netsvc *ns);
+static waiter *add_waiter(netsvc *ns, waiter_kind kind, uint32_t handle, netsvc_dht_cb cb, void *ud,
+                          const uint8_t *pk);
+
+int netsvc_on_link_ready(netsvc *ns, netsvc_ready_cb cb, void *ud) {
+  if (ns->n_ready_obs >= 4) return ERR_TOOBIG;
+  ns->ready_obs[ns->n_ready_obs].cb = cb;
+  ns->ready_obs[ns->n_ready_obs++].ud = ud;
+  return 0;
+}
+
+int netsvc_rpc_peer(netsvc *ns, const rpc *r, uint8_t pk_out[32]) {
+  for (plink *p = ns->plinks; p; p = p->next)
+    if (p->r == r) {
+      memcpy(pk_out, p->pk, 32);
+      return 0;
+    }
+  return ERR_NOTFOUND;
+}
+
+int netsvc_linked(netsvc *ns, const uint8_t pk[32]) { return plink_of(ns, pk) != NULL; }
+
+int netsvc_set_record_offers(netsvc *ns, const uint8_t *ben, size_t len) {
+  if (len > sizeof ns->offers_ben) return ERR_TOOBIG;
+  if (len) memcpy(ns->offers_ben, ben, len);
+  ns->offers_len = len;
+  ns->next_publish = now_ms(ns);
+  return 0;
+}
+
+void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n) {
+  if (n > NETSVC_MAX_ANNOUNCED_MODELS) n = NETSVC_MAX_ANNOUNCED_MODELS;
+  for (int i = 0; i < n; i++) memcpy(ns->served[i], sha256[i], 32);
+  ns->n_served = n;
+  ns->next_publish = now_ms(ns);
+}
+
+int netsvc_find_providers(netsvc *ns, const uint8_t sha256[32]) {
+  if (!ns->dht_on) return ERR_INVAL;
+  uint8_t ih[20];
+  netsvc_model_infohash(sha256, ih);
+  uint32_t h;
+  int rc = dht_get_peers(ns->dht, ih, &h);
+  if (rc) return rc;
+  add_waiter(ns, W_DISCOVER, h, NULL, NULL, NULL);
+  dht_pump(ns);
+  return 0;
 }
 
 int netsvc_register(netsvc *ns, const rpc_method *m) {
@@ -288,6 +343,7 @@ static void on_ready(p2p_link *l, const uint8_t pk[32], const char *addr, int in
   ident_id_encode(pk, id);
   log_info("link %s %s (%s)", inbound ? "from" : "to", id, addr);
   flush_pending(ns, p);
+  for (int i = 0; i < ns->n_ready_obs; i++) ns->ready_obs[i].cb(ns->ready_obs[i].ud, pk);
 }
 
 static void on_message(p2p_link *l, const uint8_t *data, size_t len, void *ud) {
@@ -460,6 +516,10 @@ static void publish(netsvc *ns) {
   ben_w_list(&w);
   for (int i = 0; i < n; i++) ben_w_cstr(&w, eps[i]);
   ben_w_end(&w);
+  if (ns->offers_len) {
+    ben_w_key(&w, "o");
+    ben_w_raw(&w, ns->offers_ben, ns->offers_len);
+  }
   ben_w_key(&w, "v");
   ben_w_int(&w, 1);
   ben_w_end(&w);
@@ -469,7 +529,15 @@ static void publish(netsvc *ns) {
                            wall_ms(), NULL, &h);
   if (rc) log_warn("cannot publish the node record: %s", err_str(rc));
   if (!dht_announce(ns->dht, ns->network_hash, ns->listen_port, &h)) log_debug("announced on the network infohash");
-  /* Every model in the store: "who serves model X?" */
+  /* Every model we serve: "who serves model X?" */
+  if (ns->n_served >= 0) {
+    for (int i = 0; i < ns->n_served; i++) {
+      uint8_t ih[20];
+      netsvc_model_infohash(ns->served[i], ih);
+      dht_announce(ns->dht, ih, ns->listen_port, &h);
+    }
+    return;
+  }
   if (!ns->o.models_dir) return;
   static mstore_model models[NETSVC_MAX_ANNOUNCED_MODELS];
   int n_models = mstore_list(ns->o.models_dir, models, NETSVC_MAX_ANNOUNCED_MODELS);
@@ -733,6 +801,7 @@ int netsvc_start(uv_loop_t *loop, const ident *me, store *db, const netsvc_opts 
   ns->me = me;
   ns->db = db;
   ns->o = *o;
+  ns->n_served = -1;
   ns->started = uv_now(loop);
   const char *c = strrchr(o->listen, ':');
   if (!c || (size_t)(c - o->listen) >= sizeof ns->listen_host) {

@@ -64,6 +64,24 @@ json_t *netsvc_status(netsvc *ns);
 typedef void (*netsvc_closed_cb)(void *ud, rpc *r);
 int netsvc_on_rpc_closed(netsvc *ns, netsvc_closed_cb cb, void *ud);
 
+/* Called on the loop thread when a link to node pk is ready (RPC usable). At most 4. */
+typedef void (*netsvc_ready_cb)(void *ud, const uint8_t pk[32]);
+int netsvc_on_link_ready(netsvc *ns, netsvc_ready_cb cb, void *ud);
+/* The node at the other end of RPC endpoint r (a method handler's r). 0 or ERR_NOTFOUND. */
+int netsvc_rpc_peer(netsvc *ns, const rpc *r, uint8_t pk_out[32]);
+/* Whether a link to pk is up now. */
+int netsvc_linked(netsvc *ns, const uint8_t pk[32]);
+
+/* The market's offers, already bencoded (a list), put under key "o" of our node record;
+ * the record is republished soon. Copied; NULL/0 removes them. */
+int netsvc_set_record_offers(netsvc *ns, const uint8_t *ben, size_t len);
+/* The models we announce under their model infohash (replaces the default: every model in
+ * the store). Copied. */
+void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n);
+/* Looks up nodes announced under the model's infohash and dials them (their offers arrive
+ * through the link-ready observers). */
+int netsvc_find_providers(netsvc *ns, const uint8_t sha256[32]);
+
 /* Registers an RPC method offered to every peer (existing and future links). */
 int netsvc_register(netsvc *ns, const rpc_method *m);
 

@@ -16,6 +16,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "node/gensvc.h"
+#include "node/mktsvc.h"
 #include <sodium.h>
 #include "p2p/peers.h"
 #include "p2p/bencode.h"
@@ -348,13 +349,18 @@ static void m_token_revoke(ctl_req *req, json_t *params, void *ud) {
   ctl_reply_ok(req, json_pack("{s:b}", "revoked", 1));
 }
 
+static int http_remote_submit(void *ud, const char *model, local_req *lr, mkt_stream **out) {
+  return mktsvc_submit(ud, model, lr, out);
+}
+
 static int start_http(node *n, char *err, size_t cap) {
   if (!config_bool(n->cfg, "http", "enabled")) return 0;
   int rc = auth_new(&n->auth);
   if (!rc) rc = auth_load(n->auth, n->db);
   if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
   http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
-                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local};
+                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local,
+                  .remote = n->mkt ? http_remote_submit : NULL, .remote_ud = n->mkt};
   if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
   log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
            http_port(n->http));
@@ -376,6 +382,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 void node_shutdown(node *n) {
   if (n->stopping) return;
   n->stopping = 1;
+  mktsvc_stop(n->mkt); /* ends routed requests (their HTTP streams end with an error) */
   paysvc_stop(n->pay);
   n->pay = NULL;
   ctl_server_stop(n->ctl);
@@ -484,10 +491,13 @@ int node_run(const node_opts *o, char *err, size_t cap) {
     snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
     goto done;
   }
-  if ((rc = gensvc_start(&n.loop, n.net, n.ctl, n.local, n.paths.models, &n.gen))) {
-    snprintf(err, cap, "cannot start the generation service: %s", err_str(rc));
+  local_svc_set_max_tps(n.local, (double)config_int(n.cfg, "engine", "max_tps"));
+  if ((rc = gensvc_start(&n.loop, n.cfg, n.id.pk, n.db, n.net, n.pay, n.ctl, n.local, n.paths.models, &n.gen, err,
+                         cap)))
     goto done;
-  }
+  mktsvc_opts mo = {.cfg = n.cfg, .me = n.id.pk, .models_dir = n.paths.models, .wallet_path = n.paths.wallet,
+                    .verify_rate = o->verify_rate};
+  if ((rc = mktsvc_start(&n.loop, &mo, n.db, n.net, n.pay, n.gen, n.ctl, n.local, &n.mkt, err, cap))) goto done;
   if ((rc = start_http(&n, err, cap))) goto done;
 
   uv_signal_start(&n.sigint, on_signal, SIGINT);
@@ -510,5 +520,6 @@ done:
   ident_wipe(&n.id);
   if (n.lock_fd >= 0) close(n.lock_fd);
   auth_free(n.auth);
+  mktsvc_free(n.mkt); /* the HTTP threads that could call it are gone */
   return rc;
 }

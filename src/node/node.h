@@ -35,6 +35,7 @@ typedef struct node_opts {
   int no_dht;                                /* disable the DHT */
   int no_nat;                                /* no router port mapping */
   const char *http_listen;                   /* "ADDR:PORT" for the API, NULL = config */
+  double verify_rate;                        /* --verify-rate, < 0 = config */
 } node_opts;
 
 typedef struct node {
@@ -51,7 +52,8 @@ typedef struct node {
   auth *auth;              /* API token snapshot (owned) */
   http_server *http;       /* local API, NULL when disabled */
   local_svc *local;        /* generations from local models (worker thread) */
-  struct gensvc *gen;      /* generation over links (provider + `ask`) */
+  struct gensvc *gen;      /* selling generations to other nodes */
+  struct mktsvc *mkt;      /* buying them: routing, paying, failover */
   uint16_t listen_port;    /* TCP port peers reach us on */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */

@@ -1,6 +1,7 @@
 /* node/paysvc — payments inside the node daemon; see paysvc.h and docs/payments.md. */
 #include "node/paysvc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,7 @@ static json_t *info_json(paysvc *p) {
 
 /* ---- chain jobs (thread pool) --------------------------------------------------------- */
 
-typedef enum { JOB_LOOKUP, JOB_CLAIM } job_kind;
+typedef enum { JOB_LOOKUP, JOB_CLAIM, JOB_OPEN } job_kind;
 
 typedef struct job_entry {
   uint8_t id[32];
@@ -90,6 +91,13 @@ typedef struct job {
   ctl_req *req;               /* control request to answer, or NULL */
   channel_role role;          /* lookup: record as (0: refresh a known channel) */
   uint8_t peer[32];           /* lookup: the other node (client channels) */
+  /* open: */
+  uint8_t provider[20];
+  u256 deposit;
+  uint64_t expiry;
+  int open_rc;
+  paysvc_open_cb open_cb;
+  void *open_ud;
   size_t n;
   job_entry e[JOB_MAX];
 } job;
@@ -100,6 +108,16 @@ static void work_cb(uv_work_t *w) {
   ethrpc *eth;
   if (ethrpc_new(p->rpc_url, RPC_TIMEOUT_MS, &eth)) {
     for (size_t i = 0; i < j->n; i++) j->e[i].rc = j->e[i].state_rc = ERR_NOMEM;
+    return;
+  }
+  if (j->kind == JOB_OPEN) {
+    j->open_rc = escrow_open(eth, &p->w, p->escrow, j->provider, p->w.addr, j->expiry, &j->deposit, j->e[0].id, NULL);
+    if (j->open_rc == ERR_REVERTED) {
+      const ethrpc_error *er = ethrpc_last_error(eth);
+      log_warn("opening a channel was refused by the chain: %s", er->reason);
+    }
+    j->e[0].state_rc = j->open_rc ? j->open_rc : escrow_get(eth, p->escrow, j->e[0].id, &j->e[0].st);
+    ethrpc_free(eth);
     return;
   }
   for (size_t i = 0; i < j->n; i++) {
@@ -167,6 +185,15 @@ static void after_lookup(job *j) {
     hex0x(e->id, 32, id);
     netsvc_call(p->ns, j->peer, "pay.channel", json_pack("{s:s}", "channel", id), 10000, ignore_reply, NULL);
   }
+  if (j->open_cb) {
+    channel got;
+    int grc = rc ? rc : channel_get(p->db, e->id, &got);
+    char msg[200] = "";
+    if (grc) snprintf(msg, sizeof msg, "cannot open a channel: %s", err_str(j->open_rc ? j->open_rc : grc));
+    else log_info("opened a channel %02x%02x%02x%02x… on chain", e->id[0], e->id[1], e->id[2], e->id[3]);
+    j->open_cb(j->open_ud, grc, grc ? NULL : &got, msg);
+    return;
+  }
   if (j->role == CHANNEL_PROVIDER && !j->req) {
     if (rc) log_warn("channel lookup failed: %s", err_str(rc));
     else log_info("learned channel %02x%02x%02x%02x… from the chain", e->id[0], e->id[1], e->id[2], e->id[3]);
@@ -225,10 +252,11 @@ static void after_work_cb(uv_work_t *w, int status) {
   job *j = w->data;
   paysvc *p = j->p;
   if (status == 0) {
-    if (j->kind == JOB_LOOKUP) after_lookup(j);
+    if (j->kind == JOB_LOOKUP || j->kind == JOB_OPEN) after_lookup(j);
     else after_claim(j);
   } else {
     if (j->kind == JOB_CLAIM) p->claiming = 0;
+    if (j->open_cb) j->open_cb(j->open_ud, ERR_CANCELED, NULL, "canceled");
     if (j->req) ctl_reply_err(j->req, CTL_FAILED, "canceled");
   }
   free(j);
@@ -541,6 +569,153 @@ static void c_send(ctl_req *req, json_t *params, void *ud) {
   c->t.data = c;
   p->pending++;
   send_now(c);
+}
+
+/* ---- for the market -------------------------------------------------------------------- */
+
+int paysvc_enabled(const paysvc *p) { return p && p->have_wallet && p->chain_id; }
+
+static int room_at_least(const channel *ch, uint64_t need, uint64_t margin_s) {
+  u256 room, want;
+  if (ch->closed || ch->expiry <= now_s() + margin_s) return 0;
+  if (u256_sub(&room, &ch->deposit, &ch->amount)) return 0;
+  want = u256_from_u64(need);
+  return u256_cmp(&room, &want) >= 0;
+}
+
+int paysvc_client_channel(paysvc *p, const uint8_t pk[32], uint64_t need, channel *out) {
+  if (!paysvc_enabled(p)) return ERR_NOTFOUND;
+  channel ch;
+  int rc = channel_find_client(p->db, pk, p->chain_id, p->escrow, &ch);
+  if (rc) return rc;
+  if (!room_at_least(&ch, need, p->margin_s + 60)) return ERR_NOTFOUND;
+  *out = ch;
+  return 0;
+}
+
+typedef struct open_ctx {
+  paysvc *p;
+  uint8_t pk[32];
+  u256 deposit;
+  uint64_t lifetime_s;
+  paysvc_open_cb cb;
+  void *ud;
+} open_ctx;
+
+static void on_open_info(void *ud, const rpc_reply *reply) {
+  open_ctx *c = ud;
+  paysvc *p = c->p;
+  char msg[300];
+  uint8_t provider[20], esc[20];
+  const char *pa = reply->kind == RPC_REPLY_RESULT ? json_string_value(json_object_get(reply->result, "address")) : NULL;
+  const char *pe = reply->kind == RPC_REPLY_RESULT ? json_string_value(json_object_get(reply->result, "escrow")) : NULL;
+  uint64_t pc = reply->kind == RPC_REPLY_RESULT ? (uint64_t)json_integer_value(json_object_get(reply->result, "chain_id")) : 0;
+  int rc = 0;
+  if (reply->kind != RPC_REPLY_RESULT) {
+    snprintf(msg, sizeof msg, "provider unreachable: %s", reply->message ? reply->message : "no answer");
+    rc = -EHOSTUNREACH;
+  } else if (!pa || wallet_addr_parse(pa, strlen(pa), provider)) {
+    snprintf(msg, sizeof msg, "the provider has no wallet");
+    rc = ERR_INVAL;
+  } else if (pc != p->chain_id || !pe || wallet_addr_parse(pe, strlen(pe), esc) || memcmp(esc, p->escrow, 20)) {
+    snprintf(msg, sizeof msg, "the provider takes payments on another chain or escrow");
+    rc = ERR_WRONG_CHAIN;
+  }
+  job *j = rc || p->stopping ? NULL : calloc(1, sizeof *j);
+  if (!rc && !j) {
+    snprintf(msg, sizeof msg, "%s", p->stopping ? "node stopping" : "out of memory");
+    rc = ERR_NOMEM;
+  }
+  if (!rc) {
+    j->kind = JOB_OPEN;
+    j->role = CHANNEL_CLIENT;
+    memcpy(j->peer, c->pk, 32);
+    memcpy(j->provider, provider, 20);
+    j->deposit = c->deposit;
+    j->expiry = now_s() + c->lifetime_s;
+    j->open_cb = c->cb;
+    j->open_ud = c->ud;
+    j->n = 1;
+    rc = queue_job(p, j);
+    if (rc) snprintf(msg, sizeof msg, "cannot start the chain job");
+  }
+  if (rc) c->cb(c->ud, rc, NULL, msg);
+  free(c);
+  p->pending--;
+  maybe_free(p);
+}
+
+int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, uint64_t lifetime_s,
+                        paysvc_open_cb cb, void *ud) {
+  if (!paysvc_enabled(p)) return ERR_INVAL;
+  open_ctx *c = calloc(1, sizeof *c);
+  if (!c) return ERR_NOMEM;
+  c->p = p;
+  memcpy(c->pk, pk, 32);
+  c->deposit = *deposit;
+  c->lifetime_s = lifetime_s;
+  c->cb = cb;
+  c->ud = ud;
+  p->pending++;
+  int rc = netsvc_call(p->ns, pk, "pay.info", json_object(), 10000, on_open_info, c);
+  if (rc) {
+    p->pending--;
+    free(c);
+  }
+  return rc;
+}
+
+int paysvc_sign_add(paysvc *p, const uint8_t channel_id[32], uint64_t add, voucher *out) {
+  if (!paysvc_enabled(p)) return ERR_INVAL;
+  channel ch;
+  int rc = channel_get(p->db, channel_id, &ch);
+  if (rc) return rc;
+  u256 a, total;
+  a = u256_from_u64(add);
+  if ((rc = u256_add(&total, &ch.amount, &a))) return rc;
+  if ((rc = voucher_sign(&ch, &p->w, &total, now_s(), out))) return rc;
+  /* Recorded before it leaves: we never sign two vouchers for one amount. */
+  if ((rc = store_begin(p->db))) return rc;
+  rc = channel_set_voucher(p->db, ch.id, &total, out->sig);
+  if (!rc) rc = store_commit(p->db);
+  if (rc) store_rollback(p->db);
+  return rc;
+}
+
+int paysvc_accept(paysvc *p, const voucher *v, uint64_t *delta_out) {
+  if (!paysvc_enabled(p)) return ERR_INVAL;
+  if (v->chain_id != p->chain_id || memcmp(v->escrow, p->escrow, 20)) return ERR_WRONG_CHAIN;
+  channel before;
+  int rc = channel_get(p->db, v->channel_id, &before);
+  if (rc == ERR_NOTFOUND) {
+    start_lookup(p, v->channel_id, CHANNEL_PROVIDER, NULL, NULL);
+    return ERR_UNKNOWN_CHANNEL;
+  }
+  if (rc) return rc;
+  rc = voucher_accept(p->db, v, now_s(), p->margin_s, NULL);
+  if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) start_lookup(p, v->channel_id, 0, NULL, NULL);
+  if (rc) return rc;
+  u256 d;
+  if (u256_sub(&d, &v->amount, &before.amount) || u256_to_u64(&d, delta_out)) *delta_out = UINT64_MAX;
+  claim_due(p, 0);
+  return 0;
+}
+
+int paysvc_check_channel(paysvc *p, const uint8_t id[32], uint64_t room) {
+  if (!paysvc_enabled(p)) return ERR_INVAL;
+  channel ch;
+  int rc = channel_get(p->db, id, &ch);
+  if (rc == ERR_NOTFOUND) {
+    start_lookup(p, id, CHANNEL_PROVIDER, NULL, NULL);
+    return ERR_UNKNOWN_CHANNEL;
+  }
+  if (rc) return rc;
+  if (ch.role != CHANNEL_PROVIDER || memcmp(ch.provider, p->w.addr, 20)) return ERR_WRONG_SIGNER;
+  if (!room_at_least(&ch, room, p->margin_s)) {
+    start_lookup(p, id, 0, NULL, NULL); /* maybe topped up or extended */
+    return ERR_OVERSPEND;
+  }
+  return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */

@@ -30,6 +30,29 @@ typedef struct paysvc paysvc;
 /* Borrows everything for the service's lifetime. wallet_path is the node's wallet key. */
 int paysvc_start(uv_loop_t *loop, const char *wallet_path, const config *cfg, store *db, netsvc *ns,
                  ctl_server *ctl, paysvc **out, char *err, size_t err_cap);
+/* ---- for the market (loop thread) ---- */
+#include "pay/voucher.h"
+
+/* Payments are possible: a wallet and a chain deployment. */
+int paysvc_enabled(const paysvc *p);
+/* Client: the open channel to provider pk with at least need wei of room left (deposit
+ * minus the highest voucher signed) and not expiring within the margin. 0 or ERR_NOTFOUND. */
+int paysvc_client_channel(paysvc *p, const uint8_t pk[32], uint64_t need, channel *out);
+/* Client: opens a channel to pk on chain (its address from pay.info), records it and tells
+ * pk. cb runs once on the loop: rc 0 with the channel, or an error and a message. */
+typedef void (*paysvc_open_cb)(void *ud, int rc, const channel *ch, const char *msg);
+int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, uint64_t lifetime_s,
+                        paysvc_open_cb cb, void *ud);
+/* Client: signs the channel's next cumulative voucher (its amount + add) and commits it
+ * before returning 0. */
+int paysvc_sign_add(paysvc *p, const uint8_t channel_id[32], uint64_t add, voucher *out);
+/* Provider: accepts v (committed before 0 is returned) and gives the increase over the
+ * amount accepted before. ERR_UNKNOWN_CHANNEL starts a chain lookup (retry later). */
+int paysvc_accept(paysvc *p, const voucher *v, uint64_t *delta_out);
+/* Provider: the channel is known, ours, open beyond the margin, with at least room wei not
+ * yet vouched. Unknown: starts a lookup and returns ERR_UNKNOWN_CHANNEL. */
+int paysvc_check_channel(paysvc *p, const uint8_t id[32], uint64_t room);
+
 /* Stops timers; jobs still running finish (their results are stored) and then it frees. */
 void paysvc_stop(paysvc *p);
 

@@ -1,0 +1,67 @@
+/* market/receipt — the record of one paid generation, kept by both sides, and the
+ * provider statistics a client keeps for ranking. SQLite tables (migration owner "market",
+ * market_schema_v1):
+ *
+ *   market_receipts   one row per (request, provider): role (1 client, 2 provider), request
+ *                     id (16 random bytes chosen by the client), the provider and client node
+ *                     keys, model sha256, channel id (NULL when free), prompt and generated
+ *                     token counts, prices per 1k tokens, amount paid in wei (decimal TEXT),
+ *                     status ("complete", "partial": the stream ended early, "unpaid": the
+ *                     client stopped paying), created (unix seconds).
+ *   market_providers  per provider key: successes, failures, last_failure (unix s),
+ *                     mismatches, verifications, latency_ms (EWMA, -1 unknown).
+ *
+ * mkt_receipt_put upserts on (request, provider, role), so a provider can write a receipt
+ * as payments come in and update it. Loop thread (the store's owner). */
+#ifndef APIARY_MARKET_RECEIPT_H
+#define APIARY_MARKET_RECEIPT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/store.h"
+
+extern const char market_schema_v1[];
+
+#define MKT_RECEIPT_MAX_LIST 1000
+
+typedef enum mkt_role { MKT_CLIENT = 1, MKT_PROVIDER = 2 } mkt_role;
+
+typedef struct mkt_receipt {
+  mkt_role role;
+  uint8_t request[16];
+  uint8_t provider[32];
+  uint8_t client[32];
+  uint8_t model[32];
+  uint8_t channel[32];
+  int has_channel;
+  uint64_t prompt_tokens, gen_tokens;
+  uint64_t price_prompt, price_gen; /* wei per 1k tokens */
+  uint64_t amount;                  /* wei paid */
+  char status[16];                  /* "complete" | "partial" | "unpaid" */
+  int64_t created;                  /* unix seconds (set by put when 0) */
+} mkt_receipt;
+
+/* Upsert keyed by (request, provider, role); committed before it returns 0. ERR_STORE. */
+int mkt_receipt_put(store *s, const mkt_receipt *r);
+/* Newest first; role 0 = both. Returns the count (<= cap) or ERR_STORE. */
+int mkt_receipt_list(store *s, mkt_role role, mkt_receipt *out, int cap);
+/* Sum of amounts of receipts with this role and channel. 0 or ERR_STORE. */
+int mkt_receipt_sum_channel(store *s, mkt_role role, const uint8_t channel[32], uint64_t *sum_out);
+json_t *mkt_receipt_to_json(const mkt_receipt *r); /* owned; ids as hex / node ids */
+
+typedef struct mkt_provider_stats {
+  uint8_t node[32];
+  uint32_t successes, failures, mismatches, verifications;
+  int64_t last_failure;             /* unix seconds, 0 never */
+  double latency_ms;                /* EWMA (alpha 0.3), < 0 unknown */
+} mkt_provider_stats;
+
+/* Zeroed stats with latency -1 when the provider is unknown. 0 or ERR_STORE. */
+int mkt_stats_get(store *s, const uint8_t node[32], mkt_provider_stats *out);
+/* Record an outcome: ok (success + latency sample when latency_ms >= 0) or a failure. */
+int mkt_stats_record(store *s, const uint8_t node[32], int ok, double latency_ms, int64_t now_s);
+/* Record a verification: mismatch 1 adds to mismatches; always adds to verifications. */
+int mkt_stats_verify(store *s, const uint8_t node[32], int mismatch);
+
+#endif

@@ -1,0 +1,54 @@
+/* market/stream — the text of a generation served by other nodes, handed from the node's
+ * loop thread (producer: the router) to a consumer on another thread (an HTTP connection).
+ *
+ * Reference-counted (the creator holds one reference; mkt_stream_ref adds one). The
+ * consumer reads text as it arrives and waits for the end; it may cancel, which calls the
+ * producer's cancel hook (on the consumer's thread: the hook must be thread-safe, e.g.
+ * uv_async_send). Every function is thread-safe. */
+#ifndef APIARY_MARKET_STREAM_H
+#define APIARY_MARKET_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "market/local.h"
+
+#define MKT_NODE_ID_MAX 64
+#define MKT_MAX_PROVIDERS 8
+
+typedef struct mkt_result {
+  local_finish finish;
+  int prompt_tokens, completion_tokens;   /* the whole answer: original prompt, all generated */
+  char error[400];
+  int http_status;                        /* for errors: the HTTP status to answer (0 = 500) */
+  char node_id[MKT_NODE_ID_MAX];          /* the provider that produced the last tokens */
+  int n_providers;                        /* providers that produced tokens, in order */
+  char providers[MKT_MAX_PROVIDERS][MKT_NODE_ID_MAX];
+  uint64_t cost_wei;                      /* paid for this answer, all providers */
+  int failovers;
+} mkt_result;
+
+typedef struct mkt_stream mkt_stream;
+
+mkt_stream *mkt_stream_new(void); /* NULL on OOM; one reference */
+void mkt_stream_ref(mkt_stream *s);
+void mkt_stream_unref(mkt_stream *s); /* NULL ok */
+
+/* Producer side. */
+int mkt_stream_push(mkt_stream *s, const char *text, size_t len); /* 0 or ERR_NOMEM */
+void mkt_stream_set_node(mkt_stream *s, const char *node_id);   /* the provider chosen (first sets "started") */
+void mkt_stream_finish(mkt_stream *s, const mkt_result *r);      /* once */
+void mkt_stream_on_cancel(mkt_stream *s, void (*fn)(void *ud), void *ud);
+int mkt_stream_canceled(mkt_stream *s);
+int mkt_stream_done(mkt_stream *s);
+
+/* Consumer side. read: bytes (> 0), 0 when finished and all text read, ERR_INVAL when it
+ * ended in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. */
+int mkt_stream_read(mkt_stream *s, char *buf, size_t cap, int timeout_ms);
+int mkt_stream_wait(mkt_stream *s, int timeout_ms, mkt_result *r); /* 0 or -ETIMEDOUT */
+/* Waits until a provider is chosen, text arrived, or the end. Copies the node id (may be
+ * ""). 0 or -ETIMEDOUT. */
+int mkt_stream_wait_started(mkt_stream *s, int timeout_ms, char node_id[MKT_NODE_ID_MAX]);
+void mkt_stream_cancel(mkt_stream *s);
+
+#endif

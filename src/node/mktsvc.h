@@ -1,0 +1,64 @@
+/* node/mktsvc — the client side of the market: answering a request for a model this node
+ * does not have by buying the tokens from other nodes (docs/market.md).
+ *
+ *   offers     every linked peer is asked for its offers (`market.offers`) when its link
+ *              comes up; `apiary offers` lists them with ours.
+ *   routing    a request names a model (store name, catalog name or sha256). The sha256
+ *              must be listed in the Registry contract (when a chain is configured); the
+ *              providers offering that exact hash (peers' offers, plus nodes found under
+ *              the model's DHT infohash) are ranked (market/rank: price, time to first
+ *              token, failures, verification mismatches) within [market] max_price_*.
+ *   paying     a paid offer needs a channel to the provider: an open one with room is
+ *              reused, else one is opened on chain with [market] channel_deposit. As
+ *              chunks arrive the node signs cumulative vouchers every [market] pay_every
+ *              tokens and sends them with `market.pay`; at the end it pays the rest. Both
+ *              sides keep a receipt.
+ *   failover   when the provider's link dies, it answers an error, or it sends nothing
+ *              for [market] stall_timeout ms, the next provider continues from the prompt
+ *              plus the token ids already received (`cont`), so the answer goes on with
+ *              no gap or repeat; each provider is paid for its own tokens only.
+ *   verifying  with [market] verify_rate R (or `apiary node --verify-rate R`), a fraction R
+ *              of answered requests is re-run with the same seed on another provider and
+ *              the token ids compared; a mismatch is recorded against the first provider
+ *              and lowers its rank.
+ *
+ * Entry points: mktsvc_submit (any thread: the HTTP server), the control methods `ask`,
+ * `market.offers`, `market.receipts`. Everything else on the loop thread. */
+#ifndef APIARY_NODE_MKTSVC_H
+#define APIARY_NODE_MKTSVC_H
+
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/store.h"
+#include "market/local.h"
+#include "market/stream.h"
+#include "node/control.h"
+#include "node/gensvc.h"
+#include "node/netsvc.h"
+#include "node/paysvc.h"
+
+typedef struct mktsvc mktsvc;
+
+typedef struct mktsvc_opts {
+  const config *cfg;
+  const uint8_t *me;          /* our node key (32 bytes) */
+  const char *models_dir;
+  const char *wallet_path;    /* for registering our models in the Registry */
+  double verify_rate;         /* < 0: from config */
+} mktsvc_opts;
+
+/* Everything borrowed for the service's lifetime. */
+int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, paysvc *pay, gensvc *gen,
+                 ctl_server *ctl, local_svc *local, mktsvc **out, char *err, size_t cap);
+/* Ends every request (their streams finish with an error) and closes the loop handles.
+ * mktsvc_submit refuses from then on; the memory lives until mktsvc_free. */
+void mktsvc_stop(mktsvc *m);
+void mktsvc_free(mktsvc *m); /* after the HTTP server stopped and the loop closed the handles */
+
+/* From any thread: routes a generation for model (name or sha256) to the network. lr's
+ * owned fields are taken (its model_path is ignored); chat is 1 for a messages request.
+ * On 0, *out is a stream reference the caller must drop. */
+int mktsvc_submit(mktsvc *m, const char *model, local_req *lr, mkt_stream **out);
+
+#endif

@@ -1,0 +1,478 @@
+/* The inference market end to end: real node processes on loopback, a real anvil chain.
+ *
+ *   A sells stories15M (the genuine Q8_0, listed in the Registry by A at start) at a price
+ *   per 1k prompt and generated tokens; C has no model and answers its API through A,
+ *   paying per token from a channel it opens by itself. The text follows llama.cpp's
+ *   greedy reference; the usage, the X-Apiary-Node / X-Apiary-Cost-Wei headers, C's and
+ *   A's receipts and the amount A claims on chain all agree to the wei with tokens x price.
+ *   A request without a valid bearer token gets 401.
+ *
+ *   B then advertises a different file (the F32 GGUF) under the name stories15M, cheaper,
+ *   and does not list it in the Registry: C never uses it, and asking for that hash
+ *   directly is refused because it is not listed.
+ *
+ *   Failover: B restarts with the genuine model; A and B both serve it (speed-capped so a
+ *   kill lands mid-answer). C streams a long greedy answer; the provider serving it is
+ *   SIGKILLed after some tokens; the answer completes via the other one, identical to an
+ *   uninterrupted answer (no gap, no repeated token), and each provider is paid only for the
+ *   tokens it produced.
+ *
+ * Skips without anvil or ../shared. Nothing leaves the machine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/anvil.h"
+#include "../support/testutil.h"
+
+/* anvil dev accounts 1 (A), 2 (B) and 0 (C). */
+static const char KEY_A[] = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+static const char KEY_B[] = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+static const char KEY_C[] = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+#define PRICE_P 1000000000ull   /* wei per 1k prompt tokens */
+#define PRICE_G 3000000007ull   /* wei per 1k generated tokens (odd: rounding shows) */
+
+static char out[1 << 18], err[1 << 16];
+static char dir[256], home[3][300], ids[3][80], token[128], mirror[1024];
+static char anvil_bin[512];
+static tu_anvil chain;
+static pid_t pids[3];
+static int base;
+
+enum { A = 0, B = 1, C = 2 };
+
+static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int apiary(const char *fmt, ...) {
+  char args[4096], cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
+  return tu_run(cmd, out, sizeof out, err, sizeof err);
+}
+
+static json_t *apiary_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *apiary_json(const char *fmt, ...) {
+  char args[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  if (apiary("%s --json", args)) return NULL;
+  return json_loads(out, 0, NULL);
+}
+
+static int http_port(int n) { return base + 50 + n; }
+
+static void start_node(int n) {
+  char listen[64], dhtp[16], boot[64], http[64], log[400];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", base + n);
+  snprintf(dhtp, sizeof dhtp, "%d", base + 10 + n);
+  snprintf(boot, sizeof boot, "127.0.0.1:%d", base + 10 + (n == C ? A : C));
+  snprintf(http, sizeof http, "127.0.0.1:%d", http_port(n));
+  snprintf(log, sizeof log, "%s.log", home[n]);
+  const char *argv[] = {tu_apiary_bin(), "node", "--home", home[n], "--listen", listen, "--dht-port", dhtp,
+                        "--bootstrap", boot, "--no-lan", "--http", http, NULL};
+  pids[n] = tu_spawn(argv, log);
+  for (int k = 0; k < 300; k++) {
+    if (apiary("status --home %s", home[n]) == 0) return;
+    usleep(50000);
+  }
+  fail_msg("node %s did not start (see %s)", home[n], log);
+}
+
+static void stop_node(int n) {
+  if (pids[n] <= 0) return;
+  apiary("stop --home %s", home[n]);
+  if (tu_wait_exit(pids[n], 15000) < 0) kill(pids[n], SIGKILL);
+  pids[n] = 0;
+}
+
+static void set_cfg(int n, const char *key, const char *value) {
+  char cfg[400];
+  snprintf(cfg, sizeof cfg, "%s/config.toml", home[n]);
+  assert_int_equal(tu_sh("grep -q '^%s = ' %s && sed -i 's|^%s = .*|%s = %s|' %s", key, cfg, key, key, value, cfg), 0);
+}
+
+/* Waits until C knows an offer of sha from node id (0: from anyone). */
+static int wait_offer(const char *sha, const char *node) {
+  for (int i = 0; i < 120; i++) {
+    json_t *o = apiary_json("offers --home %s", home[C]);
+    size_t k;
+    json_t *x;
+    int found = 0;
+    json_array_foreach(json_object_get(o, "offers"), k, x) {
+      if (!strcmp(json_string_value(json_object_get(x, "model")) ?: "", sha) &&
+          (!node || !strcmp(json_string_value(json_object_get(x, "node")) ?: "", node)))
+        found = 1;
+    }
+    json_decref(o);
+    if (found) return 1;
+    usleep(250000);
+  }
+  return 0;
+}
+
+static uint64_t cost(uint64_t pt, uint64_t gt) {
+  unsigned __int128 w = (unsigned __int128)pt * PRICE_P + (unsigned __int128)gt * PRICE_G;
+  return (uint64_t)((w + 999) / 1000);
+}
+
+/* A receipt of request req on node n with the given role and provider (NULL = any). */
+static json_t *receipt(int n, const char *req, const char *role, const char *provider) {
+  json_t *l = apiary_json("receipts --home %s", home[n]);
+  json_t *found = NULL;
+  size_t k;
+  json_t *x;
+  json_array_foreach(json_object_get(l, "receipts"), k, x) {
+    if (strcmp(json_string_value(json_object_get(x, "request")) ?: "", req)) continue;
+    if (strcmp(json_string_value(json_object_get(x, "role")) ?: "", role)) continue;
+    if (provider && strcmp(json_string_value(json_object_get(x, "provider")) ?: "", provider)) continue;
+    found = json_incref(x);
+  }
+  json_decref(l);
+  return found;
+}
+
+static uint64_t dec(json_t *o, const char *k) { return strtoull(json_string_value(json_object_get(o, k)) ?: "x", NULL, 10); }
+
+/* Waits for a complete receipt (both sides settle after the answer). */
+static json_t *settled(int n, const char *req, const char *role, const char *provider) {
+  for (int i = 0; i < 100; i++) {
+    json_t *r = receipt(n, req, role, provider);
+    if (r && !strcmp(json_string_value(json_object_get(r, "status")), "complete")) return r;
+    json_decref(r);
+    usleep(100000);
+  }
+  return receipt(n, req, role, provider);
+}
+
+/* POST to C's API; returns the parsed body, headers in hdr. */
+static json_t *post(const char *path, const char *body, char *hdr, size_t hdr_cap, const char *auth) {
+  char cmd[8192], hpath[400];
+  snprintf(hpath, sizeof hpath, "%s/hdr.txt", dir);
+  snprintf(cmd, sizeof cmd, "curl -s -D %s -H 'Content-Type: application/json' %s%s%s http://127.0.0.1:%d%s -d '%s'",
+           hpath, auth ? "-H 'Authorization: Bearer " : "", auth ? auth : "", auth ? "'" : "", http_port(C), path,
+           body);
+  if (tu_run(cmd, out, sizeof out, err, sizeof err)) return NULL;
+  json_t *j = json_loads(out, 0, NULL);
+  FILE *f = fopen(hpath, "r");
+  size_t n = f ? fread(hdr, 1, hdr_cap - 1, f) : 0;
+  hdr[n] = 0;
+  if (f) fclose(f);
+  return j;
+}
+
+static int header(const char *hdr, const char *name, char *val, size_t cap) {
+  const char *p = strcasestr(hdr, name);
+  if (!p) return -1;
+  p += strlen(name);
+  while (*p == ':' || *p == ' ') p++;
+  size_t n = strcspn(p, "\r\n");
+  if (n >= cap) n = cap - 1;
+  memcpy(val, p, n);
+  val[n] = 0;
+  return 0;
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (!tu_anvil_find(anvil_bin, sizeof anvil_bin) || !tu_shared()) return 0;
+  tu_tmpdir(dir, sizeof dir);
+  if (tu_anvil_start(anvil_bin, 0, NULL, &chain)) return 0;
+  srand((unsigned)(getpid() ^ time(NULL)));
+  base = 31000 + (rand() % 300) * 100;
+  tu_shared_path(mirror, sizeof mirror, "models");
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  for (int n = 0; n < 3; n++) stop_node(n);
+  tu_anvil_stop(&chain);
+  if (dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(dir);
+  return 0;
+}
+
+static void test_market(void **state) {
+  (void)state;
+  if (!chain.pid) {
+    print_message("anvil or ../shared not available; skipping\n");
+    skip();
+  }
+  const char *keys[3] = {KEY_A, KEY_B, KEY_C};
+  const char *names = "abc";
+  for (int n = 0; n < 3; n++) {
+    snprintf(home[n], sizeof home[n], "%s/%c", dir, names[n]);
+    json_t *j = apiary_json("init --home %s", home[n]);
+    assert_non_null(j);
+    snprintf(ids[n], sizeof ids[n], "%s", json_string_value(json_object_get(j, "node_id")));
+    json_decref(j);
+    assert_int_equal(apiary("wallet --home %s --force import %s", home[n], keys[n]), 0);
+  }
+  json_t *d = apiary_json("chain --home %s deploy --rpc %s", home[A], chain.url);
+  assert_non_null(d);
+  for (int n = B; n <= C; n++)
+    assert_int_equal(apiary("chain --home %s use --rpc %s --escrow %s --registry %s --governance %s", home[n],
+                            chain.url, json_string_value(json_object_get(d, "escrow")),
+                            json_string_value(json_object_get(d, "registry")),
+                            json_string_value(json_object_get(d, "governance"))),
+                     0);
+  json_decref(d);
+  char pp[32], gp[32];
+  snprintf(pp, sizeof pp, "%llu", PRICE_P);
+  snprintf(gp, sizeof gp, "%llu", PRICE_G);
+  for (int n = A; n <= B; n++) {
+    set_cfg(n, "price_prompt", pp);
+    set_cfg(n, "price_gen", gp);
+    set_cfg(n, "claim_threshold_wei", "\"1\"");
+    set_cfg(n, "claim_interval", "1");
+  }
+  set_cfg(C, "stall_timeout", "3000");
+  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home[A], mirror), 0);
+  json_t *ml = apiary_json("model list --home %s", home[A]);
+  char sha[65];
+  snprintf(sha, sizeof sha, "%s", json_string_value(json_object_get(json_array_get(json_object_get(ml, "models"), 0), "sha256")));
+  json_decref(ml);
+
+  /* The reference: llama.cpp's greedy continuation. */
+  char refpath[1200];
+  snprintf(refpath, sizeof refpath, "%s/stories15M-Q8_0.ref.json", mirror);
+  json_t *ref = tu_load_json(refpath);
+  json_t *g0 = json_array_get(json_object_get(ref, "greedy"), 0);
+  const char *prompt = json_string_value(json_object_get(g0, "prompt"));
+  const char *want = json_string_value(json_object_get(g0, "generated_text"));
+  json_int_t want_pt = (json_int_t)json_array_size(json_object_get(g0, "prompt_ids"));
+
+  start_node(A);
+  start_node(C);
+  assert_true(wait_offer(sha, ids[A]));
+  json_t *tk = apiary_json("token --home %s create", home[C]);
+  snprintf(token, sizeof token, "%s", json_string_value(json_object_get(tk, "token")));
+  json_decref(tk);
+
+  /* ---- C's API answers through A, paid per token ---- */
+  char body[2048], hdr[4096], val[128];
+  snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":24,\"temperature\":0}", prompt);
+  json_t *r = post("/v1/completions", body, hdr, sizeof hdr, token);
+  assert_non_null(r);
+  const char *text = json_string_value(json_object_get(json_array_get(json_object_get(r, "choices"), 0), "text"));
+  assert_non_null(text);
+  if (strncmp(text, want, 40)) fail_msg("remote text '%.60s' does not follow llama.cpp's '%.60s'", text, want);
+  json_t *usage = json_object_get(r, "usage");
+  assert_int_equal(json_integer_value(json_object_get(usage, "prompt_tokens")), want_pt);
+  assert_int_equal(json_integer_value(json_object_get(usage, "completion_tokens")), 24);
+  assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+  assert_string_equal(val, ids[A]);
+  uint64_t want_cost = cost((uint64_t)want_pt, 24);
+  assert_int_equal(header(hdr, "X-Apiary-Cost-Wei", val, sizeof val), 0);
+  assert_int_equal(strtoull(val, NULL, 10), want_cost);
+  json_decref(r);
+
+  /* Receipts on both sides agree with tokens x price. */
+  json_t *l = apiary_json("receipts --home %s", home[C]);
+  char req1[40];
+  snprintf(req1, sizeof req1, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
+  json_decref(l);
+  json_t *rc = settled(C, req1, "client", ids[A]), *ra = settled(A, req1, "provider", NULL);
+  assert_non_null(rc);
+  assert_non_null(ra);
+  assert_string_equal(json_string_value(json_object_get(rc, "status")), "complete");
+  assert_string_equal(json_string_value(json_object_get(ra, "status")), "complete");
+  assert_int_equal(dec(rc, "amount"), want_cost);
+  assert_int_equal(dec(ra, "amount"), want_cost);
+  assert_int_equal(json_integer_value(json_object_get(ra, "gen_tokens")), 24);
+  assert_int_equal(json_integer_value(json_object_get(ra, "prompt_tokens")), want_pt);
+  assert_string_equal(json_string_value(json_object_get(ra, "client")), ids[C]);
+  assert_string_equal(json_string_value(json_object_get(ra, "model")), sha);
+  char chan_a[80];
+  snprintf(chan_a, sizeof chan_a, "%s", json_string_value(json_object_get(ra, "channel")));
+  json_decref(rc);
+  json_decref(ra);
+
+  /* The uninterrupted answer that the failover answer must equal later. */
+  snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":150,\"temperature\":0}", prompt);
+  r = post("/v1/completions", body, hdr, sizeof hdr, token);
+  assert_non_null(r);
+  char *full = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r, "choices"), 0), "text")));
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "usage"), "completion_tokens")), 150);
+  json_decref(r);
+
+  /* No token, or a wrong one: 401. */
+  json_decref(post("/v1/completions", body, hdr, sizeof hdr, NULL));
+  assert_non_null(strstr(hdr, " 401 "));
+  json_decref(post("/v1/completions", body, hdr, sizeof hdr, "apiary_wrongtoken"));
+  assert_non_null(strstr(hdr, " 401 "));
+
+  /* ---- a provider advertising a hash that is not the registered one is not used ---- */
+  char f32[1200];
+  snprintf(f32, sizeof f32, "%s/stories15M-F32.gguf", mirror);
+  assert_int_equal(apiary("model pull --home %s %s --name stories15M", home[B], f32), 0);
+  ml = apiary_json("model list --home %s", home[B]);
+  char bad_sha[65];
+  snprintf(bad_sha, sizeof bad_sha, "%s", json_string_value(json_object_get(json_array_get(json_object_get(ml, "models"), 0), "sha256")));
+  json_decref(ml);
+  assert_string_not_equal(bad_sha, sha);
+  set_cfg(B, "price_prompt", "1");
+  set_cfg(B, "price_gen", "1");
+  set_cfg(B, "register_models", "false");
+  start_node(B);
+  assert_true(wait_offer(bad_sha, ids[B]));
+  for (int i = 0; i < 3; i++) {
+    snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0}", prompt);
+    json_decref(post("/v1/completions", body, hdr, sizeof hdr, token));
+    assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+    assert_string_equal(val, ids[A]); /* B is cheaper, but its file is not the registered one */
+  }
+  snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"x\",\"max_tokens\":4}", bad_sha);
+  r = post("/v1/completions", body, hdr, sizeof hdr, token);
+  assert_non_null(strstr(hdr, " 404 "));
+  assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")), "not listed"));
+  json_decref(r);
+  stop_node(B);
+
+  /* ---- failover: A and B serve the genuine model; the serving one is killed mid-answer ---- */
+  assert_int_equal(tu_sh("rm -rf %s/models/*", home[B]), 0);
+  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home[B], mirror), 0);
+  set_cfg(B, "price_prompt", pp);
+  set_cfg(B, "price_gen", gp);
+  stop_node(A);
+  set_cfg(A, "max_tps", "25");
+  set_cfg(B, "max_tps", "25");
+  start_node(A);
+  start_node(B);
+  assert_true(wait_offer(sha, ids[A]));
+  assert_true(wait_offer(sha, ids[B]));
+  char sse[400], hpath[400], cmd[4096];
+  snprintf(sse, sizeof sse, "%s/sse.txt", dir);
+  snprintf(hpath, sizeof hpath, "%s/sse-hdr.txt", dir);
+  snprintf(cmd, sizeof cmd,
+           "curl -s -N -D %s -o %s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/completions -d "
+           "'{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":150,\"temperature\":0,\"stream\":true}'",
+           hpath, sse, token, http_port(C), prompt);
+  const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  pid_t curl = tu_spawn(argv, NULL);
+  int victim = -1;
+  for (int i = 0; i < 200 && victim < 0; i++) { /* wait for ~20 chunks */
+    usleep(50000);
+    char c2[600];
+    snprintf(c2, sizeof c2, "grep -c '^data: {' %s", sse);
+    if (tu_run(c2, out, sizeof out, NULL, 0) == 0 && atoi(out) >= 20) {
+      FILE *f = fopen(hpath, "r");
+      size_t n = f ? fread(hdr, 1, sizeof hdr - 1, f) : 0;
+      hdr[n] = 0;
+      if (f) fclose(f);
+      assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+      victim = !strcmp(val, ids[A]) ? A : B;
+    }
+  }
+  assert_true(victim >= 0);
+  kill(pids[victim], SIGKILL);
+  tu_wait_exit(pids[victim], 5000);
+  pids[victim] = 0;
+  int survivor = victim == A ? B : A;
+  assert_int_equal(tu_wait_exit(curl, 60000), 0);
+  /* Reassemble the streamed text. */
+  FILE *f = fopen(sse, "r");
+  assert_non_null(f);
+  char line[1 << 16];
+  size_t got_len = 0;
+  static char got[1 << 16];
+  json_t *last = NULL;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "data: {", 7)) continue;
+    json_t *e = json_loads(line + 6, 0, NULL);
+    assert_non_null(e);
+    const char *t = json_string_value(json_object_get(json_array_get(json_object_get(e, "choices"), 0), "text"));
+    size_t tl = t ? strlen(t) : 0;
+    assert_true(got_len + tl < sizeof got);
+    memcpy(got + got_len, t, tl);
+    got_len += tl;
+    json_decref(last);
+    last = e;
+  }
+  fclose(f);
+  got[got_len] = 0;
+  assert_string_equal(got, full); /* one uninterrupted answer: no gap, no repeat */
+  json_t *ap = json_object_get(last, "apiary");
+  assert_int_equal(json_integer_value(json_object_get(ap, "failovers")), 1);
+  assert_int_equal(json_array_size(json_object_get(ap, "providers")), 2);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(ap, "providers"), 1)), ids[survivor]);
+
+  /* Each provider paid for its own tokens only. */
+  l = apiary_json("receipts --home %s", home[C]);
+  char req2[40];
+  snprintf(req2, sizeof req2, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
+  json_decref(l);
+  json_t *cv = receipt(C, req2, "client", ids[victim]);
+  json_t *cs = settled(C, req2, "client", ids[survivor]);
+  json_t *ps = settled(survivor, req2, "provider", NULL);
+  assert_non_null(cv);
+  assert_non_null(cs);
+  assert_non_null(ps);
+  uint64_t gv = (uint64_t)json_integer_value(json_object_get(cv, "gen_tokens"));
+  uint64_t gs = (uint64_t)json_integer_value(json_object_get(cs, "gen_tokens"));
+  uint64_t ps_pt = (uint64_t)json_integer_value(json_object_get(ps, "prompt_tokens"));
+  assert_true(gv >= 20);
+  assert_int_equal(gv + gs, 150);
+  assert_int_equal(ps_pt, (uint64_t)want_pt + gv); /* it continued from the prompt plus the received tokens */
+  assert_int_equal((uint64_t)json_integer_value(json_object_get(ps, "gen_tokens")), gs);
+  assert_int_equal(dec(ps, "amount"), cost(ps_pt, gs));
+  assert_int_equal(dec(cs, "amount"), cost(ps_pt, gs));
+  assert_true(dec(cv, "amount") <= cost((uint64_t)want_pt, gv)); /* the dead one: never more than its tokens */
+  assert_true(dec(cv, "amount") + cost(0, 40) >= cost((uint64_t)want_pt, gv)); /* within the credit window */
+
+  /* The killed provider comes back: its receipt survived, and it claims on chain what it was paid. */
+  start_node(victim);
+  json_t *pv = receipt(victim, req2, "provider", NULL);
+  assert_non_null(pv);
+  assert_true(dec(pv, "amount") >= dec(cv, "amount"));
+  assert_true(dec(pv, "amount") <= cost((uint64_t)want_pt, gv));
+  /* On chain, each provider's claimed total equals the sum of its receipts on that channel. */
+  for (int n = A; n <= B; n++) {
+    json_t *rl = apiary_json("receipts --home %s --role provider", home[n]);
+    uint64_t sum = 0;
+    size_t k;
+    json_t *x;
+    char chan[80] = "";
+    json_array_foreach(json_object_get(rl, "receipts"), k, x) {
+      sum += dec(x, "amount");
+      snprintf(chan, sizeof chan, "%s", json_string_value(json_object_get(x, "channel")));
+    }
+    json_decref(rl);
+    if (n == A) assert_string_equal(chan, chan_a);
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+      json_t *cl = apiary_json("channel --home %s list", home[n]);
+      json_array_foreach(json_object_get(cl, "channels"), k, x) {
+        if (strcmp(json_string_value(json_object_get(x, "id")) ?: "", chan)) continue;
+        ok = dec(x, "claimed") == sum;
+      }
+      json_decref(cl);
+      if (!ok) usleep(200000);
+    }
+    if (!ok) fail_msg("node %c did not claim %llu wei on channel %s", names[n], (unsigned long long)sum, chan);
+  }
+  json_decref(cv);
+  json_decref(cs);
+  json_decref(ps);
+  json_decref(pv);
+  json_decref(last);
+  json_decref(ref);
+  free(full);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_market)};
+  return cmocka_run_group_tests_name("market_net", tests, setup, teardown);
+}
