@@ -36,6 +36,7 @@ static const model_sub subs[] = {
     {"list", "list the models in the store (or the catalog with --catalog)", cli_model_list_main},
     {"quantize", "convert a model's weights to another type (Q8_0, Q4_K_M, ...)", cli_model_quantize_main},
     {"synth", "write a model of a real shape with random weights (for benchmarks)", cli_model_synth_main},
+    {"convert-llama2c", "convert a llama2.c checkpoint (.bin) to GGUF", cli_model_convert_main},
 };
 static const size_t n_subs = sizeof subs / sizeof *subs;
 
@@ -353,7 +354,8 @@ static int tokenize_main(int argc, char **argv) {
   gguf_close(f);
   if (rc) {
     log_error("model tokenize: %s: %s; %s", argv[optind], err,
-              rc == ERR_UNSUPPORTED ? "only SentencePiece ('llama') vocabularies work so far"
+              rc == ERR_UNSUPPORTED ? "SentencePiece ('llama') and byte-level BPE ('gpt2') vocabularies work, with the "
+                                      "pre-tokenizers llama.cpp knows"
               : rc == ERR_NOTFOUND  ? "use a GGUF file that carries its vocabulary"
                                     : "the file's vocabulary is damaged; re-download it");
     return CLI_FAIL;
@@ -374,7 +376,7 @@ static int tokenize_main(int argc, char **argv) {
 
 static void model_usage(FILE *out) {
   fprintf(out, "usage: apiary model SUBCOMMAND [ARGS...]\n\nsubcommands:\n");
-  for (size_t i = 0; i < n_subs; i++) fprintf(out, "  %-10s %s\n", subs[i].name, subs[i].summary);
+  for (size_t i = 0; i < n_subs; i++) fprintf(out, "  %-15s %s\n", subs[i].name, subs[i].summary);
   fprintf(out, "\nRun 'apiary model SUBCOMMAND --help' for its options.\n");
 }
 

@@ -1,4 +1,5 @@
-/* cli/model_store — `apiary model pull|list`: the node's model store (llm/mstore). */
+/* cli/model_store — `apiary model pull|list|convert-llama2c`: the node's model store
+ * (llm/mstore) and the llama2.c checkpoint converter (llm/llama2c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "llm/llama2c.h"
 #include "llm/mstore.h"
 #include "node/home.h"
 
@@ -26,6 +28,7 @@ typedef struct progress_state {
   int tty;
   double last;
   char what[32];
+  int shown_done; /* the finished line of the current step is out */
 } progress_state;
 
 static double now_s(void) {
@@ -39,10 +42,19 @@ static void on_progress(const char *what, uint64_t done, uint64_t total, void *u
   double t = now_s();
   int changed = strcmp(s->what, what) != 0;
   int finished = total && done >= total;
+  if (!finished) s->shown_done = 0;
+  if (finished && s->shown_done && !changed) return; /* curl repeats the last report */
   if (!changed && !finished && t - s->last < (s->tty ? 0.1 : 5.0)) return;
   s->last = t;
+  s->shown_done = finished;
   snprintf(s->what, sizeof s->what, "%s", what);
-  if (total) {
+  int units = !strcmp(what, "converting") || !strcmp(what, "quantizing"); /* tensors, not bytes */
+  if (total && units) {
+    int pct = (int)(100.0 * (double)done / (double)total);
+    int bar = pct * 30 / 100;
+    fprintf(stderr, "%s%-11s [%.*s%*s] %3d%%%s", s->tty ? "\r" : "", what, bar, "##############################",
+            30 - bar, "", pct, s->tty ? "" : "\n");
+  } else if (total) {
     int pct = (int)(100.0 * (double)done / (double)total);
     int bar = pct * 30 / 100;
     fprintf(stderr, "%s%-11s [%.*s%*s] %3d%%  %.1f / %.1f MB%s", s->tty ? "\r" : "", what, bar,
@@ -61,8 +73,13 @@ int cli_model_pull_main(int argc, char **argv) {
       "  NAME   a model in apiary's catalog (apiary model list --catalog); its exact sha256 is known\n"
       "  URL    an http(s) download; interrupted downloads resume; pass --sha256 to pin the file\n"
       "  FILE   a local .gguf file to copy in\n"
+      "A catalog model with no public download of its exact file is built from public sources\n"
+      "(stories15M: Karpathy's llama2.c checkpoint and llama.cpp's Llama 2 vocabulary, converted\n"
+      "and quantized by apiary to the same bytes); inputs stay in HOME/models/.build-NAME until the\n"
+      "model is in place, so pulling again resumes.\n"
       "--from DIR (or $APIARY_MODEL_MIRROR) names an offline mirror directory holding the\n"
-      "catalog's files; it is tried before any download.\n";
+      "catalog's files (or a recipe's inputs); it is tried before any download.\n"
+      "$APIARY_MODEL_MIRROR_URL=URL fetches every catalog download from URL/<file name> instead.\n";
   cli_common c = {0};
   mstore_pull_opts o = {0};
   static const struct option opts[] = {CLI_COMMON_LONGOPTS, {"from", required_argument, 0, 'f'},
@@ -148,5 +165,39 @@ int cli_model_list_main(int argc, char **argv) {
            catalog ? json_string_value(json_object_get(m, "license")) : json_string_value(json_object_get(m, "path")));
   }
   json_decref(arr);
+  return CLI_OK;
+}
+
+int cli_model_convert_main(int argc, char **argv) {
+  static const char usage[] =
+      "usage: apiary model convert-llama2c CHECKPOINT.bin VOCAB.gguf OUT.gguf\n\n"
+      "Converts a llama2.c checkpoint (Karpathy's tinyllamas .bin files) to an F32 GGUF, byte for\n"
+      "byte as llama.cpp's convert-llama2c-to-ggml writes it; the tokenizer is copied from\n"
+      "VOCAB.gguf (e.g. llama.cpp's models/ggml-vocab-llama-spm.gguf, or any Llama 2 GGUF).\n"
+      "Quantize the result with 'apiary model quantize'.\n";
+  cli_common c = {0};
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {0}};
+  int opt;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "hvq", opts, NULL)) != -1) {
+    int r = cli_common_opt(opt, optarg, &c, usage);
+    if (r < 0) return CLI_OK;
+    if (r > 0) continue;
+    return cli_bad_opt("model convert-llama2c", argv);
+  }
+  if (optind != argc - 3) return cli_usage_error("model convert-llama2c", "expected CHECKPOINT VOCAB OUT");
+  char err[1024] = "";
+  int rc = llama2c_convert(argv[optind], argv[optind + 1], argv[optind + 2], NULL, NULL, err, sizeof err);
+  if (rc) {
+    log_error("model convert-llama2c: %s", err[0] ? err : err_str(rc));
+    return CLI_FAIL;
+  }
+  char hex[MSTORE_SHA256_HEX];
+  if ((rc = mstore_sha256_file(argv[optind + 2], hex, NULL, NULL))) {
+    log_error("model convert-llama2c: cannot hash %s: %s", argv[optind + 2], err_str(rc));
+    return CLI_FAIL;
+  }
+  if (c.json) return cli_print_json(json_pack("{s:s, s:s}", "path", argv[optind + 2], "sha256", hex));
+  printf("%s  sha256 %s\n", argv[optind + 2], hex);
   return CLI_OK;
 }

@@ -8,7 +8,15 @@
  * from an offline mirror directory first (--from DIR or $APIARY_MODEL_MIRROR), else over
  * HTTP(S) with libcurl, resuming a partial download (NAME.gguf.part) with a Range request.
  * Every file is sha256-checked before it is moved into place; a mismatch deletes the
- * partial file and says so. Main thread; progress is reported through a callback. */
+ * partial file and says so. Main thread; progress is reported through a callback.
+ *
+ * A catalog entry with no direct download of its exact file has a recipe instead: fetch
+ * public inputs (a llama2.c checkpoint pinned by sha256, a tokenizer GGUF), convert them
+ * (llm/llama2c) and quantize (llm/quantize); the result must hash to the entry's sha256,
+ * which the recipe reproduces byte for byte. Inputs are kept in HOME/models/.build-NAME
+ * until the model is in place, so an interrupted pull resumes where it stopped. An offline
+ * mirror directory may hold the final file or the recipe's inputs; with an HTTP mirror
+ * ($APIARY_MODEL_MIRROR_URL) every catalog download comes from MIRROR/<file name>. */
 #ifndef APIARY_LLM_MSTORE_H
 #define APIARY_LLM_MSTORE_H
 
@@ -16,6 +24,15 @@
 #include <stdint.h>
 
 #define MSTORE_SHA256_HEX 65
+
+/* How to make a catalog file from public sources when no download of it is known. */
+typedef struct mstore_recipe {
+  const char *base;        /* catalog name of the model to quantize, or NULL to convert */
+  const char *quantize;    /* with base: the target type ("Q8_0") */
+  const char *ckpt_url;    /* without base: a llama2.c checkpoint ... */
+  const char *ckpt_sha256; /* ... and its exact sha256 (checked before converting) */
+  const char *vocab_url;   /* the tokenizer GGUF; not pinned itself: the output's sha256 is */
+} mstore_recipe;
 
 /* A model the project knows by name: where it comes from and its exact bytes. */
 typedef struct mstore_catalog_entry {
@@ -27,6 +44,7 @@ typedef struct mstore_catalog_entry {
   const char *source;    /* upstream project */
   const char *dataset;
   const char *url;       /* public download URL of this exact file, or NULL when none is known */
+  const mstore_recipe *recipe; /* how to build it when url is NULL (or NULL) */
 } mstore_catalog_entry;
 
 const mstore_catalog_entry *mstore_catalog(size_t *n_out);
@@ -45,6 +63,7 @@ typedef void (*mstore_progress_fn)(const char *what, uint64_t done, uint64_t tot
 
 typedef struct mstore_pull_opts {
   const char *mirror_dir;       /* offline mirror; NULL = $APIARY_MODEL_MIRROR */
+  const char *mirror_url;       /* HTTP mirror for catalog downloads; NULL = $APIARY_MODEL_MIRROR_URL */
   const char *sha256;           /* expected hex for URLs/paths not in the catalog (optional) */
   const char *name;             /* store name for a URL/path (default: the file name) */
   mstore_progress_fn progress;

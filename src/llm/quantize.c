@@ -290,12 +290,59 @@ static void drop_pages(const void *p, uint64_t n) {
   if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Copies every kv of f except general.file_type and general.quantization_version: like
+ * llama-quantize (whose gguf_set_* removes a key and appends it) the caller adds those two
+ * last, wherever the input had them. */
+static int copy_kv_except_type(gguf_writer *w, const gguf_file *f) {
+  int rc = 0;
+  for (size_t i = 0; i < gguf_n_kv(f) && !rc; i++) {
+    const gguf_kv *kv = gguf_kv_at(f, i);
+    char *key = strndup(kv->key.ptr, (size_t)kv->key.len);
+    if (!key) return ERR_NOMEM;
+    if (!strcmp(key, "general.file_type") || !strcmp(key, "general.quantization_version")) {
+      free(key);
+      continue;
+    }
+    if (kv->type == GGUF_VT_STRING) {
+      gguf_str v;
+      memcpy(&v.len, kv->data, 8); /* the reader checked the string: u64 length, then bytes */
+      v.ptr = (const char *)kv->data + 8;
+      rc = gguf_writer_set_str(w, key, v.ptr, (size_t)v.len);
+    } else if (kv->type == GGUF_VT_ARRAY && kv->arr_type == GGUF_VT_STRING) {
+      gguf_str *items = malloc((kv->arr_n ? kv->arr_n : 1) * sizeof *items);
+      if (!items) rc = ERR_NOMEM;
+      for (uint64_t k = 0; items && k < kv->arr_n; k++) items[k] = gguf_arr_str(kv, k);
+      if (items) rc = gguf_writer_set_arr_str(w, key, items, kv->arr_n);
+      free(items);
+    } else if (kv->type == GGUF_VT_ARRAY) {
+      rc = gguf_writer_set_arr(w, key, kv->arr_type, kv->data, kv->arr_n);
+    } else {
+      rc = gguf_writer_set_scalar(w, key, kv->type, kv->data);
+    }
+    free(key);
+  }
+  return rc;
+}
+
+/* llama-quantize's tensor order (its weight_name_comparer): tensors outside the blocks
+ * first, then block by block, by name within each group; byte-identical output needs it. */
+static int llama_order(const void *pa, const void *pb) {
+  const gguf_tensor *a = *(const gguf_tensor *const *)pa, *b = *(const gguf_tensor *const *)pb;
+  char na[GGUF_MAX_NAME + 1], nb[GGUF_MAX_NAME + 1];
+  snprintf(na, sizeof na, "%.*s", (int)a->name.len, a->name.ptr);
+  snprintf(nb, sizeof nb, "%.*s", (int)b->name.len, b->name.ptr);
+  int la = layer_of(na), lb = layer_of(nb);
+  if (la != lb) return la < lb ? -1 : 1;
+  return strcmp(na, nb);
+}
+
 int quantize_file(const char *in_path, const char *out_path, const quantize_ftype *ft, int n_threads,
                   quantize_progress_cb cb, void *user, quantize_stats *stats_out, char *err, size_t err_cap) {
   gguf_file *f = NULL;
   quantize_sink *s = NULL;
   gguf_writer *w = NULL;
   quantize_stats st = {0};
+  const gguf_tensor **order = NULL; /* the tensors in output order */
   char name[GGUF_MAX_NAME + 1];
   int rc = gguf_open(in_path, &f, err, err_cap);
   if (rc) return rc;
@@ -328,14 +375,22 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
     rc = ERR_NOMEM;
     goto done;
   }
-  if ((rc = gguf_writer_copy_kv(w, f)) || (rc = gguf_writer_set_u32(w, "general.file_type", ft->file_type)) ||
+  /* llama-quantize's key order: the input's keys, then quantization_version, then file_type. */
+  if ((rc = copy_kv_except_type(w, f)) ||
       (ft->base != QT_F32 && ft->base != QT_F16 && ft->base != QT_BF16 &&
-       (rc = gguf_writer_set_u32(w, "general.quantization_version", 2)))) {
+       (rc = gguf_writer_set_u32(w, "general.quantization_version", 2))) ||
+      (rc = gguf_writer_set_u32(w, "general.file_type", ft->file_type))) {
     failf(err, err_cap, rc, "cannot copy metadata: %s", err_str(rc));
     goto done;
   }
+  if (!(order = malloc((n ? n : 1) * sizeof *order))) {
+    rc = ERR_NOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) order[i] = gguf_tensor_at(f, i);
+  qsort(order, n, sizeof *order, llama_order);
   for (size_t i = 0; i < n; i++) {
-    const gguf_tensor *t = gguf_tensor_at(f, i);
+    const gguf_tensor *t = order[i];
     snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
     qtype want = quantize_wanted_type(ft, name, t->n_dims, n_layer, tied);
     qtype dst = quantize_pick_type(ft, name, t->n_dims, t->ne, n_layer, tied);
@@ -356,6 +411,7 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
   }
   if ((rc = quantize_sink_finish(s, w, out_path))) failf(err, err_cap, rc, "cannot write %s: %s", out_path, err_str(rc));
 done:
+  free(order);
   gguf_writer_free(w);
   quantize_sink_free(s);
   gguf_close(f);

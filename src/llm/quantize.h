@@ -4,8 +4,11 @@
  * quantize_file reads IN (mmap, llm/gguf), picks a type for every tensor with
  * quantize_pick_type (see docs/engine.md "Quantizing"), converts each weight row through
  * F32 (quant_dequantize_row then quant_quantize_row; a tensor already of the target type is
- * copied byte for byte) and writes OUT with every metadata key of IN, general.file_type set
- * for the chosen mix and general.quantization_version 2.
+ * copied byte for byte) and writes OUT with every other metadata key of IN, then
+ * general.quantization_version 2 and general.file_type for the chosen mix (moved to the end
+ * if IN had them, as llama-quantize does), with the tensors in
+ * llama-quantize's order (non-block tensors, then block by block, by name within each):
+ * for Q8_0 of an F32 file the output is byte-identical to llama-quantize's.
  *
  * Streaming: converted tensors go to an unlinked scratch file next to OUT in chunks of
  * rows; at the end the scratch file is mapped and handed to the GGUF writer, so memory use

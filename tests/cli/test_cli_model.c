@@ -1,6 +1,9 @@
 /* CLI tests for `apiary model`: inspect --json fields of the tiny reference model,
  * tokenize --json against llama.cpp's reference ids, --help, usage errors (exit 2) and a
- * missing or invalid file (exit 1 with a message). Runs the built binary (APIARY_BIN). */
+ * missing or invalid file (exit 1 with a message); pull from the shared mirror, and pull
+ * stories15M built from public sources served by `python3 -m http.server` on loopback
+ * (the upstream llama2.c checkpoint rebuilt from the shared F32 file), through
+ * $APIARY_MODEL_MIRROR_URL; convert-llama2c. Runs the built binary (APIARY_BIN). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "../support/testutil.h"
 #include "llm/gguf.h"
+#include "llm/llama2c.h"
 #include "llm/quant.h"
 
 static char out[1 << 16], err[1 << 16];
@@ -211,12 +221,94 @@ static void test_pull_and_list(void **state) {
   assert_non_null(strstr(out, "stories15M-Q8_0.gguf"));
   assert_int_equal(run("model list --home %s --catalog --json", home), 0);
   assert_non_null(strstr(out, "\"license\":\"MIT\""));
-  /* No mirror and no known download: a message that says what to do. */
-  assert_int_equal(run("model pull --home %s stories15M-f32 --from %s", home, dir), 1);
-  assert_non_null(strstr(err, "--from DIR"));
+  /* Nothing in the mirror and the public sources unreachable (a closed loopback port
+   * stands in for them): a message that says what to do. */
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "APIARY_MODEL_MIRROR_URL=http://127.0.0.1:1 %s model pull --home %s stories15M-f32 "
+           "--from %s", tu_apiary_bin(), home, dir);
+  assert_int_equal(tu_run(cmd, out, sizeof out, err, sizeof err), 1);
+  assert_non_null(strstr(err, "http://127.0.0.1:1/stories15M.bin"));
+  assert_non_null(strstr(err, "run the same pull again to resume"));
   assert_int_equal(run("model pull --home %s no-such-model", home), 1);
   assert_non_null(strstr(err, "not in the catalog"));
   assert_int_equal(run("model pull --home %s", home), 2);
+  tu_rm_rf(dir);
+}
+
+/* A free loopback TCP port (bound and released; the race is harmless in tests). */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* model pull stories15M with no mirror directory: the recipe downloads the llama2.c
+ * checkpoint and the vocabulary from an HTTP server standing in for Hugging Face and
+ * GitHub, converts, quantizes, and gets llama.cpp's exact file. Also convert-llama2c. */
+static void test_pull_recipe_http(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  if (tu_sh("command -v python3 >/dev/null 2>&1")) {
+    print_message("python3 not found; skipping\n");
+    skip();
+  }
+  char dir[256], home[300], srv[300], ref[1024], bin[400], vocab[400], e[512], log[400];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(home, sizeof home, "%s/n", dir);
+  snprintf(srv, sizeof srv, "%s/srv", dir);
+  snprintf(bin, sizeof bin, "%s/stories15M.bin", srv);
+  snprintf(vocab, sizeof vocab, "%s/ggml-vocab-llama-spm.gguf", srv);
+  snprintf(log, sizeof log, "%s/http.log", dir);
+  assert_int_equal(tu_shared_path(ref, sizeof ref, "models/stories15M-F32.gguf"), 0);
+  assert_int_equal(tu_sh("mkdir -p %s && cp %s %s", srv, ref, vocab), 0);
+  gguf_file *g;
+  assert_int_equal(gguf_open(ref, &g, e, sizeof e), 0);
+  assert_int_equal(llama2c_write_checkpoint(g, 256, bin, e, sizeof e), 0);
+  gguf_close(g);
+  int port = free_port();
+  char port_s[16];
+  snprintf(port_s, sizeof port_s, "%d", port);
+  const char *argv[] = {"/usr/bin/env", "python3", "-m", "http.server", port_s, "--bind", "127.0.0.1",
+                        "--directory", srv, NULL};
+  pid_t pid = tu_spawn(argv, log);
+  int up = 0;
+  for (int i = 0; i < 100 && !up; i++) {
+    up = tu_sh("python3 -c \"import socket; socket.create_connection(('127.0.0.1', %d), 1)\" 2>/dev/null",
+               port) == 0;
+    if (!up) usleep(100000);
+  }
+  assert_true(up);
+  assert_int_equal(run("init --home %s", home), 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "APIARY_MODEL_MIRROR_URL=http://127.0.0.1:%d %s model pull --home %s stories15M --json",
+           port, tu_apiary_bin(), home);
+  int rc = tu_run(cmd, out, sizeof out, err, sizeof err);
+  if (rc) fail_msg("pull exited %d: %s", rc, err);
+  json_t *j = parse_out();
+  assert_string_equal(json_string_value(json_object_get(j, "sha256")),
+                      "ba30bfbbfef35dfc5919a1f5d16ab517624e6fe9ee7c54d47cde8e1968ae6ad1");
+  json_decref(j);
+  assert_non_null(strstr(err, "downloading"));
+  assert_non_null(strstr(err, "converting"));
+  assert_non_null(strstr(err, "quantizing"));
+  kill(pid, SIGTERM);
+  tu_wait_exit(pid, 5000);
+  /* The converter on its own. */
+  char conv[400];
+  snprintf(conv, sizeof conv, "%s/out.gguf", dir);
+  assert_int_equal(run("model convert-llama2c %s %s %s --json", bin, ref, conv), 0);
+  j = parse_out();
+  assert_string_equal(json_string_value(json_object_get(j, "sha256")),
+                      "a4a429f2a6527275de0d53ffa5e3e8eabe320f618004120d51e1b1faae8bb567");
+  json_decref(j);
+  assert_int_equal(run("model convert-llama2c %s %s %s", ref, ref, conv), 1);
+  assert_non_null(strstr(err, "llama2.c"));
+  assert_int_equal(run("model convert-llama2c %s", bin), 2);
   tu_rm_rf(dir);
 }
 
@@ -228,6 +320,7 @@ int main(void) {
       cmocka_unit_test(test_help_and_usage),
       cmocka_unit_test(test_bad_files),
       cmocka_unit_test(test_pull_and_list),
+      cmocka_unit_test(test_pull_recipe_http),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
  *     byte-identical, Q8_0 weights within half a quantization step of llama.cpp's (and the
  *     fraction of byte-identical blocks reported); the file loads, and teacher-forced
  *     greedy ids match llama.cpp's Q8_0 reference wherever its margin exceeds 0.3;
+ *     the whole Q8_0 file is byte-identical to llama.cpp's;
  *   - Q4_K_M and Q4_0: load and give finite logits; the mix rule on real shapes;
  *   - an unsupported input type fails with ERR_UNSUPPORTED;
  *   - synth of each shape with one block: loads, evaluates a token, finite logits; the same
@@ -77,6 +78,17 @@ static int json_ids(json_t *a, int32_t *out, int cap) {
 }
 
 /* ---- Q8_0 against llama.cpp ---------------------------------------------------------- */
+
+/* The whole file, not just the weights: llama-quantize's key order (quantization_version
+ * and file_type moved to the end) and tensor order, so the bytes are llama.cpp's. */
+static void test_q8_file_identical(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char ours[1024], theirs[1024];
+  quantize_tiny("Q8_0", ours, sizeof ours);
+  assert_int_equal(tu_shared_path(theirs, sizeof theirs, "testdata/tiny-spm4k-Q8_0.gguf"), 0);
+  assert_int_equal(tu_sh("cmp -s %s %s", ours, theirs), 0);
+}
 
 static void test_q8_tensors_match_llamacpp(void **state) {
   (void)state;
@@ -329,6 +341,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pick_type),
       cmocka_unit_test(test_q8_tensors_match_llamacpp),
+      cmocka_unit_test(test_q8_file_identical),
       cmocka_unit_test(test_q8_teacher_forcing),
       cmocka_unit_test(test_q4_types_load),
       cmocka_unit_test(test_unsupported_input),
