@@ -26,6 +26,7 @@ typedef struct http_request {
   local_svc *local;      /* generations from local models, or NULL */
   int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out); /* or NULL */
   void *remote_ud;
+  json_t *(*remote_models)(void *ud);
 } http_request;
 
 /* Routes req and queues a response. Returns an MHD_Result. */

@@ -71,7 +71,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                              "request body is larger than 4 MiB");
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
                       .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
-                      .local = s->o.local, .remote = s->o.remote, .remote_ud = s->o.remote_ud};
+                      .local = s->o.local, .remote = s->o.remote, .remote_ud = s->o.remote_ud,
+                      .remote_models = s->o.remote_models};
   return (enum MHD_Result)openai_route(&req);
 }
 

@@ -34,6 +34,7 @@ typedef struct http_opts {
    * threads; takes lr's owned fields; *out is a stream reference to drop. */
   int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out);
   void *remote_ud;
+  json_t *(*remote_models)(void *ud); /* models the network offers (owned array), or NULL */
 } http_opts;
 
 int http_start(const http_opts *o, http_server **out, char *err, size_t err_cap);

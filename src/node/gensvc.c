@@ -75,6 +75,10 @@ const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out) {
 }
 
 const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]) {
+  /* Fault injection for tests of the verification hook: a provider that advertises the
+   * genuine file but runs another one. Never set in production. */
+  const char *fake = getenv("APIARY_FAULT_SERVE_FILE");
+  if (fake && *fake) return fake;
   for (size_t i = 0; i < g->n_offers; i++)
     if (!memcmp(g->models[i].sha, sha256, 32)) return g->models[i].path;
   return NULL;
@@ -143,10 +147,17 @@ static void settle(gensvc *g, serving *s, const char *status) {
 
 /* ---- provider ------------------------------------------------------------------------ */
 
-static serving *find_request(gensvc *g, const uint8_t request[16]) {
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].used && !memcmp(g->jobs[i].request, request, 16)) return &g->jobs[i];
-  return NULL;
+/* The slot of a request: the running one first (a client may retry a request whose link
+ * died before anything came; the old slot only waits for a payment then). */
+static serving *find_request(gensvc *g, const uint8_t request[16], int active_only) {
+  serving *old = NULL;
+  for (int i = 0; i < MAX_JOBS; i++) {
+    serving *s = &g->jobs[i];
+    if (!s->used || memcmp(s->request, request, 16)) continue;
+    if (!s->finished) return s;
+    old = s;
+  }
+  return active_only ? NULL : old;
 }
 
 static int active_for(gensvc *g, const uint8_t model[32]) {
@@ -281,7 +292,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, GEN_E_NO_MODEL, "this node does not serve that model", NULL);
     return;
   }
-  if (find_request(g, request)) {
+  if (find_request(g, request, 1)) {
     refuse(r, req->handle, RPC_INVALID_PARAMS, "request id already in use", NULL);
     return;
   }
@@ -460,7 +471,7 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? GEN_E_CHANNEL_RETRY : -32011, err_str(rc), data);
     return;
   }
-  serving *s = find_request(g, request);
+  serving *s = find_request(g, request, 0);
   if (s && (!s->has_channel || memcmp(s->channel, v.channel_id, 32))) s = NULL;
   if (s) {
     s->paid += delta;
@@ -482,7 +493,7 @@ static void m_stop(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   uint8_t request[16], client[32];
   if (parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16)) return;
-  serving *s = find_request(g, request);
+  serving *s = find_request(g, request, 1);
   if (!s || netsvc_rpc_peer(g->ns, r, client) || memcmp(client, s->client, 32)) return;
   if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
   s->handle = 0;

@@ -71,7 +71,7 @@ typedef struct attempt {
   int pt, gt;             /* prompt (incl. cont) and generated tokens reported */
   uint64_t paid_signed, paid_acked;
   uint64_t started_ms, first_ms, last_ms, retry_at;
-  int retries;
+  int retries, link_retries;
   int live;               /* a `generate` call is outstanding */
   int pays_live;          /* market.pay calls outstanding */
   int done;               /* final result received */
@@ -149,8 +149,9 @@ struct mktsvc {
   peer_offers peers[MAX_PEERS];
   mreq *reqs;
   int jobs;               /* thread-pool jobs running */
-  /* the HTTP threads' inbox */
+  /* the HTTP threads' inbox, and what the network offers for GET /v1/models */
   pthread_mutex_t mu;
+  char *models_json;      /* under mu: a JSON array of network models */
   mreq *inbox;
   int stopped;            /* under mu */
   int closing;
@@ -183,6 +184,46 @@ typedef struct offers_ctx {
   uint8_t pk[32];
 } offers_ctx;
 
+/* What the network offers, by model: for GET /v1/models (read on HTTP threads). */
+static void update_snapshot(mktsvc *m) {
+  json_t *by = json_object();
+  for (int i = 0; i < MAX_PEERS; i++) {
+    peer_offers *p = &m->peers[i];
+    if (!p->used || !p->at) continue;
+    for (size_t k = 0; k < p->n; k++) {
+      char hex[65];
+      hex_encode(p->offers[k].model, 32, hex);
+      json_t *e = json_object_get(by, hex);
+      if (!e) {
+        e = json_pack("{s:s, s:s, s:i, s:I}", "name", p->offers[k].name, "sha256", hex, "providers", 0, "min_price_gen",
+                      (json_int_t)(p->offers[k].price_gen > INT64_MAX ? INT64_MAX : p->offers[k].price_gen));
+        json_object_set_new(by, hex, e);
+      }
+      json_object_set_new(e, "providers", json_integer(json_integer_value(json_object_get(e, "providers")) + 1));
+      if ((json_int_t)p->offers[k].price_gen < json_integer_value(json_object_get(e, "min_price_gen")))
+        json_object_set_new(e, "min_price_gen", json_integer((json_int_t)p->offers[k].price_gen));
+    }
+  }
+  json_t *arr = json_array();
+  const char *key;
+  json_t *v;
+  json_object_foreach(by, key, v) json_array_append(arr, v);
+  json_decref(by);
+  char *text = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  pthread_mutex_lock(&m->mu);
+  free(m->models_json);
+  m->models_json = text;
+  pthread_mutex_unlock(&m->mu);
+}
+
+json_t *mktsvc_models(mktsvc *m) {
+  pthread_mutex_lock(&m->mu);
+  json_t *j = m->models_json ? json_loads(m->models_json, 0, NULL) : NULL;
+  pthread_mutex_unlock(&m->mu);
+  return j ? j : json_array();
+}
+
 static void on_offers(void *ud, const rpc_reply *reply) {
   offers_ctx *c = ud;
   mktsvc *m = c->m;
@@ -197,6 +238,7 @@ static void on_offers(void *ud, const rpc_reply *reply) {
                                sizeof err) == 0) {
         p->n = n;
         p->at = now_ms(m) ? now_ms(m) : 1;
+        update_snapshot(m);
       } else {
         log_debug("bad offers from a peer: %s", err);
       }
@@ -632,6 +674,12 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
   if (reply->kind == RPC_REPLY_ERROR) {
     if (reply->code == GEN_E_CHANNEL_RETRY && ++a->retries < CHANNEL_RETRIES) {
       a->retry_at = now + CHANNEL_RETRY_MS;
+      return;
+    }
+    /* A link can close before anything came for a reason that is not the provider's (two
+     * nodes dialled each other at once and one link was dropped): try it again. */
+    if (reply->code == RPC_LINK_CLOSED && !a->gt && ++a->link_retries <= 2) {
+      a->retry_at = now + 200;
       return;
     }
     if (reply->code == RPC_INVALID_PARAMS) {
@@ -1119,6 +1167,7 @@ static void c_offers(ctl_req *req, json_t *params, void *ud) {
       if (have && st.latency_ms >= 0) json_object_set_new(x, "latency_ms", json_real(st.latency_ms));
       if (have) json_object_set_new(x, "failures", json_integer(st.failures));
       if (have) json_object_set_new(x, "mismatches", json_integer(st.mismatches));
+      if (have) json_object_set_new(x, "verifications", json_integer(st.verifications));
       json_array_append(arr, x);
     }
     json_decref(o);
@@ -1234,6 +1283,7 @@ void mktsvc_stop(mktsvc *m) {
 
 void mktsvc_free(mktsvc *m) {
   if (!m) return;
+  free(m->models_json);
   pthread_mutex_destroy(&m->mu);
   free(m);
 }

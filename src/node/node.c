@@ -353,6 +353,8 @@ static int http_remote_submit(void *ud, const char *model, local_req *lr, mkt_st
   return mktsvc_submit(ud, model, lr, out);
 }
 
+static json_t *http_remote_models(void *ud) { return mktsvc_models(ud); }
+
 static int start_http(node *n, char *err, size_t cap) {
   if (!config_bool(n->cfg, "http", "enabled")) return 0;
   int rc = auth_new(&n->auth);
@@ -360,7 +362,8 @@ static int start_http(node *n, char *err, size_t cap) {
   if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
   http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
                   .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local,
-                  .remote = n->mkt ? http_remote_submit : NULL, .remote_ud = n->mkt};
+                  .remote = n->mkt ? http_remote_submit : NULL, .remote_ud = n->mkt,
+                  .remote_models = n->mkt ? http_remote_models : NULL};
   if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
   log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
            http_port(n->http));

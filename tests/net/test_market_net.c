@@ -261,6 +261,17 @@ static void test_market(void **state) {
   snprintf(token, sizeof token, "%s", json_string_value(json_object_get(tk, "token")));
   json_decref(tk);
 
+  /* C's model list includes what the network sells. */
+  char cmdm[1024];
+  snprintf(cmdm, sizeof cmdm, "curl -s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/models", token, http_port(C));
+  assert_int_equal(tu_run(cmdm, out, sizeof out, err, sizeof err), 0);
+  json_t *models = json_loads(out, 0, NULL);
+  if (!json_array_size(json_object_get(models, "data"))) fail_msg("no models: %s", out);
+  json_t *m0 = json_array_get(json_object_get(models, "data"), 0);
+  assert_string_equal(json_string_value(json_object_get(m0, "sha256")), sha);
+  assert_string_equal(json_string_value(json_object_get(m0, "owned_by")), "network");
+  json_decref(models);
+
   /* ---- C's API answers through A, paid per token ---- */
   char body[2048], hdr[4096], val[128];
   snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":24,\"temperature\":0}", prompt);
@@ -304,6 +315,7 @@ static void test_market(void **state) {
   snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":150,\"temperature\":0}", prompt);
   r = post("/v1/completions", body, hdr, sizeof hdr, token);
   assert_non_null(r);
+  if (!json_object_get(r, "choices")) fail_msg("no answer: %s", out);
   char *full = strdup(json_string_value(json_object_get(json_array_get(json_object_get(r, "choices"), 0), "text")));
   assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "usage"), "completion_tokens")), 150);
   json_decref(r);
