@@ -7,7 +7,7 @@
  *            [{"model":"<64 hex>","name":"stories15M","price_prompt":"1000","price_gen":"2000",
  *              "max_concurrent":2}, ...]     (prices are decimal strings of wei per 1k tokens)
  *   bencode  the "o" key of the signed DHT node record (docs/market.md):
- *            l d 1:m 32:<sha256> 1:n <name> 1:p i<prompt>e 1:g i<gen>e 1:c i<conc>e e ... e
+ *            l d 1:c i<conc>e 1:g i<gen>e 1:m 32:<sha256> 1:n <name> 1:p i<prompt>e e ... e
  *            (keys sorted as bencode requires: c g m n p)
  *
  * Cost of a request: ceil((prompt_tokens * price_prompt + gen_tokens * price_gen) / 1000)
@@ -46,7 +46,10 @@ int64_t mkt_tokens_covered(uint64_t prompt_tokens, uint64_t paid, uint64_t price
 json_t *mkt_offers_to_json(const mkt_offer *o, size_t n);
 int mkt_offers_from_json(const json_t *j, mkt_offer *out, size_t cap, size_t *n_out, char *err, size_t err_cap);
 
-/* bencode: writes a list into w (the caller opened the enclosing dict and key). */
+/* bencode: writes a list into w (the caller opened the enclosing dict and key). Bencode
+ * integers are int64: an offer priced above INT64_MAX (or with max_concurrent outside
+ * 1..1024) cannot be written and is skipped, never clamped; at most MKT_MAX_OFFERS are
+ * written. Errors stick in w->err. */
 void mkt_offers_to_ben(ben_w *w, const mkt_offer *o, size_t n);
 /* Parses a decoded bencode list (from a node record). Same returns as from_json. */
 int mkt_offers_from_ben(const ben_node *list, mkt_offer *out, size_t cap, size_t *n_out);
