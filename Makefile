@@ -97,7 +97,7 @@ check-deps:
 
 build/apiary: $(REL)/apiary
 	@mkdir -p build
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 
 $(REL)/apiary: $(REL_CLI_OBJ) $(REL)/libapiary.a
 	@mkdir -p $(dir $@)

@@ -336,18 +336,22 @@ size_t config_list(const config *c, const char *section, const char *name, const
 
 int config_write_default(const config_key *schema, size_t n, const char *header, buf *out) {
   int rc = buf_append_str(out, header);
-  const char *section = NULL;
+  /* One table per section (a section's keys may be spread over the schema: later layers
+   * append theirs), in the order sections first appear. */
   for (size_t i = 0; i < n && !rc; i++) {
-    const config_key *k = &schema[i];
-    if (!section || strcmp(section, k->section)) {
-      rc = buf_printf(out, "%s[%s]\n", section ? "\n" : "", k->section);
-      section = k->section;
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(schema[j].section, schema[i].section);
+    if (seen) continue;
+    rc = buf_printf(out, "%s[%s]\n", i ? "\n" : "", schema[i].section);
+    for (size_t j = i; j < n && !rc; j++) {
+      const config_key *k = &schema[j];
+      if (strcmp(k->section, schema[i].section)) continue;
+      if (k->type == CONFIG_INT)
+        rc = buf_printf(out, "# %s (%lld..%lld)\n", k->help, (long long)k->min, (long long)k->max);
+      else
+        rc = buf_printf(out, "# %s\n", k->help);
+      if (!rc) rc = buf_printf(out, "%s = %s\n", k->name, k->def);
     }
-    if (!rc && k->type == CONFIG_INT)
-      rc = buf_printf(out, "# %s (%lld..%lld)\n", k->help, (long long)k->min, (long long)k->max);
-    else if (!rc)
-      rc = buf_printf(out, "# %s\n", k->help);
-    if (!rc) rc = buf_printf(out, "%s = %s\n", k->name, k->def);
   }
   return rc;
 }

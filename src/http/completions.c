@@ -110,6 +110,11 @@ static void queue_event(stream_ctx *s, json_t *j) {
 
 static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *finish) {
   json_t *choice;
+  if (s->src.ms) { /* the provider may change on failover */
+    char now[MKT_NODE_ID_MAX];
+    mkt_stream_node(s->src.ms, now);
+    if (now[0]) snprintf(s->node_id, sizeof s->node_id, "%s", now);
+  }
   if (s->chat) {
     json_t *delta = json_object();
     if (!s->sent_role) {
@@ -126,7 +131,9 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
   }
   return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
                    s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
-                   s->model, "choices", choice, "apiary", apiary_info(s->node_id, NULL));
+                   s->model, "choices", choice, "apiary",
+                   s->src.ms ? json_pack("{s:s, s:s}", "node", s->node_id, "served", "network") /* cost: last event */
+                             : apiary_info(s->node_id, NULL));
 }
 
 /* Fills s->out with the next bytes to send. Blocks (this connection's thread). */

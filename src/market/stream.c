@@ -163,3 +163,9 @@ void mkt_stream_cancel(mkt_stream *s) {
   pthread_mutex_unlock(&s->mu);
   if (first && fn) fn(ud);
 }
+
+void mkt_stream_node(mkt_stream *s, char node_id[MKT_NODE_ID_MAX]) {
+  pthread_mutex_lock(&s->mu);
+  memcpy(node_id, s->node_id, MKT_NODE_ID_MAX);
+  pthread_mutex_unlock(&s->mu);
+}

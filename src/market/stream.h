@@ -50,5 +50,7 @@ int mkt_stream_wait(mkt_stream *s, int timeout_ms, mkt_result *r); /* 0 or -ETIM
  * ""). 0 or -ETIMEDOUT. */
 int mkt_stream_wait_started(mkt_stream *s, int timeout_ms, char node_id[MKT_NODE_ID_MAX]);
 void mkt_stream_cancel(mkt_stream *s);
+/* The provider producing tokens now (after a failover: the new one). */
+void mkt_stream_node(mkt_stream *s, char node_id[MKT_NODE_ID_MAX]);
 
 #endif

@@ -431,6 +431,18 @@ static void sockaddr_str(const struct sockaddr_storage *ss, char *out, size_t ca
   snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
 }
 
+/* Is some link up to the node listening at addr? (Dialling it again would make a duplicate
+ * link, and closing the duplicate can cut a generation running on the older one.) */
+static int linked_addr(netsvc *ns, const char *addr) {
+  for (plink *p = ns->plinks; p; p = p->next) {
+    char a[80];
+    if (!p->hello_port) continue;
+    snprintf(a, sizeof a, "%s:%d", p->ip, p->hello_port);
+    if (!strcmp(a, addr)) return 1;
+  }
+  return 0;
+}
+
 static int recently_dialled(netsvc *ns, const char *addr) {
   uint64_t now = now_ms(ns);
   int free_slot = -1, oldest = 0;
@@ -618,7 +630,8 @@ static void on_dht_event(netsvc *ns, const dht_event *ev) {
       for (size_t k = 0; k < ev->n_peers; k++) {
         char addr[64];
         sockaddr_str(&ev->peers[k], addr, sizeof addr);
-        if (!addr[0] || link_dialling(ns->links, NULL, addr) || recently_dialled(ns, addr)) continue;
+        if (!addr[0] || linked_addr(ns, addr) || link_dialling(ns->links, NULL, addr) || recently_dialled(ns, addr))
+          continue;
         link_dial(ns->links, NULL, addr);
       }
       break;

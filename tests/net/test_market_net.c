@@ -480,6 +480,34 @@ static void test_market(void **state) {
   json_decref(ps);
   json_decref(pv);
   json_decref(last);
+
+  /* ---- the credit window: a client that does not pay gets at most credit_tokens ---- */
+  for (int n = A; n <= C; n++) stop_node(n);
+  for (int n = A; n <= B; n++) {
+    set_cfg(n, "credit_tokens", "8");
+    set_cfg(n, "pay_timeout", "1");
+    set_cfg(n, "max_tps", "0");
+  }
+  set_cfg(C, "pay_every", "100000"); /* C pays only when an answer ends: it never does here */
+  for (int n = A; n <= C; n++) start_node(n);
+  assert_true(wait_offer(sha, ids[A]));
+  assert_true(wait_offer(sha, ids[B]));
+  snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":100,\"temperature\":0}", prompt);
+  r = post("/v1/completions", body, hdr, sizeof hdr, token);
+  assert_non_null(strstr(hdr, " 502 ")); /* both providers stopped; nobody else sells it */
+  json_decref(r);
+  l = apiary_json("receipts --home %s", home[C]);
+  char req3[40];
+  snprintf(req3, sizeof req3, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
+  json_decref(l);
+  for (int n = A; n <= B; n++) {
+    json_t *pr = receipt(n, req3, "provider", NULL);
+    assert_non_null(pr);
+    json_int_t g = json_integer_value(json_object_get(pr, "gen_tokens"));
+    if (g > 8) fail_msg("node %c generated %lld unpaid tokens past its credit window of 8", names[n], (long long)g);
+    assert_true(g >= 1);
+    json_decref(pr);
+  }
   json_decref(ref);
   free(full);
 }
