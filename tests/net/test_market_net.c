@@ -15,7 +15,13 @@
  *   kill lands mid-answer). C streams a long greedy answer; the provider serving it is
  *   SIGKILLed after some tokens; the answer completes via the other one, identical to an
  *   uninterrupted answer (no gap, no repeated token), and each provider is paid only for the
- *   tokens it produced.
+ *   tokens it produced. The same with a provider that stalls (SIGSTOP: the link stays up but
+ *   nothing comes): after [market] stall_timeout the answer continues on the other one.
+ *
+ *   Credit window: with a client that never pays mid-stream, each provider stops after its
+ *   credit_tokens and the request fails (502) with nobody left to ask.
+ *
+ *   Also: A's offers are in its signed DHT record; C's GET /v1/models lists the network's.
  *
  * Skips without anvil or ../shared. Nothing leaves the machine. */
 #include <setjmp.h>
@@ -257,6 +263,16 @@ static void test_market(void **state) {
   start_node(A);
   start_node(C);
   assert_true(wait_offer(sha, ids[A]));
+  /* A's offers are in its signed DHT record (key "o": a list of dicts with the model hash). */
+  int in_record = 0;
+  for (int i = 0; i < 100 && !in_record; i++) {
+    json_t *rec = apiary_json("dht --home %s get %s --salt apiary-node-v1", home[C], ids[A]);
+    const char *raw = json_string_value(json_object_get(rec, "raw_hex"));
+    in_record = raw && strstr(raw, "313a6f6c") /* "1:ol" */ && strstr(raw, sha);
+    json_decref(rec);
+    if (!in_record) usleep(100000);
+  }
+  assert_true(in_record);
   json_t *tk = apiary_json("token --home %s create", home[C]);
   snprintf(token, sizeof token, "%s", json_string_value(json_object_get(tk, "token")));
   json_decref(tk);
@@ -479,6 +495,51 @@ static void test_market(void **state) {
   json_decref(cs);
   json_decref(ps);
   json_decref(pv);
+  json_decref(last);
+  last = NULL;
+
+  /* ---- a provider that stalls (SIGSTOP: its link stays up, nothing comes) is left for the other ---- */
+  assert_true(wait_offer(sha, ids[victim]));
+  pid_t curl2 = tu_spawn(argv, NULL); /* the same streamed request */
+  int staller = -1;
+  for (int i = 0; i < 200 && staller < 0; i++) {
+    usleep(50000);
+    char c2[600];
+    snprintf(c2, sizeof c2, "grep -c '^data: {' %s", sse);
+    if (tu_run(c2, out, sizeof out, NULL, 0) == 0 && atoi(out) >= 10) {
+      FILE *hf = fopen(hpath, "r");
+      size_t n = hf ? fread(hdr, 1, sizeof hdr - 1, hf) : 0;
+      hdr[n] = 0;
+      if (hf) fclose(hf);
+      assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+      staller = !strcmp(val, ids[A]) ? A : B;
+    }
+  }
+  assert_true(staller >= 0);
+  kill(pids[staller], SIGSTOP);
+  int st2 = tu_wait_exit(curl2, 60000);
+  kill(pids[staller], SIGCONT);
+  assert_int_equal(st2, 0);
+  f = fopen(sse, "r");
+  assert_non_null(f);
+  got_len = 0;
+  last = NULL;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "data: {", 7)) continue;
+    json_t *e = json_loads(line + 6, 0, NULL);
+    assert_non_null(e);
+    const char *t = json_string_value(json_object_get(json_array_get(json_object_get(e, "choices"), 0), "text"));
+    size_t tl = t ? strlen(t) : 0;
+    assert_true(got_len + tl < sizeof got);
+    memcpy(got + got_len, t, tl);
+    got_len += tl;
+    json_decref(last);
+    last = e;
+  }
+  fclose(f);
+  got[got_len] = 0;
+  assert_string_equal(got, full);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "apiary"), "failovers")), 1);
   json_decref(last);
 
   /* ---- the credit window: a client that does not pay gets at most credit_tokens ---- */
