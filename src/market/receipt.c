@@ -9,6 +9,8 @@
 #include "market/receipt.h"
 
 #include <inttypes.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,7 @@ const char market_schema_v1[] =
     "CREATE TABLE market_receipts ("
     "  role INTEGER NOT NULL CHECK (role IN (1, 2)),"          /* 1 client, 2 provider */
     "  request BLOB NOT NULL CHECK (length(request) = 16),"
+    "  request_hash BLOB CHECK (request_hash IS NULL OR length(request_hash) = 32),"
     "  provider BLOB NOT NULL CHECK (length(provider) = 32),"
     "  client BLOB NOT NULL CHECK (length(client) = 32),"
     "  model BLOB NOT NULL CHECK (length(model) = 32),"
@@ -80,6 +83,14 @@ static int col_blob(sqlite3_stmt *st, int i, uint8_t *out, size_t n) {
   return 0;
 }
 
+int mkt_request_hash(const json_t *params, uint8_t out[32]) {
+  char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!text) return ERR_NOMEM;
+  crypto_hash_sha256(out, (const unsigned char *)text, strlen(text));
+  free(text);
+  return 0;
+}
+
 static int status_ok(const char *s) {
   return !strcmp(s, "complete") || !strcmp(s, "partial") || !strcmp(s, "unpaid");
 }
@@ -87,9 +98,10 @@ static int status_ok(const char *s) {
 int mkt_receipt_put(store *s, const mkt_receipt *r) {
   static const char sql[] =
       "INSERT INTO market_receipts (role, request, provider, client, model, channel, prompt_tokens, gen_tokens,"
-      " price_prompt, price_gen, amount, status, created, updated)"
-      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"
+      " price_prompt, price_gen, amount, status, created, updated, request_hash)"
+      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
       " ON CONFLICT(request, provider, role) DO UPDATE SET client = excluded.client, model = excluded.model,"
+      " request_hash = excluded.request_hash,"
       " channel = excluded.channel, prompt_tokens = excluded.prompt_tokens, gen_tokens = excluded.gen_tokens,"
       " price_prompt = excluded.price_prompt, price_gen = excluded.price_gen, amount = excluded.amount,"
       " status = excluded.status, updated = excluded.updated";
@@ -117,6 +129,7 @@ int mkt_receipt_put(store *s, const mkt_receipt *r) {
   sqlite3_bind_text(st, 12, r->status, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 13, r->created ? r->created : now);
   sqlite3_bind_int64(st, 14, now);
+  if (r->has_request_hash) sqlite3_bind_blob(st, 15, r->request_hash, 32, SQLITE_STATIC);
   if (sqlite3_step(st) != SQLITE_DONE) goto fail;
   sqlite3_finalize(st);
   st = NULL;
@@ -129,7 +142,7 @@ fail:
 }
 
 #define RCOLS "role, request, provider, client, model, channel, prompt_tokens, gen_tokens, price_prompt," \
-              " price_gen, amount, status, created"
+              " price_gen, amount, status, created, request_hash"
 
 static int read_receipt(sqlite3_stmt *st, mkt_receipt *r) {
   memset(r, 0, sizeof *r);
@@ -151,6 +164,10 @@ static int read_receipt(sqlite3_stmt *st, mkt_receipt *r) {
   if (!rc && (!status || strlen(status) >= sizeof r->status)) rc = ERR_STORE;
   if (!rc) strcpy(r->status, status);
   r->created = sqlite3_column_int64(st, 12);
+  if (!rc && sqlite3_column_type(st, 13) != SQLITE_NULL) {
+    rc = col_blob(st, 13, r->request_hash, 32);
+    r->has_request_hash = 1;
+  }
   return rc;
 }
 
@@ -220,6 +237,7 @@ json_t *mkt_receipt_to_json(const mkt_receipt *r) {
   put_id(o, "provider", r->provider);
   put_id(o, "client", r->client);
   put_hex(o, "model", r->model, 32, 0);
+  if (r->has_request_hash) put_hex(o, "request_hash", r->request_hash, 32, 0);
   if (r->has_channel) put_hex(o, "channel", r->channel, 32, 1);
   else json_object_set_new(o, "channel", json_null());
   json_object_set_new(o, "prompt_tokens", json_integer((json_int_t)r->prompt_tokens));

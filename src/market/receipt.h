@@ -3,7 +3,8 @@
  * market_schema_v1):
  *
  *   market_receipts   one row per (request, provider): role (1 client, 2 provider), request
- *                     id (16 random bytes chosen by the client), the provider and client node
+ *                     id (16 random bytes chosen by the client), request hash (sha256 of
+ *                     the exact `generate` params this provider got: mkt_request_hash), the provider and client node
  *                     keys, model sha256, channel id (NULL when free), prompt and generated
  *                     token counts, prices per 1k tokens, amount paid in wei (decimal TEXT),
  *                     status ("complete", "partial": the stream ended early, "unpaid": the
@@ -30,6 +31,8 @@ typedef enum mkt_role { MKT_CLIENT = 1, MKT_PROVIDER = 2 } mkt_role;
 typedef struct mkt_receipt {
   mkt_role role;
   uint8_t request[16];
+  uint8_t request_hash[32];
+  int has_request_hash;
   uint8_t provider[32];
   uint8_t client[32];
   uint8_t model[32];
@@ -41,6 +44,10 @@ typedef struct mkt_receipt {
   char status[16];                  /* "complete" | "partial" | "unpaid" */
   int64_t created;                  /* unix seconds (set by put when 0) */
 } mkt_receipt;
+
+/* sha256 of the JSON text of params with sorted keys, compact (jansson's real format), so
+ * client and provider get the same hash from the same request. 0 or ERR_NOMEM. */
+int mkt_request_hash(const json_t *params, uint8_t out[32]);
 
 /* Upsert keyed by (request, provider, role); committed before it returns 0. ERR_STORE. */
 int mkt_receipt_put(store *s, const mkt_receipt *r);

@@ -34,6 +34,8 @@ typedef struct serving {
   uint64_t handle;        /* the request being answered; 0 once answered */
   local_job *job;         /* NULL once the job is done */
   uint8_t request[16];
+  uint8_t request_hash[32];
+  int has_hash;
   uint8_t client[32];
   uint8_t model[32];
   uint8_t channel[32];
@@ -97,6 +99,8 @@ static void write_receipt(gensvc *g, serving *s, const char *status) {
   memset(&r, 0, sizeof r);
   r.role = MKT_PROVIDER;
   memcpy(r.request, s->request, 16);
+  memcpy(r.request_hash, s->request_hash, 32);
+  r.has_request_hash = s->has_hash;
   memcpy(r.provider, g->me, 32);
   memcpy(r.client, s->client, 32);
   memcpy(r.model, s->model, 32);
@@ -352,6 +356,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     return;
   }
   slot->used = 1;
+  slot->has_hash = mkt_request_hash(p, slot->request_hash) == 0;
   slot->r = r;
   slot->handle = req->handle;
   memcpy(slot->request, request, 16);

@@ -63,6 +63,8 @@ typedef struct attempt {
   uint8_t request[16];    /* copies of the request's, for receipts written after it ended */
   uint8_t model[32];
   int n_cont;             /* ids sent as continuation */
+  uint8_t request_hash[32];
+  int has_hash;
   uint8_t pk[32];
   char node_id[IDENT_ID_BUF];
   mkt_offer offer;
@@ -408,6 +410,8 @@ static void write_client_receipt(mktsvc *m, attempt *a) {
   memset(&r, 0, sizeof r);
   r.role = MKT_CLIENT;
   memcpy(r.request, a->request, 16);
+  memcpy(r.request_hash, a->request_hash, 32);
+  r.has_request_hash = a->has_hash;
   memcpy(r.provider, a->pk, 32);
   memcpy(r.client, m->me, 32);
   memcpy(r.model, a->model, 32);
@@ -583,6 +587,7 @@ static int call_attempt(mreq *q, attempt *a) {
     json_object_set_new(p, "price_prompt", json_string(pp));
     json_object_set_new(p, "price_gen", json_string(gp));
   }
+  a->has_hash = mkt_request_hash(p, a->request_hash) == 0;
   a->started_ms = a->last_ms = now_ms(m);
   a->live = 1;
   int rc = netsvc_call(m->ns, a->pk, "generate", p, GEN_TIMEOUT_MS, on_gen_reply, a);

@@ -197,7 +197,7 @@ static int setup(void **state) {
   tu_tmpdir(dir, sizeof dir);
   if (tu_anvil_start(anvil_bin, 0, NULL, &chain)) return 0;
   srand((unsigned)(getpid() ^ time(NULL)));
-  base = 31000 + (rand() % 300) * 100;
+  base = 20000 + (rand() % 60) * 100; /* below the ephemeral range (32768+) */
   tu_shared_path(mirror, sizeof mirror, "models");
   return 0;
 }
@@ -322,6 +322,10 @@ static void test_market(void **state) {
   assert_int_equal(json_integer_value(json_object_get(ra, "prompt_tokens")), want_pt);
   assert_string_equal(json_string_value(json_object_get(ra, "client")), ids[C]);
   assert_string_equal(json_string_value(json_object_get(ra, "model")), sha);
+  /* Both hashed the same request (sha256 of the exact generate params). */
+  assert_non_null(json_string_value(json_object_get(ra, "request_hash")));
+  assert_string_equal(json_string_value(json_object_get(ra, "request_hash")),
+                      json_string_value(json_object_get(rc, "request_hash")));
   char chan_a[80];
   snprintf(chan_a, sizeof chan_a, "%s", json_string_value(json_object_get(ra, "channel")));
   json_decref(rc);
