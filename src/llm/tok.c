@@ -1,6 +1,7 @@
 /* llm/tok — the tokenizer front: vocabulary loading from GGUF, the text→id hash table,
  * special-token partitioning, pieces and the streaming UTF-8 detokenizer; see tok.h.
- * Model-specific encoding of plain-text fragments lives in tok_spm.c (tok_bpe.c later).
+ * Model-specific encoding of plain-text fragments lives in tok_spm.c (SentencePiece) and
+ * tok_bpe.c (byte-level BPE), which also holds BPE's merges and pre-tokenizer.
  *
  * The vocabulary is copied into a few flat arrays (one text blob with offsets, scores,
  * attributes) plus an open-addressing hash table of ids keyed by token text (FNV-1a,
@@ -20,8 +21,7 @@
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...) {
+int tok__fail(char *err, size_t cap, int rc, const char *fmt, ...) {
   if (err && cap) {
     va_list ap;
     va_start(ap, fmt);
@@ -68,14 +68,14 @@ static int load_texts(tok *t, const gguf_kv *toks, char *err, size_t cap) {
   for (int32_t i = 0; i < t->n_vocab; i++) {
     gguf_str s = gguf_arr_str(toks, (uint64_t)i);
     if (s.len > TOK_MAX_PIECE)
-      return fail(err, cap, ERR_TOOBIG, "tokenizer.ggml.tokens[%d]: %llu bytes, over the cap %d", i,
-                  (unsigned long long)s.len, TOK_MAX_PIECE);
+      return tok__fail(err, cap, ERR_TOOBIG, "tokenizer.ggml.tokens[%d]: %llu bytes, over the cap %d", i,
+                       (unsigned long long)s.len, TOK_MAX_PIECE);
     total += s.len;
   }
-  if (total >= UINT32_MAX) return fail(err, cap, ERR_TOOBIG, "tokenizer.ggml.tokens: texts too large");
+  if (total >= UINT32_MAX) return tok__fail(err, cap, ERR_TOOBIG, "tokenizer.ggml.tokens: texts too large");
   t->text = malloc(total ? total : 1);
   t->off = malloc(((size_t)t->n_vocab + 1) * sizeof *t->off);
-  if (!t->text || !t->off) return fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
+  if (!t->text || !t->off) return tok__fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
   uint32_t at = 0;
   for (int32_t i = 0; i < t->n_vocab; i++) {
     gguf_str s = gguf_arr_str(toks, (uint64_t)i);
@@ -97,7 +97,7 @@ static int load_numbers(const gguf_file *f, const char *key, int32_t n, double d
     return 0;
   }
   if (rc || a->arr_type == GGUF_VT_STRING || a->arr_n != (uint64_t)n)
-    return fail(err, cap, ERR_FORMAT, "%s: expected %d numbers, one per token", key, n);
+    return tok__fail(err, cap, ERR_FORMAT, "%s: expected %d numbers, one per token", key, n);
   for (int32_t i = 0; i < n; i++) out[i] = gguf_arr_num(a, (uint64_t)i);
   return 0;
 }
@@ -135,7 +135,7 @@ static int load_scores_types(tok *t, const gguf_file *f, char *err, size_t cap) 
   t->byte_val = malloc((size_t)t->n_vocab * sizeof *t->byte_val);
   int rc = ERR_NOMEM;
   if (!tmp || !t->score || !t->attr || !t->byte_val) {
-    fail(err, cap, rc, "tokenizer: out of memory");
+    tok__fail(err, cap, rc, "tokenizer: out of memory");
     goto done;
   }
   if ((rc = load_numbers(f, "tokenizer.ggml.scores", t->n_vocab, 0, tmp, err, cap))) goto done;
@@ -157,7 +157,7 @@ static int build_hash(tok *t, char *err, size_t cap) {
   size_t size = 16;
   while (size < 2 * (size_t)t->n_vocab) size *= 2;
   t->hash = malloc(size * sizeof *t->hash);
-  if (!t->hash) return fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
+  if (!t->hash) return tok__fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
   memset(t->hash, 0xff, size * sizeof *t->hash);
   t->hash_mask = size - 1;
   for (int32_t id = 0; id < t->n_vocab; id++) {
@@ -206,7 +206,7 @@ static int build_specials(tok *t, char *err, size_t cap) {
   t->special = malloc((n ? n : 1) * sizeof *t->special);
   if (!keys || !t->special) {
     free(keys);
-    return fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
+    return tok__fail(err, cap, ERR_NOMEM, "tokenizer: out of memory");
   }
   size_t k = 0;
   for (int32_t i = 0; i < t->n_vocab; i++)
@@ -240,15 +240,19 @@ static void add_eog(tok *t, int32_t id) {
   t->eog[t->n_eog++] = id;
 }
 
+/* Defaults when the file does not say, as llama.cpp's llama_vocab::load has them: SPM
+ * bos 1, eos 2, unk 0, BOS added, space prefix; BPE bos = eos = 11, no unk, BOS only for
+ * pre-tokenizers that want it (Llama 3), no space prefix. */
 static void load_special_ids(tok *t, const gguf_file *f) {
-  t->bos = special_id(t, f, "tokenizer.ggml.bos_token_id", 1);
-  t->eos = special_id(t, f, "tokenizer.ggml.eos_token_id", 2);
-  t->unk = special_id(t, f, "tokenizer.ggml.unknown_token_id", 0);
+  int bpe = t->kind == TOK__BPE;
+  t->bos = special_id(t, f, "tokenizer.ggml.bos_token_id", bpe ? (tok__bpe_has_default_bos(t) ? 11 : -1) : 1);
+  t->eos = special_id(t, f, "tokenizer.ggml.eos_token_id", bpe ? 11 : 2);
+  t->unk = special_id(t, f, "tokenizer.ggml.unknown_token_id", bpe ? -1 : 0);
   t->eot = special_id(t, f, "tokenizer.ggml.eot_token_id", -1);
   t->eom = special_id(t, f, "tokenizer.ggml.eom_token_id", -1);
-  t->add_bos = flag(f, "tokenizer.ggml.add_bos_token", 1);
+  t->add_bos = flag(f, "tokenizer.ggml.add_bos_token", bpe ? tok__bpe_default_add_bos(t) : 1);
   t->add_eos = flag(f, "tokenizer.ggml.add_eos_token", 0);
-  t->add_space_prefix = flag(f, "tokenizer.ggml.add_space_prefix", 1);
+  t->add_space_prefix = flag(f, "tokenizer.ggml.add_space_prefix", !bpe);
   add_eog(t, t->eos);
   add_eog(t, t->eot);
   add_eog(t, t->eom);
@@ -263,35 +267,45 @@ static void load_special_ids(tok *t, const gguf_file *f) {
   }
 }
 
-static int check_model(const gguf_file *f, char *err, size_t cap) {
+/* Sets *kind from tokenizer.ggml.model. */
+static int check_model(const gguf_file *f, tok__kind *kind, char *err, size_t cap) {
   gguf_str m;
   int rc = gguf_get_str(f, "tokenizer.ggml.model", &m);
-  if (rc == ERR_NOTFOUND) return fail(err, cap, ERR_NOTFOUND, "no tokenizer in this file (tokenizer.ggml.model missing)");
-  if (rc) return fail(err, cap, ERR_FORMAT, "tokenizer.ggml.model is not a string");
-  if (gguf_str_eq(m, "llama")) return 0;
-  return fail(err, cap, ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported yet (only 'llama' SentencePiece)",
-              (int)(m.len > 32 ? 32 : m.len), m.ptr);
+  if (rc == ERR_NOTFOUND)
+    return tok__fail(err, cap, ERR_NOTFOUND, "no tokenizer in this file (tokenizer.ggml.model missing)");
+  if (rc) return tok__fail(err, cap, ERR_FORMAT, "tokenizer.ggml.model is not a string");
+  if (gguf_str_eq(m, "llama")) *kind = TOK__SPM;
+  else if (gguf_str_eq(m, "gpt2")) *kind = TOK__BPE;
+  else
+    return tok__fail(err, cap, ERR_UNSUPPORTED,
+                     "tokenizer model '%.*s' is not supported yet ('llama' SentencePiece and 'gpt2' byte-level "
+                     "BPE are)",
+                     (int)(m.len > 32 ? 32 : m.len), m.ptr);
+  return 0;
 }
 
 int tok_new_from_gguf(const gguf_file *f, tok **out, char *err, size_t err_cap) {
   *out = NULL;
-  int rc = check_model(f, err, err_cap);
+  tok__kind kind = TOK__SPM;
+  int rc = check_model(f, &kind, err, err_cap);
   if (rc) return rc;
   const gguf_kv *toks;
   rc = gguf_get_arr(f, "tokenizer.ggml.tokens", &toks);
   if (rc || toks->arr_type != GGUF_VT_STRING)
-    return fail(err, err_cap, rc == ERR_NOTFOUND ? ERR_NOTFOUND : ERR_FORMAT,
-                "tokenizer.ggml.tokens: %s", rc == ERR_NOTFOUND ? "missing" : "not an array of strings");
+    return tok__fail(err, err_cap, rc == ERR_NOTFOUND ? ERR_NOTFOUND : ERR_FORMAT,
+                     "tokenizer.ggml.tokens: %s", rc == ERR_NOTFOUND ? "missing" : "not an array of strings");
   if (toks->arr_n == 0 || toks->arr_n > TOK_MAX_VOCAB)
-    return fail(err, err_cap, toks->arr_n ? ERR_TOOBIG : ERR_FORMAT, "tokenizer.ggml.tokens: %llu tokens (1..%d allowed)",
-                (unsigned long long)toks->arr_n, TOK_MAX_VOCAB);
+    return tok__fail(err, err_cap, toks->arr_n ? ERR_TOOBIG : ERR_FORMAT,
+                     "tokenizer.ggml.tokens: %llu tokens (1..%d allowed)",
+                     (unsigned long long)toks->arr_n, TOK_MAX_VOCAB);
   tok *t = calloc(1, sizeof *t);
-  if (!t) return fail(err, err_cap, ERR_NOMEM, "tokenizer: out of memory");
-  t->kind = TOK__SPM;
+  if (!t) return tok__fail(err, err_cap, ERR_NOMEM, "tokenizer: out of memory");
+  t->kind = kind;
   t->n_vocab = (int32_t)toks->arr_n;
   if ((rc = load_texts(t, toks, err, err_cap))) goto fail;
   if ((rc = load_scores_types(t, f, err, err_cap))) goto fail;
   if ((rc = build_hash(t, err, err_cap))) goto fail;
+  if (kind == TOK__BPE && (rc = tok__bpe_load(t, f, err, err_cap))) goto fail;
   load_special_ids(t, f);
   build_byte_tokens(t);
   if ((rc = build_specials(t, err, err_cap))) goto fail;
@@ -311,13 +325,15 @@ void tok_free(tok *t) {
   free(t->byte_val);
   free(t->hash);
   free(t->special);
+  tok__bpe_free(t->bpe);
   free(t);
 }
 
 /* ---- accessors ---------------------------------------------------------------------------- */
 
 int32_t tok_n_vocab(const tok *t) { return t->n_vocab; }
-const char *tok_model(const tok *t) { return t->kind == TOK__SPM ? "llama" : "?"; }
+const char *tok_model(const tok *t) { return t->kind == TOK__SPM ? "llama" : "gpt2"; }
+const char *tok_pre(const tok *t) { return t->kind == TOK__BPE ? tok__bpe_pre(t) : ""; }
 int32_t tok_bos(const tok *t) { return t->bos; }
 int32_t tok_eos(const tok *t) { return t->eos; }
 int32_t tok_unk(const tok *t) { return t->unk; }
@@ -407,7 +423,7 @@ int tok_encode(const tok *t, const char *text, size_t len, int add_bos, int pars
   tok__out o = {ids, cap, 0};
   if (add_bos && t->bos >= 0) tok__emit(&o, t->bos);
   frags a = {0}, b = {0};
-  tok__scratch s = {0};
+  tok__work w = {0};
   int rc = partition(t, text, len, parse_special, &a, &b);
   int prev_special = 1; /* the start of the text counts as after a special token */
   for (size_t i = 0; i < a.n && !rc; i++) {
@@ -416,20 +432,23 @@ int tok_encode(const tok *t, const char *text, size_t len, int add_bos, int pars
       prev_special = 1;
       continue;
     }
-    rc = tok__spm_encode(t, text + a.v[i].start, a.v[i].len, t->add_space_prefix && prev_special, &s, &o);
+    if (t->kind == TOK__BPE) rc = tok__bpe_encode(t, text + a.v[i].start, a.v[i].len, &w, &o);
+    else rc = tok__spm_encode(t, text + a.v[i].start, a.v[i].len, t->add_space_prefix && prev_special, &w.s[0], &o);
     prev_special = 0;
   }
   free(a.v);
   free(b.v);
-  free(s.mem);
+  tok__work_free(&w);
   if (rc) return rc;
   return o.n > INT_MAX ? ERR_TOOBIG : (int)o.n;
 }
 
 /* ---- decoding ----------------------------------------------------------------------------- */
 
-/* What a token prints: bytes p[0..n), with ▁ read as a space when unescape is set. */
+/* What a token prints: bytes p[0..n), read through unescape. */
+enum { RAW = 0, SPM_SPACE = 1, BPE_BYTES = 2 }; /* as is; ▁ is a space; GPT-2 characters are bytes */
 typedef struct piece {
+  const tok *t;
   const char *p;
   size_t n;
   int unescape;
@@ -446,7 +465,7 @@ static const uint8_t all_bytes[256] = {
 };
 
 static piece piece_of(const tok *t, int32_t id, int render_special) {
-  piece pc = {"", 0, 0};
+  piece pc = {t, "", 0, RAW};
   uint8_t a = t->attr[id];
   if (a & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) {
     if (render_special) pc.p = text_of(t, id, &pc.n);
@@ -454,7 +473,7 @@ static piece piece_of(const tok *t, int32_t id, int render_special) {
     pc.p = text_of(t, id, &pc.n);
   } else if (a & TOK_ATTR_NORMAL) {
     pc.p = text_of(t, id, &pc.n);
-    pc.unescape = 1;
+    pc.unescape = t->kind == TOK__BPE ? BPE_BYTES : SPM_SPACE;
   } else if ((a & TOK_ATTR_BYTE) && t->byte_val[id] >= 0) {
     pc.p = (const char *)&all_bytes[t->byte_val[id]];
     pc.n = 1;
@@ -466,7 +485,9 @@ static piece piece_of(const tok *t, int32_t id, int render_special) {
 static int piece_next(const piece *pc, size_t *i, uint8_t *b) {
   if (*i >= pc->n) return 0;
   const uint8_t *p = (const uint8_t *)pc->p + *i;
-  if (pc->unescape && pc->n - *i >= 3 && p[0] == 0xE2 && p[1] == 0x96 && p[2] == 0x81) {
+  if (pc->unescape == BPE_BYTES) {
+    *i += (size_t)tok__bpe_unbyte(pc->t, p, pc->n - *i, b);
+  } else if (pc->unescape == SPM_SPACE && pc->n - *i >= 3 && p[0] == 0xE2 && p[1] == 0x96 && p[2] == 0x81) {
     *b = ' ';
     *i += 3;
   } else {
@@ -559,8 +580,10 @@ int tok_stream_feed(const tok *t, tok_stream *s, int32_t id, char *out, size_t c
   uint8_t b;
   if (st.at_start && pc.n) {
     st.at_start = 0;
+    if (t->add_space_prefix) {
     size_t j = 0;
     if (piece_next(&pc, &j, &b) && b == ' ') i = j;
+    }
   }
   while (!k.full && piece_next(&pc, &i, &b)) utf8_byte(&st, b, &k);
   if (k.full) return ERR_TOOBIG;

@@ -2,15 +2,18 @@
  *
  * tok_new_from_gguf reads tokenizer.ggml.* from an open GGUF file and copies what it needs
  * (token texts, scores, types, special ids) into one immutable handle; the file may be
- * closed afterwards. Supported today: tokenizer.ggml.model = "llama" (SentencePiece-style
- * BPE with scores and byte fallback, tok_spm.c). Other models give ERR_UNSUPPORTED; a
- * byte-level BPE ("gpt2", tok_bpe.c) slots in behind the same functions.
+ * closed afterwards. Supported: tokenizer.ggml.model = "llama" (SentencePiece-style BPE
+ * with scores and byte fallback, tok_spm.c) and "gpt2" (byte-level BPE with merge ranks and
+ * a regex pre-tokenizer chosen by tokenizer.ggml.pre, as llama.cpp does it: Llama 3, Qwen2,
+ * GPT-2, DeepSeek, SmolLM, ...; tok_bpe.c). Other models, and pre-tokenizers llama.cpp does
+ * not know, give ERR_UNSUPPORTED.
  *
  * Encoding follows llama.cpp's llama_tokenize: special-token texts (control, unknown and
  * user-defined tokens; control/unknown only with parse_special) are cut out of the text
  * first, longest token first; each remaining piece of plain text is encoded on its own,
- * with a leading space when it starts the text or follows a special token (SPM
- * add_space_prefix, on by default).
+ * with (SPM only) a leading space when it starts the text or follows a special token
+ * (add_space_prefix, on by default for SPM). Byte-level BPE replaces invalid UTF-8 bytes
+ * with U+FFFD before pre-tokenizing, as llama.cpp does.
  *
  * Decoding: tok_piece gives one token's bytes; the tok_stream functions turn a stream of ids
  * into text that is always whole UTF-8 characters, replacing invalid bytes with U+FFFD
@@ -31,6 +34,7 @@
 #define TOK_MAX_VOCAB (1 << 21)   /* tokens */
 #define TOK_MAX_PIECE (1 << 16)   /* bytes in one token text */
 #define TOK_MAX_TEXT (1u << 28)   /* bytes passed to one tok_encode */
+#define TOK_MAX_MERGES (1 << 22)  /* BPE merge rules */
 
 /* Token attributes (from tokenizer.ggml.token_type). */
 enum {
@@ -51,7 +55,8 @@ int tok_new_from_gguf(const gguf_file *f, tok **out, char *err, size_t err_cap);
 void tok_free(tok *t); /* NULL is a no-op */
 
 int32_t tok_n_vocab(const tok *t);
-const char *tok_model(const tok *t); /* "llama" */
+const char *tok_model(const tok *t); /* "llama" or "gpt2" */
+const char *tok_pre(const tok *t);   /* BPE pre-tokenizer kind ("llama3", "qwen2", "gpt2", ...); "" for SPM */
 int32_t tok_bos(const tok *t);       /* -1 if none */
 int32_t tok_eos(const tok *t);       /* -1 if none */
 int32_t tok_unk(const tok *t);       /* -1 if none */
@@ -70,16 +75,18 @@ const char *tok_text(const tok *t, int32_t id, size_t *len_out);
 int tok_encode(const tok *t, const char *text, size_t len, int add_bos, int parse_special, int32_t *ids,
                size_t cap);
 
-/* The raw bytes of a token's piece as it appears in text (▁ → space, <0xNN> → that byte;
- * control and unknown tokens give "" unless render_special, unused ones always ""). Writes
+/* The raw bytes of a token's piece as it appears in text (SPM: ▁ → space, <0xNN> → that
+ * byte; BPE: GPT-2's byte characters → bytes; control and unknown tokens give "" unless
+ * render_special, unused ones always ""). Writes
  * min(length, cap) bytes (no NUL) and returns the full length, or ERR_RANGE for a bad id. */
 int tok_piece(const tok *t, int32_t id, int render_special, char *out, size_t cap);
 
 /* Streaming detokenizer: feed ids, get bytes out only when they form whole UTF-8
  * characters. tok_stream_init clears the state (at_start = 0). Set at_start = 1 to drop
  * the one leading space that the space prefix put before the first word when decoding a
- * text from its very beginning (llama_detokenize's behaviour); leave it 0 to decode a
- * continuation (generated text), which keeps its leading space as llama.cpp prints it. */
+ * text from its very beginning (llama_detokenize's behaviour; a no-op for vocabularies
+ * without add_space_prefix, such as byte-level BPE); leave it 0 to decode a continuation
+ * (generated text), which keeps its leading space as llama.cpp prints it. */
 typedef struct tok_stream {
   uint8_t pending[8]; /* the start of an incomplete UTF-8 character */
   size_t n_pending;   /* bytes in pending (0..3) */

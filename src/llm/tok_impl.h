@@ -1,5 +1,5 @@
 /* llm/tok_impl — internals shared by the tokenizer front (tok.c) and the model-specific
- * encoders (tok_spm.c; tok_bpe.c later). Not part of the public API. */
+ * encoders (tok_spm.c, tok_bpe.c). Not part of the public API. */
 #ifndef APIARY_LLM_TOK_IMPL_H
 #define APIARY_LLM_TOK_IMPL_H
 
@@ -8,7 +8,9 @@
 
 #include "llm/tok.h"
 
-typedef enum tok__kind { TOK__SPM = 1 } tok__kind;
+typedef enum tok__kind { TOK__SPM = 1, TOK__BPE = 2 } tok__kind;
+
+typedef struct tok__bpe tok__bpe; /* byte-level BPE state: merges, pre-tokenizer (tok_bpe.c) */
 
 #define TOK__MAX_EOG 16
 
@@ -29,6 +31,7 @@ struct tok {
   int32_t eog[TOK__MAX_EOG];       /* end-of-generation ids */
   size_t n_eog;
   int add_bos, add_eos, add_space_prefix;
+  tok__bpe *bpe;        /* owned: kind BPE only, else NULL */
 };
 
 /* Output of an encoder: ids beyond cap are counted, not stored. */
@@ -52,6 +55,19 @@ typedef struct tok__scratch {
 /* Returns at least n bytes of scratch (contents not kept), or NULL. */
 void *tok__scratch_get(tok__scratch *s, size_t n);
 
+/* Per-call work memory of tok_encode: grow-only scratch buffers (SPM uses s[0]; BPE s[0]
+ * for a word's symbols and heap, s[1] for sanitized text, s[2] for an encoded word) and
+ * BPE's PCRE2 match data, created on first use. tok__work_free releases it all. */
+typedef struct tok__work {
+  tok__scratch s[3];
+  void *match;
+} tok__work;
+
+void tok__work_free(tok__work *w);
+
+/* Writes a message into err (cap bytes; err may be NULL) and returns rc. */
+int tok__fail(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Looks text up in the vocabulary; returns the id or -1. */
 int32_t tok__find(const tok *t, const char *text, size_t len);
 
@@ -59,5 +75,23 @@ int32_t tok__find(const tok *t, const char *text, size_t len);
  * ERR_NOMEM. */
 int tok__spm_encode(const tok *t, const char *text, size_t len, int prefix_space, tok__scratch *s,
                     tok__out *o);
+
+/* BPE: reads tokenizer.ggml.pre and .merges into t->bpe (t's texts and hash must be built).
+ * Returns 0, or ERR_FORMAT / ERR_TOOBIG / ERR_UNSUPPORTED (unknown pre) / ERR_NOMEM with a
+ * line in err; t->bpe may be set even on failure (tok_free releases it). */
+int tok__bpe_load(tok *t, const gguf_file *f, char *err, size_t cap);
+void tok__bpe_free(tok__bpe *b); /* NULL is a no-op */
+const char *tok__bpe_pre(const tok *t);  /* the pre-tokenizer's kind, e.g. "llama3" */
+int tok__bpe_default_add_bos(const tok *t);
+int tok__bpe_has_default_bos(const tok *t);
+
+/* BPE: encodes one plain-text fragment (any bytes). Returns 0, ERR_NOMEM, or ERR_TOOBIG
+ * when PCRE2 gives up on a pathological text. */
+int tok__bpe_encode(const tok *t, const char *text, size_t len, tok__work *w, tok__out *o);
+
+/* BPE decoding: maps the character at p[0..n) (n > 0) of a NORMAL token's text back to the
+ * byte it stands for in *b; returns the bytes consumed (a character outside the mapping
+ * gives its first byte as is and consumes 1). */
+int tok__bpe_unbyte(const tok *t, const uint8_t *p, size_t n, uint8_t *b);
 
 #endif

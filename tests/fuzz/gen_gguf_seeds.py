@@ -3,6 +3,7 @@
 
 seed-kinds.bin: one kv of every value type, arrays, three tensors (F32, Q8_0, F16).
 seed-vocab.bin: a tiny llama/SPM tokenizer (controls, byte tokens, ▁ pieces) and one tensor.
+seed-bpe.bin: a tiny gpt2 byte-level BPE tokenizer (merges, llama-bpe pre-tokenizer), no tensors.
 Regenerate with: python3 tests/fuzz/gen_gguf_seeds.py (named .bin: .gitignore drops *.gguf).
 """
 import os, struct, sys
@@ -56,8 +57,16 @@ vocab = gguf(
      ('tokenizer.ggml.eos_token_id', 4, 2), ('tokenizer.ggml.add_bos_token', 7, 1)],
     [('token_embd.weight', [4, len(toks)], 0, bytes(16 * len(toks)))])
 
+btoks = ['a', 'b', 'c', 'ab', 'abc', '\u0120', '\u0120ab', '\u010a', '1', '2', '12', '<|end|>', '<tool>']
+btypes = [1] * 11 + [3, 4]
+bpe = gguf(
+    [('general.architecture', 8, 'llama'), ('tokenizer.ggml.model', 8, 'gpt2'), ('tokenizer.ggml.pre', 8, 'llama-bpe'),
+     ('tokenizer.ggml.tokens', 9, (8, btoks)), ('tokenizer.ggml.token_type', 9, (5, btypes)),
+     ('tokenizer.ggml.merges', 9, (8, ['a b', 'ab c', '\u0120 ab', '1 2'])), ('tokenizer.ggml.eos_token_id', 4, 11)],
+    [])
+
 d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), 'corpus', 'fuzz_gguf')
 os.makedirs(d, exist_ok=True)
-for name, data in (('seed-kinds.bin', kinds), ('seed-vocab.bin', vocab)):
+for name, data in (('seed-kinds.bin', kinds), ('seed-vocab.bin', vocab), ('seed-bpe.bin', bpe)):
     with open(os.path.join(d, name), 'wb') as f:
         f.write(data)

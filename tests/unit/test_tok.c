@@ -2,7 +2,9 @@
  * special parsing, and without special parsing) must match exactly; the greedy
  * continuations decoded through the stream detokenizer must equal generated_text. Then a
  * small hand-made vocabulary checks merge order, byte fallback, special and user-defined
- * token splitting, pieces, the UTF-8 stream and load errors. */
+ * token splitting, pieces, the UTF-8 stream and load errors; a small byte-level BPE one
+ * does the same for BPE (merge ranks, pre-tokenizer, malformed merges and pre). The real
+ * BPE vocabularies are checked against independent implementations in test_tok_bpe_ref.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -299,9 +301,12 @@ static void test_load_errors(void **state) {
   int rc;
   assert_null(mini(NULL, MINI_N, 1, err, sizeof err, &rc));
   assert_int_equal(rc, ERR_NOTFOUND);
-  assert_null(mini("gpt2", MINI_N, 1, err, sizeof err, &rc));
+  assert_null(mini("bert", MINI_N, 1, err, sizeof err, &rc));
   assert_int_equal(rc, ERR_UNSUPPORTED);
-  assert_non_null(strstr(err, "gpt2"));
+  assert_non_null(strstr(err, "bert"));
+  assert_null(mini("gpt2", MINI_N, 1, err, sizeof err, &rc)); /* BPE without merges */
+  assert_int_equal(rc, ERR_FORMAT);
+  assert_non_null(strstr(err, "merges"));
   assert_null(mini("llama", 3, 1, err, sizeof err, &rc));
   assert_int_equal(rc, ERR_FORMAT);
   assert_non_null(strstr(err, "scores"));
@@ -313,12 +318,201 @@ static void test_load_errors(void **state) {
   tok_free(NULL);
 }
 
+
+/* ---- a hand-made byte-level BPE vocabulary ------------------------------------------------ */
+
+/* GPT-2's byte characters: Ġ is the space (U+0120), Ċ the newline (U+010A). */
+static const char *const bpe_tokens[] = {"a",  "b",      "c",           "ab",      "abc",     "\xc4\xa0",
+                                         "bc", "\xc4\xa0" "ab", "<|end|>",     "<tool>",  "\xc4\x8a", "1",
+                                         "2",  "12",     "<|begin|>",   "\xc4\xa0\xc4\xa0"};
+static const int32_t bpe_types[] = {1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 1, 1, 1, 3, 1};
+enum { B_A, B_B, B_C, B_AB, B_ABC, B_SP, B_BC, B_SPAB, B_END, B_TOOL, B_NL, B_1, B_2, B_12, B_BEGIN, B_SPSP, B_N };
+static const char *const bpe_merges[] = {"a b", "ab c", "\xc4\xa0 ab", "b c", "1 2", "\xc4\xa0 \xc4\xa0"};
+
+typedef struct bpe_opts {
+  const char *pre;                 /* NULL: no tokenizer.ggml.pre */
+  const char *const *merges;       /* NULL: no tokenizer.ggml.merges */
+  size_t n_merges;
+  int merges_as_ints;              /* write merges as an array of numbers */
+  int pre_as_int;                  /* write tokenizer.ggml.pre as a number */
+} bpe_opts;
+
+static tok *bpe_vocab(const bpe_opts *o, char *err, size_t err_cap, int *rc_out) {
+  char dir[256], path[512];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/v.gguf", dir);
+  gguf_writer *w = gguf_writer_new();
+  gguf_str items[B_N];
+  for (int i = 0; i < B_N; i++) items[i] = (gguf_str){bpe_tokens[i], strlen(bpe_tokens[i])};
+  assert_int_equal(gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2", 4), 0);
+  if (o->pre_as_int) assert_int_equal(gguf_writer_set_u32(w, "tokenizer.ggml.pre", 7), 0);
+  else if (o->pre) assert_int_equal(gguf_writer_set_str(w, "tokenizer.ggml.pre", o->pre, strlen(o->pre)), 0);
+  assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", items, B_N), 0);
+  assert_int_equal(gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32, bpe_types, B_N), 0);
+  if (o->merges_as_ints) {
+    assert_int_equal(gguf_writer_set_arr(w, "tokenizer.ggml.merges", GGUF_VT_INT32, bpe_types, 3), 0);
+  } else if (o->merges) {
+    gguf_str *m = malloc(o->n_merges * sizeof *m);
+    assert_non_null(m);
+    for (size_t i = 0; i < o->n_merges; i++) m[i] = (gguf_str){o->merges[i], strlen(o->merges[i])};
+    assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", m, o->n_merges), 0);
+    free(m);
+  }
+  assert_int_equal(gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", B_END), 0);
+  assert_int_equal(gguf_writer_write(w, path), 0);
+  gguf_writer_free(w);
+  gguf_file *f;
+  assert_int_equal(gguf_open(path, &f, err, err_cap), 0);
+  tok *t = NULL;
+  *rc_out = tok_new_from_gguf(f, &t, err, err_cap);
+  gguf_close(f);
+  tu_rm_rf(dir);
+  return t;
+}
+
+static tok *bpe_ok(const char *pre) {
+  char err[256];
+  int rc;
+  bpe_opts o = {pre, bpe_merges, sizeof bpe_merges / sizeof *bpe_merges, 0, 0};
+  tok *t = bpe_vocab(&o, err, sizeof err, &rc);
+  if (rc) fail_msg("bpe vocab: %s", err);
+  return t;
+}
+
+static void test_bpe_merges(void **state) {
+  (void)state;
+  tok *t = bpe_ok("gpt-2");
+  assert_string_equal(tok_model(t), "gpt2");
+  assert_string_equal(tok_pre(t), "gpt2");
+  assert_int_equal(tok_add_bos(t), 0);      /* BPE default: no BOS, no space prefix */
+  assert_int_equal(tok_bos(t), 11);         /* llama.cpp's default id, present here */
+  assert_int_equal(tok_unk(t), -1);
+  assert_true(tok_is_eog(t, B_END));
+  /* Merge order by rank: a b (0) then ab c (1); b c (3) never gets its turn. */
+  EXPECT_IDS(t, "abc", 1, B_ABC);
+  EXPECT_IDS(t, "bc", 1, B_BC);
+  EXPECT_IDS(t, "abab", 1, B_AB, B_AB);
+  EXPECT_IDS(t, "ab ab", 1, B_AB, B_SPAB);
+  /* GPT-2 pre-tokenizer: " ?\p{N}+" keeps digits together, then 1 2 merges. */
+  EXPECT_IDS(t, "12a", 1, B_12, B_A);
+  /* Whitespace: "\s+(?!\S)" leaves the last space to the next word. */
+  EXPECT_IDS(t, "a   ab", 1, B_A, B_SPSP, B_SPAB);
+  EXPECT_IDS(t, "a\n", 1, B_A, B_NL);
+  /* A character the vocabulary lacks is dropped (llama.cpp's byte fallback finds nothing). */
+  EXPECT_IDS(t, "zab", 1, B_AB);
+  /* Specials: control only with parse_special, user-defined always; no space prefix. */
+  EXPECT_IDS(t, "a<|end|>b", 1, B_A, B_END, B_B);
+  EXPECT_IDS(t, "<|begin|><|begin|>", 1, B_BEGIN, B_BEGIN);
+  EXPECT_IDS(t, "a<tool>b", 0, B_A, B_TOOL, B_B);
+  int32_t ids[64];
+  int n = tok_encode(t, "a<|end|>", 8, 0, 0, ids, 64);
+  for (int i = 0; i < n; i++) assert_true(ids[i] != B_END);
+  /* Pieces: GPT-2 characters back to bytes; control tokens hidden unless rendered. */
+  char p[32];
+  assert_int_equal(tok_piece(t, B_SPAB, 0, p, sizeof p), 3);
+  assert_memory_equal(p, " ab", 3);
+  assert_int_equal(tok_piece(t, B_NL, 0, p, sizeof p), 1);
+  assert_int_equal(p[0], '\n');
+  assert_int_equal(tok_piece(t, B_END, 0, p, sizeof p), 0);
+  assert_int_equal(tok_piece(t, B_END, 1, p, sizeof p), 7);
+  assert_int_equal(tok_piece(t, B_TOOL, 0, p, sizeof p), 6);
+  /* The stream keeps the leading space even with at_start (no space prefix to undo). */
+  tok_stream st;
+  tok_stream_init(&st);
+  st.at_start = 1;
+  assert_int_equal(tok_stream_feed(t, &st, B_SPAB, p, sizeof p), 3);
+  assert_memory_equal(p, " ab", 3);
+  tok_free(t);
+  /* No tokenizer.ggml.pre: llama.cpp's 'default' pre-tokenizer. */
+  t = bpe_ok(NULL);
+  assert_string_equal(tok_pre(t), "default");
+  EXPECT_IDS(t, "abc", 1, B_ABC);
+  tok_free(t);
+  /* Every pre-tokenizer name llama.cpp knows loads (its regexes compile) and splits. */
+  static const char *const all_pres[] = {
+      "default",    "llama3",       "llama-v3",     "llama-bpe",  "falcon3",     "dbrx",         "smaug-bpe",
+      "chatglm-bpe", "qwen2",       "deepseek-r1-qwen", "megrez", "stablelm2",   "gpt-2",        "phi-2",
+      "jina-es",    "jina-de",      "gigachat",     "jina-v1-en", "jina-v2-es",  "jina-v2-de",   "jina-v2-code",
+      "roberta-bpe", "mpt",         "olmo",         "jais",       "starcoder",   "refact",       "command-r",
+      "smollm",     "codeshell",    "exaone",       "minerva-7b", "falcon",      "deepseek-llm", "deepseek-coder",
+      "deepseek-v3", "poro-chat",   "bloom",        "gpt3-finnish", "viking",    "tekken"};
+  for (size_t i = 0; i < sizeof all_pres / sizeof *all_pres; i++) {
+    t = bpe_ok(all_pres[i]);
+    int32_t got[16];
+    int n2 = tok_encode(t, "ab  12\n", 7, 0, 1, got, 16);
+    if (n2 < 3) fail_msg("pre '%s': %d ids", all_pres[i], n2);
+    tok_free(t);
+  }
+  /* llama-bpe: BOS by default (id 11 is out of range here: none), ignore_merges. */
+  t = bpe_ok("llama-bpe");
+  assert_string_equal(tok_pre(t), "llama3");
+  EXPECT_IDS(t, "abc", 1, B_ABC);
+  EXPECT_IDS(t, "  ab", 1, B_SP, B_SPAB);
+  tok_free(t);
+}
+
+static void test_bpe_load_errors(void **state) {
+  (void)state;
+  char err[256] = "";
+  int rc;
+  const size_t nm = sizeof bpe_merges / sizeof *bpe_merges;
+  struct {
+    bpe_opts o;
+    int rc;
+    const char *in_err;
+  } cases[] = {
+      {{"gpt-2", NULL, 0, 0, 0}, ERR_FORMAT, "merges: missing"},
+      {{"gpt-2", NULL, 0, 1, 0}, ERR_FORMAT, "not an array of strings"},
+      {{"gpt-2", (const char *const[]){"a b", "a z"}, 2, 0, 0}, ERR_FORMAT, "merges[1] 'a z': its right side"},
+      {{"gpt-2", (const char *const[]){"q b"}, 1, 0, 0}, ERR_FORMAT, "its left side"},
+      {{"gpt-2", (const char *const[]){"b a"}, 1, 0, 0}, ERR_FORMAT, "the merged text"},
+      {{"gpt-2", (const char *const[]){"ab"}, 1, 0, 0}, ERR_FORMAT, "not two tokens"},
+      {{"gpt-2", (const char *const[]){" ab"}, 1, 0, 0}, ERR_FORMAT, "not two tokens"},
+      {{"gpt-2", (const char *const[]){""}, 1, 0, 0}, ERR_FORMAT, "not two tokens"},
+      {{"no-such-pre", bpe_merges, nm, 0, 0}, ERR_UNSUPPORTED, "unknown pre-tokenizer type 'no-such-pre'"},
+      {{"gpt-2", bpe_merges, nm, 0, 1}, ERR_FORMAT, "tokenizer.ggml.pre is not a string"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    err[0] = 0;
+    assert_null(bpe_vocab(&cases[i].o, err, sizeof err, &rc));
+    if (rc != cases[i].rc || !strstr(err, cases[i].in_err))
+      fail_msg("case %zu: rc %d, err '%s'; want %d, '%s'", i, rc, err, cases[i].rc, cases[i].in_err);
+  }
+  /* Duplicate merges keep their first rank; an empty merge list is allowed. */
+  tok *t = bpe_vocab(&(bpe_opts){"gpt-2", (const char *const[]){"b c", "a b", "b c"}, 3, 0, 0}, err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  EXPECT_IDS(t, "abc", 1, B_A, B_BC);
+  tok_free(t);
+  t = bpe_vocab(&(bpe_opts){"gpt-2", bpe_merges, 0, 0, 0}, err, sizeof err, &rc);
+  assert_int_equal(rc, 0);
+  EXPECT_IDS(t, "abc", 1, B_A, B_B, B_C);
+  tok_free(t);
+}
+
+/* More merge rules than TOK_MAX_MERGES: refused with a clear error before any work. */
+static void test_bpe_too_many_merges(void **state) {
+  (void)state;
+  size_t n = (size_t)TOK_MAX_MERGES + 1;
+  const char **m = malloc(n * sizeof *m);
+  assert_non_null(m);
+  for (size_t i = 0; i < n; i++) m[i] = "a b";
+  char err[256];
+  int rc;
+  bpe_opts o = {"gpt-2", m, n, 0, 0};
+  assert_null(bpe_vocab(&o, err, sizeof err, &rc));
+  assert_int_equal(rc, ERR_TOOBIG);
+  assert_non_null(strstr(err, "over the cap"));
+  free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ref_tiny_f32),    cmocka_unit_test(test_ref_tiny_q8_0),
       cmocka_unit_test(test_ref_stories_f32), cmocka_unit_test(test_ref_stories_q8_0),
       cmocka_unit_test(test_llama_vocab),     cmocka_unit_test(test_mini_merges),
       cmocka_unit_test(test_mini_stream),     cmocka_unit_test(test_load_errors),
+      cmocka_unit_test(test_bpe_merges),      cmocka_unit_test(test_bpe_load_errors),
+      cmocka_unit_test(test_bpe_too_many_merges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
