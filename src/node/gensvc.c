@@ -497,12 +497,19 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
 static void m_stop(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   uint8_t request[16], client[32];
-  if (parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16)) return;
-  serving *s = find_request(g, request, 1);
-  if (!s || netsvc_rpc_peer(g->ns, r, client) || memcmp(client, s->client, 32)) return;
-  if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
-  s->handle = 0;
-  if (!s->finished) settle(g, s, "partial");
+  serving *s = NULL;
+  if (!parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16))
+    s = find_request(g, request, 1);
+  if (s && !netsvc_rpc_peer(g->ns, r, client) && !memcmp(client, s->client, 32)) {
+    if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
+    s->handle = 0;
+    if (!s->finished) settle(g, s, "partial");
+  }
+  if (req->handle) { /* sent as a request: always answered, so nothing waits on it */
+    json_t *ok = json_pack("{s:b}", "ok", 1);
+    rpc_respond(r, req->handle, ok, NULL, 0);
+    json_decref(ok);
+  }
 }
 
 static void m_offers(void *ud, rpc *r, const rpc_request *req) {
