@@ -34,6 +34,8 @@
 #define CHANNEL_RETRY_MS 300
 #define OFFERS_REFRESH_MS 60000
 #define GEN_TIMEOUT_MS (30 * 60 * 1000)
+#define MAX_NAMES 256
+#define REG_LIST_MS 60000
 
 /* Peer error codes of `generate` (node/gensvc.c). */
 enum { GEN_E_NO_MODEL = -32010, GEN_E_PRICE = -32013, GEN_E_PAYMENT = -32014, GEN_E_CHANNEL_RETRY = -32015 };
@@ -81,7 +83,7 @@ typedef struct attempt {
   char status[16];
 } attempt;
 
-enum { Q_RESOLVE = 1, Q_REGISTRY, Q_FIND, Q_CHANNEL, Q_RUN, Q_DONE };
+enum { Q_NAME = 1, Q_RESOLVE, Q_REGISTRY, Q_FIND, Q_CHANNEL, Q_RUN, Q_DONE };
 
 struct mreq {
   mktsvc *m;
@@ -141,6 +143,11 @@ struct mktsvc {
   uint8_t registry[20];
   int registry_on;
   reg_entry reg[MAX_REG];
+  /* the Registry's listing, for model names (refreshed every REG_LIST_MS) */
+  struct { char name[MKT_NAME_MAX]; uint8_t sha[32]; int verified; uint64_t at; } names[MAX_NAMES];
+  int n_names;
+  uint64_t names_at;
+  int names_busy;
   /* settings */
   uint64_t max_pp, max_gp;
   u256 deposit;
@@ -308,6 +315,74 @@ static void reg_work(uv_work_t *w) {
   ethrpc_free(eth);
 }
 
+static void reg_set(mktsvc *m, const uint8_t sha[32], int state);
+
+/* The Registry's models, so a request can name a model the Registry lists. */
+typedef struct list_job {
+  uv_work_t w;
+  mktsvc *m;
+  registry_model *list;
+  int n;
+} list_job;
+
+static void list_work(uv_work_t *w) {
+  list_job *j = w->data;
+  ethrpc *eth;
+  j->n = -1;
+  if (ethrpc_new(j->m->rpc_url, 5000, &eth)) return;
+  j->n = registry_list_models(eth, j->m->registry, j->list, MAX_NAMES);
+  ethrpc_free(eth);
+}
+
+static void list_after(uv_work_t *w, int status) {
+  list_job *j = w->data;
+  mktsvc *m = j->m;
+  m->jobs--;
+  m->names_busy = 0;
+  if (!status && j->n >= 0 && !m->closing) {
+    m->n_names = 0;
+    for (int i = 0; i < j->n && m->n_names < MAX_NAMES; i++) {
+      size_t len = strlen(j->list[i].name);
+      if (len >= MKT_NAME_MAX) continue;
+      memcpy(m->names[m->n_names].name, j->list[i].name, len + 1);
+      memcpy(m->names[m->n_names].sha, j->list[i].hash, 32);
+      m->names[m->n_names].verified = j->list[i].verified;
+      reg_set(m, j->list[i].hash, REG_LISTED); /* fresher than a cached "not listed" */
+      m->names[m->n_names].at = j->list[i].registered_at;
+      m->n_names++;
+    }
+  }
+  free(j->list);
+  free(j);
+}
+
+static void refresh_names(mktsvc *m) {
+  if (!m->registry_on || m->names_busy || m->closing) return;
+  list_job *j = calloc(1, sizeof *j);
+  if (j) j->list = calloc(MAX_NAMES, sizeof *j->list);
+  if (!j || !j->list) { if (j) free(j->list); free(j); return; }
+  j->m = m;
+  j->w.data = j;
+  if (uv_queue_work(m->loop, &j->w, list_work, list_after)) { free(j->list); free(j); return; }
+  m->jobs++;
+  m->names_busy = 1;
+  m->names_at = now_ms(m);
+}
+
+/* The hash the Registry lists under name: a verified listing first, then the oldest. */
+static int registry_name(mktsvc *m, const char *name, uint8_t sha[32]) {
+  int best = -1;
+  for (int i = 0; i < m->n_names; i++) {
+    if (strcmp(m->names[i].name, name)) continue;
+    if (best < 0 || (m->names[i].verified && !m->names[best].verified) ||
+        (m->names[i].verified == m->names[best].verified && m->names[i].at < m->names[best].at))
+      best = i;
+  }
+  if (best < 0) return ERR_NOTFOUND;
+  memcpy(sha, m->names[best].sha, 32);
+  return 0;
+}
+
 static reg_entry *reg_find(mktsvc *m, const uint8_t sha[32]) {
   for (int i = 0; i < MAX_REG; i++)
     if (m->reg[i].state && !memcmp(m->reg[i].sha, sha, 32)) return &m->reg[i];
@@ -367,6 +442,7 @@ static int reg_start(mktsvc *m, const uint8_t sha[32], int ensure, const char *n
 
 static void step(mreq *q);
 static void find_provider(mreq *q);
+static int resolve_sha(mktsvc *m, const char *spec, uint8_t sha[32]);
 
 static void set_state(mreq *q, int st) {
   q->state = st;
@@ -818,6 +894,18 @@ static void find_provider(mreq *q) {
 /* Advances a request that is not waiting on a callback. */
 static void step(mreq *q) {
   mktsvc *m = q->m;
+  if (q->state == Q_NAME) {
+    if (resolve_sha(m, q->spec, q->sha) == 0) {
+      set_state(q, Q_RESOLVE);
+    } else if (m->registry_on && now_ms(m) - q->state_since < 5000) {
+      if (now_ms(m) - m->names_at > 2000) refresh_names(m); /* maybe listed since */
+      return; /* the timer tries again */
+    } else {
+      finish_req(q, 0, 404, "unknown model '%s': give a model name from the catalog%s, or a sha256", q->spec,
+                 m->registry_on ? " or the Registry" : " or the network");
+      return;
+    }
+  }
   if (q->state == Q_RESOLVE) {
     if (m->registry_on) {
       reg_entry *e = reg_find(m, q->sha);
@@ -906,6 +994,7 @@ static void poll_local_asks(mktsvc *m, int stopping) {
 static void on_timer(uv_timer_t *t) {
   mktsvc *m = t->data;
   uint64_t now = now_ms(m);
+  if (m->registry_on && (!m->names_at || now - m->names_at > REG_LIST_MS)) refresh_names(m);
   poll_local_asks(m, 0);
   mreq *next;
   for (mreq *q = m->reqs; q; q = next) {
@@ -926,7 +1015,7 @@ static void on_timer(uv_timer_t *t) {
         fail_attempt(q, a, 1, "stalled");
         continue;
       }
-    } else if (q->state == Q_FIND || q->state == Q_REGISTRY || q->state == Q_RESOLVE) {
+    } else if (q->state == Q_FIND || q->state == Q_REGISTRY || q->state == Q_RESOLVE || q->state == Q_NAME) {
       step(q);
     }
   }
@@ -943,7 +1032,8 @@ static int resolve_sha(mktsvc *m, const char *spec, uint8_t sha[32]) {
   if (m->models_dir && mstore_resolve(m->models_dir, spec, &mm, err, sizeof err) == 0 && mm.sha256[0])
     return hex_decode(mm.sha256, 64, sha, 32);
   if ((e = mstore_catalog_find(spec))) return hex_decode(e->sha256, 64, sha, 32);
-  /* A name some peer offers. */
+  if (m->registry_on) return registry_name(m, spec, sha); /* names are the Registry's */
+  /* No chain: a name some peer offers. */
   for (int i = 0; i < MAX_PEERS; i++)
     for (size_t k = 0; m->peers[i].used && k < m->peers[i].n; k++)
       if (!strcmp(m->peers[i].offers[k].name, spec)) {
@@ -959,12 +1049,7 @@ static void admit(mktsvc *m, mreq *q) {
   randombytes_buf(q->request, sizeof q->request);
   q->next = m->reqs;
   m->reqs = q;
-  if (resolve_sha(m, q->spec, q->sha)) {
-    finish_req(q, 0, 404, "unknown model '%s': give a model name from the catalog or the network, or a sha256",
-               q->spec);
-    return;
-  }
-  set_state(q, Q_RESOLVE);
+  set_state(q, Q_NAME);
   step(q);
 }
 

@@ -9,7 +9,8 @@
  *
  *   B then advertises a different file (the F32 GGUF) under the name stories15M, cheaper,
  *   and does not list it in the Registry: C never uses it, and asking for that hash
- *   directly is refused because it is not listed.
+ *   directly is refused because it is not listed; once the file is listed under a name of
+ *   its own, a request by that name resolves through the Registry and goes to B.
  *
  *   Failover: B restarts with the genuine model; A and B both serve it (speed-capped so a
  *   kill lands mid-answer). C streams a long greedy answer; the provider serving it is
@@ -370,6 +371,15 @@ static void test_market(void **state) {
   r = post("/v1/completions", body, hdr, sizeof hdr, token);
   assert_non_null(strstr(hdr, " 404 "));
   assert_non_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"), "message")), "not listed"));
+  json_decref(r);
+  /* Once someone lists that file in the Registry under a name of its own, a request by that
+   * name resolves through the Registry and goes to B, the node that has it. */
+  assert_int_equal(apiary("registry --home %s model add %s --name tinytales --license MIT --source test", home[C], f32), 0);
+  snprintf(body, sizeof body, "{\"model\":\"tinytales\",\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0}", prompt);
+  r = post("/v1/completions", body, hdr, sizeof hdr, token);
+  if (!json_object_get(r, "choices")) fail_msg("no answer for a Registry name: %s", out);
+  assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+  assert_string_equal(val, ids[B]);
   json_decref(r);
   stop_node(B);
 
