@@ -311,6 +311,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, RPC_BUSY, "too many generations in progress", NULL);
     return;
   }
+  memset(slot, 0, sizeof *slot); /* a refused request may have left fields behind */
   /* Prices: the client states what it agreed to; ours must not be higher. */
   uint64_t cpp = 0, cgp = 0;
   int paid_offer = o->price_prompt || o->price_gen;
