@@ -43,7 +43,7 @@ int cli_ctl_call(const cli_common *c, const char *method, json_t *params, json_t
 }
 
 int cli_status_main(int argc, char **argv) {
-  static const char usage[] = "usage: apiary status [--home DIR] [--json]\n\nShows the running node: id, version, pid, uptime.\n";
+  static const char usage[] = "usage: apiary status [--home DIR] [--json]\n\nShows the running node: id, version, pid, uptime, and the market (models it\nsells, offers it knows, requests being routed); --json adds links, DHT and LAN counters.\n";
   json_t *r = NULL;
   cli_common c;
   int rc = cli_ctl_simple("status", "status", argc, argv, usage, &r, &c);
@@ -53,6 +53,17 @@ int cli_status_main(int argc, char **argv) {
          json_string_value(json_object_get(r, "node_id")), json_string_value(json_object_get(r, "version")),
          (long long)json_integer_value(json_object_get(r, "pid")),
          (long long)json_integer_value(json_object_get(r, "uptime_s")), json_string_value(json_object_get(r, "home")));
+  json_t *mk = json_object_get(r, "market");
+  if (mk)
+    printf("market    sells %lld model%s; knows %lld offer%s from %lld provider%s; %lld request%s routing\n",
+           (long long)json_integer_value(json_object_get(mk, "offers_own")),
+           json_integer_value(json_object_get(mk, "offers_own")) == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(mk, "offers_known")),
+           json_integer_value(json_object_get(mk, "offers_known")) == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(mk, "providers_known")),
+           json_integer_value(json_object_get(mk, "providers_known")) == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(mk, "requests_routing")),
+           json_integer_value(json_object_get(mk, "requests_routing")) == 1 ? "" : "s");
   json_decref(r);
   return CLI_OK;
 }

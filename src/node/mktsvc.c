@@ -1276,6 +1276,18 @@ static void c_receipts(ctl_req *req, json_t *params, void *ud) {
   ctl_reply_ok(req, json_pack("{s:o}", "receipts", arr));
 }
 
+json_t *mktsvc_status(mktsvc *m) {
+  int active = 0, providers = 0, offers = 0;
+  for (mreq *q = m->reqs; q; q = q->next) active++;
+  for (int i = 0; i < MAX_PEERS; i++)
+    if (m->peers[i].used && m->peers[i].at && m->peers[i].n) providers++, offers += (int)m->peers[i].n;
+  size_t own = 0;
+  if (m->gen) gensvc_offers(m->gen, &own);
+  return json_pack("{s:i, s:i, s:i, s:i, s:f, s:b}", "requests_routing", active, "providers_known", providers,
+                   "offers_known", offers, "offers_own", (int)own, "verify_rate", m->verify_rate, "registry_check",
+                   m->registry_on);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, paysvc *pay, gensvc *gen,

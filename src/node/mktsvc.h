@@ -61,6 +61,9 @@ void mktsvc_free(mktsvc *m); /* after the HTTP server stopped and the loop close
  * On 0, *out is a stream reference the caller must drop. */
 int mktsvc_submit(mktsvc *m, const char *model, local_req *lr, mkt_stream **out);
 
+/* Figures for `apiary status` (loop thread; owned). */
+json_t *mktsvc_status(mktsvc *m);
+
 /* From any thread: the models the network offers (an array of {name, sha256, providers,
  * min_price_gen}; owned by the caller). */
 json_t *mktsvc_models(mktsvc *m);

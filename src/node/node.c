@@ -36,6 +36,7 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
                         n->listen_port);
   if (n->http) json_object_set_new(r, "http_port", json_integer(http_port(n->http)));
   if (n->net) json_object_update_new(r, netsvc_status(n->net));
+  if (n->mkt) json_object_set_new(r, "market", mktsvc_status(n->mkt));
   if (n->lan) {
     lan_udp_stats st;
     lan_udp_get_stats(n->lan, &st);
