@@ -235,3 +235,16 @@ void quant_vec_dot_nx(qtype t, int64_t n, const void *w_row, size_t w_stride, in
       out[(size_t)i * out_stride + (size_t)j] =
           k->dot[t](n, w + (size_t)i * w_stride, a + (size_t)j * act_stride);
 }
+
+void quant_vec_dot_rows(qtype t, int64_t n, const void *w_row, size_t w_stride, int64_t nrows,
+                        const void *act_row, float *out, size_t out_stride) {
+  assert(quant_row_ok(t, n) && traits[t].supported && nrows >= 0);
+  const quant__kernels *k = kern();
+  if (k->dot_rows[t]) {
+    k->dot_rows[t](n, w_row, w_stride, nrows, act_row, out, out_stride);
+    return;
+  }
+  const quant__dot_fn dot = k->dot[t];
+  const uint8_t *w = w_row;
+  for (int64_t i = 0; i < nrows; i++) out[(size_t)i * out_stride] = dot(n, w + (size_t)i * w_stride, act_row);
+}

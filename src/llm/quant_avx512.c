@@ -65,7 +65,8 @@ INLINE float hsum(__m512 v) {
     i0 += ti;                                                                              \
   }
 
-/* Defines dot_<name> (the 1x1 tile) and dot_nx_<name> from an always-inline tile. */
+/* Defines dot_<name> (the 1x1 tile), dot_nx_<name> and dot_rows_<name> (the 1x1 tile
+ * inlined in a loop over rows) from an always-inline tile. */
 #define DEFINE_DOTS_NA(name, NAMAX)                                                        \
   static float dot_##name(int64_t n, const void *w, const void *a) {                       \
     float r;                                                                               \
@@ -76,6 +77,12 @@ INLINE float hsum(__m512 v) {
                             size_t as, int na, float *out, size_t os) {                    \
     const uint8_t *w = vw, *a = va;                                                        \
     NX_TILES(tile_##name, NAMAX, n, w, ws, nw, a, as, na, out, os)                         \
+  }                                                                                        \
+  static void dot_rows_##name(int64_t n, const void *vw, size_t ws, int64_t nr,           \
+                              const void *a, float *out, size_t os) {                      \
+    const uint8_t *w = vw;                                                                 \
+    for (int64_t i = 0; i < nr; i++)                                                       \
+      tile_##name(n, w + (size_t)i * ws, 0, 1, a, 0, 1, out + (size_t)i * os, 0);          \
   }
 #define DEFINE_DOTS(name) DEFINE_DOTS_NA(name, 4)
 
@@ -153,11 +160,18 @@ INLINE __m512i act_q8(const quant__q8_0 *y, int two) {
   return two ? join256(ld256(y[0].qs), ld256(y[1].qs)) : zext256(ld256(y[0].qs));
 }
 
-/* 4-bit quants of a block as 32 bytes in element order (low nibbles = 0..15). */
+/* 4-bit quants of a block as 32 bytes in element order (low nibbles = 0..15): the 16 bytes
+ * broadcast to both halves, the high half shifted down by 4 (within 64-bit lanes; the mask
+ * drops what crosses from the next byte). */
 INLINE __m256i nibbles32(const uint8_t qs[static 16]) {
-  __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m)),
-                                 _mm_and_si128(_mm_srli_epi16(v, 4), m), 1);
+  __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+  return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+}
+/* The same for two blocks: block a in the low 256 bits, block b in the high ones. */
+INLINE __m512i nibbles64(const uint8_t a[static 16], const uint8_t b[static 16]) {
+  __m512i v = join256(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                      _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)));
+  return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(0x0F));
 }
 
 /* Weight side of one step: u8 (or, for Q8_0, s8) quants in element order, scale and
@@ -183,22 +197,22 @@ INLINE wstep wdecode(qtype T, const uint8_t *row, int64_t b, int two) {
     s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
   } else if (T == QT_Q4_0) {
     const quant__q4_0 *x = (const quant__q4_0 *)row + b;
-    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.q = two ? nibbles64(x[0].qs, x[1].qs) : zext256(nibbles32(x[0].qs));
     s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
   } else if (T == QT_Q4_1) {
     const quant__q4_1 *x = (const quant__q4_1 *)row + b;
-    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.q = two ? nibbles64(x[0].qs, x[1].qs) : zext256(nibbles32(x[0].qs));
     s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
     s.m = dvec(f16(x[0].m), two ? f16(x[1].m) : 0, two);
   } else if (T == QT_Q5_0) {
     const quant__q5_0 *x = (const quant__q5_0 *)row + b;
-    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.q = two ? nibbles64(x[0].qs, x[1].qs) : zext256(nibbles32(x[0].qs));
     __mmask64 hb = qh32(x[0].qh) | (two ? qh32(x[1].qh) << 32 : 0);
     s.q = _mm512_mask_add_epi8(s.q, hb, s.q, _mm512_set1_epi8(16));
     s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
   } else { /* QT_Q5_1 */
     const quant__q5_1 *x = (const quant__q5_1 *)row + b;
-    s.q = two ? join256(nibbles32(x[0].qs), nibbles32(x[1].qs)) : zext256(nibbles32(x[0].qs));
+    s.q = two ? nibbles64(x[0].qs, x[1].qs) : zext256(nibbles32(x[0].qs));
     __mmask64 hb = qh32(x[0].qh) | (two ? qh32(x[1].qh) << 32 : 0);
     s.q = _mm512_mask_add_epi8(s.q, hb, s.q, _mm512_set1_epi8(16));
     s.d = dvec(f16(x[0].d), two ? f16(x[1].d) : 0, two);
@@ -331,6 +345,82 @@ DEFINE_TILE32(q4_0, QT_Q4_0)
 DEFINE_TILE32(q4_1, QT_Q4_1)
 DEFINE_TILE32(q5_0, QT_Q5_0)
 DEFINE_TILE32(q5_1, QT_Q5_1)
+
+/* Decoding (quant_vec_dot_rows) for the 4- and 5-bit types. blk32_ymm spends part of each
+ * block on the activation alone: its scale (fp16) and, for the offset, -8 or -16 times its
+ * lane sums (Q4_0/Q5_0) or its lane sums as float (Q4_1/Q5_1). Those are the same for every
+ * weight row, so rows32 computes them once per call into a table on the stack and each row
+ * does only the weight side.
+ * The lane values and the float operations and their order are those of dot32_ymm, so every
+ * row's result is bit-identical to quant_vec_dot. Rows longer than the table (more than
+ * ROWS32_MAX_BLOCKS blocks) go through dot32_ymm. */
+#define ROWS32_MAX_BLOCKS 512
+
+/* One block of one row: blk32_ymm with the activation terms taken from the table. */
+INLINE __m256 blk32_rows(qtype T, const uint8_t *row, const quant__q8_0 *y, int64_t b, const __m256i *ta,
+                         const float *da, __m256 acc) {
+  const int off = T == QT_Q4_0 || T == QT_Q5_0, bits5 = T == QT_Q5_0 || T == QT_Q5_1;
+  const size_t bsz = T == QT_Q4_0 ? sizeof(quant__q4_0) : T == QT_Q4_1 ? sizeof(quant__q4_1)
+                     : T == QT_Q5_0 ? sizeof(quant__q5_0) : sizeof(quant__q5_1);
+  const uint8_t *x = row + (size_t)b * bsz;
+  uint16_t dh, mh = 0;
+  memcpy(&dh, x, 2);
+  if (!off) memcpy(&mh, x + 2, 2);
+  const uint8_t *qh = x + (off ? 2 : 4), *qs = qh + (bits5 ? 4 : 0);
+  __m256i q = nibbles32(qs);
+  if (bits5) q = _mm256_mask_add_epi8(q, (__mmask32)qh32(qh), q, _mm256_set1_epi8(16));
+  __m256i p = _mm256_dpbusd_epi32(off ? ta[b] : _mm256_setzero_si256(), q, ld256(y[b].qs));
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16(dh) * da[b]), acc);
+  if (!off) acc = _mm256_fmadd_ps(_mm256_castsi256_ps(ta[b]), _mm256_set1_ps(f16(mh) * da[b]), acc);
+  return acc;
+}
+
+INLINE void rows32(qtype T, int64_t n, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *a,
+                   float *out, size_t os) {
+  const int64_t nb = n / 32;
+  if (nb > ROWS32_MAX_BLOCKS) {
+    for (int64_t i = 0; i < nr; i++) out[(size_t)i * os] = dot32_ymm(T, n, w + (size_t)i * ws, a);
+    return;
+  }
+  const int off = T == QT_Q4_0 || T == QT_Q5_0;
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i ta[ROWS32_MAX_BLOCKS]; /* -offset * lane sums (int32), or lane sums (float) */
+  float da[ROWS32_MAX_BLOCKS];
+  const quant__q8_0 *y = (const quant__q8_0 *)a;
+  for (int64_t b = 0; b < nb; b++) {
+    __m256i ax = ld256(y[b].qs);
+    da[b] = f16(y[b].d);
+    if (off)
+      ta[b] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(T == QT_Q4_0 ? 8 : 16), ax));
+    else
+      ta[b] = _mm256_castps_si256(_mm256_cvtepi32_ps(_mm256_dpbusd_epi32(zero, _mm256_set1_epi8(1), ax)));
+  }
+  for (int64_t i = 0; i < nr; i++) {
+    const uint8_t *row = w + (size_t)i * ws;
+    __m256 even = _mm256_setzero_ps(), odd = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      even = blk32_rows(T, row, y, b, ta, da, even);
+      odd = blk32_rows(T, row, y, b + 1, ta, da, odd);
+    }
+    if (b < nb) even = blk32_rows(T, row, y, b, ta, da, even);
+    __m256 v = _mm256_add_ps(odd, even); /* the reduction of dot32_ymm */
+    __m128 c = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    c = _mm_add_ps(c, _mm_movehl_ps(c, c));
+    c = _mm_add_ss(c, _mm_movehdup_ps(c));
+    out[(size_t)i * os] = _mm_cvtss_f32(c);
+  }
+}
+
+#define DEFINE_ROWS32(name, T)                                                             \
+  static void rows32_##name(int64_t n, const void *w, size_t ws, int64_t nr, const void *a, \
+                            float *out, size_t os) {                                       \
+    rows32(T, n, w, ws, nr, a, out, os);                                                   \
+  }
+DEFINE_ROWS32(q4_0, QT_Q4_0)
+DEFINE_ROWS32(q4_1, QT_Q4_1)
+DEFINE_ROWS32(q5_0, QT_Q5_0)
+DEFINE_ROWS32(q5_1, QT_Q5_1)
 
 /* ---- K-quants against Q8_K: one super-block (256) per step ------------------------------ */
 
@@ -545,7 +635,8 @@ void quant__fill_avx512(quant__kernels *k) {
   k->isa = "avx512";
 #define SET(T, name)                 \
   k->dot[T] = dot_##name;            \
-  k->dot_nx[T] = dot_nx_##name;
+  k->dot_nx[T] = dot_nx_##name;      \
+  k->dot_rows[T] = dot_rows_##name;
   SET(QT_F32, f32)
   SET(QT_F16, f16)
   SET(QT_BF16, bf16)
@@ -558,6 +649,10 @@ void quant__fill_avx512(quant__kernels *k) {
   SET(QT_Q5_K, q5_k)
   SET(QT_Q6_K, q6_k)
 #undef SET
+  k->dot_rows[QT_Q4_0] = rows32_q4_0;
+  k->dot_rows[QT_Q4_1] = rows32_q4_1;
+  k->dot_rows[QT_Q5_0] = rows32_q5_0;
+  k->dot_rows[QT_Q5_1] = rows32_q5_1;
   k->quantize[QT_Q8_0] = quantize_q8_0;
   k->quantize[QT_Q8_K] = quantize_q8_k;
   k->quantize[QT_F16] = quantize_f16;

@@ -123,6 +123,8 @@ typedef float (*quant__dot_fn)(int64_t n, const void *w, const void *a);
 typedef void (*quant__dot_nx_fn)(int64_t n, const void *w, size_t w_stride, int nw,
                                  const void *a, size_t a_stride, int na, float *out,
                                  size_t out_stride);
+typedef void (*quant__dot_rows_fn)(int64_t n, const void *w, size_t w_stride, int64_t nrows,
+                                   const void *a, float *out, size_t out_stride);
 typedef void (*quant__quant_fn)(const float *src, void *dst, int64_t n);
 typedef void (*quant__dequant_fn)(const void *src, float *dst, int64_t n);
 
@@ -130,6 +132,7 @@ typedef struct quant__kernels {
   const char *isa;                     /* "scalar", "avx2", "avx512", "neon" */
   quant__dot_fn dot[QT_COUNT];         /* weight type -> dot with its vec_dot_type */
   quant__dot_nx_fn dot_nx[QT_COUNT];   /* NULL: quant_vec_dot_nx loops over dot */
+  quant__dot_rows_fn dot_rows[QT_COUNT]; /* NULL: quant_vec_dot_rows loops over dot */
   quant__quant_fn quantize[QT_COUNT];
   quant__dequant_fn dequantize[QT_COUNT];
 } quant__kernels;

@@ -1,7 +1,7 @@
 /* llm/quant: traits, fp16/bf16 bit patterns, quantize/dequantize error bounds, every SIMD
  * kernel against the scalar reference, vec_dot against a double-precision dot of the
- * dequantized rows, quant_vec_dot_nx against quant_vec_dot, and (with shared/ data and
- * llm/gguf.c present) the layout check on a real Q8_0 file. */
+ * dequantized rows, quant_vec_dot_nx and quant_vec_dot_rows against quant_vec_dot, and
+ * (with shared/ data and llm/gguf.c present) the layout check on a real Q8_0 file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -709,10 +709,56 @@ static void test_dot_nx(void **state) {
               if (off == last) break;
             }
           }
+        /* quant_vec_dot_rows (decode): every row count, strided output, bit-exact */
+        for (int nr = 0; nr <= 4; nr++)
+          for (int j = 0; j < 4; j++) {
+            for (size_t q = 0; q < sizeof out / sizeof *out; q++) out[q] = -12345.f;
+            quant_vec_dot_rows(t, n, w, ws, nr, a + j * as, out, 7);
+            for (int q = 0; q < 28; q++) {
+              if (q % 7 || q / 7 >= nr) { /* nothing written outside the rows */
+                assert_true(out[q] == -12345.f);
+                continue;
+              }
+              if (!same_bits(out[q], single[q / 7][j]))
+                fail_msg("%s %s n=%lld rows %d [%d][%d]: %.9g != %.9g", isas[s], quant_name(t), (long long)n, nr,
+                         q / 7, j, (double)out[q], (double)single[q / 7][j]);
+            }
+            checked++;
+          }
       }
     }
   }
-  print_message("%d nx tiles checked bit-exact\n", checked);
+  print_message("%d nx tiles and row runs checked bit-exact\n", checked);
+  restore_isa();
+  free(x), free(w), free(a);
+}
+
+/* Row runs over rows longer than the AVX-512 activation table (512 blocks), which take
+ * the kernel's other path, still equal single dots bit for bit. */
+static void test_dot_rows_long(void **state) {
+  (void)state;
+  static const qtype ts[] = {QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0};
+  const int64_t n = 520 * 32;
+  float *x = malloc((size_t)n * 4), out[3];
+  uint8_t *w = malloc(3 * quant_row_size(QT_Q8_0, n)), *a = malloc(quant_row_size(QT_Q8_0, n));
+  for (size_t k = 0; k < sizeof ts / sizeof *ts; k++) {
+    qtype t = ts[k];
+    size_t ws = quant_row_size(t, n);
+    assert_int_equal(quant_force_isa("scalar"), 0);
+    for (int r = 0; r < 3; r++) {
+      fill_real(x, n);
+      assert_int_equal(quant_quantize_row(t, x, w + r * ws, n), 0);
+    }
+    fill_real(x, n);
+    assert_int_equal(quant_quantize_row(QT_Q8_0, x, a, n), 0);
+    for (int s = 0; s < N_ISAS; s++) {
+      if (!use_isa(isas[s])) continue;
+      quant_vec_dot_rows(t, n, w, ws, 3, a, out, 1);
+      for (int r = 0; r < 3; r++)
+        if (!same_bits(out[r], quant_vec_dot(t, n, w + r * ws, a)))
+          fail_msg("%s %s n=%lld row %d", isas[s], quant_name(t), (long long)n, r);
+    }
+  }
   restore_isa();
   free(x), free(w), free(a);
 }
@@ -786,6 +832,7 @@ int main(void) {
       cmocka_unit_test(test_dot_vs_dequant),
       cmocka_unit_test(test_dot_quantization_noise),
       cmocka_unit_test(test_dot_nx),
+      cmocka_unit_test(test_dot_rows_long),
       cmocka_unit_test(test_real_q8_0_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
