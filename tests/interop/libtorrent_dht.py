@@ -7,6 +7,7 @@ apiary is read by libtorrent, and BEP 5 get_peers finds the other side's announc
 Prints "N passed, N failed" at the end. Nothing leaves 127.0.0.1.
 """
 import hashlib, json, os, socket, subprocess, sys, tempfile, time
+from ports import free_ports
 
 try:
     import libtorrent as lt
@@ -27,13 +28,6 @@ def check(name, cond, detail=""):
         failed += 1
         print("  FAIL  %s %s" % (name, detail))
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
 def apiary(*args):
     r = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=60)
     return r.returncode, r.stdout, r.stderr
@@ -49,7 +43,7 @@ def wait_alert(ses, kind, pred=lambda a: True, timeout=30):
 
 work = tempfile.mkdtemp(prefix="apiary-test-lt-")
 home = os.path.join(work, "node")
-lt_port, a_port, a_dht = free_port(), free_port(), free_port()
+lt_port, a_port, a_dht = free_ports(3)
 node = None
 try:
     ses = lt.session({
@@ -63,10 +57,21 @@ try:
     })
     rc, out, err = apiary("init", "--home", home, "--json")
     node_pk = json.loads(apiary("id", "--home", home, "--json")[1])["public_key"]
-    log = open(home + ".log", "w")
-    node = subprocess.Popen([BIN, "node", "--home", home, "--listen", "127.0.0.1:%d" % a_port,
-                             "--dht-port", str(a_dht), "--bootstrap", "127.0.0.1:%d" % lt_port,
-                             "--no-lan", "--http", "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=log)
+    # A port chosen free can be taken by another process before the node binds it; the node
+    # then exits at once, and is started again on new ports (at most 3 times).
+    for attempt in range(3):
+        log = open(home + ".log", "w")
+        node = subprocess.Popen([BIN, "node", "--home", home, "--listen", "127.0.0.1:%d" % a_port,
+                                 "--dht-port", str(a_dht), "--bootstrap", "127.0.0.1:%d" % lt_port,
+                                 "--no-lan", "--http", "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=log)
+        for _ in range(20):
+            if node.poll() is not None or apiary("status", "--home", home, "--json")[0] == 0:
+                break
+            time.sleep(0.25)
+        if node.poll() is None:
+            break
+        log.close()
+        a_port, a_dht = free_ports(2)
     ses.add_dht_node(("127.0.0.1", a_dht))
     # Both sides know each other.
     ok = False

@@ -10,6 +10,7 @@ has no model: its API buys the tokens from the first node over the network (free
 no chain), and every check must hold again. Prints "N passed, N failed".
 """
 import json, os, socket, subprocess, sys, tempfile, time
+from ports import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("APIARY_BIN", os.path.join(ROOT, "build/apiary"))
@@ -39,13 +40,6 @@ def apiary(*args):
     r = subprocess.run([BIN] + list(args), capture_output=True, text=True, timeout=120)
     return r.returncode, r.stdout, r.stderr
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
 # llama.cpp's greedy continuation of a story prompt (an independent reference).
 ref = json.load(open(os.path.join(mirror, "stories15M-Q8_0.ref.json")))["greedy"][0]
 prompt, want, want_prompt_tokens = ref["prompt"], ref["generated_text"], len(ref["prompt_ids"])
@@ -53,14 +47,22 @@ work = tempfile.mkdtemp(prefix="apiary-test-openai-")
 nodes = []
 
 def start_node(home, dht_port, boot_port, http_port):
-    p = subprocess.Popen([BIN, "node", "--home", home, "--no-lan", "--listen", "127.0.0.1:0", "--dht-port",
-                          str(dht_port), "--bootstrap", "127.0.0.1:%d" % boot_port, "--http",
-                          "127.0.0.1:%d" % http_port], stdout=subprocess.DEVNULL, stderr=open(home + ".log", "w"))
-    nodes.append(p)
-    for _ in range(100):
-        if apiary("status", "--home", home)[0] == 0:
+    """Starts a node; returns its (DHT port, HTTP port). A port chosen free may be taken by another
+    process before the node binds it: the node then exits at once and is started again on
+    new ports (at most 3 times)."""
+    for attempt in range(3):
+        p = subprocess.Popen([BIN, "node", "--home", home, "--no-lan", "--listen", "127.0.0.1:0", "--dht-port",
+                              str(dht_port), "--bootstrap", "127.0.0.1:%d" % boot_port, "--http",
+                              "127.0.0.1:%d" % http_port], stdout=subprocess.DEVNULL, stderr=open(home + ".log", "w"))
+        nodes.append(p)
+        for _ in range(100):
+            if p.poll() is not None or apiary("status", "--home", home)[0] == 0:
+                break
+            time.sleep(0.1)
+        if p.poll() is None:
             break
-        time.sleep(0.1)
+        dht_port, http_port = free_ports(2)
+    return dht_port, http_port
 
 def run_client(label, port, token):
     r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "openai_client.js"),
@@ -102,11 +104,11 @@ try:
     check("stories15M pulled from the mirror", rc == 0, err)
     token = apiary("token", "--home", home, "create")[1].strip()
     token_c = apiary("token", "--home", home_c, "create")[1].strip()
-    dht_a, dht_c, port, port_c = free_port(), free_port(), free_port(), free_port()
-    start_node(home, dht_a, dht_c, port)
+    dht_a, dht_c, port, port_c = free_ports(4)
+    dht_a, port = start_node(home, dht_a, dht_c, port)
     run_client("", port, token)
     # A node without the model: its API routes to the first node.
-    start_node(home_c, dht_c, dht_a, port_c)
+    dht_c, port_c = start_node(home_c, dht_c, dht_a, port_c)
     for _ in range(100):
         rc, out, err = apiary("offers", "--home", home_c, "--json")
         if rc == 0 and json.loads(out).get("offers"):
