@@ -819,7 +819,8 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
   engine_gen_params gp = gp_in ? *gp_in : engine_default_gen_params();
   engine_gen_stats st = {.n_prompt = n_prompt};
   if (st_out) *st_out = st;
-  if (!prompt || n_prompt < 1 || gp.max_tokens < 0 || gp.n_stop < 0 || gp.n_stop > ENGINE_MAX_STOP)
+  if (!prompt || n_prompt < 1 || gp.max_tokens < 0 || gp.n_stop < 0 || gp.n_stop > ENGINE_MAX_STOP ||
+      gp.n_resume < 0 || gp.n_resume > n_prompt)
     return ERR_INVAL;
   if (n_prompt > e->n_ctx) return ERR_RANGE;
   size_t max_stop = 0;
@@ -849,6 +850,24 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
 
   tok_stream ts;
   tok_stream_init(&ts);
+  /* Resume: replay the earlier tokens through the detokenizer, keep only their text past
+   * what was delivered. Held-back text is at most the longest stop string minus one byte
+   * (an incomplete character stays in ts), so anything older is dropped as delivered. */
+  size_t skip = gp.resume_sent;
+  for (int i = n_prompt - gp.n_resume; i < n_prompt; i++) {
+    if (!gp.penalize_prompt) sample_accept(s, prompt[i]);
+    int n = tok_stream_feed(t, &ts, prompt[i], tx.buf + tx.len, tx.cap - tx.len);
+    if (n < 0) {
+      rc = n;
+      goto done;
+    }
+    tx.len += (size_t)n;
+    size_t d = skip < tx.len ? skip : tx.len;
+    skip -= d;
+    if (tx.len - d > max_stop) d = tx.len - max_stop;
+    memmove(tx.buf, tx.buf + d, tx.len - d);
+    tx.len -= d;
+  }
   int pos = n_prompt;
   t0 = now_ms();
   for (;;) {

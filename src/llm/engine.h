@@ -93,6 +93,13 @@ typedef struct engine_gen_params {
   int n_stop;                      /* number of stop strings (<= ENGINE_MAX_STOP) */
   const char *stop[ENGINE_MAX_STOP]; /* borrowed; the text is cut before the first match */
   int penalize_prompt;             /* 1: prompt tokens enter the penalty window (default 0) */
+  /* Resuming an answer another engine started (failover): the last n_resume ids of the
+   * prompt are that answer's tokens so far, of whose text resume_sent bytes were already
+   * delivered. They enter the penalty window as generated tokens do, and their text past
+   * resume_sent (what the other engine still held back: the start of a possible stop
+   * string) comes out first, so the joined text equals one uninterrupted generation. */
+  int n_resume;                    /* 0..n_prompt */
+  size_t resume_sent;
 } engine_gen_params;
 
 /* Called once per generated token, in order: id is the token, text/len the newly final

@@ -244,6 +244,8 @@ static void run_job(local_svc *s, local_job *j) {
   gp.n_stop = 0;
   for (int i = 0; i < j->req.n_stop && gp.n_stop < ENGINE_MAX_STOP; i++) gp.stop[gp.n_stop++] = j->req.stop[i];
   for (int i = 0; i < n_chat_stops && gp.n_stop < ENGINE_MAX_STOP; i++) gp.stop[gp.n_stop++] = chat_stops[i];
+  gp.n_resume = j->req.n_cont; /* their held-back text comes out first (engine.h) */
+  gp.resume_sent = j->req.cont_bytes;
   engine_gen_stats st;
   memset(&st, 0, sizeof st);
   engine_cancel_reset(s->e);

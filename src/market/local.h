@@ -50,6 +50,7 @@ typedef struct local_req {
    * LOCAL_MAX_CONT. */
   int32_t *cont_ids;
   int n_cont;
+  size_t cont_bytes; /* bytes of the continued tokens' text the client already has */
   /* Called from the worker thread whenever the job has new text/tokens or ends (may be
    * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
   void (*notify)(void *ud);

@@ -266,6 +266,10 @@ static const char *fill_req(json_t *p, local_req *lr) {
         return "continuation ids must be token ids";
       lr->cont_ids[lr->n_cont++] = (int32_t)json_integer_value(x);
     }
+    /* Text of those ids the client already has; absent (older clients): all of it. */
+    v = json_object_get(p, "cont_bytes");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) return "cont_bytes must be a byte count";
+    lr->cont_bytes = v ? (size_t)json_integer_value(v) : SIZE_MAX;
   }
   return NULL;
 }

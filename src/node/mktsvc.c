@@ -99,6 +99,7 @@ struct mreq {
   int max_tokens;
   int32_t *ids;
   int n_ids, cap_ids;
+  size_t text_bytes;      /* bytes of generated text received (over all attempts) */
   int orig_pt;
   attempt *cur;
   attempt *hist[MAX_ATTEMPTS];
@@ -653,6 +654,8 @@ static int call_attempt(mreq *q, attempt *a) {
     json_t *cont = json_array();
     for (int i = 0; i < q->n_ids; i++) json_array_append_new(cont, json_integer(q->ids[i]));
     json_object_set_new(p, "cont", cont);
+    /* what we have of their text: the provider sends what the last one still held back */
+    json_object_set_new(p, "cont_bytes", json_integer((json_int_t)q->text_bytes));
   }
   if (a->has_channel) {
     char ch[67] = "0x", pp[24], gp[24];
@@ -746,6 +749,7 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
     a->gt += (int)json_array_size(ids);
     append_ids(q, ids);
     if (text && len) {
+      q->text_bytes += len;
       if (q->stream) mkt_stream_push(q->stream, text, len);
       if (q->ctl || q->verify) buf_append(&q->text, text, len);
     }

@@ -371,6 +371,84 @@ static tok *load_tok(int k) {
   return t;
 }
 
+/* Callback of a provider that dies after its last token: the final id -1 call (the text it
+ * still held back) never reaches the client; it is counted in `held` instead. */
+typedef struct dying {
+  collect c;
+  size_t held;
+} dying;
+static int dying_cb(void *user, int32_t id, const char *text, size_t len) {
+  dying *d = user;
+  if (id < 0) {
+    d->held += len;
+    return 0;
+  }
+  return collect_cb(&d->c, id, text, len);
+}
+
+/* Failover resume: a generation cut after k tokens (its held-back text lost with it) and
+ * resumed by another engine from prompt + those k ids, told how many bytes the client
+ * has, gives llama.cpp's reference text exactly, for every k. Stop strings that share
+ * prefixes with the text make the first engine hold text back at some cuts. */
+static void test_resume(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  json_t *ref;
+  model *m = get_model(STORIES_F32, &ref);
+  tok *t = load_tok(STORIES_F32);
+  engine *e1 = new_engine(m, 2, 0, 0), *e2 = new_engine(m, 1, 0, 0);
+  json_t *g = json_array_get(json_object_get(ref, "greedy"), 0);
+  int32_t ids[512], want[64];
+  int np = json_ids(json_object_get(g, "prompt_ids"), ids, 512);
+  int ng = json_ids(json_object_get(g, "greedy_ids"), want, 64);
+  const char *want_text = json_string_value(json_object_get(g, "generated_text"));
+  assert_true(np + ng <= 512);
+  sample_params sp = sample_default_params();
+  sp.temp = 0;
+  sampler *s;
+  assert_int_equal(sample_new(m->hp.n_vocab, &sp, &s), 0);
+  engine_gen_params gp = engine_default_gen_params();
+  gp.stop_at_eog = 0;
+  gp.n_stop = 3;
+  gp.stop[0] = " little boy";
+  gp.stop[1] = "shells!";
+  gp.stop[2] = "Lily?";
+  int held_cuts = 0;
+  for (int k = 1; k < ng; k++) {
+    dying d;
+    memset(&d, 0, sizeof d);
+    gp.max_tokens = k;
+    gp.n_resume = 0;
+    gp.resume_sent = 0;
+    sample_reset(s);
+    assert_int_equal(engine_generate(e1, t, s, ids, np, &gp, dying_cb, &d, NULL), 0);
+    assert_int_equal(d.c.n, k);
+    if (d.held) held_cuts++;
+
+    memcpy(ids + np, want, (size_t)k * sizeof *ids);
+    collect c2 = {0};
+    gp.max_tokens = ng - k;
+    gp.n_resume = k;
+    gp.resume_sent = d.c.len;
+    sample_reset(s);
+    engine_gen_stats st;
+    assert_int_equal(engine_generate(e2, t, s, ids, np + k, &gp, collect_cb, &c2, &st), 0);
+    assert_int_equal(st.stop, ENGINE_STOP_MAX_TOKENS);
+    assert_memory_equal(c2.ids, want + k, (size_t)(ng - k) * sizeof *want);
+    char joined[8192];
+    snprintf(joined, sizeof joined, "%s%s", d.c.text, c2.text);
+    if (strcmp(joined, want_text)) fail_msg("cut after %d tokens: '%s' + '%s'", k, d.c.text, c2.text);
+  }
+  assert_true(held_cuts >= 2); /* the stop strings did make text wait at some cuts */
+  /* a resume longer than the prompt is refused */
+  gp.n_resume = np + 1;
+  assert_int_equal(engine_generate(e2, t, s, ids, np, &gp, collect_cb, &(collect){0}, NULL), ERR_INVAL);
+  sample_free(s);
+  engine_free(e1);
+  engine_free(e2);
+  tok_free(t);
+}
+
 static void test_generate(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -763,6 +841,7 @@ int main(void) {
       cmocka_unit_test(test_batch_vs_single),
       cmocka_unit_test(test_kv_f16),
       cmocka_unit_test(test_generate),
+      cmocka_unit_test(test_resume),
       cmocka_unit_test(test_eval_errors),
       cmocka_unit_test(test_binding_errors),
       cmocka_unit_test(test_qwen_variants),
