@@ -371,6 +371,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   slot->gp = o->price_gen;
   slot->last_paid_ms = uv_now(g->loop);
   update_allowance(g, slot);
+  write_receipt(g, slot, "partial"); /* the accepted request is on record before any work */
 }
 
 /* Moves new tokens from the worker to the link; answers jobs that are done. */
