@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "llm/synth.h"
+
 typedef struct ref {
   const char *shape;
   int reps;              /* repetitions per test */
@@ -73,7 +75,9 @@ int main(void) {
     for (int ti = 0; ti < 3; ti++) {
       if (!selected("BENCH_TYPES", types[ti])) continue;
       char path[512], cmd[8192];
-      snprintf(path, sizeof path, "build/bench-models/%s-%s.gguf", r->shape, types[ti]);
+      /* The vocabulary size is in the name, so a file made for an older shape is not reused. */
+      const synth_shape *sh = synth_find_shape(r->shape);
+      snprintf(path, sizeof path, "build/bench-models/%s-v%d-%s.gguf", r->shape, sh ? sh->n_vocab : 0, types[ti]);
       if (stat(path, &sb) != 0) {
         fprintf(stderr, "bench_shapes: synthesizing %s (once; kept in build/bench-models)\n", path);
         snprintf(cmd, sizeof cmd, "'%s' -q model synth --shape %s --type %s --pad-vocab --vocab-from '%s' -o '%s' -t 2",
