@@ -263,8 +263,24 @@ static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t 
       int na = imin(NX, nt - t);
       for (int64_t r = rs; r < re; r += NX) {
         int nw = (int)i64min(NX, re - r);
-        quant_vec_dot_nx(w->type, w->n_in, wd + (size_t)r * w->row_bytes, w->row_bytes, nw,
-                         a.p + (size_t)t * a.stride, a.stride, na, tile, NX);
+        const uint8_t *wr = wd + (size_t)r * w->row_bytes, *ar = a.p + (size_t)t * a.stride;
+        if (ors == 1) { /* token-major output: each token's results are contiguous */
+          float *o = out + (size_t)t * ots + (size_t)(r - r0);
+          if (!acc && !bias) {
+            quant_vec_dot_nx_t(w->type, w->n_in, wr, w->row_bytes, nw, ar, a.stride, na, o, ots);
+            continue;
+          }
+          quant_vec_dot_nx_t(w->type, w->n_in, wr, w->row_bytes, nw, ar, a.stride, na, tile, NX);
+          for (int j = 0; j < na; j++)
+            for (int i = 0; i < nw; i++) {
+              float v = tile[j * NX + i];
+              if (bias) v += bias[r + i];
+              float *dst = o + (size_t)j * ots + (size_t)i;
+              *dst = acc ? *dst + v : v;
+            }
+          continue;
+        }
+        quant_vec_dot_nx(w->type, w->n_in, wr, w->row_bytes, nw, ar, a.stride, na, tile, NX);
         for (int i = 0; i < nw; i++) {
           float b = bias ? bias[r + i] : 0.0f;
           for (int j = 0; j < na; j++) {
@@ -285,7 +301,6 @@ static void mm_rows(const model_mat *w, act_view a, int nt, int64_t r0, int64_t 
  * rows, each as one stream. */
 static void mm_gate_up(const engine *e, const model_mat *wg, const model_mat *wu, act_view ag, act_view au, int nt,
                        int64_t r0, int64_t r1, float *hb, size_t ts, float *up) {
-  float tg[NX * NX], tu[NX * NX];
   if (nt == 1) { /* decode: each matrix's rows in one stream, as in mm_rows */
     for (int64_t rs = r0; rs < r1; rs += GU_MAX_SWEEP) {
       int64_t nr = i64min(GU_MAX_SWEEP, r1 - rs);
@@ -306,15 +321,12 @@ static void mm_gate_up(const engine *e, const model_mat *wg, const model_mat *wu
       int na = imin(NX, nt - t);
       for (int64_t r = rs; r < re; r += NX) {
         int nw = (int)i64min(NX, re - r);
-        quant_vec_dot_nx(wg->type, wg->n_in, (const uint8_t *)wg->data + (size_t)r * wg->row_bytes, wg->row_bytes,
-                         nw, ag.p + (size_t)t * ag.stride, ag.stride, na, tg, NX);
-        quant_vec_dot_nx(wu->type, wu->n_in, (const uint8_t *)wu->data + (size_t)r * wu->row_bytes, wu->row_bytes,
-                         nw, au.p + (size_t)t * au.stride, au.stride, na, tu, NX);
-        for (int i = 0; i < nw; i++)
-          for (int j = 0; j < na; j++) {
-            hb[(size_t)(t + j) * ts + (size_t)(r + i)] = tg[i * NX + j];
-            up[(size_t)j * GU_MAX_SWEEP + (size_t)(r - rs + i)] = tu[i * NX + j];
-          }
+        quant_vec_dot_nx_t(wg->type, wg->n_in, (const uint8_t *)wg->data + (size_t)r * wg->row_bytes,
+                           wg->row_bytes, nw, ag.p + (size_t)t * ag.stride, ag.stride, na,
+                           hb + (size_t)t * ts + (size_t)r, ts);
+        quant_vec_dot_nx_t(wu->type, wu->n_in, (const uint8_t *)wu->data + (size_t)r * wu->row_bytes,
+                           wu->row_bytes, nw, au.p + (size_t)t * au.stride, au.stride, na,
+                           up + (size_t)(r - rs), GU_MAX_SWEEP);
       }
       for (int j = 0; j < na; j++) {
         float *h = hb + (size_t)(t + j) * ts + (size_t)rs;

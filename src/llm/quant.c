@@ -236,6 +236,22 @@ void quant_vec_dot_nx(qtype t, int64_t n, const void *w_row, size_t w_stride, in
           k->dot[t](n, w + (size_t)i * w_stride, a + (size_t)j * act_stride);
 }
 
+void quant_vec_dot_nx_t(qtype t, int64_t n, const void *w_row, size_t w_stride, int nw,
+                        const void *act_rows, size_t act_stride, int na, float *out,
+                        size_t out_stride) {
+  assert(quant_row_ok(t, n) && traits[t].supported);
+  assert(nw >= 1 && nw <= QUANT_NX_MAX && na >= 1 && na <= QUANT_NX_MAX);
+  const quant__kernels *k = kern();
+  if (k->dot_nx_t[t]) {
+    k->dot_nx_t[t](n, w_row, w_stride, nw, act_rows, act_stride, na, out, out_stride);
+    return;
+  }
+  float tile[QUANT_NX_MAX * QUANT_NX_MAX];
+  quant_vec_dot_nx(t, n, w_row, w_stride, nw, act_rows, act_stride, na, tile, QUANT_NX_MAX);
+  for (int i = 0; i < nw; i++)
+    for (int j = 0; j < na; j++) out[(size_t)j * out_stride + (size_t)i] = tile[i * QUANT_NX_MAX + j];
+}
+
 void quant_vec_dot_rows(qtype t, int64_t n, const void *w_row, size_t w_stride, int64_t nrows,
                         const void *act_row, float *out, size_t out_stride) {
   assert(quant_row_ok(t, n) && traits[t].supported && nrows >= 0);

@@ -82,6 +82,15 @@ void quant_vec_dot_nx(qtype t, int64_t n, const void *w_row, size_t w_stride, in
                       const void *act_rows, size_t act_stride, int na, float *out,
                       size_t out_stride);
 
+/* The same products with the output transposed: for i < nw and j < na
+ *   out[j*out_stride + i] = quant_vec_dot(t, n, w_row + i*w_stride, act_rows + j*act_stride)
+ * bit for bit: each activation row's results contiguous, as a token-major output matrix
+ * wants them (AVX-512 stores each 4x4 tile's results as four 4-float rows; the other
+ * kernel sets compute a quant_vec_dot_nx tile and transpose it). */
+void quant_vec_dot_nx_t(qtype t, int64_t n, const void *w_row, size_t w_stride, int nw,
+                        const void *act_rows, size_t act_stride, int na, float *out,
+                        size_t out_stride);
+
 /* Matrix-vector product for decoding: for i < nrows
  *   out[i*out_stride] = quant_vec_dot(t, n, w_row + i*w_stride, act_row)
  * bit for bit (w_stride in bytes, out_stride in floats). Rows are read one after another:

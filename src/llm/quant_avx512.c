@@ -39,15 +39,20 @@ INLINE float hsum(__m512 v) {
   return _mm_cvtss_f32(b);
 }
 
-/* hsum of sixteen accumulators at once: out[i*os + j] = hsum(acc[i][j]) for a 4x4 tile,
+/* hsum of sixteen accumulators at once: out[i*os + j*oa] = hsum(acc[i][j]) for a 4x4 tile,
  * bit for bit. Each stage adds the same lane pairs as hsum does (only which register holds
  * a partial sum differs, and a + b == b + a exactly): 256-bit halves, then 128-bit
- * quarters, then lanes l and l+2, then l and l+1. 45 shuffles and adds instead of 16 x 7,
- * and four 4-float stores. Lane 4i + j of the result is acc[i][j]. */
-INLINE void hsum4x4(__m512 acc[4][4], float *out, size_t os) {
+ * quarters, then lanes l and l+2, then l and l+1. 45 shuffles and adds instead of 16 x 7.
+ * Lane 4c + m of the result is input 4m + c, so feeding acc[i][j] as input 4j + i gives
+ * out row i in quarter i (oa == 1), and as input 4i + j token j's four results in quarter
+ * j (os == 1); each quarter is one 4-float store. */
+INLINE void hsum4x4(__m512 acc[4][4], float *out, size_t os, size_t oa) {
+  const int tr = oa != 1; /* compile-time after inlining */
   __m512 p[8], q[4], r[2];
-  UNROLL8 for (int k = 0; k < 8; k++) { /* inputs in the order acc[0][j], acc[1][j], ...: a[4j+i] */
-    __m512 a = acc[(2 * k) % 4][(2 * k) / 4], b = acc[(2 * k + 1) % 4][(2 * k + 1) / 4];
+  UNROLL8 for (int k = 0; k < 8; k++) {
+    int n0 = 2 * k, n1 = 2 * k + 1;
+    __m512 a = tr ? acc[n0 / 4][n0 % 4] : acc[n0 % 4][n0 / 4];
+    __m512 b = tr ? acc[n1 / 4][n1 % 4] : acc[n1 % 4][n1 / 4];
     p[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                          _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
   }
@@ -60,42 +65,44 @@ INLINE void hsum4x4(__m512 acc[4][4], float *out, size_t os) {
   }
   __m512 s = _mm512_add_ps(_mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(2, 0, 2, 0)),
                            _mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const size_t st = tr ? oa : os;
   _mm_storeu_ps(out, _mm512_castps512_ps128(s));
-  _mm_storeu_ps(out + os, _mm512_extractf32x4_ps(s, 1));
-  _mm_storeu_ps(out + 2 * os, _mm512_extractf32x4_ps(s, 2));
-  _mm_storeu_ps(out + 3 * os, _mm512_extractf32x4_ps(s, 3));
+  _mm_storeu_ps(out + st, _mm512_extractf32x4_ps(s, 1));
+  _mm_storeu_ps(out + 2 * st, _mm512_extractf32x4_ps(s, 2));
+  _mm_storeu_ps(out + 3 * st, _mm512_extractf32x4_ps(s, 3));
 }
 
-/* out[i*os + j] = hsum(acc[i][j]) for an NW x NA tile (the 4x4 one in one go). */
-INLINE void hsum_tile(__m512 acc[4][4], int NW, int NA, float *out, size_t os) {
-  if (NW == 4 && NA == 4) {
-    hsum4x4(acc, out, os);
+/* out[i*os + j*oa] = hsum(acc[i][j]) for an NW x NA tile (the 4x4 one in one go when one
+ * of the strides is 1, as for quant_vec_dot_nx and quant_vec_dot_nx_t). */
+INLINE void hsum_tile(__m512 acc[4][4], int NW, int NA, float *out, size_t os, size_t oa) {
+  if (NW == 4 && NA == 4 && (os == 1 || oa == 1)) {
+    hsum4x4(acc, out, os, oa);
     return;
   }
   UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
-      out[i * os + j] = hsum(acc[i][j]);
+      out[i * os + j * oa] = hsum(acc[i][j]);
 }
 
 /* Runs an nw x na request as tiles of 4, 2 and 1 rows each way (NAMAX: 4, or 2 where 4x4
  * would not fit the registers), each tile with compile-time NW, NA. Splitting never changes
  * a result: every pair's accumulator sees the same operations whatever the tile. */
-#define NX_TILES(TILE, NAMAX, n, w, ws, nw, a, as, na, out, os)                            \
+#define NX_TILES(TILE, NAMAX, n, w, ws, nw, a, as, na, out, os, oa)                        \
   for (int i0 = 0; i0 < (nw);) {                                                           \
     int ti = (nw) - i0 >= 4 ? 4 : (nw) - i0 >= 2 ? 2 : 1;                                  \
     for (int j0 = 0; j0 < (na);) {                                                         \
       int tj = (na) - j0 >= 4 && (NAMAX) >= 4 ? 4 : (na) - j0 >= 2 ? 2 : 1;                \
       const uint8_t *tw = (w) + (size_t)i0 * (ws), *ta = (a) + (size_t)j0 * (as);          \
-      float *to = (out) + (size_t)i0 * (os) + j0;                                          \
+      float *to = (out) + (size_t)i0 * (os) + (size_t)j0 * (oa);                           \
       switch (ti * 8 + tj) {                                                               \
-      case 9: TILE(n, tw, ws, 1, ta, as, 1, to, os); break;                                \
-      case 10: TILE(n, tw, ws, 1, ta, as, 2, to, os); break;                               \
-      case 17: TILE(n, tw, ws, 2, ta, as, 1, to, os); break;                               \
-      case 18: TILE(n, tw, ws, 2, ta, as, 2, to, os); break;                               \
-      case 33: TILE(n, tw, ws, 4, ta, as, 1, to, os); break;                               \
-      case 34: TILE(n, tw, ws, 4, ta, as, 2, to, os); break;                               \
-      case 12: if ((NAMAX) >= 4) TILE(n, tw, ws, 1, ta, as, (NAMAX), to, os); break;       \
-      case 20: if ((NAMAX) >= 4) TILE(n, tw, ws, 2, ta, as, (NAMAX), to, os); break;       \
-      case 36: if ((NAMAX) >= 4) TILE(n, tw, ws, 4, ta, as, (NAMAX), to, os); break;       \
+      case 9: TILE(n, tw, ws, 1, ta, as, 1, to, os, oa); break;                                \
+      case 10: TILE(n, tw, ws, 1, ta, as, 2, to, os, oa); break;                               \
+      case 17: TILE(n, tw, ws, 2, ta, as, 1, to, os, oa); break;                               \
+      case 18: TILE(n, tw, ws, 2, ta, as, 2, to, os, oa); break;                               \
+      case 33: TILE(n, tw, ws, 4, ta, as, 1, to, os, oa); break;                               \
+      case 34: TILE(n, tw, ws, 4, ta, as, 2, to, os, oa); break;                               \
+      case 12: if ((NAMAX) >= 4) TILE(n, tw, ws, 1, ta, as, (NAMAX), to, os, oa); break;       \
+      case 20: if ((NAMAX) >= 4) TILE(n, tw, ws, 2, ta, as, (NAMAX), to, os, oa); break;       \
+      case 36: if ((NAMAX) >= 4) TILE(n, tw, ws, 4, ta, as, (NAMAX), to, os, oa); break;       \
       default: assert(0);                                                                  \
       }                                                                                    \
       j0 += tj;                                                                            \
@@ -103,24 +110,30 @@ INLINE void hsum_tile(__m512 acc[4][4], int NW, int NA, float *out, size_t os) {
     i0 += ti;                                                                              \
   }
 
-/* Defines dot_<name> (the 1x1 tile), dot_nx_<name> and dot_rows_<name> (the 1x1 tile
- * inlined in a loop over rows) from an always-inline tile. */
+/* Defines dot_<name> (the 1x1 tile), dot_nx_<name> and dot_nx_t_<name> (tiles writing
+ * out[i*os + j] or out[j*os + i]) and dot_rows_<name> (the 1x1 tile inlined in a loop over
+ * rows) from an always-inline tile that writes out[i*os + j*oa]. */
 #define DEFINE_DOTS_NA(name, NAMAX)                                                        \
   static float dot_##name(int64_t n, const void *w, const void *a) {                       \
     float r;                                                                               \
-    tile_##name(n, w, 0, 1, a, 0, 1, &r, 0);                                               \
+    tile_##name(n, w, 0, 1, a, 0, 1, &r, 0, 0);                                            \
     return r;                                                                              \
   }                                                                                        \
   static void dot_nx_##name(int64_t n, const void *vw, size_t ws, int nw, const void *va,  \
                             size_t as, int na, float *out, size_t os) {                    \
     const uint8_t *w = vw, *a = va;                                                        \
-    NX_TILES(tile_##name, NAMAX, n, w, ws, nw, a, as, na, out, os)                         \
+    NX_TILES(tile_##name, NAMAX, n, w, ws, nw, a, as, na, out, os, 1)                      \
+  }                                                                                        \
+  static void dot_nx_t_##name(int64_t n, const void *vw, size_t ws, int nw, const void *va, \
+                              size_t as, int na, float *out, size_t os) {                  \
+    const uint8_t *w = vw, *a = va;                                                        \
+    NX_TILES(tile_##name, NAMAX, n, w, ws, nw, a, as, na, out, 1, os)                      \
   }                                                                                        \
   static void dot_rows_##name(int64_t n, const void *vw, size_t ws, int64_t nr,           \
                               const void *a, float *out, size_t os) {                      \
     const uint8_t *w = vw;                                                                 \
     for (int64_t i = 0; i < nr; i++)                                                       \
-      tile_##name(n, w + (size_t)i * ws, 0, 1, a, 0, 1, out + (size_t)i * os, 0);          \
+      tile_##name(n, w + (size_t)i * ws, 0, 1, a, 0, 1, out + (size_t)i * os, 0, 0);       \
   }
 #define DEFINE_DOTS(name) DEFINE_DOTS_NA(name, 4)
 
@@ -148,7 +161,7 @@ INLINE __m512 ldm_bf16(const uint8_t *p, int64_t k, __mmask16 m) {
 
 #define DEFINE_FLOAT_TILE(name)                                                            \
   INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
-                          size_t as, int NA, float *out, size_t os) {                      \
+                          size_t as, int NA, float *out, size_t os, size_t oa) {                      \
     __m512 acc[4][4], av[4];                                                               \
     UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)                \
         acc[i][j] = _mm512_setzero_ps();                                                   \
@@ -168,7 +181,7 @@ INLINE __m512 ldm_bf16(const uint8_t *p, int64_t k, __mmask16 m) {
         UNROLL for (int j = 0; j < NA; j++) acc[i][j] = _mm512_fmadd_ps(wv, av[j], acc[i][j]); \
       }                                                                                    \
     }                                                                                      \
-    hsum_tile(acc, NW, NA, out, os);                                                       \
+    hsum_tile(acc, NW, NA, out, os, oa);                                                   \
   }
 
 DEFINE_FLOAT_TILE(f32)
@@ -296,7 +309,7 @@ INLINE void step32(qtype T, const uint8_t *w, size_t ws, int NW, const uint8_t *
 }
 
 INLINE void tile32(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a,
-                   size_t as, int NA, float *out, size_t os) {
+                   size_t as, int NA, float *out, size_t os, size_t oa) {
   const int64_t nb = n / 32;
   __m512 acc[4][4];
   UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
@@ -304,7 +317,7 @@ INLINE void tile32(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, cons
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) step32(T, w, ws, NW, a, as, NA, b, 1, acc);
   if (b < nb) step32(T, w, ws, NW, a, as, NA, b, 0, acc);
-  hsum_tile(acc, NW, NA, out, os);
+  hsum_tile(acc, NW, NA, out, os, oa);
 }
 
 /* The 1x1 tile at 256 bits. Zen 4 splits 512-bit ops in two, so for a single row the zmm
@@ -370,9 +383,9 @@ INLINE float dot32_ymm(qtype T, int64_t n, const uint8_t *w, const uint8_t *a) {
 
 #define DEFINE_TILE32(name, T)                                                             \
   INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
-                          size_t as, int NA, float *out, size_t os) {                      \
+                          size_t as, int NA, float *out, size_t os, size_t oa) {                      \
     if (NW == 1 && NA == 1) *out = dot32_ymm(T, n, w, a);                                  \
-    else tile32(T, n, w, ws, NW, a, as, NA, out, os);                                      \
+    else tile32(T, n, w, ws, NW, a, as, NA, out, os, oa);                                      \
   }                                                                                        \
   DEFINE_DOTS(name)
 
@@ -548,7 +561,7 @@ INLINE ksb kdecode(qtype T, const uint8_t *row, int64_t b) {
 }
 
 INLINE void tilek(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a,
-                  size_t as, int NA, float *out, size_t os) {
+                  size_t as, int NA, float *out, size_t os, size_t oa) {
   const int64_t nb = n / QK_K;
   __m512 acc[4][4];
   UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
@@ -575,16 +588,15 @@ INLINE void tilek(qtype T, int64_t n, const uint8_t *w, size_t ws, int NW, const
       }
     }
   }
-  UNROLL for (int i = 0; i < NW; i++) UNROLL for (int j = 0; j < NA; j++)
-      out[i * os + j] = hsum(acc[i][j]);
+  hsum_tile(acc, NW, NA, out, os, oa);
 }
 
 /* K tiles are at most 4x2: 4x4 would need 16 accumulators plus 8 decoded vectors per
  * weight row, more than the 32 registers. */
 #define DEFINE_TILEK(name, T)                                                              \
   INLINE void tile_##name(int64_t n, const uint8_t *w, size_t ws, int NW, const uint8_t *a, \
-                          size_t as, int NA, float *out, size_t os) {                      \
-    tilek(T, n, w, ws, NW, a, as, NA, out, os);                                            \
+                          size_t as, int NA, float *out, size_t os, size_t oa) {                      \
+    tilek(T, n, w, ws, NW, a, as, NA, out, os, oa);                                            \
   }                                                                                        \
   DEFINE_DOTS_NA(name, 2)
 
@@ -672,6 +684,7 @@ void quant__fill_avx512(quant__kernels *k) {
 #define SET(T, name)                 \
   k->dot[T] = dot_##name;            \
   k->dot_nx[T] = dot_nx_##name;      \
+  k->dot_nx_t[T] = dot_nx_t_##name;  \
   k->dot_rows[T] = dot_rows_##name;
   SET(QT_F32, f32)
   SET(QT_F16, f16)

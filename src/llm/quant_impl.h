@@ -132,6 +132,7 @@ typedef struct quant__kernels {
   const char *isa;                     /* "scalar", "avx2", "avx512", "neon" */
   quant__dot_fn dot[QT_COUNT];         /* weight type -> dot with its vec_dot_type */
   quant__dot_nx_fn dot_nx[QT_COUNT];   /* NULL: quant_vec_dot_nx loops over dot */
+  quant__dot_nx_fn dot_nx_t[QT_COUNT]; /* NULL: quant_vec_dot_nx_t transposes a dot_nx tile */
   quant__dot_rows_fn dot_rows[QT_COUNT]; /* NULL: quant_vec_dot_rows loops over dot */
   quant__quant_fn quantize[QT_COUNT];
   quant__dequant_fn dequantize[QT_COUNT];

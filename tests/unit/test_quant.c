@@ -1,6 +1,6 @@
 /* llm/quant: traits, fp16/bf16 bit patterns, quantize/dequantize error bounds, every SIMD
  * kernel against the scalar reference, vec_dot against a double-precision dot of the
- * dequantized rows, quant_vec_dot_nx and quant_vec_dot_rows against quant_vec_dot, and
+ * dequantized rows, quant_vec_dot_nx, quant_vec_dot_nx_t and quant_vec_dot_rows against quant_vec_dot, and
  * (with shared/ data and llm/gguf.c present) the layout check on a real Q8_0 file. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -703,6 +703,19 @@ static void test_dot_nx(void **state) {
                 }
                 if (!same_bits(out[q], single[off + i][off + j]))
                   fail_msg("%s %s n=%lld nx %dx%d [%d][%d]: %.9g != %.9g", isas[s], quant_name(t),
+                           (long long)n, nw, na, i, j, (double)out[q], (double)single[off + i][off + j]);
+              }
+              /* the transposed form: out[j*os + i] */
+              for (size_t q = 0; q < sizeof out / sizeof *out; q++) out[q] = -12345.f;
+              quant_vec_dot_nx_t(t, n, w + off * ws, ws, nw, a + off * as, as, na, out, os);
+              for (int q = 0; q < 28; q++) {
+                int j = q / 7, i = q % 7;
+                if (i >= nw || j >= na) {
+                  assert_true(out[q] == -12345.f);
+                  continue;
+                }
+                if (!same_bits(out[q], single[off + i][off + j]))
+                  fail_msg("%s %s n=%lld nx_t %dx%d [%d][%d]: %.9g != %.9g", isas[s], quant_name(t),
                            (long long)n, nw, na, i, j, (double)out[q], (double)single[off + i][off + j]);
               }
               checked++;
