@@ -313,7 +313,7 @@ static void mm_gate_up(const engine *e, const model_mat *wg, const model_mat *wu
     return;
   }
   int64_t sweep = rows_per_sweep(wg) / 2 / NX * NX;
-  if (sweep < NX) sweep = NX;
+  if (sweep < 16) sweep = 16; /* SwiGLU runs over whole 16-float vectors */
   if (sweep > GU_MAX_SWEEP) sweep = GU_MAX_SWEEP;
   for (int64_t rs = r0; rs < r1; rs += sweep) {
     int64_t re = i64min(rs + sweep, r1);
