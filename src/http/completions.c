@@ -18,11 +18,11 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "http/openai.h"
+#include "http/reqparse.h"
 #include "llm/mstore.h"
 
 #define STREAM_WAIT_MS 15000     /* a keepalive comment goes out after this much silence */
 #define FULL_WAIT_MS (30 * 60 * 1000)
-#define MAX_TOKENS_CAP 8192
 
 /* Where the text comes from: the local worker, or the network (market). */
 typedef struct gen_src {
@@ -193,66 +193,6 @@ static int bad_request(const http_request *req, const char *code, const char *ms
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
 }
 
-/* Parses the sampling and stop fields shared by both endpoints into lr. */
-static int parse_common(const http_request *req, json_t *body, local_req *lr, int default_max) {
-  json_t *v;
-  lr->sp = sample_default_params();
-  lr->sp.temp = 1.0f;
-  lr->sp.top_k = 0;
-  lr->sp.top_p = 1.0f;
-  lr->sp.min_p = 0.0f;
-  lr->sp.penalty_last_n = 64;
-  uint64_t seed;
-  randombytes_buf(&seed, sizeof seed);
-  lr->sp.seed = seed;
-  lr->max_tokens = default_max;
-  lr->add_bos = -1;
-  if ((v = json_object_get(body, "max_tokens")) && !json_is_null(v)) {
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_TOKENS_CAP)
-      return bad_request(req, "invalid_max_tokens", "max_tokens must be an integer from 1 to 8192");
-    lr->max_tokens = (int)json_integer_value(v);
-  }
-  if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
-    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2)
-      return bad_request(req, "invalid_temperature", "temperature must be a number from 0 to 2");
-    lr->sp.temp = (float)json_number_value(v);
-  }
-  if ((v = json_object_get(body, "top_p")) && !json_is_null(v)) {
-    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
-      return bad_request(req, "invalid_top_p", "top_p must be a number in (0, 1]");
-    lr->sp.top_p = (float)json_number_value(v);
-  }
-  if ((v = json_object_get(body, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
-  if ((v = json_object_get(body, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
-  if ((v = json_object_get(body, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);
-  v = json_object_get(body, "stop");
-  if (json_is_string(v)) {
-    lr->stop[lr->n_stop++] = strdup(json_string_value(v));
-  } else if (json_is_array(v)) {
-    size_t i;
-    json_t *x;
-    if (json_array_size(v) > LOCAL_MAX_STOP) return bad_request(req, "invalid_stop", "at most 4 stop strings");
-    json_array_foreach(v, i, x) {
-      if (!json_is_string(x) || json_string_length(x) == 0 || json_string_length(x) > 255)
-        return bad_request(req, "invalid_stop", "stop strings must be non-empty strings of at most 255 bytes");
-      lr->stop[lr->n_stop++] = strdup(json_string_value(x));
-    }
-  } else if (v && !json_is_null(v)) {
-    return bad_request(req, "invalid_stop", "stop must be a string or an array of strings");
-  }
-  return 0;
-}
-
-static void free_req(local_req *lr) {
-  free(lr->prompt);
-  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
-  for (int i = 0; i < lr->n_msgs; i++) {
-    free(lr->msgs[i].role);
-    free(lr->msgs[i].content);
-  }
-  memset(lr, 0, sizeof *lr);
-}
-
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
                    int stream, int include_usage, int remote) {
   gen_src src = {0};
@@ -260,7 +200,7 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   snprintf(node_id, sizeof node_id, "%s", req->node_id);
   int rc = remote ? req->remote(req->remote_ud, model_name, lr, &src.ms) : local_submit(req->local, lr, &src.job);
   if (rc) {
-    free_req(lr);
+    local_req_clear(lr);
     return http__send_error(req->conn, 503, "server_error", "overloaded", "cannot queue the request");
   }
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
@@ -379,11 +319,12 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   }
   *stream = json_is_true(json_object_get(body, "stream"));
   *include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-  int rc = parse_common(req, body, lr, default_max);
-  if (rc) {
-    free_req(lr);
+  const char *code = NULL;
+  const char *why = http_parse_sampling(body, lr, default_max, &code);
+  if (why) {
+    local_req_clear(lr);
     json_decref(body);
-    return rc;
+    return bad_request(req, code, why);
   }
   *body_out = body;
   return -1; /* go on */
@@ -396,41 +337,12 @@ int http__chat_completions(const http_request *req) {
   int stream, usage, remote;
   int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256, &remote);
   if (rc != -1) return rc;
-  json_t *msgs = json_object_get(body, "messages");
-  const char *why = NULL;
-  if (!json_is_array(msgs) || json_array_size(msgs) == 0) why = "'messages' must be a non-empty array";
-  else if (json_array_size(msgs) > LOCAL_MAX_MESSAGES) why = "too many messages (at most 256)";
-  size_t i, total = 0;
-  json_t *m;
-  json_array_foreach(msgs, i, m) {
-    if (why) break;
-    const char *role = json_string_value(json_object_get(m, "role"));
-    json_t *content = json_object_get(m, "content");
-    if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") &&
-                  strcmp(role, "developer"))) {
-      why = "each message needs a role: system, user or assistant";
-      break;
-    }
-    if (!json_is_string(content)) {
-      why = "message content must be a string (content parts are not supported)";
-      break;
-    }
-    total += json_string_length(content);
-    if (total > LOCAL_MAX_PROMPT) { why = "the messages are larger than 1 MiB"; break; }
-    if (memchr(json_string_value(content), 0, json_string_length(content))) { why = "NUL byte in content"; break; }
-    lr.msgs[lr.n_msgs].role = strdup(!strcmp(role, "developer") ? "system" : role);
-    lr.msgs[lr.n_msgs].content = strdup(json_string_value(content));
-    lr.n_msgs++;
-  }
+  const char *code = NULL;
+  const char *why = http_parse_messages(body, &lr, &code);
   if (why) {
-    for (int k = 0; k < lr.n_msgs; k++) {
-      free(lr.msgs[k].role);
-      free(lr.msgs[k].content);
-    }
-    lr.n_msgs = 0;
-    free_req(&lr);
+    local_req_clear(&lr);
     json_decref(body);
-    return bad_request(req, "invalid_messages", why);
+    return bad_request(req, code, why);
   }
   rc = http__generate(req, body, &lr, name, 1, stream, usage, remote);
   json_decref(body);
@@ -444,15 +356,13 @@ int http__completions(const http_request *req) {
   int stream, usage, remote;
   int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16, &remote);
   if (rc != -1) return rc;
-  json_t *p = json_object_get(body, "prompt");
-  if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
-  if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) > LOCAL_MAX_PROMPT) {
-    free_req(&lr);
+  const char *code = NULL;
+  const char *why = http_parse_prompt(body, &lr, &code);
+  if (why) {
+    local_req_clear(&lr);
     json_decref(body);
-    return bad_request(req, "invalid_prompt", "'prompt' must be a non-empty string (at most 1 MiB)");
+    return bad_request(req, code, why);
   }
-  lr.prompt = strndup(json_string_value(p), json_string_length(p));
-  lr.prompt_len = json_string_length(p);
   rc = http__generate(req, body, &lr, name, 0, stream, usage, remote);
   json_decref(body);
   return rc;

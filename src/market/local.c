@@ -50,19 +50,24 @@ struct local_svc {
   engine *e;
 };
 
+void local_req_clear(local_req *lr) {
+  free(lr->prompt);
+  free(lr->cont_ids);
+  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
+  for (int i = 0; i < lr->n_msgs; i++) {
+    free(lr->msgs[i].role);
+    free(lr->msgs[i].content);
+  }
+  memset(lr, 0, sizeof *lr);
+}
+
 static void job_unref(local_job *j) {
   pthread_mutex_lock(&j->mu);
   int left = --j->refs;
   pthread_mutex_unlock(&j->mu);
   if (left) return;
-  free(j->req.prompt);
-  free(j->req.cont_ids);
+  local_req_clear(&j->req);
   free(j->ids);
-  for (int i = 0; i < j->req.n_stop; i++) free(j->req.stop[i]);
-  for (int i = 0; i < j->req.n_msgs; i++) {
-    free(j->req.msgs[i].role);
-    free(j->req.msgs[i].content);
-  }
   buf_deinit(&j->text);
   pthread_mutex_destroy(&j->mu);
   pthread_cond_destroy(&j->cv);

@@ -59,6 +59,10 @@ typedef struct local_req {
 
 #define LOCAL_MAX_CONT 8192
 
+/* Frees what a local_req owns (prompt, messages, stop strings, cont ids) and zeroes it. A
+ * request handed to local_submit is the job's; clear only requests that were not. */
+void local_req_clear(local_req *lr);
+
 typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_ERROR, LOCAL_CANCELED } local_finish;
 
 typedef struct local_result {

@@ -12,6 +12,7 @@
 #include "crypto/ident.h"
 #include "llm/gguf.h"
 #include "llm/mstore.h"
+#include "market/genreq.h"
 #include "market/receipt.h"
 #include "p2p/bencode.h"
 
@@ -195,93 +196,6 @@ static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *d
   json_decref(data);
 }
 
-/* Fills lr from the request's text and sampling fields. NULL or why not. */
-static const char *fill_req(json_t *p, local_req *lr) {
-  json_t *v;
-  const char *prompt = json_string_value(json_object_get(p, "prompt"));
-  json_t *msgs = json_object_get(p, "messages");
-  lr->add_bos = -1;
-  lr->sp = sample_default_params();
-  lr->sp.temp = 0.8f;
-  if (json_is_array(msgs) && json_array_size(msgs) > 0) {
-    if (json_array_size(msgs) > LOCAL_MAX_MESSAGES) return "too many messages";
-    size_t i, total = 0;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-      const char *role = json_string_value(json_object_get(m, "role"));
-      const char *content = json_string_value(json_object_get(m, "content"));
-      if (!role || !content || strlen(role) > 16) return "each message needs a role and string content";
-      total += strlen(content);
-      if (total > LOCAL_MAX_PROMPT) return "the messages are too large";
-      lr->msgs[lr->n_msgs].role = strdup(role);
-      lr->msgs[lr->n_msgs].content = strdup(content);
-      lr->n_msgs++;
-      if (!lr->msgs[lr->n_msgs - 1].role || !lr->msgs[lr->n_msgs - 1].content) return "out of memory";
-    }
-  } else {
-    if (!prompt || !*prompt || strlen(prompt) > LOCAL_MAX_PROMPT) return "need a non-empty prompt or messages";
-    lr->prompt = strdup(prompt);
-    lr->prompt_len = strlen(prompt);
-    if (!lr->prompt) return "out of memory";
-  }
-  if ((v = json_object_get(p, "temperature")) && json_is_number(v)) {
-    double t = json_number_value(v);
-    if (t < 0 || t > 2) return "temperature must be in [0, 2]";
-    lr->sp.temp = (float)t;
-  }
-  if ((v = json_object_get(p, "top_p")) && json_is_number(v)) {
-    double t = json_number_value(v);
-    if (t <= 0 || t > 1) return "top_p must be in (0, 1]";
-    lr->sp.top_p = (float)t;
-  }
-  if ((v = json_object_get(p, "top_k")) && json_is_integer(v) && json_integer_value(v) >= 0)
-    lr->sp.top_k = (int)json_integer_value(v);
-  if ((v = json_object_get(p, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
-  if ((v = json_object_get(p, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
-  if ((v = json_object_get(p, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);
-  lr->max_tokens = 128;
-  if ((v = json_object_get(p, "max_tokens"))) {
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 8192) return "max_tokens must be 1..8192";
-    lr->max_tokens = (int)json_integer_value(v);
-  }
-  v = json_object_get(p, "stop");
-  if (json_is_array(v)) {
-    if (json_array_size(v) > LOCAL_MAX_STOP) return "at most 4 stop strings";
-    size_t i;
-    json_t *x;
-    json_array_foreach(v, i, x) {
-      if (!json_is_string(x) || !json_string_length(x) || json_string_length(x) > 255) return "bad stop string";
-      lr->stop[lr->n_stop++] = strdup(json_string_value(x));
-    }
-  }
-  v = json_object_get(p, "cont");
-  if (json_is_array(v) && json_array_size(v) > 0) {
-    if (json_array_size(v) > LOCAL_MAX_CONT) return "continuation too long";
-    lr->cont_ids = malloc(json_array_size(v) * sizeof *lr->cont_ids);
-    if (!lr->cont_ids) return "out of memory";
-    size_t i;
-    json_t *x;
-    json_array_foreach(v, i, x) {
-      if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
-        return "continuation ids must be token ids";
-      lr->cont_ids[lr->n_cont++] = (int32_t)json_integer_value(x);
-    }
-    /* Text of those ids the client already has; absent (older clients): all of it. */
-    v = json_object_get(p, "cont_bytes");
-    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) return "cont_bytes must be a byte count";
-    lr->cont_bytes = v ? (size_t)json_integer_value(v) : SIZE_MAX;
-  }
-  return NULL;
-}
-
-static void free_req(local_req *lr) {
-  free(lr->prompt);
-  free(lr->cont_ids);
-  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
-  for (int i = 0; i < lr->n_msgs; i++) free(lr->msgs[i].role), free(lr->msgs[i].content);
-  memset(lr, 0, sizeof *lr);
-}
-
 static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   json_t *p = req->params;
@@ -346,9 +260,9 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   }
   local_req lr;
   memset(&lr, 0, sizeof lr);
-  const char *why = fill_req(p, &lr);
+  const char *why = mkt_genreq_parse(p, &lr);
   if (why) {
-    free_req(&lr);
+    local_req_clear(&lr);
     refuse(r, req->handle, RPC_INVALID_PARAMS, why, NULL);
     return;
   }
@@ -356,7 +270,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   lr.notify = wake;
   lr.notify_ud = &g->async;
   if (local_submit(g->local, &lr, &slot->job)) {
-    free_req(&lr);
+    local_req_clear(&lr);
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
     return;
   }

@@ -161,6 +161,11 @@ static void test_api_auth(void **state) {
   const char *bad_temp = "{\"model\":\"tiny.gguf\",\"prompt\":\"x\",\"temperature\":5}";
   http(&r, port, "POST", "/v1/completions", tok1, bad_temp, strlen(bad_temp));
   check_openai_error(&r, 400, "invalid_request_error");
+  /* a single stop string gets the same checks as a list (empty: refused, not a 500) */
+  const char *empty_stop = "{\"model\":\"tiny.gguf\",\"prompt\":\"x\",\"stop\":\"\"}";
+  http(&r, port, "POST", "/v1/completions", tok1, empty_stop, strlen(empty_stop));
+  check_openai_error(&r, 400, "invalid_request_error");
+  assert_non_null(strstr(r.body, "invalid_stop"));
   const char *no_prompt = "{\"model\":\"tiny.gguf\"}";
   http(&r, port, "POST", "/v1/completions", tok1, no_prompt, strlen(no_prompt));
   check_openai_error(&r, 400, "invalid_request_error");

@@ -1,0 +1,100 @@
+/* http/reqparse — the request fields of POST /v1/completions and /v1/chat/completions; see
+ * reqparse.h. */
+#include "http/reqparse.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *fail(const char **code, const char *c, const char *msg) {
+  *code = c;
+  return msg;
+}
+
+const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code) {
+  json_t *v;
+  lr->sp = sample_default_params();
+  lr->sp.temp = 1.0f;
+  lr->sp.top_k = 0;
+  lr->sp.top_p = 1.0f;
+  lr->sp.min_p = 0.0f;
+  lr->sp.penalty_last_n = 64;
+  uint64_t seed;
+  randombytes_buf(&seed, sizeof seed);
+  lr->sp.seed = seed;
+  lr->max_tokens = default_max;
+  lr->add_bos = -1;
+  if ((v = json_object_get(body, "max_tokens")) && !json_is_null(v)) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > HTTP_MAX_TOKENS)
+      return fail(code, "invalid_max_tokens", "max_tokens must be an integer from 1 to 8192");
+    lr->max_tokens = (int)json_integer_value(v);
+  }
+  if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2)
+      return fail(code, "invalid_temperature", "temperature must be a number from 0 to 2");
+    lr->sp.temp = (float)json_number_value(v);
+  }
+  if ((v = json_object_get(body, "top_p")) && !json_is_null(v)) {
+    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
+      return fail(code, "invalid_top_p", "top_p must be a number in (0, 1]");
+    lr->sp.top_p = (float)json_number_value(v);
+  }
+  if ((v = json_object_get(body, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(body, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
+  if ((v = json_object_get(body, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);
+  v = json_object_get(body, "stop");
+  if (v && !json_is_null(v) && !json_is_string(v) && !json_is_array(v))
+    return fail(code, "invalid_stop", "stop must be a string or an array of strings");
+  if (json_is_array(v) && json_array_size(v) > LOCAL_MAX_STOP)
+    return fail(code, "invalid_stop", "at most 4 stop strings");
+  for (size_t i = 0; json_is_string(v) ? i < 1 : i < json_array_size(v); i++) {
+    json_t *x = json_is_string(v) ? v : json_array_get(v, i);
+    if (!json_is_string(x) || json_string_length(x) == 0 || json_string_length(x) > 255 ||
+        memchr(json_string_value(x), 0, json_string_length(x)))
+      return fail(code, "invalid_stop", "stop strings must be non-empty strings of at most 255 bytes");
+    if (!(lr->stop[lr->n_stop] = strdup(json_string_value(x)))) return fail(code, "server_error", "out of memory");
+    lr->n_stop++;
+  }
+  return NULL;
+}
+
+const char *http_parse_messages(json_t *body, local_req *lr, const char **code) {
+  json_t *msgs = json_object_get(body, "messages");
+  if (!json_is_array(msgs) || json_array_size(msgs) == 0)
+    return fail(code, "invalid_messages", "'messages' must be a non-empty array");
+  if (json_array_size(msgs) > LOCAL_MAX_MESSAGES)
+    return fail(code, "invalid_messages", "too many messages (at most 256)");
+  size_t i, total = 0;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    json_t *content = json_object_get(m, "content");
+    if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") &&
+                  strcmp(role, "developer")))
+      return fail(code, "invalid_messages", "each message needs a role: system, user or assistant");
+    if (!json_is_string(content))
+      return fail(code, "invalid_messages", "message content must be a string (content parts are not supported)");
+    total += json_string_length(content);
+    if (total > LOCAL_MAX_PROMPT) return fail(code, "invalid_messages", "the messages are larger than 1 MiB");
+    if (memchr(json_string_value(content), 0, json_string_length(content)))
+      return fail(code, "invalid_messages", "NUL byte in content");
+    local_msg *lm = &lr->msgs[lr->n_msgs++];
+    lm->role = strdup(!strcmp(role, "developer") ? "system" : role);
+    lm->content = strdup(json_string_value(content));
+    if (!lm->role || !lm->content) return fail(code, "server_error", "out of memory");
+  }
+  return NULL;
+}
+
+const char *http_parse_prompt(json_t *body, local_req *lr, const char **code) {
+  json_t *p = json_object_get(body, "prompt");
+  if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
+  if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) > LOCAL_MAX_PROMPT)
+    return fail(code, "invalid_prompt", "'prompt' must be a non-empty string (at most 1 MiB)");
+  if (memchr(json_string_value(p), 0, json_string_length(p)))
+    return fail(code, "invalid_prompt", "NUL byte in prompt");
+  lr->prompt = strndup(json_string_value(p), json_string_length(p));
+  if (!lr->prompt) return fail(code, "server_error", "out of memory");
+  lr->prompt_len = json_string_length(p);
+  return NULL;
+}

@@ -1,0 +1,30 @@
+/* http/reqparse — the request fields of POST /v1/completions and /v1/chat/completions
+ * (OpenAI's names; untrusted: any client holding a token sends them).
+ *
+ * Each function fills part of lr (which starts zeroed) from the parsed JSON body and
+ * returns NULL, or a message for the client with *code set to OpenAI's error code (both
+ * static strings). lr may own memory either way: release it with local_req_clear.
+ *
+ *   http_parse_sampling  max_tokens (1..HTTP_MAX_TOKENS, default default_max), temperature
+ *                        (0..2, default 1), top_p ((0, 1], default 1), presence_penalty,
+ *                        frequency_penalty, seed (default random), stop (a string or at
+ *                        most LOCAL_MAX_STOP non-empty strings of at most 255 bytes)
+ *   http_parse_messages  messages: 1..LOCAL_MAX_MESSAGES {role, content} with role system,
+ *                        user, assistant or developer (read as system) and string content
+ *                        without NUL bytes, LOCAL_MAX_PROMPT bytes in all
+ *   http_parse_prompt    prompt: a non-empty string (or a one-string array) of at most
+ *                        LOCAL_MAX_PROMPT bytes without NUL bytes */
+#ifndef APIARY_HTTP_REQPARSE_H
+#define APIARY_HTTP_REQPARSE_H
+
+#include <jansson.h>
+
+#include "market/local.h"
+
+#define HTTP_MAX_TOKENS 8192
+
+const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code);
+const char *http_parse_messages(json_t *body, local_req *lr, const char **code);
+const char *http_parse_prompt(json_t *body, local_req *lr, const char **code);
+
+#endif

@@ -1,0 +1,21 @@
+/* market/genreq — the text and sampling fields of a peer's `generate` request (untrusted:
+ * they come from another node over the link). Fields and limits: docs/market.md.
+ *
+ * mkt_genreq_parse fills lr (which must start zeroed) from the params object p: prompt or
+ * messages (role + string content each, at most LOCAL_MAX_MESSAGES, LOCAL_MAX_PROMPT bytes
+ * in all), temperature, top_p, top_k, presence/frequency penalties, seed, max_tokens
+ * (1..8192, default 128), stop (at most LOCAL_MAX_STOP strings of 1..255 bytes), cont
+ * (at most LOCAL_MAX_CONT token ids) and cont_bytes. Returns NULL, or why the request is
+ * refused (a static string); either way lr may own memory: release it with
+ * local_req_clear. The model path, notify hook and vocabulary range of cont are the
+ * caller's to set and check. */
+#ifndef APIARY_MARKET_GENREQ_H
+#define APIARY_MARKET_GENREQ_H
+
+#include <jansson.h>
+
+#include "market/local.h"
+
+const char *mkt_genreq_parse(json_t *p, local_req *lr);
+
+#endif

@@ -1,0 +1,72 @@
+/* libFuzzer harness: generation requests from untrusted bytes, through both parsers that
+ * take them: the OpenAI-compatible API's (http/reqparse: sampling, then messages or prompt)
+ * and a peer's `generate` params (market/genreq). Whatever they accept must respect the
+ * limits the worker relies on: prompt length equal to its bytes, at most LOCAL_MAX_STOP
+ * non-empty stop strings the engine takes (< ENGINE_MAX_STOP_LEN), at most
+ * LOCAL_MAX_MESSAGES messages with role and content, max_tokens in 1..8192, at most
+ * LOCAL_MAX_CONT continuation ids, each a token id. Accepted or not, local_req_clear frees
+ * everything (ASan/LSan check it). */
+#include <jansson.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/reqparse.h"
+#include "llm/engine.h"
+#include "market/genreq.h"
+
+static void limits(const local_req *lr) {
+  if (lr->max_tokens < 1 || lr->max_tokens > 8192) abort();
+  if (lr->n_stop < 0 || lr->n_stop > LOCAL_MAX_STOP) abort();
+  for (int i = 0; i < lr->n_stop; i++)
+    if (!lr->stop[i] || !lr->stop[i][0] || strlen(lr->stop[i]) >= ENGINE_MAX_STOP_LEN) abort();
+  if (lr->n_msgs < 0 || lr->n_msgs > LOCAL_MAX_MESSAGES) abort();
+  size_t total = 0;
+  for (int i = 0; i < lr->n_msgs; i++) {
+    if (!lr->msgs[i].role || !lr->msgs[i].content) abort();
+    total += strlen(lr->msgs[i].content);
+  }
+  if (total > LOCAL_MAX_PROMPT) abort();
+  if (lr->n_msgs == 0 && (!lr->prompt || !lr->prompt_len || strlen(lr->prompt) != lr->prompt_len ||
+                          lr->prompt_len > LOCAL_MAX_PROMPT))
+    abort();
+  if (lr->n_cont < 0 || lr->n_cont > LOCAL_MAX_CONT || (lr->n_cont && !lr->cont_ids)) abort();
+  for (int i = 0; i < lr->n_cont; i++)
+    if (lr->cont_ids[i] < 0) abort();
+  if (!(lr->sp.temp >= 0 && lr->sp.temp <= 2) || !(lr->sp.top_p > 0 && lr->sp.top_p <= 1)) abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static int init;
+  if (!init) init = sodium_init() >= 0 ? 1 : (abort(), 0);
+  if (size > (1u << 20)) return 0;
+  json_error_t je;
+  /* the flags each side loads with: the API rejects duplicate keys; the RPC layer takes
+   * jansson's defaults (both reject NUL bytes in strings) */
+  json_t *api = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+  if (json_is_object(api)) {
+    local_req lr;
+    memset(&lr, 0, sizeof lr);
+    const char *code = NULL;
+    const char *why = http_parse_sampling(api, &lr, 16, &code);
+    if (!why) why = json_object_get(api, "messages") ? http_parse_messages(api, &lr, &code)
+                                                     : http_parse_prompt(api, &lr, &code);
+    if (why && !code) abort(); /* every refusal names OpenAI's error code */
+    if (!why) limits(&lr);
+    local_req_clear(&lr);
+  }
+  json_decref(api);
+
+  json_t *peer = json_loadb((const char *)data, size, 0, &je);
+  if (json_is_object(peer)) {
+    local_req lr;
+    memset(&lr, 0, sizeof lr);
+    if (!mkt_genreq_parse(peer, &lr)) limits(&lr);
+    local_req_clear(&lr);
+  }
+  json_decref(peer);
+  return 0;
+}
