@@ -21,7 +21,9 @@
  * then the last token's output norm and logits = output xb. With a single token (decode)
  * every thread does A, D, F, H itself into private buffers (no barrier after them).
  * Matrix products of a batch go through
- * quant_vec_dot_nx in tiles of QUANT_NX_MAX weight rows by QUANT_NX_MAX tokens; a range
+ * quant_vec_dot_nx_t (token-major outputs: written straight into x, q, hb or the key cache)
+ * or quant_vec_dot_nx (the transposed value cache) in tiles of QUANT_NX_MAX weight rows by
+ * QUANT_NX_MAX tokens; a range
  * of weight rows small enough for L1 is swept over all tokens of the batch before moving
  * on, so each weight byte comes from memory once per batch. A single token's products go
  * through quant_vec_dot_rows, one weight row after another (one long memory stream, which
