@@ -55,9 +55,12 @@ int cli_status_main(int argc, char **argv) {
          (long long)json_integer_value(json_object_get(r, "uptime_s")), json_string_value(json_object_get(r, "home")));
   json_t *mk = json_object_get(r, "market");
   if (mk)
-    printf("market    sells %lld model%s; knows %lld offer%s from %lld provider%s; %lld request%s routing\n",
+    printf("market    sells %lld model%s (%lld generation%s now); knows %lld offer%s from %lld provider%s; "
+           "%lld request%s routing\n",
            (long long)json_integer_value(json_object_get(mk, "offers_own")),
            json_integer_value(json_object_get(mk, "offers_own")) == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(mk, "generations_selling")),
+           json_integer_value(json_object_get(mk, "generations_selling")) == 1 ? "" : "s",
            (long long)json_integer_value(json_object_get(mk, "offers_known")),
            json_integer_value(json_object_get(mk, "offers_known")) == 1 ? "" : "s",
            (long long)json_integer_value(json_object_get(mk, "providers_known")),

@@ -172,6 +172,13 @@ static int active_for(gensvc *g, const uint8_t model[32]) {
   return n;
 }
 
+int gensvc_n_active(const gensvc *g) {
+  int n = 0;
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (g->jobs[i].used && g->jobs[i].job) n++;
+  return n;
+}
+
 static void wake(void *ud) { uv_async_send(ud); }
 
 static int parse_hex(const char *s, uint8_t *out, size_t n) {

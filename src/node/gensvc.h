@@ -43,5 +43,7 @@ void gensvc_stop(gensvc *g); /* cancels running jobs; frees once libuv is done *
 /* Our offers (borrowed; valid while g lives) and the GGUF path of a served model. */
 const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out);
 const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]);
+/* Generations being sold right now (each holds one of its model's max_concurrent slots). */
+int gensvc_n_active(const gensvc *g);
 
 #endif

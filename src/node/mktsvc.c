@@ -1287,8 +1287,9 @@ json_t *mktsvc_status(mktsvc *m) {
     if (m->peers[i].used && m->peers[i].at && m->peers[i].n) providers++, offers += (int)m->peers[i].n;
   size_t own = 0;
   if (m->gen) gensvc_offers(m->gen, &own);
-  return json_pack("{s:i, s:i, s:i, s:i, s:f, s:b}", "requests_routing", active, "providers_known", providers,
-                   "offers_known", offers, "offers_own", (int)own, "verify_rate", m->verify_rate, "registry_check",
+  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:b}", "requests_routing", active, "providers_known", providers,
+                   "offers_known", offers, "offers_own", (int)own, "generations_selling",
+                   m->gen ? gensvc_n_active(m->gen) : 0, "verify_rate", m->verify_rate, "registry_check",
                    m->registry_on);
 }
 

@@ -1,7 +1,9 @@
 /* Generation over the network: two real nodes on loopback; A has stories15M, C has no
  * model. C asks A over the encrypted link: the text is llama.cpp's greedy continuation of
  * the reference prompt (shared/models/stories15M-Q8_0.ref.json) and the usage counts are
- * right. A model A does not have is a clear error; a dead node fails fast. */
+ * right. A sells one generation at a time ([market] max_concurrent = 1): a second request
+ * while one runs is refused as busy, and served once the first is done. A model A does
+ * not have is a clear error; a dead node fails fast. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +78,9 @@ static void test_ask_over_link(void **state) {
   json_decref(j);
   assert_int_equal(apiary("init --home %s", hc), 0);
   assert_int_equal(apiary("model pull --home %s stories15M --from %s", ha, mirror), 0);
+  /* one generation at a time, slowed down (20 tokens/s) so that two can overlap */
+  assert_int_equal(tu_sh("sed -i 's|^max_concurrent = .*|max_concurrent = 1|; s|^max_tps = .*|max_tps = 20|' %s/config.toml",
+                         ha), 0);
   int base = 24000 + (int)(getpid() % 20000);
   pa = start(ha, base, base + 100, base + 101);
   pc = start(hc, base + 1, base + 101, base + 100);
@@ -102,6 +107,29 @@ static void test_ask_over_link(void **state) {
   assert_int_equal(json_integer_value(json_object_get(r, "completion_tokens")), 24);
   assert_string_equal(json_string_value(json_object_get(r, "node_id")), ida);
   json_decref(r);
+
+  /* The concurrency limit: a long request holds A's only slot; another one meanwhile is
+   * refused as busy (C is told to use A only, so it cannot go elsewhere); afterwards A
+   * serves again. */
+  char log1[400];
+  snprintf(log1, sizeof log1, "%s/long.log", dir);
+  const char *long_argv[] = {tu_apiary_bin(), "ask", "--home", hc, "stories15M", prompt, "--node", ida,
+                             "-n", "80", "--temp", "0", NULL};
+  pid_t lp = tu_spawn(long_argv, log1);
+  int selling = 0; /* wait until A is generating it (80 tokens take ~4 s at 20/s) */
+  for (int i = 0; i < 200 && !selling; i++) {
+    if (apiary("status --home %s --json", ha) == 0) {
+      json_t *st = json_loads(out, 0, NULL);
+      selling = (int)json_integer_value(json_object_get(json_object_get(st, "market"), "generations_selling"));
+      json_decref(st);
+    }
+    if (!selling) usleep(50000);
+  }
+  assert_int_equal(selling, 1);
+  assert_int_equal(apiary("ask --home %s stories15M 'x' --node %s -n 4", hc, ida), 1);
+  if (!strstr(err, "busy")) fail_msg("second request not refused as busy: %s", err);
+  assert_int_equal(tu_wait_exit(lp, 60000), 0);
+  assert_int_equal(apiary("ask --home %s stories15M 'x' --node %s -n 4", hc, ida), 0);
 
   /* A model A does not serve. */
   char sha[65];
