@@ -470,6 +470,37 @@ static void test_truncation(void **state) {
   free(s);
 }
 
+/* GGUF v2 (64-bit counts, like v3; v3 only added the big-endian variant) opens the same:
+ * the sample with its version field set to 2 gives the same keys and tensors. */
+static void test_version_2(void **state) {
+  (void)state;
+  size_t n;
+  uint8_t *s = sample(&n);
+  uint8_t *p2 = malloc(n);
+  memcpy(p2, s, n);
+  put_le(p2 + 4, 2, 4);
+  gguf_file *a, *b;
+  char err[512];
+  assert_int_equal(gguf_open_mem(s, n, &a, err, sizeof err), 0);
+  if (gguf_open_mem(p2, n, &b, err, sizeof err)) fail_msg("v2: %s", err);
+  assert_int_equal(gguf_version(b), 2);
+  assert_int_equal(gguf_n_kv(b), gguf_n_kv(a));
+  assert_int_equal(gguf_n_tensors(b), gguf_n_tensors(a));
+  for (size_t i = 0; i < gguf_n_tensors(a); i++) {
+    const gguf_tensor *x = gguf_tensor_at(a, i), *y = gguf_tensor_at(b, i);
+    assert_int_equal(x->name.len, y->name.len);
+    assert_memory_equal(x->name.ptr, y->name.ptr, x->name.len);
+    assert_int_equal(x->type, y->type);
+    assert_int_equal(x->offset, y->offset);
+    assert_int_equal(x->nbytes, y->nbytes);
+    assert_memory_equal(x->data, y->data, x->nbytes);
+  }
+  gguf_close(a);
+  gguf_close(b);
+  free(p2);
+  free(s);
+}
+
 /* Applies one corruption to a copy of the sample and checks the outcome. */
 typedef struct corruption {
   const char *what;
@@ -580,7 +611,8 @@ int main(void) {
       cmocka_unit_test(test_stories_f32),      cmocka_unit_test(test_stories_q8_0),
       cmocka_unit_test(test_getters),          cmocka_unit_test(test_writer_round_trip),
       cmocka_unit_test(test_writer_alignment), cmocka_unit_test(test_writer_copy_kv),
-      cmocka_unit_test(test_truncation),       cmocka_unit_test(test_corruptions),
+      cmocka_unit_test(test_truncation),       cmocka_unit_test(test_version_2),
+      cmocka_unit_test(test_corruptions),
       cmocka_unit_test(test_bad_alignment),    cmocka_unit_test(test_open_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
