@@ -1,8 +1,8 @@
 /* cli/run — `apiary run MODEL -p TEXT`: generate text with a local GGUF model.
  *
  * Loads the model (llm/model), its tokenizer (llm/tok) and an engine (llm/engine), encodes
- * the prompt with BOS as the model asks and without parsing special-token text (so a
- * prompt cannot inject control tokens), then streams the continuation to stdout as tokens
+ * the prompt with BOS as the model asks and, like llama.cpp, with special-token text parsed
+ * into control tokens (--no-parse-special: plain text), then streams the continuation to stdout as tokens
  * arrive, through the tokenizer's stream detokenizer. Text mode prints the prompt, then
  * the continuation; speed figures go to stderr (suppressed by --quiet). --json prints one
  * object at the end instead. Ctrl-C stops generation (the text so far is kept) and exits 1.
@@ -27,7 +27,7 @@ static const char usage[] =
     "usage: apiary run MODEL -p TEXT [options] [--json]\n\n"
     "Generates a continuation of TEXT with the GGUF model at path MODEL and streams it to\n"
     "stdout. The prompt gets BOS when the model asks for it; special-token text in it (such\n"
-    "as \"</s>\") is treated as plain text, not parsed into control tokens.\n\n"
+    "as \"</s>\") becomes its control token, as in llama.cpp (--no-parse-special: plain text).\n\n"
     "  -p, --prompt TEXT         the prompt (required)\n"
     "  -n, --n-predict N         tokens to generate (default 128)\n"
     "      --temp T              temperature; 0 = greedy (default 0.8)\n"
@@ -45,12 +45,13 @@ static const char usage[] =
     "  -c, --ctx N               context size (default: the model's, at most 4096)\n"
     "  -b, --batch N             prompt tokens per forward pass (default 256)\n"
     "      --kv-f16              keep the KV cache in F16 (half the memory, logits move ~0.01)\n"
+    "      --no-parse-special    treat special-token text in the prompt as plain text\n"
     "      --json                print {prompt_ids, ids, text, n_prompt, n_gen, pp_tps, tg_tps,\n"
     "                            stop, seed} at the end instead of streaming\n";
 
 enum {
   OPT_LASTN = 0x2000, OPT_FREQ, OPT_PRES, OPT_STOP,
-  OPT_IGNORE_EOS, OPT_KV_F16
+  OPT_IGNORE_EOS, OPT_KV_F16, OPT_NO_PARSE_SPECIAL
 };
 
 static engine *volatile g_engine; /* for the SIGINT handler */
@@ -102,7 +103,7 @@ int cli_run_main(int argc, char **argv) {
   cli_common c = {0};
   const char *prompt = NULL;
   long n_predict = 128, n_threads = 0, n_ctx = 0, n_batch = 0, v;
-  int have_seed = 0, kv_f16 = 0;
+  int have_seed = 0, kv_f16 = 0, parse_special = 1;
   sample_params sp = sample_default_params();
   engine_gen_params gp = engine_default_gen_params();
   static const struct option opts[] = {CLI_COMMON_LONGOPTS, CLI_SAMPLING_LONGOPTS,
@@ -117,6 +118,7 @@ int cli_run_main(int argc, char **argv) {
                                        {"stop", required_argument, 0, OPT_STOP},
                                        {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
                                        {"kv-f16", no_argument, 0, OPT_KV_F16},
+                                       {"no-parse-special", no_argument, 0, OPT_NO_PARSE_SPECIAL},
                                        {0}};
   int opt;
   optind = 1;
@@ -162,6 +164,7 @@ int cli_run_main(int argc, char **argv) {
       break;
     case OPT_IGNORE_EOS: gp.stop_at_eog = 0; break;
     case OPT_KV_F16: kv_f16 = 1; break;
+    case OPT_NO_PARSE_SPECIAL: parse_special = 0; break;
     default: return cli_bad_opt("run", argv);
     }
   }
@@ -196,7 +199,7 @@ int cli_run_main(int argc, char **argv) {
     goto done;
   }
   size_t plen = strlen(prompt);
-  int n_ids = tok_encode(t, prompt, plen, tok_add_bos(t), 0, NULL, 0);
+  int n_ids = tok_encode(t, prompt, plen, tok_add_bos(t), parse_special, NULL, 0);
   if (n_ids < 0) {
     log_error("cannot tokenize the prompt: %s", err_str(n_ids));
     goto done;
@@ -206,7 +209,7 @@ int cli_run_main(int argc, char **argv) {
     goto done;
   }
   ids = malloc((size_t)n_ids * sizeof *ids);
-  if (!ids || tok_encode(t, prompt, plen, tok_add_bos(t), 0, ids, (size_t)n_ids) != n_ids) {
+  if (!ids || tok_encode(t, prompt, plen, tok_add_bos(t), parse_special, ids, (size_t)n_ids) != n_ids) {
     log_error("cannot tokenize the prompt");
     goto done;
   }

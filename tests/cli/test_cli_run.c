@@ -72,6 +72,45 @@ static void test_greedy_json(void **state) {
   json_decref(ref);
 }
 
+/* The prompt's special-token text: parsed into its control token by default (as llama.cpp
+ * does), plain text with --no-parse-special; the same ids as `model tokenize` in each mode
+ * (that command is checked against llama-tokenize in test_cli_model). */
+static json_t *ids_of(const char *fmt, const char *model, const char *extra, const char *key) {
+  int rc = run(fmt, model, extra);
+  if (rc) fail_msg("exit %d: %s", rc, err);
+  json_t *o = json_loads(out, 0, NULL);
+  assert_non_null(o);
+  json_t *ids = json_incref(json_object_get(o, key));
+  json_decref(o);
+  assert_true(json_is_array(ids));
+  return ids;
+}
+
+static void test_prompt_special(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char model[1024];
+  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-F32.gguf");
+  json_t *eos = ids_of("model tokenize %s --text '</s>' --json%s", model, "", "ids");
+  json_int_t eos_id = json_integer_value(json_array_get(eos, json_array_size(eos) - 1));
+  json_t *run_sp = ids_of("run %s -p 'Once</s>upon' -n 1 --temp 0 --json%s", model, "", "prompt_ids");
+  json_t *run_pl = ids_of("run %s -p 'Once</s>upon' -n 1 --temp 0 --json%s", model, " --no-parse-special", "prompt_ids");
+  json_t *tok_sp = ids_of("model tokenize %s --text 'Once</s>upon' --json%s", model, "", "ids");
+  json_t *tok_pl = ids_of("model tokenize %s --text 'Once</s>upon' --json%s", model, " --no-parse-special", "ids");
+  assert_true(json_equal(run_sp, tok_sp));
+  assert_true(json_equal(run_pl, tok_pl));
+  int has_sp = 0, has_pl = 0;
+  for (size_t i = 1; i < json_array_size(run_sp); i++) has_sp |= json_integer_value(json_array_get(run_sp, i)) == eos_id;
+  for (size_t i = 1; i < json_array_size(run_pl); i++) has_pl |= json_integer_value(json_array_get(run_pl, i)) == eos_id;
+  assert_true(has_sp);
+  assert_false(has_pl);
+  json_decref(eos);
+  json_decref(run_sp);
+  json_decref(run_pl);
+  json_decref(tok_sp);
+  json_decref(tok_pl);
+}
+
 static void test_stream_and_stop(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -126,6 +165,7 @@ static void test_usage(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_json),
+      cmocka_unit_test(test_prompt_special),
       cmocka_unit_test(test_stream_and_stop),
       cmocka_unit_test(test_usage),
   };
