@@ -315,6 +315,27 @@ static void test_synth_shapes(void **state) {
     assert_int_equal(m->output_tied, s->tied);
     assert_int_equal(m->hp.has_qkv_bias, s->qkv_bias);
     assert_int_equal(m->rope_freqs != NULL, s->llama3_rope);
+    if (m->rope_freqs) {
+      /* Llama 3.1's long-context rope scaling as published with the model (config.json
+       * rope_scaling: factor 32, low_freq_factor 1, high_freq_factor 4, original context
+       * 8192; base 500000): wavelengths under 8192/4 keep their frequency, over 8192/1 are
+       * divided by 32, in between a smooth mix. The file stores the divisors. */
+      assert_string_equal(s->name, "llama3.2-1b");
+      const double pi = 3.14159265358979323846, base = 500000, factor = 32, lo = 1, hi = 4, ctx = 8192;
+      int half = m->hp.n_rot / 2, n_kept = 0, n_scaled = 0, n_mixed = 0;
+      for (int i = 0; i < half; i++) {
+        double freq = pow(base, -2.0 * i / m->hp.n_rot), wavelen = 2 * pi / freq, div;
+        if (wavelen < ctx / hi) div = 1, n_kept++;
+        else if (wavelen > ctx / lo) div = factor, n_scaled++;
+        else {
+          double smooth = (ctx / wavelen - lo) / (hi - lo);
+          div = freq / ((1 - smooth) * freq / factor + smooth * freq);
+          n_mixed++;
+        }
+        if (fabs(m->rope_freqs[i] - div) > 1e-5 * div) fail_msg("rope_freqs[%d] = %g, want %g", i, m->rope_freqs[i], div);
+      }
+      assert_true(n_kept > 0 && n_scaled > 0 && n_mixed > 0); /* all three regimes occur */
+    }
     model_free(m);
     check_finite_logits(path);
   }
