@@ -22,16 +22,7 @@ static char out[1 << 17], err[65536];
 static char dir[256], ha[300], hc[300], ida[64];
 static pid_t pa, pc;
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[4096], cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  return tu_run(cmd, out, sizeof out, err, sizeof err);
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static pid_t start(const char *home, int port, int dht, int boot) {
   char listen[64], dhtp[16], bs[64], log[400];

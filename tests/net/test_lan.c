@@ -50,16 +50,7 @@ static int teardown(void **state) {
 
 static char out[65536], err[65536];
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[2048], cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  return tu_run(cmd, out, sizeof out, err, sizeof err);
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static pid_t start_in_ns(const char *ns, const char *home, const char *listen) {
   char log[400];

@@ -57,27 +57,9 @@ static int base;
 
 enum { A = 0, B = 1, C = 2 };
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[4096], cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  return tu_run(cmd, out, sizeof out, err, sizeof err);
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static json_t *apiary_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *apiary_json(const char *fmt, ...) {
-  char args[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  if (apiary("%s --json", args)) return NULL;
-  return json_loads(out, 0, NULL);
-}
+#define apiary_json(...) tu_apiary_json(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static int http_port(int n) { return base + 50 + n; }
 
@@ -190,6 +172,25 @@ static int header(const char *hdr, const char *name, char *val, size_t cap) {
   memcpy(val, p, n);
   val[n] = 0;
   return 0;
+}
+
+/* Waits until the SSE stream being written to sse holds at least n data chunks, then
+ * returns which provider serves it (A or B, from the X-Apiary-Node header in hpath). */
+static int serving_after(const char *sse, const char *hpath, int n) {
+  char cmd[600], hdr[4096], val[128];
+  snprintf(cmd, sizeof cmd, "grep -c '^data: {' %s", sse);
+  for (int i = 0; i < 200; i++) {
+    usleep(50000);
+    if (tu_run(cmd, out, sizeof out, NULL, 0) || atoi(out) < n) continue;
+    FILE *f = fopen(hpath, "r");
+    size_t len = f ? fread(hdr, 1, sizeof hdr - 1, f) : 0;
+    hdr[len] = 0;
+    if (f) fclose(f);
+    assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
+    return !strcmp(val, ids[A]) ? A : B;
+  }
+  fail_msg("the stream did not reach %d chunks", n);
+  return -1;
 }
 
 static int setup(void **state) {
@@ -404,21 +405,7 @@ static void test_market(void **state) {
            hpath, sse, token, http_port(C), prompt);
   const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
   pid_t curl = tu_spawn(argv, NULL);
-  int victim = -1;
-  for (int i = 0; i < 200 && victim < 0; i++) { /* wait for ~20 chunks */
-    usleep(50000);
-    char c2[600];
-    snprintf(c2, sizeof c2, "grep -c '^data: {' %s", sse);
-    if (tu_run(c2, out, sizeof out, NULL, 0) == 0 && atoi(out) >= 20) {
-      FILE *f = fopen(hpath, "r");
-      size_t n = f ? fread(hdr, 1, sizeof hdr - 1, f) : 0;
-      hdr[n] = 0;
-      if (f) fclose(f);
-      assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
-      victim = !strcmp(val, ids[A]) ? A : B;
-    }
-  }
-  assert_true(victim >= 0);
+  int victim = serving_after(sse, hpath, 20);
   kill(pids[victim], SIGKILL);
   tu_wait_exit(pids[victim], 5000);
   pids[victim] = 0;
@@ -515,21 +502,7 @@ static void test_market(void **state) {
   /* ---- a provider that stalls (SIGSTOP: its link stays up, nothing comes) is left for the other ---- */
   assert_true(wait_offer(sha, ids[victim]));
   pid_t curl2 = tu_spawn(argv, NULL); /* the same streamed request */
-  int staller = -1;
-  for (int i = 0; i < 200 && staller < 0; i++) {
-    usleep(50000);
-    char c2[600];
-    snprintf(c2, sizeof c2, "grep -c '^data: {' %s", sse);
-    if (tu_run(c2, out, sizeof out, NULL, 0) == 0 && atoi(out) >= 10) {
-      FILE *hf = fopen(hpath, "r");
-      size_t n = hf ? fread(hdr, 1, sizeof hdr - 1, hf) : 0;
-      hdr[n] = 0;
-      if (hf) fclose(hf);
-      assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
-      staller = !strcmp(val, ids[A]) ? A : B;
-    }
-  }
-  assert_true(staller >= 0);
+  int staller = serving_after(sse, hpath, 10);
   kill(pids[staller], SIGSTOP);
   int st2 = tu_wait_exit(curl2, 60000);
   kill(pids[staller], SIGCONT);

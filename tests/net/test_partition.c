@@ -22,16 +22,7 @@ static char dir[256], homes[N][300], ids[N][64], ns[N + 1][32];
 static pid_t pids[N];
 static int have_ns, tag;
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[2048], cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  return tu_run(cmd, out, sizeof out, err, sizeof err);
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static int setup(void **state) {
   (void)state;

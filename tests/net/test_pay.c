@@ -55,29 +55,9 @@ static int port_a, port_c;
 static ethrpc *rpc;
 static uint8_t addr_a[20], addr_c[20], escrow[20], chan[32];
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[2048], cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  int rc = tu_run(cmd, out, sizeof out, err, sizeof err);
-  if (rc) print_message("apiary %s -> %d\n%s%s", args, rc, out, err);
-  return rc;
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static json_t *apiary_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *apiary_json(const char *fmt, ...) {
-  char args[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  if (apiary("%s --json", args)) return NULL;
-  return json_loads(out, 0, NULL);
-}
+#define apiary_json(...) tu_apiary_json(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static pid_t start_node(const char *home, int port, int boot_port) {
   char listen[64], dhtp[16], boot[64], log[400];

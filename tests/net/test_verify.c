@@ -30,27 +30,9 @@ static int base;
 
 enum { A = 0, B = 1, C = 2 };
 
-static int apiary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int apiary(const char *fmt, ...) {
-  char args[4096], cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s", tu_apiary_bin(), args);
-  return tu_run(cmd, out, sizeof out, err, sizeof err);
-}
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static json_t *apiary_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *apiary_json(const char *fmt, ...) {
-  char args[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  if (apiary("%s --json", args)) return NULL;
-  return json_loads(out, 0, NULL);
-}
+#define apiary_json(...) tu_apiary_json(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
 static void start_node(int n, const char *extra) {
   char listen[64], dhtp[16], boot[64], log[400];

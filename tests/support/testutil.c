@@ -141,3 +141,29 @@ int tu_sh(const char *fmt, ...) {
   int st = system(full);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int apiary_v(char *out, size_t cap, char *err, size_t err_cap, const char *suffix, const char *fmt,
+                    va_list ap) {
+  char args[8192], cmd[9216];
+  vsnprintf(args, sizeof args, fmt, ap);
+  snprintf(cmd, sizeof cmd, "%s %s%s", tu_apiary_bin(), args, suffix);
+  int rc = tu_run(cmd, out, cap, err, err_cap);
+  if (rc) print_message("apiary %s%s -> exit %d: %.2000s\n", args, suffix, rc, err ? err : "");
+  return rc;
+}
+
+int tu_apiary(char *out, size_t cap, char *err, size_t err_cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = apiary_v(out, cap, err, err_cap, "", fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+json_t *tu_apiary_json(char *out, size_t cap, char *err, size_t err_cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = apiary_v(out, cap, err, err_cap, " --json", fmt, ap);
+  va_end(ap);
+  return rc ? NULL : json_loads(out, 0, NULL);
+}

@@ -24,6 +24,16 @@ const char *tu_apiary_bin(void);
 /* Runs the shell command, captures stdout into out (cap bytes, NUL-terminated) and stderr
  * into err (may be NULL). Returns the exit status (0-255), or -1 if it did not exit. */
 int tu_run(const char *cmd, char *out, size_t cap, char *err, size_t err_cap);
+/* Runs the apiary binary under test with the printf-style arguments (shell words, quote
+ * them yourself), like tu_run; on a nonzero exit prints the command and its stderr (seen
+ * only when the suite fails). Suites wrap it as
+ *   #define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__) */
+int tu_apiary(char *out, size_t cap, char *err, size_t err_cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The same with " --json" appended; returns the parsed stdout (caller owns it), or NULL
+ * when the command failed or printed no JSON. */
+json_t *tu_apiary_json(char *out, size_t cap, char *err, size_t err_cap, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Starts argv[0] with argv (NULL-terminated), stdout to /dev/null, stderr appended to
  * log_path (may be NULL). Returns the pid. */
