@@ -132,7 +132,7 @@ $(UNIT_BIN): $(SAN)/tests/%: $(SAN)/tests/unit/%.o $(SAN)/tests/support/testutil
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
-$(NET_TEST_BIN): $(SAN)/tests/%: $(SAN)/tests/net/%.o $(SAN)/tests/support/testutil.o $(SAN)/tests/support/anvil.o $(SAN)/libapiary.a
+$(NET_TEST_BIN): $(SAN)/tests/%: $(SAN)/tests/net/%.o $(SAN)/tests/support/testutil.o $(SAN)/tests/support/anvil.o $(SAN)/tests/support/cluster.o $(SAN)/libapiary.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN_CFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 

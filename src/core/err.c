@@ -30,6 +30,7 @@ const char *err_str(int rc) {
   case ERR_DECREASE: return "voucher amount below the last accepted one";
   case ERR_OVERSPEND: return "voucher amount exceeds the channel deposit";
   case ERR_EXPIRED: return "channel expired, closed or about to expire";
+  case ERR_BUSY: return "busy: one is already in progress";
   default: break;
   }
   if (rc < 0 && rc > -4096) return strerror(-rc); /* glibc: thread-safe static strings */

@@ -32,6 +32,7 @@ enum {
   ERR_DECREASE = -10022,        /* voucher amount below the last accepted one */
   ERR_OVERSPEND = -10023,       /* voucher amount above the channel's deposit */
   ERR_EXPIRED = -10024,         /* channel expired, closed or too close to expiry */
+  ERR_BUSY = -10025,            /* one is already in progress: try again after it */
 };
 
 /* Returns a static string naming rc (a project code or -errno). Never NULL. */

@@ -10,7 +10,10 @@
 #include "core/err.h"
 
 struct store {
-  sqlite3 *db; /* owned connection */
+  sqlite3 *db;     /* owned connection */
+  char path[512];  /* the database file, for messages that name the disk */
+  char last[256];  /* the error that made a transaction roll back (SQLite forgets it) */
+  int last_code;   /* its SQLite result code */
 };
 
 static int set_err(char *err, size_t cap, const char *fmt, const char *a, const char *b) {
@@ -28,6 +31,7 @@ int store_open(const char *path, store **out, char *err, size_t err_cap) {
   close(fd);
   store *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
+  snprintf(s->path, sizeof s->path, "%s", path);
   int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     set_err(err, err_cap, "cannot open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -63,15 +67,42 @@ void store_close(store *s) {
 }
 
 sqlite3 *store_db(store *s) { return s->db; }
-const char *store_errmsg(store *s) { return sqlite3_errmsg(s->db); }
+const char *store_path(const store *s) { return s->path; }
+
+const char *store_errmsg(store *s) {
+  if (sqlite3_errcode(s->db) == SQLITE_OK && s->last[0]) return s->last;
+  return sqlite3_errmsg(s->db);
+}
+
+int store_full(store *s) {
+  int c = sqlite3_errcode(s->db) != SQLITE_OK ? sqlite3_errcode(s->db) : s->last_code;
+  return (c & 0xff) == SQLITE_FULL || (c & 0xff) == SQLITE_IOERR;
+}
 
 int store_exec(store *s, const char *sql) {
   return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : ERR_STORE;
 }
 
-int store_begin(store *s) { return store_exec(s, "BEGIN IMMEDIATE"); }
+int store_begin(store *s) {
+  s->last[0] = 0;
+  s->last_code = 0;
+  return store_exec(s, "BEGIN IMMEDIATE");
+}
 int store_commit(store *s) { return store_exec(s, "COMMIT"); }
-int store_rollback(store *s) { return store_exec(s, "ROLLBACK"); }
+
+/* SQLite rolls a transaction back by itself after some errors (a full disk, I/O errors); a
+ * second ROLLBACK would then fail with "no transaction is active" and replace the real
+ * reason. Keep the reason, and roll back only what is still open. */
+int store_rollback(store *s) {
+  if (sqlite3_errcode(s->db) != SQLITE_OK) {
+    s->last_code = sqlite3_extended_errcode(s->db);
+    snprintf(s->last, sizeof s->last, "%s", sqlite3_errmsg(s->db));
+  }
+  if (sqlite3_get_autocommit(s->db)) return 0;
+  return store_exec(s, "ROLLBACK");
+}
+
+int store_in_txn(store *s) { return !sqlite3_get_autocommit(s->db); }
 
 int store_version(store *s, int *version_out) {
   sqlite3_stmt *st;

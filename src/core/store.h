@@ -39,13 +39,21 @@ int store_version(store *s, int *version_out);
 
 /* Runs SQL with no results. ERR_STORE on failure (see store_errmsg). */
 int store_exec(store *s, const char *sql);
-/* Transactions: BEGIN IMMEDIATE (takes the write lock up front), COMMIT, ROLLBACK. */
+/* Transactions: BEGIN IMMEDIATE (takes the write lock up front), COMMIT, ROLLBACK.
+ * store_rollback keeps the error that caused it for store_errmsg, and is a no-op when
+ * SQLite already rolled back by itself (a full disk). store_in_txn: one is open. */
 int store_begin(store *s);
 int store_commit(store *s);
 int store_rollback(store *s);
+int store_in_txn(store *s);
 
 /* The raw handle, for prepared statements in the layers that own tables. Borrowed. */
 sqlite3 *store_db(store *s);
+/* The last error (kept across the rollback it caused). */
 const char *store_errmsg(store *s);
+/* The last error was a full disk or an I/O error (the disk, not the data). */
+int store_full(store *s);
+/* The database file's path (borrowed). */
+const char *store_path(const store *s);
 
 #endif

@@ -9,10 +9,12 @@
  * "apiary" object. Streams are server-sent events ending with "data: [DONE]". */
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "core/buf.h"
@@ -23,6 +25,7 @@
 
 #define STREAM_WAIT_MS 15000     /* a keepalive comment goes out after this much silence */
 #define FULL_WAIT_MS (30 * 60 * 1000)
+#define GONE_CHECK_MS 250        /* how often a waiting request looks whether its client left */
 
 /* Where the text comes from: the local worker, or the network (market). */
 typedef struct gen_src {
@@ -189,6 +192,28 @@ static void stream_free(void *cls) {
   free(s);
 }
 
+/* The client closed its end (a hang-up or a reset): nobody will read an answer. */
+static int client_gone(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci) return 0;
+  struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+  if (poll(&p, 1, 0) <= 0) return 0;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
+  char b;
+  return (p.revents & POLLIN) && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Waits for the end of a generation while the client is there; a client that left
+ * cancels it (so it stops within GONE_CHECK_MS, and stops paying when bought). 0, -ETIMEDOUT
+ * or ERR_CANCELED. */
+static int wait_while_there(const http_request *req, gen_src *src, local_result *r, mkt_result *mr) {
+  for (int waited = 0; waited < FULL_WAIT_MS; waited += GONE_CHECK_MS) {
+    if (src_wait(src, GONE_CHECK_MS, r, mr) == 0) return 0;
+    if (client_gone(req->conn)) return ERR_CANCELED;
+  }
+  return -ETIMEDOUT;
+}
+
 static int bad_request(const http_request *req, const char *code, const char *msg) {
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
 }
@@ -206,7 +231,13 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
     local_result r;
     mkt_result mr;
-    while (mkt_stream_wait_started(src.ms, STREAM_WAIT_MS, node_id) == -ETIMEDOUT) {}
+    while (mkt_stream_wait_started(src.ms, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
+      if (client_gone(req->conn)) { /* left while a provider was being found */
+        src_cancel(&src);
+        src_release(&src);
+        return MHD_NO;
+      }
+    }
     if (mkt_stream_done(src.ms) && src_wait(&src, 0, &r, &mr) == 0 && r.finish == LOCAL_ERROR &&
         mkt_stream_read(src.ms, (char[1]){0}, 0, 0) == ERR_INVAL) {
       src_release(&src);
@@ -242,9 +273,11 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   mkt_result mr;
   buf text;
   buf_init(&text);
-  if (src_wait(&src, FULL_WAIT_MS, &res, &mr)) {
+  int wrc = wait_while_there(req, &src, &res, &mr);
+  if (wrc) {
     src_cancel(&src);
     src_release(&src);
+    if (wrc == ERR_CANCELED) return MHD_NO; /* the client left: close, nothing to answer */
     return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
   }
   char tmp[8192];

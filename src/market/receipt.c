@@ -103,8 +103,8 @@ int mkt_receipt_put(store *s, const mkt_receipt *r) {
       " ON CONFLICT(request, provider, role) DO UPDATE SET client = excluded.client, model = excluded.model,"
       " request_hash = excluded.request_hash,"
       " channel = excluded.channel, prompt_tokens = excluded.prompt_tokens, gen_tokens = excluded.gen_tokens,"
-      " price_prompt = excluded.price_prompt, price_gen = excluded.price_gen, amount = excluded.amount,"
-      " status = excluded.status, updated = excluded.updated";
+      " price_prompt = excluded.price_prompt, price_gen = excluded.price_gen,"
+      " status = excluded.status, updated = excluded.updated"; /* the amount moves only with a voucher */
   if ((r->role != MKT_CLIENT && r->role != MKT_PROVIDER) || r->prompt_tokens > INT64_MAX ||
       r->gen_tokens > INT64_MAX || !memchr(r->status, 0, sizeof r->status) || !status_ok(r->status))
     return ERR_INVAL;
@@ -188,6 +188,43 @@ int mkt_receipt_list(store *s, mkt_role role, mkt_receipt *out, int cap) {
   if (!rc && n < cap && step != SQLITE_DONE) rc = ERR_STORE;
   sqlite3_finalize(st);
   return rc ? rc : n;
+}
+
+int mkt_receipt_get(store *s, mkt_role role, const uint8_t request[16], const uint8_t provider[32],
+                    mkt_receipt *out) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(store_db(s), "SELECT " RCOLS " FROM market_receipts WHERE role = ?1 AND request = ?2"
+                         " AND provider = ?3", -1, &st, NULL) != SQLITE_OK)
+    return ERR_STORE;
+  sqlite3_bind_int(st, 1, (int)role);
+  sqlite3_bind_blob(st, 2, request, 16, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, provider, 32, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  int rc = step == SQLITE_ROW ? read_receipt(st, out) : step == SQLITE_DONE ? ERR_NOTFOUND : ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int mkt_receipt_add_amount(store *s, mkt_role role, const uint8_t request[16], const uint8_t provider[32],
+                           int64_t delta) {
+  mkt_receipt r;
+  int rc = mkt_receipt_get(s, role, request, provider, &r);
+  if (rc) return rc;
+  uint64_t v = r.amount;
+  if (delta >= 0 ? (uint64_t)delta > UINT64_MAX - v : (uint64_t)(-(delta + 1)) + 1 > v) return ERR_RANGE;
+  v = delta >= 0 ? v + (uint64_t)delta : v - ((uint64_t)(-(delta + 1)) + 1);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(store_db(s), "UPDATE market_receipts SET amount = ?4, updated = ?5 WHERE role = ?1 AND"
+                         " request = ?2 AND provider = ?3", -1, &st, NULL) != SQLITE_OK)
+    return ERR_STORE;
+  sqlite3_bind_int(st, 1, (int)role);
+  sqlite3_bind_blob(st, 2, request, 16, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, provider, 32, SQLITE_STATIC);
+  bind_u64(st, 4, v);
+  sqlite3_bind_int64(st, 5, now_s());
+  rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_STORE;
+  sqlite3_finalize(st);
+  return rc;
 }
 
 int mkt_receipt_sum_channel(store *s, mkt_role role, const uint8_t channel[32], uint64_t *sum_out) {

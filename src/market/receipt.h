@@ -12,8 +12,11 @@
  *   market_providers  per provider key: successes, failures, last_failure (unix s),
  *                     mismatches, verifications, latency_ms (EWMA, -1 unknown).
  *
- * mkt_receipt_put upserts on (request, provider, role), so a provider can write a receipt
- * as payments come in and update it. Loop thread (the store's owner). */
+ * mkt_receipt_put upserts on (request, provider, role), so both sides can write a receipt
+ * as tokens come and update it. The amount is set only when the row is created: after
+ * that it moves only through mkt_receipt_add_amount, which market/payflow runs in the same
+ * transaction as the voucher it pays with, so the sum of a channel's receipts is always
+ * the channel's voucher total. Loop thread (the store's owner). */
 #ifndef APIARY_MARKET_RECEIPT_H
 #define APIARY_MARKET_RECEIPT_H
 
@@ -49,8 +52,18 @@ typedef struct mkt_receipt {
  * client and provider get the same hash from the same request. 0 or ERR_NOMEM. */
 int mkt_request_hash(const json_t *params, uint8_t out[32]);
 
-/* Upsert keyed by (request, provider, role); committed before it returns 0. ERR_STORE. */
+/* Upsert keyed by (request, provider, role); an existing row keeps its amount. Joins the
+ * caller's transaction when one is open, else commits its own before it returns 0.
+ * ERR_INVAL or ERR_STORE. */
 int mkt_receipt_put(store *s, const mkt_receipt *r);
+/* One receipt. 0, ERR_NOTFOUND or ERR_STORE. */
+int mkt_receipt_get(store *s, mkt_role role, const uint8_t request[16], const uint8_t provider[32],
+                    mkt_receipt *out);
+/* Adds delta (may be negative) to a receipt's amount; the caller runs it inside the
+ * transaction that moves the voucher. 0, ERR_NOTFOUND, ERR_RANGE (under 0 or past 2^64),
+ * ERR_STORE. */
+int mkt_receipt_add_amount(store *s, mkt_role role, const uint8_t request[16], const uint8_t provider[32],
+                           int64_t delta);
 /* Newest first; role 0 = both. Returns the count (<= cap) or ERR_STORE. */
 int mkt_receipt_list(store *s, mkt_role role, mkt_receipt *out, int cap);
 /* Sum of amounts of receipts with this role and channel. 0 or ERR_STORE. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "core/err.h"
@@ -13,6 +14,7 @@
 #include "llm/gguf.h"
 #include "llm/mstore.h"
 #include "market/genreq.h"
+#include "market/payflow.h"
 #include "market/receipt.h"
 #include "p2p/bencode.h"
 
@@ -22,7 +24,11 @@
 
 /* Peer error codes of `generate` (docs/market.md). */
 enum { GEN_E_NO_MODEL = -32010, GEN_E_PAYMENT = -32014, GEN_E_PRICE = -32013, GEN_E_CHANNEL_RETRY = -32015,
-       GEN_E_UNPAID = -32016 };
+       GEN_E_UNPAID = -32016, GEN_E_DISK = -32017 };
+
+/* Below this much free space where the database lives, no new work is taken: what is
+ * accepted must be recordable (receipts, vouchers) until it ends. */
+#define MIN_FREE_BYTES (4u << 20)
 
 typedef struct served {
   uint8_t sha[32];
@@ -95,7 +101,9 @@ static uint64_t cost_of(const serving *s) {
   return c;
 }
 
-static void write_receipt(gensvc *g, serving *s, const char *status) {
+/* Our receipt for s (tokens and status; the amount moves only with vouchers, in
+ * market/payflow). 0 or the store's error (logged). */
+static int write_receipt(gensvc *g, serving *s, const char *status) {
   mkt_receipt r;
   memset(&r, 0, sizeof r);
   r.role = MKT_PROVIDER;
@@ -110,9 +118,25 @@ static void write_receipt(gensvc *g, serving *s, const char *status) {
   r.gen_tokens = (uint64_t)s->gt;
   r.price_prompt = s->pp;
   r.price_gen = s->gp;
-  r.amount = s->paid;
   snprintf(r.status, sizeof r.status, "%s", status);
-  if (mkt_receipt_put(g->db, &r)) log_error("cannot record a receipt: %s", store_errmsg(g->db));
+  int rc = mkt_receipt_put(g->db, &r);
+  if (rc) log_error("cannot record a receipt in %s: %s", store_path(g->db), store_errmsg(g->db));
+  return rc;
+}
+
+/* The disk under the database has room for the work we would accept. Writes the reason. */
+static int disk_ok(gensvc *g, char *why, size_t cap) {
+  struct statvfs sv;
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s", store_path(g->db));
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  if (statvfs(slash ? dir : ".", &sv)) return 1; /* cannot tell: the writes will say */
+  uint64_t free_b = (uint64_t)sv.f_bavail * sv.f_frsize;
+  if (free_b >= MIN_FREE_BYTES) return 1;
+  snprintf(why, cap, "this node's disk is full (%llu KiB free where its database %s lives): it takes no new work",
+           (unsigned long long)(free_b >> 10), store_path(g->db));
+  return 0;
 }
 
 /* How many tokens the job may generate: what is paid plus the credit window. */
@@ -225,6 +249,12 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, RPC_INVALID_PARAMS, "request id already in use", NULL);
     return;
   }
+  char why_disk[1200];
+  if (!disk_ok(g, why_disk, sizeof why_disk)) {
+    log_warn("refused a request: %s", why_disk);
+    refuse(r, req->handle, GEN_E_DISK, why_disk, NULL);
+    return;
+  }
   if (active_for(g, model) >= (int)o->max_concurrent) {
     refuse(r, req->handle, RPC_BUSY, "all slots for this model are busy", NULL);
     return;
@@ -276,23 +306,33 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   snprintf(lr.model_path, sizeof lr.model_path, "%s", gensvc_model_path(g, model));
   lr.notify = wake;
   lr.notify_ud = &g->async;
-  if (local_submit(g->local, &lr, &slot->job)) {
-    local_req_clear(&lr);
-    refuse(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
-    return;
-  }
-  slot->used = 1;
   slot->has_hash = mkt_request_hash(p, slot->request_hash) == 0;
-  slot->r = r;
-  slot->handle = req->handle;
   memcpy(slot->request, request, 16);
   memcpy(slot->client, client, 32);
   memcpy(slot->model, model, 32);
   slot->pp = o->price_prompt;
   slot->gp = o->price_gen;
+  /* The accepted request is on record before any work; what cannot be recorded is not done. */
+  if (write_receipt(g, slot, "partial")) {
+    char whyr[1400];
+    snprintf(whyr, sizeof whyr, "this node cannot record the request (%s: %s): it takes no new work",
+             store_path(g->db), store_errmsg(g->db));
+    local_req_clear(&lr);
+    memset(slot, 0, sizeof *slot);
+    refuse(r, req->handle, store_full(g->db) ? GEN_E_DISK : RPC_INTERNAL_ERROR, whyr, NULL);
+    return;
+  }
+  if (local_submit(g->local, &lr, &slot->job)) {
+    local_req_clear(&lr);
+    memset(slot, 0, sizeof *slot);
+    refuse(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
+    return;
+  }
+  slot->used = 1;
+  slot->r = r;
+  slot->handle = req->handle;
   slot->last_paid_ms = uv_now(g->loop);
   update_allowance(g, slot);
-  write_receipt(g, slot, "partial"); /* the accepted request is on record before any work */
 }
 
 /* Moves new tokens from the worker to the link; answers jobs that are done. */
@@ -397,10 +437,22 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     return;
   }
   uint64_t delta = 0;
-  int rc = paysvc_accept(g->pay, &v, &delta);
+  /* The voucher and the receipt it pays for: one commit, before the answer. */
+  int rc = !paysvc_voucher_ours(g->pay, &v) ? ERR_WRONG_CHAIN
+           : mkt_pay_accept(g->db, &v, request, g->me, (uint64_t)time(NULL), paysvc_margin_s(g->pay), &delta);
+  paysvc_voucher_result(g->pay, &v, rc);
   if (rc) {
+    char msg[1200];
+    if (rc == ERR_STORE)
+      snprintf(msg, sizeof msg, "cannot record the voucher (%s: %s)", store_path(g->db), store_errmsg(g->db));
+    else if (rc == ERR_NOTFOUND)
+      snprintf(msg, sizeof msg, "no request of yours with that id on that channel");
+    else
+      snprintf(msg, sizeof msg, "%s", err_str(rc));
+    if (rc == ERR_STORE) log_error("refused a voucher: %s", msg);
+    else log_warn("refused a voucher: %s", msg);
     json_t *data = json_pack("{s:i}", "code", rc);
-    refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? GEN_E_CHANNEL_RETRY : -32011, err_str(rc), data);
+    refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? GEN_E_CHANNEL_RETRY : -32011, msg, data);
     return;
   }
   serving *s = find_request(g, request, 0);
@@ -410,9 +462,9 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     s->last_paid_ms = uv_now(g->loop);
     update_allowance(g, s);
     if (s->finished) settle(g, s, "unpaid");
-    else write_receipt(g, s, "partial"); /* what was paid survives a crash */
-  } else {
-    log_info("a payment of %llu wei for a request that is over was accepted", (unsigned long long)delta);
+  } else if (delta) {
+    log_info("a payment of %llu wei for a request that is over was accepted (its receipt has it)",
+             (unsigned long long)delta);
   }
   char amt[U256_DEC_BUF];
   u256_to_dec(&v.amount, amt);

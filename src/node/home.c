@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "http/auth.h"
 #include "p2p/peers.h"
+#include "market/payflow.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
 
@@ -74,6 +75,7 @@ static const store_migration migrations[] = {
     {"http", auth_schema_v1},
     {"pay", pay_schema_v1},
     {"market", market_schema_v1},
+    {"market", market_schema_v2},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

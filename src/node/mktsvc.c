@@ -20,6 +20,7 @@
 #include "llm/gguf.h"
 #include "llm/mstore.h"
 #include "market/rank.h"
+#include "market/payflow.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
 
@@ -36,6 +37,10 @@
 #define GEN_TIMEOUT_MS (30 * 60 * 1000)
 #define MAX_NAMES 256
 #define REG_LIST_MS 60000
+#define MAX_WAITING 64
+#define MAX_INFLIGHT 64
+#define RESEND_MS 2000             /* how often unanswered vouchers are sent again */
+#define PAY_TIMEOUT_MS 15000
 
 /* Peer error codes of `generate` (node/gensvc.c). */
 enum { GEN_E_NO_MODEL = -32010, GEN_E_PRICE = -32013, GEN_E_PAYMENT = -32014, GEN_E_CHANNEL_RETRY = -32015 };
@@ -77,7 +82,9 @@ typedef struct attempt {
   uint64_t started_ms, first_ms, last_ms, retry_at;
   int retries, link_retries;
   int live;               /* a `generate` call is outstanding */
-  int pays_live;          /* market.pay calls outstanding */
+  int pays_live;          /* market.pay calls outstanding, or waiting for the channel */
+  int paying;             /* one of ours is unanswered: the next waits (payflow, one per channel) */
+  int pay_waiting;        /* in m->waiting: the channel has another attempt's voucher out */
   int done;               /* final result received */
   int final_paid;         /* the last voucher is out */
   char status[16];
@@ -158,6 +165,12 @@ struct mktsvc {
   double verify_rate;
   peer_offers peers[MAX_PEERS];
   mreq *reqs;
+  attempt *waiting[MAX_WAITING]; /* attempts with tokens to pay whose channel is busy */
+  int n_waiting;
+  uint8_t inflight[MAX_INFLIGHT][32]; /* channels with a market.pay call outstanding */
+  int n_inflight;
+  uint64_t resend_at;     /* next look for unanswered vouchers to send again */
+  unsigned resend_round;
   int jobs;               /* thread-pool jobs running */
   /* the HTTP threads' inbox, and what the network offers for GET /v1/models */
   pthread_mutex_t mu;
@@ -273,7 +286,13 @@ static void ask_offers(mktsvc *m, const uint8_t pk[32]) {
   }
 }
 
-static void on_link_ready(void *ud, const uint8_t pk[32]) { ask_offers(ud, pk); }
+static void resend_unacked(mktsvc *m, int dial);
+
+static void on_link_ready(void *ud, const uint8_t pk[32]) {
+  mktsvc *m = ud;
+  ask_offers(m, pk);
+  if (!m->closing) resend_unacked(m, 0); /* a provider is back: settle what it never answered */
+}
 
 /* ---- the Registry (thread pool) ---------------------------------------------------------- */
 
@@ -481,25 +500,29 @@ static void unlink_req(mreq *q) {
     if (*pp == q) { *pp = q->next; break; }
 }
 
+/* Our receipt for attempt a (its amount is payflow's: put never changes it). */
+static void client_receipt(mktsvc *m, const attempt *a, mkt_receipt *r) {
+  memset(r, 0, sizeof *r);
+  r->role = MKT_CLIENT;
+  memcpy(r->request, a->request, 16);
+  memcpy(r->request_hash, a->request_hash, 32);
+  r->has_request_hash = a->has_hash;
+  memcpy(r->provider, a->pk, 32);
+  memcpy(r->client, m->me, 32);
+  memcpy(r->model, a->model, 32);
+  if (a->has_channel) memcpy(r->channel, a->channel, 32), r->has_channel = 1;
+  r->prompt_tokens = (uint64_t)a->pt;
+  r->gen_tokens = (uint64_t)a->gt;
+  r->price_prompt = a->offer.price_prompt;
+  r->price_gen = a->offer.price_gen;
+  snprintf(r->status, sizeof r->status, "%s", a->status[0] ? a->status : "partial");
+}
+
 static void write_client_receipt(mktsvc *m, attempt *a) {
   if (!a->pt && !a->gt) return;
   mkt_receipt r;
-  memset(&r, 0, sizeof r);
-  r.role = MKT_CLIENT;
-  memcpy(r.request, a->request, 16);
-  memcpy(r.request_hash, a->request_hash, 32);
-  r.has_request_hash = a->has_hash;
-  memcpy(r.provider, a->pk, 32);
-  memcpy(r.client, m->me, 32);
-  memcpy(r.model, a->model, 32);
-  if (a->has_channel) memcpy(r.channel, a->channel, 32), r.has_channel = 1;
-  r.prompt_tokens = (uint64_t)a->pt;
-  r.gen_tokens = (uint64_t)a->gt;
-  r.price_prompt = a->offer.price_prompt;
-  r.price_gen = a->offer.price_gen;
-  r.amount = a->paid_acked;
-  snprintf(r.status, sizeof r.status, "%s", a->status[0] ? a->status : "partial");
-  if (mkt_receipt_put(m->db, &r)) log_error("cannot record a receipt: %s", store_errmsg(m->db));
+  client_receipt(m, a, &r);
+  if (mkt_receipt_put(m->db, &r)) log_error("cannot record a receipt in %s: %s", store_path(m->db), store_errmsg(m->db));
 }
 
 static void start_verify(mreq *q);
@@ -582,56 +605,170 @@ static void add_tried(mreq *q, const uint8_t pk[32]) {
   if (!exclude(q, pk) && q->n_tried < MAX_TRIED) memcpy(q->tried[q->n_tried++], pk, 32);
 }
 
-/* ---- paying --------------------------------------------------------------------------- */
+/* ---- paying ---------------------------------------------------------------------------
+ * market/payflow keeps the books: a voucher, the receipt it pays and the "unanswered" mark
+ * move in one commit; a channel has one unanswered voucher at a time, so others wait here
+ * (m->waiting); a refusal is undone; a voucher with no answer is sent again (resend_unacked)
+ * until the provider says yes or no. */
+
+enum { PAY_E_REFUSED = -32011 }; /* node/gensvc: the voucher was refused (not recorded) */
+
+static int inflight_find(mktsvc *m, const uint8_t ch[32]) {
+  for (int i = 0; i < m->n_inflight; i++)
+    if (!memcmp(m->inflight[i], ch, 32)) return i;
+  return -1;
+}
+
+static void inflight_set(mktsvc *m, const uint8_t ch[32], int on) {
+  int i = inflight_find(m, ch);
+  if (on && i < 0 && m->n_inflight < MAX_INFLIGHT) memcpy(m->inflight[m->n_inflight++], ch, 32);
+  if (!on && i >= 0) memcpy(m->inflight[i], m->inflight[--m->n_inflight], 32);
+}
 
 typedef struct pay_ctx {
-  attempt *a;
-  uint64_t amount;
+  mktsvc *m;
+  attempt *a;             /* NULL: a resend of a voucher found in the store */
+  voucher v;
+  uint64_t add;
+  uint8_t pk[32];
 } pay_ctx;
+
+static void fail_attempt(mreq *q, attempt *a, int provider_fault, const char *why);
+static void maybe_pay(mktsvc *m, attempt *a, int final);
+
+static void wait_channel(mktsvc *m, attempt *a) {
+  if (a->pay_waiting || m->n_waiting >= MAX_WAITING) return;
+  a->pay_waiting = 1;
+  a->pays_live++;
+  m->waiting[m->n_waiting++] = a;
+}
+
+/* Attempts waiting for a channel try again (all when ch is NULL). */
+static void wake_waiters(mktsvc *m, const uint8_t *ch) {
+  attempt *list[MAX_WAITING];
+  int n = 0;
+  for (int i = 0; i < m->n_waiting;) {
+    attempt *a = m->waiting[i];
+    if ((ch && memcmp(a->channel, ch, 32)) || inflight_find(m, a->channel) >= 0) { i++; continue; }
+    m->waiting[i] = m->waiting[--m->n_waiting];
+    list[n++] = a;
+  }
+  for (int i = 0; i < n; i++) {
+    attempt *a = list[i];
+    a->pay_waiting = 0;
+    a->pays_live--;
+    if (!m->closing) maybe_pay(m, a, a->done);
+    maybe_free_attempt(a);
+  }
+}
 
 static void on_pay_reply(void *ud, const rpc_reply *reply) {
   pay_ctx *c = ud;
+  mktsvc *m = c->m;
   attempt *a = c->a;
-  a->pays_live--;
-  if (reply->kind == RPC_REPLY_RESULT) {
-    a->paid_acked += c->amount;
-    if (a->done && a->paid_acked >= a->paid_signed) snprintf(a->status, sizeof a->status, "complete");
-    write_client_receipt(a->m, a);
+  char who[IDENT_ID_BUF], why[240] = "";
+  ident_id_encode(c->pk, who);
+  inflight_set(m, c->v.channel_id, 0);
+  int refused = reply->kind == RPC_REPLY_ERROR && (reply->code == PAY_E_REFUSED || reply->code == RPC_INVALID_PARAMS);
+  if (m->closing) {
+    /* the store is still open (the node closes it after the services), but nobody waits */
+  } else if (reply->kind == RPC_REPLY_RESULT) {
+    if (mkt_pay_acked(m->db, c->v.channel_id, &c->v.amount))
+      log_error("cannot record an accepted voucher in %s: %s", store_path(m->db), store_errmsg(m->db));
+    if (a) {
+      a->paid_acked += c->add;
+      if (a->done && a->paid_acked >= a->paid_signed) snprintf(a->status, sizeof a->status, "complete");
+      write_client_receipt(m, a);
+    }
+  } else if (refused) {
+    snprintf(why, sizeof why, "%s", reply->message && *reply->message ? reply->message : "refused");
+    int rc = mkt_pay_refused(m->db, c->v.channel_id, &c->v.amount);
+    if (rc) log_error("%s refused a voucher (%s) and it cannot be undone here: %s", who, why, err_str(rc));
+    else log_warn("%s refused a voucher (%s); it does not count", who, why);
+    if (a && !rc) a->paid_signed -= c->add;
   } else {
-    log_warn("%s refused a voucher: %s", a->node_id, reply->message ? reply->message : "no answer");
+    log_info("no answer from %s to a voucher (%s): it will be sent again", who,
+             reply->message && *reply->message ? reply->message : "timeout");
   }
   free(c);
+  if (!a) {
+    wake_waiters(m, NULL);
+    return;
+  }
+  a->paying = 0;
+  a->pays_live--;
+  if (!m->closing) wake_waiters(m, a->channel);
+  if (refused) { /* a provider that takes no money is not worked for any more */
+    if (a->q && a->q->cur == a && !m->closing) {
+      char msg[300];
+      snprintf(msg, sizeof msg, "refused our voucher: %.200s", why);
+      fail_attempt(a->q, a, 1, msg); /* last use of a */
+      return;
+    }
+    maybe_free_attempt(a);
+    return;
+  }
+  if (!m->closing && reply->kind == RPC_REPLY_RESULT) maybe_pay(m, a, a->done); /* what came meanwhile */
   maybe_free_attempt(a);
+}
+
+static int send_voucher(mktsvc *m, attempt *a, const uint8_t pk[32], const uint8_t request[16], const voucher *v,
+                        uint64_t add) {
+  pay_ctx *c = calloc(1, sizeof *c);
+  if (!c) return ERR_NOMEM;
+  c->m = m;
+  c->a = a;
+  c->v = *v;
+  c->add = add;
+  memcpy(c->pk, pk, 32);
+  char rq[33];
+  hex_encode(request, 16, rq);
+  inflight_set(m, v->channel_id, 1);
+  if (a) a->paying = 1, a->pays_live++;
+  int rc = netsvc_call(m->ns, pk, "market.pay", json_pack("{s:s, s:o}", "request", rq, "voucher", voucher_to_json(v)),
+                       PAY_TIMEOUT_MS, on_pay_reply, c);
+  if (rc) { /* it stays unanswered in the store: resent later */
+    inflight_set(m, v->channel_id, 0);
+    if (a) a->paying = 0, a->pays_live--;
+    free(c);
+  }
+  return rc;
 }
 
 /* Pays what is owed for the tokens received so far, in steps of pay_every tokens (all of it
  * when final). */
-static void maybe_pay(mktsvc *m, mreq *q, attempt *a, int final) {
-  if (!a->has_channel) return;
+static void maybe_pay(mktsvc *m, attempt *a, int final) {
+  if (!a->has_channel || a->paying || a->pay_waiting || m->closing) return;
   uint64_t owed = 0, step_wei = 0;
   if (mkt_cost((uint64_t)a->pt, (uint64_t)a->gt, a->offer.price_prompt, a->offer.price_gen, &owed)) return;
   mkt_cost(0, (uint64_t)m->pay_every, 0, a->offer.price_gen, &step_wei);
   if (owed <= a->paid_signed) return;
   if (!final && owed - a->paid_signed < (step_wei ? step_wei : 1)) return;
+  if (inflight_find(m, a->channel) >= 0) { wait_channel(m, a); return; }
   uint64_t add = owed - a->paid_signed;
+  mkt_receipt r;
+  client_receipt(m, a, &r);
   voucher v;
-  int rc = paysvc_sign_add(m->pay, a->channel, add, &v);
+  int rc = mkt_pay_sign(m->db, paysvc_wallet(m->pay), &r, add, (uint64_t)time(NULL), &v);
+  if (rc == ERR_BUSY) { wait_channel(m, a); return; } /* an older voucher awaits its answer */
   if (rc) {
-    log_error("cannot sign a voucher for %s: %s", a->node_id, err_str(rc));
+    log_error("cannot sign a voucher for %s: %s%s%s", a->node_id, err_str(rc), rc == ERR_STORE ? ": " : "",
+              rc == ERR_STORE ? store_errmsg(m->db) : "");
     return;
   }
   a->paid_signed = owed;
-  pay_ctx *c = malloc(sizeof *c);
-  if (!c) return;
-  c->a = a;
-  c->amount = add;
-  char rq[33];
-  hex_encode(q->request, 16, rq);
-  a->pays_live++;
-  if (netsvc_call(m->ns, a->pk, "market.pay", json_pack("{s:s, s:o}", "request", rq, "voucher", voucher_to_json(&v)),
-                  15000, on_pay_reply, c)) {
-    a->pays_live--;
-    free(c);
+  send_voucher(m, a, a->pk, a->request, &v, add);
+}
+
+/* Vouchers signed earlier (this run or before a crash) that got no answer go out again:
+ * the provider accepts each once (a second time changes nothing) or refuses it (undone). */
+static void resend_unacked(mktsvc *m, int dial) {
+  static mkt_unacked list[MKT_UNACKED_MAX];
+  int n = mkt_pay_unacked_list(m->db, list, MKT_UNACKED_MAX);
+  for (int i = 0; i < n; i++) {
+    if (inflight_find(m, list[i].v.channel_id) >= 0) continue;
+    if (!dial && !netsvc_linked(m->ns, list[i].provider)) continue;
+    send_voucher(m, NULL, list[i].provider, list[i].request, &list[i].v, list[i].add);
   }
 }
 
@@ -753,7 +890,7 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
       if (q->stream) mkt_stream_push(q->stream, text, len);
       if (q->ctl || q->verify) buf_append(&q->text, text, len);
     }
-    maybe_pay(m, q, a, 0);
+    maybe_pay(m, a, 0);
     return;
   }
   if (reply->kind == RPC_REPLY_ERROR) {
@@ -787,7 +924,7 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
   a->done = 1;
   const char *fin = json_string_value(json_object_get(res, "finish"));
   snprintf(q->finish, sizeof q->finish, "%s", fin && !strcmp(fin, "length") ? "length" : "stop");
-  maybe_pay(m, q, a, 1);
+  maybe_pay(m, a, 1);
   if (a->paid_acked >= a->paid_signed) snprintf(a->status, sizeof a->status, "complete");
   write_client_receipt(m, a);
   mkt_stats_record(m->db, a->pk, 1, a->first_ms ? (double)(a->first_ms - a->started_ms) : -1, (int64_t)time(NULL));
@@ -1000,6 +1137,11 @@ static void on_timer(uv_timer_t *t) {
   uint64_t now = now_ms(m);
   if (m->registry_on && (!m->names_at || now - m->names_at > REG_LIST_MS)) refresh_names(m);
   poll_local_asks(m, 0);
+  if (now >= m->resend_at) {
+    m->resend_at = now + RESEND_MS;
+    resend_unacked(m, ++m->resend_round % 8 == 0); /* unlinked providers are dialled now and then */
+  }
+  wake_waiters(m, NULL);
   mreq *next;
   for (mreq *q = m->reqs; q; q = next) {
     next = q->next;
@@ -1384,6 +1526,12 @@ void mktsvc_stop(mktsvc *m) {
   while (m->reqs) finish_req(m->reqs, 0, 503, "the node is stopping");
   poll_local_asks(m, 1);
   m->closing = 1;
+  while (m->n_waiting) { /* their vouchers were never signed: nothing is owed in the books */
+    attempt *a = m->waiting[--m->n_waiting];
+    a->pay_waiting = 0;
+    a->pays_live--;
+    maybe_free_attempt(a);
+  }
   uv_close((uv_handle_t *)&m->timer, on_closed);
   uv_close((uv_handle_t *)&m->async, on_closed);
 }

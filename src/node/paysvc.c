@@ -665,40 +665,24 @@ int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, ui
   return rc;
 }
 
-int paysvc_sign_add(paysvc *p, const uint8_t channel_id[32], uint64_t add, voucher *out) {
-  if (!paysvc_enabled(p)) return ERR_INVAL;
-  channel ch;
-  int rc = channel_get(p->db, channel_id, &ch);
-  if (rc) return rc;
-  u256 a, total;
-  a = u256_from_u64(add);
-  if ((rc = u256_add(&total, &ch.amount, &a))) return rc;
-  if ((rc = voucher_sign(&ch, &p->w, &total, now_s(), out))) return rc;
-  /* Recorded before it leaves: we never sign two vouchers for one amount. */
-  if ((rc = store_begin(p->db))) return rc;
-  rc = channel_set_voucher(p->db, ch.id, &total, out->sig);
-  if (!rc) rc = store_commit(p->db);
-  if (rc) store_rollback(p->db);
-  return rc;
+const wallet *paysvc_wallet(const paysvc *p) { return paysvc_enabled(p) ? &p->w : NULL; }
+
+uint64_t paysvc_margin_s(const paysvc *p) { return p->margin_s; }
+
+int paysvc_voucher_ours(const paysvc *p, const voucher *v) {
+  return paysvc_enabled(p) && v->chain_id == p->chain_id && !memcmp(v->escrow, p->escrow, 20);
 }
 
-int paysvc_accept(paysvc *p, const voucher *v, uint64_t *delta_out) {
-  if (!paysvc_enabled(p)) return ERR_INVAL;
-  if (v->chain_id != p->chain_id || memcmp(v->escrow, p->escrow, 20)) return ERR_WRONG_CHAIN;
-  channel before;
-  int rc = channel_get(p->db, v->channel_id, &before);
-  if (rc == ERR_NOTFOUND) {
-    start_lookup(p, v->channel_id, CHANNEL_PROVIDER, NULL, NULL);
-    return ERR_UNKNOWN_CHANNEL;
+void paysvc_voucher_result(paysvc *p, const voucher *v, int rc) {
+  if (!paysvc_enabled(p)) return;
+  if (rc == ERR_UNKNOWN_CHANNEL) {
+    channel ch;
+    if (channel_get(p->db, v->channel_id, &ch) == ERR_NOTFOUND) start_lookup(p, v->channel_id, CHANNEL_PROVIDER, NULL, NULL);
+  } else if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) { /* the cache may be stale (topUp, extend) */
+    start_lookup(p, v->channel_id, 0, NULL, NULL);
+  } else if (rc == 0) {
+    claim_due(p, 0);
   }
-  if (rc) return rc;
-  rc = voucher_accept(p->db, v, now_s(), p->margin_s, NULL);
-  if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) start_lookup(p, v->channel_id, 0, NULL, NULL);
-  if (rc) return rc;
-  u256 d;
-  if (u256_sub(&d, &v->amount, &before.amount) || u256_to_u64(&d, delta_out)) *delta_out = UINT64_MAX;
-  claim_due(p, 0);
-  return 0;
 }
 
 int paysvc_check_channel(paysvc *p, const uint8_t id[32], uint64_t room) {

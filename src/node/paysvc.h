@@ -43,12 +43,17 @@ int paysvc_client_channel(paysvc *p, const uint8_t pk[32], uint64_t need, channe
 typedef void (*paysvc_open_cb)(void *ud, int rc, const channel *ch, const char *msg);
 int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, uint64_t lifetime_s,
                         paysvc_open_cb cb, void *ud);
-/* Client: signs the channel's next cumulative voucher (its amount + add) and commits it
- * before returning 0. */
-int paysvc_sign_add(paysvc *p, const uint8_t channel_id[32], uint64_t add, voucher *out);
-/* Provider: accepts v (committed before 0 is returned) and gives the increase over the
- * amount accepted before. ERR_UNKNOWN_CHANNEL starts a chain lookup (retry later). */
-int paysvc_accept(paysvc *p, const voucher *v, uint64_t *delta_out);
+/* The node wallet, for signing client vouchers (market/payflow). Borrowed; NULL when
+ * payments are off. */
+const wallet *paysvc_wallet(const paysvc *p);
+/* Seconds before a channel's expiry within which vouchers are refused. */
+uint64_t paysvc_margin_s(const paysvc *p);
+/* v names our chain and escrow. */
+int paysvc_voucher_ours(const paysvc *p, const voucher *v);
+/* Provider: what became of a voucher (rc of market/payflow's accept): an unknown channel
+ * starts a chain lookup; an overspend or expiry refreshes the cached channel; an accepted
+ * one may trigger a claim. */
+void paysvc_voucher_result(paysvc *p, const voucher *v, int rc);
 /* Provider: the channel is known, ours, open beyond the margin, with at least room wei not
  * yet vouched. Unknown: starts a lookup and returns ERR_UNKNOWN_CHANNEL. */
 int paysvc_check_channel(paysvc *p, const uint8_t id[32], uint64_t room);

@@ -43,15 +43,16 @@ int voucher_check(const channel *ch, const voucher *v, uint64_t now_s, uint64_t 
 
 int voucher_accept(store *s, const voucher *v, uint64_t now_s, uint64_t margin_s, channel *ch_out) {
   channel ch;
-  int rc = store_begin(s);
+  int own = !store_in_txn(s); /* else the caller's transaction holds it with other writes */
+  int rc = own ? store_begin(s) : 0;
   if (rc) return rc;
   rc = channel_get(s, v->channel_id, &ch);
   if (rc == ERR_NOTFOUND || (!rc && ch.role != CHANNEL_PROVIDER)) rc = ERR_UNKNOWN_CHANNEL;
   if (!rc) rc = voucher_check(&ch, v, now_s, margin_s);
   if (!rc) rc = channel_set_voucher(s, v->channel_id, &v->amount, v->sig);
-  if (!rc) rc = store_commit(s); /* durable (synchronous=FULL) before anyone is told */
+  if (!rc && own) rc = store_commit(s); /* durable (synchronous=FULL) before anyone is told */
   if (rc) {
-    store_rollback(s);
+    if (own) store_rollback(s);
     return rc;
   }
   if (ch_out) {

@@ -45,7 +45,9 @@ int voucher_sign(const channel *ch, const wallet *w, const u256 *amount, uint64_
 int voucher_check(const channel *ch, const voucher *v, uint64_t now_s, uint64_t margin_s);
 
 /* Checks v against the cached channel and commits it as the channel's highest voucher.
- * 0 only once the commit is durable. ch_out (may be NULL) gets the updated channel. */
+ * 0 only once the commit is durable. Inside a caller's open transaction it joins that one
+ * (the caller commits, e.g. together with the receipt the voucher pays). ch_out (may be
+ * NULL) gets the updated channel. */
 int voucher_accept(store *s, const voucher *v, uint64_t now_s, uint64_t margin_s, channel *ch_out);
 
 /* Wire form: {"channel":"0x…","chain_id":N,"escrow":"0x…","amount":"dec","sig":"0x…"}. */

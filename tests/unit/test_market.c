@@ -527,11 +527,16 @@ static void test_receipts(void **state) {
   /* provider writes as payments come in: the same key updates in place */
   mkt_receipt r = receipt(MKT_PROVIDER, 1, 0xa1, 0x55, 10, 1000);
   assert_int_equal(mkt_receipt_put(s, &r), 0);
-  r.amount = 25;
+  r.amount = 999; /* the amount moves only through add_amount (with a voucher) */
   r.gen_tokens = 450;
   snprintf(r.status, sizeof r.status, "partial");
   r.created = 5000; /* created is kept from the first write */
   assert_int_equal(mkt_receipt_put(s, &r), 0);
+  assert_int_equal(mkt_receipt_add_amount(s, MKT_PROVIDER, r.request, r.provider, 20), 0);
+  assert_int_equal(mkt_receipt_add_amount(s, MKT_PROVIDER, r.request, r.provider, -5), 0);
+  assert_int_equal(mkt_receipt_add_amount(s, MKT_PROVIDER, r.request, r.provider, -26), ERR_RANGE); /* below 0 */
+  uint8_t nobody[16] = {0};
+  assert_int_equal(mkt_receipt_add_amount(s, MKT_PROVIDER, nobody, r.provider, 1), ERR_NOTFOUND);
   assert_int_equal(mkt_receipt_list(s, MKT_PROVIDER, out, 8), 1);
   assert_true(out[0].amount == 25 && out[0].gen_tokens == 450);
   assert_string_equal(out[0].status, "partial");
