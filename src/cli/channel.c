@@ -160,7 +160,7 @@ int cli_channel_main(int argc, char **argv) {
   if (!is_topup && !is_extend && !is_refund) return cli_usage_error("channel", "unknown subcommand %s", sub);
   if (nargs != (is_refund ? 1 : 2)) return cli_usage_error("channel", "wrong number of arguments to %s", sub);
   uint8_t id[32];
-  if (voucher_hex_parse(args[0], id, 32)) return cli_usage_error("channel", "bad channel id %s", args[0]);
+  if (hex_parse(args[0], id, 32)) return cli_usage_error("channel", "bad channel id %s", args[0]);
   u256 amt;
   long secs = 0;
   if (is_topup && channel_amount_parse(args[1], &amt)) return cli_usage_error("channel", "bad amount %s", args[1]);

@@ -67,6 +67,10 @@ int cli_status_main(int argc, char **argv) {
            json_integer_value(json_object_get(mk, "providers_known")) == 1 ? "" : "s",
            (long long)json_integer_value(json_object_get(mk, "requests_routing")),
            json_integer_value(json_object_get(mk, "requests_routing")) == 1 ? "" : "s");
+  json_int_t un = mk ? json_integer_value(json_object_get(mk, "vouchers_unanswered")) : 0;
+  if (un)
+    printf("payments  %lld voucher%s not answered yet by %s provider (sent again until it answers)\n", (long long)un,
+           un == 1 ? "" : "s", un == 1 ? "its" : "their");
   json_decref(r);
   return CLI_OK;
 }

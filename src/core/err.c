@@ -1,6 +1,8 @@
 /* core/err — names for project error codes and -errno values. */
 #include "core/err.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 const char *err_str(int rc) {
@@ -35,4 +37,17 @@ const char *err_str(int rc) {
   }
   if (rc < 0 && rc > -4096) return strerror(-rc); /* glibc: thread-safe static strings */
   return "unknown error";
+}
+
+int err_vset(char *err, size_t cap, int rc, const char *fmt, va_list ap) {
+  if (err && cap) vsnprintf(err, cap, fmt, ap);
+  return rc;
+}
+
+int err_set(char *err, size_t cap, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  err_vset(err, cap, rc, fmt, ap);
+  va_end(ap);
+  return rc;
 }

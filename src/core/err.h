@@ -35,7 +35,15 @@ enum {
   ERR_BUSY = -10025,            /* one is already in progress: try again after it */
 };
 
+#include <stdarg.h>
+#include <stddef.h>
+
 /* Returns a static string naming rc (a project code or -errno). Never NULL. */
 const char *err_str(int rc);
+
+/* Writes a message into a caller's error buffer (err may be NULL or cap 0: then nothing
+ * is written) and returns rc, for `return err_set(err, cap, ERR_FORMAT, "bad %s", x);`. */
+int err_set(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int err_vset(char *err, size_t cap, int rc, const char *fmt, va_list ap);
 
 #endif

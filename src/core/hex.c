@@ -1,6 +1,8 @@
 /* core/hex — hex encoding; see hex.h. */
 #include "core/hex.h"
 
+#include <string.h>
+
 #include "core/err.h"
 
 static int nibble(char c) {
@@ -40,4 +42,8 @@ int hex_decode(const char *text, size_t text_len, uint8_t *out, size_t out_len) 
   if (digits != 2 * out_len) return ERR_FORMAT;
   int rc = hex_decode_var(text, text_len, out, out_len);
   return rc < 0 ? rc : 0;
+}
+
+int hex_parse(const char *text, uint8_t *out, size_t n) {
+  return text ? hex_decode(text, strlen(text), out, n) : ERR_FORMAT;
 }

@@ -104,17 +104,6 @@ struct engine {
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -618,16 +607,16 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   const model_hparams *hp = &m->hp;
   engine_params ep = p ? *p : engine_default_params();
   if (ep.n_ctx < 0 || ep.n_batch < 0 || ep.n_threads < 0 || ep.n_threads > POOL_MAX_THREADS)
-    return fail(err, err_cap, ERR_INVAL, "invalid engine parameters");
+    return err_set(err, err_cap, ERR_INVAL, "invalid engine parameters");
   if (ep.n_ctx == 0) ep.n_ctx = imin(hp->n_ctx_train, ENGINE_DEFAULT_CTX);
-  if (ep.n_ctx > (1 << 22)) return fail(err, err_cap, ERR_INVAL, "context of %d positions is too large", ep.n_ctx);
+  if (ep.n_ctx > (1 << 22)) return err_set(err, err_cap, ERR_INVAL, "context of %d positions is too large", ep.n_ctx);
   if (ep.n_batch == 0) ep.n_batch = ENGINE_DEFAULT_BATCH;
   ep.n_batch = imin(ep.n_batch, ep.n_ctx);
   if (ep.n_threads == 0) ep.n_threads = default_threads();
   quant_init();
 
   engine *e = calloc(1, sizeof *e);
-  if (!e) return fail(err, err_cap, ERR_NOMEM, "out of memory");
+  if (!e) return err_set(err, err_cap, ERR_NOMEM, "out of memory");
   e->m = m;
   e->ops = (engine__ops){swiglu_scalar, softmax_scalar};
 #if defined(__x86_64__)
@@ -663,7 +652,7 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
     e->stage = alloc_floats((size_t)e->n_threads * e->n_batch * e->hd, &total);
     e->half = calloc((size_t)e->n_threads * (NX * (size_t)e->hd + (size_t)e->n_ctx), sizeof *e->half);
     if (!e->stage || !e->half) {
-      rc = fail(err, err_cap, ERR_NOMEM, "out of memory for the F16 cache buffers");
+      rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for the F16 cache buffers");
       goto fail;
     }
   }
@@ -671,7 +660,7 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   e->logits_buf = alloc_floats((size_t)hp->n_vocab, &total);
   if (!e->x || !e->xb || !e->q || !e->hb || !e->att || !e->up || !e->rope || !e->kc || !e->vc || !e->cached ||
       !e->logits_buf) {
-    rc = fail(err, err_cap, ERR_NOMEM, "out of memory for a %d-position context (%.1f MiB)", e->n_ctx,
+    rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for a %d-position context (%.1f MiB)", e->n_ctx,
               (double)total / (1 << 20));
     goto fail;
   }
@@ -680,12 +669,12 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
     const model_mat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
       if (add_act_type(e, ws[i])) {
-        rc = fail(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
+        rc = err_set(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
         goto fail;
       }
   }
   if (add_act_type(e, &m->output)) {
-    rc = fail(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
+    rc = err_set(err, err_cap, ERR_UNSUPPORTED, "too many different weight types in one model");
     goto fail;
   }
   int64_t max_in = e->xb_dim > e->n_ff ? e->xb_dim : e->n_ff;
@@ -693,7 +682,7 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   e->act_priv = calloc((size_t)e->n_threads, sizeof *e->act_priv);
   e->xb_priv = alloc_floats((size_t)e->n_threads * e->xb_dim, &total);
   if (!e->act || !e->act_priv || !e->xb_priv) {
-    rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+    rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for activations");
     goto fail;
   }
   for (int i = 0; i < e->n_act; i++) {
@@ -704,18 +693,18 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
     e->act_stride[i] = (quant_row_size(e->act_type[i], n) + 63) / 64 * 64;
     e->act->p[i] = aligned_alloc(64, nb * e->act_stride[i]);
     if (!e->act->p[i]) {
-      rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+      rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for activations");
       goto fail;
     }
     for (int th = 0; th < e->n_threads; th++)
       if (!(e->act_priv[th].p[i] = aligned_alloc(64, e->act_stride[i]))) {
-        rc = fail(err, err_cap, ERR_NOMEM, "out of memory for activations");
+        rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for activations");
         goto fail;
       }
   }
   rc = pool_new(e->n_threads, &e->pool);
   if (rc) {
-    fail(err, err_cap, rc, "cannot start %d threads: %s", e->n_threads, err_str(rc));
+    err_set(err, err_cap, rc, "cannot start %d threads: %s", e->n_threads, err_str(rc));
     goto fail;
   }
   *out = e;

@@ -19,17 +19,6 @@
 #define TOKENIZER_NAME "llama"
 #define ROPE_MAX 64 /* the converter's n_rotmax */
 
-static int failf(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int failf(char *err, size_t cap, int rc, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 static int32_t rd_i32(const uint8_t *p) {
   uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
   int32_t s;
@@ -39,9 +28,9 @@ static int32_t rd_i32(const uint8_t *p) {
 
 /* One header value: 1 <= v <= cap. */
 static int check_field(const char *name, int64_t v, int64_t cap, char *err, size_t err_cap) {
-  if (v < 1) return failf(err, err_cap, ERR_FORMAT, "llama2.c header: %s is %lld; it must be positive", name, (long long)v);
+  if (v < 1) return err_set(err, err_cap, ERR_FORMAT, "llama2.c header: %s is %lld; it must be positive", name, (long long)v);
   if (v > cap)
-    return failf(err, err_cap, ERR_TOOBIG, "llama2.c header: %s is %lld, over the cap of %lld", name, (long long)v,
+    return err_set(err, err_cap, ERR_TOOBIG, "llama2.c header: %s is %lld, over the cap of %lld", name, (long long)v,
                  (long long)cap);
   return 0;
 }
@@ -50,7 +39,7 @@ int llama2c_parse(const void *data, size_t len, llama2c_weights *out, char *err,
   const uint8_t *b = data;
   memset(out, 0, sizeof *out);
   if (len < LLAMA2C_HEADER_BYTES)
-    return failf(err, err_cap, ERR_FORMAT, "not a llama2.c checkpoint: %zu bytes, shorter than the 28-byte header", len);
+    return err_set(err, err_cap, ERR_FORMAT, "not a llama2.c checkpoint: %zu bytes, shorter than the 28-byte header", len);
   llama2c_config c;
   c.dim = rd_i32(b);
   c.hidden_dim = rd_i32(b + 4);
@@ -72,10 +61,10 @@ int llama2c_parse(const void *data, size_t len, llama2c_weights *out, char *err,
     return rc;
   c.vocab_size = (int32_t)v64;
   if (c.dim % c.n_heads || (c.dim / c.n_heads) % 2)
-    return failf(err, err_cap, ERR_FORMAT, "llama2.c header: dim %d is not n_heads %d times an even head size", c.dim,
+    return err_set(err, err_cap, ERR_FORMAT, "llama2.c header: dim %d is not n_heads %d times an even head size", c.dim,
                  c.n_heads);
   if (c.n_kv_heads > c.n_heads || c.n_heads % c.n_kv_heads)
-    return failf(err, err_cap, ERR_FORMAT, "llama2.c header: n_kv_heads %d does not divide n_heads %d", c.n_kv_heads,
+    return err_set(err, err_cap, ERR_FORMAT, "llama2.c header: n_kv_heads %d does not divide n_heads %d", c.n_kv_heads,
                  c.n_heads);
   /* Sizes in floats; every factor is capped, so none of this can overflow 64 bits. */
   uint64_t dim = (uint64_t)c.dim, hid = (uint64_t)c.hidden_dim, L = (uint64_t)c.n_layers, V = (uint64_t)c.vocab_size;
@@ -85,7 +74,7 @@ int llama2c_parse(const void *data, size_t len, llama2c_weights *out, char *err,
   uint64_t total = n_emb + 2 * n_norm + 2 * n_q + 2 * n_kv + 3 * n_ffn + dim + 2 * n_freq + (c.shared_classifier ? 0 : n_emb);
   uint64_t want = LLAMA2C_HEADER_BYTES + 4 * total;
   if ((uint64_t)len != want)
-    return failf(err, err_cap, ERR_FORMAT,
+    return err_set(err, err_cap, ERR_FORMAT,
                  "llama2.c checkpoint is %zu bytes; its header (dim %d, hidden %d, %d layers, %d/%d heads, vocab %d%s, "
                  "seq_len %d) needs exactly %llu (truncated, or not a version-0 checkpoint)",
                  len, c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
@@ -123,16 +112,16 @@ static int vocab_arrays(const gguf_file *vocab, uint64_t n_vocab, const gguf_kv 
                         const gguf_kv **types, char *err, size_t cap) {
   gguf_str model;
   if (gguf_get_str(vocab, "tokenizer.ggml.model", &model) || !gguf_str_eq(model, TOKENIZER_NAME))
-    return failf(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.model \"llama\" (SentencePiece)");
+    return err_set(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.model \"llama\" (SentencePiece)");
   if (gguf_get_arr(vocab, "tokenizer.ggml.tokens", tokens) || (*tokens)->arr_type != GGUF_VT_STRING)
-    return failf(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.tokens string array");
+    return err_set(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.tokens string array");
   if (gguf_get_arr(vocab, "tokenizer.ggml.scores", scores) || (*scores)->arr_type != GGUF_VT_FLOAT32)
-    return failf(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.scores float32 array");
+    return err_set(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.scores float32 array");
   if (gguf_get_arr(vocab, "tokenizer.ggml.token_type", types) ||
       ((*types)->arr_type != GGUF_VT_INT32 && (*types)->arr_type != GGUF_VT_UINT32))
-    return failf(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.token_type int32 array");
+    return err_set(err, cap, ERR_FORMAT, "the vocabulary file has no tokenizer.ggml.token_type int32 array");
   if ((*tokens)->arr_n != n_vocab || (*scores)->arr_n != n_vocab || (*types)->arr_n != n_vocab)
-    return failf(err, cap, ERR_FORMAT, "vocabulary size mismatch: the vocabulary file has %llu tokens, the checkpoint %llu",
+    return err_set(err, cap, ERR_FORMAT, "vocabulary size mismatch: the vocabulary file has %llu tokens, the checkpoint %llu",
                  (unsigned long long)(*tokens)->arr_n, (unsigned long long)n_vocab);
   return 0;
 }
@@ -146,7 +135,7 @@ int llama2c_write_gguf(const llama2c_weights *w, const gguf_file *vocab, const c
   gguf_str *items = malloc((size_t)c->vocab_size * sizeof *items);
   gguf_writer *g = gguf_writer_new();
   if (!items || !g) {
-    rc = failf(err, err_cap, ERR_NOMEM, "out of memory");
+    rc = err_set(err, err_cap, ERR_NOMEM, "out of memory");
     goto done;
   }
   for (uint64_t i = 0; i < (uint64_t)c->vocab_size; i++) {
@@ -176,14 +165,14 @@ int llama2c_write_gguf(const llama2c_weights *w, const gguf_file *vocab, const c
       (rc = gguf_writer_set_u32(g, "llama.block_count", (uint32_t)c->n_layers)) ||
       (rc = gguf_writer_set_u32(g, "llama.rope.dimension_count", n_rot)) ||
       (rc = gguf_writer_set_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f))) {
-    failf(err, err_cap, rc, "cannot build the GGUF metadata: %s", err_str(rc));
+    err_set(err, err_cap, rc, "cannot build the GGUF metadata: %s", err_str(rc));
     goto done;
   }
   uint64_t dim = (uint64_t)c->dim, hid = (uint64_t)c->hidden_dim, V = (uint64_t)c->vocab_size;
   uint64_t kv_dim = dim * (uint64_t)c->n_kv_heads / (uint64_t)c->n_heads;
   if ((rc = add2(g, "token_embd.weight", dim, V, w->token_embedding)) ||
       (rc = add2(g, "output_norm.weight", dim, 1, w->rms_final)) || (rc = add2(g, "output.weight", dim, V, w->wcls))) {
-    failf(err, err_cap, rc, "cannot add tensors: %s", err_str(rc));
+    err_set(err, err_cap, rc, "cannot add tensors: %s", err_str(rc));
     goto done;
   }
   for (uint64_t l = 0; l < (uint64_t)c->n_layers; l++) {
@@ -206,13 +195,13 @@ int llama2c_write_gguf(const llama2c_weights *w, const gguf_file *vocab, const c
   }
   if (progress) progress("converting", 0, 1, ud);
   if ((rc = gguf_writer_write(g, out_path))) {
-    failf(err, err_cap, rc, "cannot write %s: %s%s", out_path, err_str(rc), rc == -ENOSPC ? " (disk full)" : "");
+    err_set(err, err_cap, rc, "cannot write %s: %s%s", out_path, err_str(rc), rc == -ENOSPC ? " (disk full)" : "");
     goto done;
   }
   if (progress) progress("converting", 1, 1, ud);
   goto done;
 add_failed:
-  failf(err, err_cap, rc, "cannot add tensors: %s", err_str(rc));
+  err_set(err, err_cap, rc, "cannot add tensors: %s", err_str(rc));
 done:
   gguf_writer_free(g);
   free(items);
@@ -222,28 +211,28 @@ done:
 int llama2c_convert(const char *ckpt_path, const char *vocab_path, const char *out_path,
                     llama2c_progress_fn progress, void *ud, char *err, size_t err_cap) {
   int fd = open(ckpt_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return failf(err, err_cap, -errno, "cannot open %s: %s", ckpt_path, strerror(errno));
+  if (fd < 0) return err_set(err, err_cap, -errno, "cannot open %s: %s", ckpt_path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int e = errno;
     close(fd);
-    return failf(err, err_cap, -e, "cannot stat %s: %s", ckpt_path, strerror(e));
+    return err_set(err, err_cap, -e, "cannot stat %s: %s", ckpt_path, strerror(e));
   }
   size_t len = (size_t)st.st_size;
   void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
   int e = errno;
   close(fd);
-  if (map == MAP_FAILED) return failf(err, err_cap, -e, "cannot map %s: %s", ckpt_path, strerror(e));
+  if (map == MAP_FAILED) return err_set(err, err_cap, -e, "cannot map %s: %s", ckpt_path, strerror(e));
   gguf_file *vocab = NULL;
   llama2c_weights w;
   char sub[512] = "";
   int rc = llama2c_parse(map, len, &w, sub, sizeof sub);
   if (rc) {
-    failf(err, err_cap, rc, "%s: %s", ckpt_path, sub);
+    err_set(err, err_cap, rc, "%s: %s", ckpt_path, sub);
     goto done;
   }
   if ((rc = gguf_open(vocab_path, &vocab, sub, sizeof sub))) {
-    failf(err, err_cap, rc, "vocabulary %s: %s", vocab_path, sub);
+    err_set(err, err_cap, rc, "vocabulary %s: %s", vocab_path, sub);
     goto done;
   }
   if (map) madvise(map, len, MADV_SEQUENTIAL);
@@ -283,25 +272,25 @@ int llama2c_write_checkpoint(const gguf_file *g, int32_t seq_len, const char *ou
   if (gguf_get_int(g, "llama.embedding_length", &dim) || gguf_get_int(g, "llama.feed_forward_length", &hid) ||
       gguf_get_int(g, "llama.block_count", &L) || gguf_get_int(g, "llama.attention.head_count", &H) ||
       gguf_get_int(g, "llama.attention.head_count_kv", &KV))
-    return failf(err, err_cap, ERR_FORMAT, "not a llama GGUF (llama.* hyperparameters missing)");
+    return err_set(err, err_cap, ERR_FORMAT, "not a llama GGUF (llama.* hyperparameters missing)");
   if (dim < 1 || dim > LLAMA2C_MAX_DIM || hid < 1 || hid > LLAMA2C_MAX_HIDDEN || L < 1 || L > LLAMA2C_MAX_LAYERS ||
       H < 1 || H > LLAMA2C_MAX_HEADS || KV < 1 || KV > H || H % KV || dim % H || (dim / H) % 2 || seq_len < 1 ||
       seq_len > LLAMA2C_MAX_SEQ)
-    return failf(err, err_cap, ERR_FORMAT, "hyperparameters out of range for a llama2.c checkpoint");
+    return err_set(err, err_cap, ERR_FORMAT, "hyperparameters out of range for a llama2.c checkpoint");
   const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
   if (!emb || emb->ne[1] < 1 || emb->ne[1] > LLAMA2C_MAX_VOCAB)
-    return failf(err, err_cap, ERR_FORMAT, "token_embd.weight missing or of a bad size");
+    return err_set(err, err_cap, ERR_FORMAT, "token_embd.weight missing or of a bad size");
   uint64_t V = emb->ne[1], kv_dim = (uint64_t)(dim * KV / H);
   const gguf_tensor *out = want_f32(g, "output.weight", (uint64_t)dim, V);
   if (!want_f32(g, "token_embd.weight", (uint64_t)dim, V) || !out || !want_f32(g, "output_norm.weight", (uint64_t)dim, 1))
-    return failf(err, err_cap, ERR_FORMAT, "token_embd/output/output_norm missing, not F32 or of another shape");
+    return err_set(err, err_cap, ERR_FORMAT, "token_embd/output/output_norm missing, not F32 or of another shape");
   int shared = !memcmp(out->data, emb->data, (size_t)out->nbytes);
   static const struct { const char *name; int kind; } parts[] = {
       {"attn_norm", 0}, {"attn_q", 1}, {"attn_k", 2}, {"attn_v", 2}, {"attn_output", 1},
       {"ffn_norm", 0},  {"ffn_gate", 3}, {"ffn_down", 4}, {"ffn_up", 3},
   };
   FILE *f = fopen(out_path, "wb");
-  if (!f) return failf(err, err_cap, -errno, "cannot write %s: %s", out_path, strerror(errno));
+  if (!f) return err_set(err, err_cap, -errno, "cannot write %s: %s", out_path, strerror(errno));
   int rc = 0;
   int32_t hdr[7] = {(int32_t)dim, (int32_t)hid, (int32_t)L, (int32_t)H, (int32_t)KV, shared ? (int32_t)V : -(int32_t)V,
                     seq_len};
@@ -316,7 +305,7 @@ int llama2c_write_checkpoint(const gguf_file *g, int32_t seq_len, const char *ou
                      : parts[k].kind == 3 ? (uint64_t)hid : (uint64_t)dim;
       const gguf_tensor *t = want_f32(g, name, ne0, ne1);
       if (!t) {
-        rc = failf(err, err_cap, ERR_FORMAT, "%s missing, not F32 or of another shape", name);
+        rc = err_set(err, err_cap, ERR_FORMAT, "%s missing, not F32 or of another shape", name);
         break;
       }
       fwrite(t->data, 1, (size_t)t->nbytes, f);
@@ -326,7 +315,7 @@ int llama2c_write_checkpoint(const gguf_file *g, int32_t seq_len, const char *ou
     fwrite(gguf_find_tensor(g, "output_norm.weight")->data, 4, (size_t)dim, f);
     size_t half = (size_t)(dim / H / 2), n = (size_t)seq_len * half;
     float *re = malloc(n * sizeof *re), *im = malloc(n * sizeof *im);
-    if (!re || !im) rc = failf(err, err_cap, ERR_NOMEM, "out of memory");
+    if (!re || !im) rc = err_set(err, err_cap, ERR_NOMEM, "out of memory");
     else {
       llama2c_freq_cis((int)(dim / H), seq_len, re, im);
       fwrite(re, sizeof *re, n, f);
@@ -336,8 +325,8 @@ int llama2c_write_checkpoint(const gguf_file *g, int32_t seq_len, const char *ou
     free(im);
     if (!rc && !shared) fwrite(out->data, 1, (size_t)out->nbytes, f);
   }
-  if (!rc && (ferror(f) || fflush(f))) rc = failf(err, err_cap, -EIO, "writing %s failed", out_path);
-  if (fclose(f) && !rc) rc = failf(err, err_cap, -errno, "writing %s failed: %s", out_path, strerror(errno));
+  if (!rc && (ferror(f) || fflush(f))) rc = err_set(err, err_cap, -EIO, "writing %s failed", out_path);
+  if (fclose(f) && !rc) rc = err_set(err, err_cap, -errno, "writing %s failed: %s", out_path, strerror(errno));
   if (rc) unlink(out_path);
   return rc;
 }

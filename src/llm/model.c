@@ -34,12 +34,10 @@ typedef struct binder {
 
 static int fail(binder *b, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(binder *b, int rc, const char *fmt, ...) {
-  if (b->err && b->err_cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b->err, b->err_cap, fmt, ap);
-    va_end(ap);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  err_vset(b->err, b->err_cap, rc, fmt, ap);
+  va_end(ap);
   return rc;
 }
 

@@ -270,17 +270,6 @@ int quantize_sink_rows(quantize_sink *s, qtype src_t, const void *src, qtype dst
 
 /* ---- whole file ---------------------------------------------------------------------------- */
 
-static int failf(char *err, size_t cap, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int failf(char *err, size_t cap, int rc, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 /* Drops the (clean, file-backed) input pages of a converted tensor from this process, so
  * the resident set does not grow to the whole input; they come back from the page cache if
  * touched again. */
@@ -362,13 +351,13 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
     const gguf_tensor *t = gguf_tensor_at(f, i);
     const quant_traits *qt = quant_traits_of(t->type);
     if (!qt || !qt->supported) {
-      rc = failf(err, err_cap, ERR_UNSUPPORTED, "%.*s: input tensor type %s (%u) cannot be read by this build",
+      rc = err_set(err, err_cap, ERR_UNSUPPORTED, "%.*s: input tensor type %s (%u) cannot be read by this build",
                  (int)t->name.len, t->name.ptr, quant_name(t->type), t->type);
       goto done;
     }
   }
   if ((rc = quantize_sink_new(out_path, &s))) {
-    failf(err, err_cap, rc, "cannot create a scratch file next to %s: %s", out_path, err_str(rc));
+    err_set(err, err_cap, rc, "cannot create a scratch file next to %s: %s", out_path, err_str(rc));
     goto done;
   }
   if (!(w = gguf_writer_new())) {
@@ -380,7 +369,7 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
       (ft->base != QT_F32 && ft->base != QT_F16 && ft->base != QT_BF16 &&
        (rc = gguf_writer_set_u32(w, "general.quantization_version", 2))) ||
       (rc = gguf_writer_set_u32(w, "general.file_type", ft->file_type))) {
-    failf(err, err_cap, rc, "cannot copy metadata: %s", err_str(rc));
+    err_set(err, err_cap, rc, "cannot copy metadata: %s", err_str(rc));
     goto done;
   }
   if (!(order = malloc((n ? n : 1) * sizeof *order))) {
@@ -400,7 +389,7 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
     st.n_fallback += want != dst;
     if ((rc = quantize_sink_begin(s, name, t->n_dims, t->ne, dst, nbytes)) ||
         (rc = quantize_sink_rows(s, (qtype)t->type, t->data, dst, n_in, n_rows, n_threads))) {
-      failf(err, err_cap, rc, "%s: %s", name, err_str(rc));
+      err_set(err, err_cap, rc, "%s: %s", name, err_str(rc));
       goto done;
     }
     drop_pages(t->data, t->nbytes);
@@ -409,7 +398,7 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_ftyp
     st.out_bytes += nbytes;
     st.n_per_type[dst]++;
   }
-  if ((rc = quantize_sink_finish(s, w, out_path))) failf(err, err_cap, rc, "cannot write %s: %s", out_path, err_str(rc));
+  if ((rc = quantize_sink_finish(s, w, out_path))) err_set(err, err_cap, rc, "cannot write %s: %s", out_path, err_str(rc));
 done:
   free(order);
   gguf_writer_free(w);

@@ -205,11 +205,6 @@ int gensvc_n_active(const gensvc *g) {
 
 static void wake(void *ud) { uv_async_send(ud); }
 
-static int parse_hex(const char *s, uint8_t *out, size_t n) {
-  if (!s) return ERR_FORMAT;
-  if (s[0] == '0' && s[1] == 'x') s += 2;
-  return strlen(s) == 2 * n ? hex_decode(s, 2 * n, out, n) : ERR_FORMAT;
-}
 
 static int parse_u64(json_t *v, uint64_t *out) {
   const char *s = json_string_value(v);
@@ -231,8 +226,8 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   json_t *p = req->params;
   uint8_t model[32], request[16], client[32];
-  if (parse_hex(json_string_value(json_object_get(p, "model")), model, 32) ||
-      parse_hex(json_string_value(json_object_get(p, "request")), request, 16)) {
+  if (hex_parse(json_string_value(json_object_get(p, "model")), model, 32) ||
+      hex_parse(json_string_value(json_object_get(p, "request")), request, 16)) {
     refuse(r, req->handle, RPC_INVALID_PARAMS, "need model (sha256 hex) and request (16 bytes hex)", NULL);
     return;
   }
@@ -278,7 +273,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
       return;
     }
     uint8_t ch[32];
-    if (parse_hex(json_string_value(json_object_get(p, "channel")), ch, 32)) {
+    if (hex_parse(json_string_value(json_object_get(p, "channel")), ch, 32)) {
       refuse(r, req->handle, GEN_E_PAYMENT, "payment required: open a channel to this node", offer);
       return;
     }
@@ -431,7 +426,7 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   uint8_t request[16];
   voucher v;
-  if (parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16) ||
+  if (hex_parse(json_string_value(json_object_get(req->params, "request")), request, 16) ||
       voucher_from_json(json_object_get(req->params, "voucher"), &v)) {
     refuse(r, req->handle, RPC_INVALID_PARAMS, "need request and voucher", NULL);
     return;
@@ -477,7 +472,7 @@ static void m_stop(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   uint8_t request[16], client[32];
   serving *s = NULL;
-  if (!parse_hex(json_string_value(json_object_get(req->params, "request")), request, 16))
+  if (!hex_parse(json_string_value(json_object_get(req->params, "request")), request, 16))
     s = find_request(g, request, 1);
   if (s && !netsvc_rpc_peer(g->ns, r, client) && !memcmp(client, s->client, 32)) {
     if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);

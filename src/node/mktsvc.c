@@ -116,7 +116,7 @@ struct mreq {
   int state;
   uint64_t state_since;
   int found_kicked;
-  char last_err[200];     /* why the last provider failed */
+  char last_err[360];     /* why the providers failed, "id: why; id: why" */
   char finish[16];
   int failovers;
   int verify;             /* a verification re-run of another request */
@@ -814,7 +814,9 @@ static int call_attempt(mreq *q, attempt *a) {
 /* The attempt failed (error, dead link or stall): go on with the next provider. */
 static void fail_attempt(mreq *q, attempt *a, int provider_fault, const char *why) {
   mktsvc *m = q->m;
-  snprintf(q->last_err, sizeof q->last_err, "%.60s: %.130s", a->node_id, why);
+  size_t used = strlen(q->last_err);
+  if (used + 40 < sizeof q->last_err) /* every provider's reason: a later "unreachable" must not hide a "disk full" */
+    snprintf(q->last_err + used, sizeof q->last_err - used, "%s%.24s…: %.150s", used ? "; " : "", a->node_id, why);
   int more = q->n_ids < q->max_tokens && q->n_hist < MAX_ATTEMPTS;
   log_warn("provider %s failed (%s)%s", a->node_id, why,
            q->n_ids && more ? "; continuing the answer with another provider" : "");
@@ -842,7 +844,7 @@ static void fail_attempt(mreq *q, attempt *a, int provider_fault, const char *wh
     return;
   }
   if (q->n_hist >= MAX_ATTEMPTS) {
-    finish_req(q, 0, 502, "gave up after %d providers failed (last: %s)", q->n_hist, q->last_err);
+    finish_req(q, 0, 502, "gave up after %d providers failed (%s)", q->n_hist, q->last_err);
     return;
   }
   if (q->n_ids) q->failovers++;
@@ -1087,7 +1089,7 @@ static void step(mreq *q) {
         finish_req(q, 0, 502, "the provider failed after %d tokens and no other provider is available (%s)", q->n_ids,
                    q->last_err);
       } else if (q->last_err[0]) {
-        finish_req(q, 0, 502, "no provider could serve model %s (last: %s)", q->spec, q->last_err);
+        finish_req(q, 0, 502, "no provider could serve model %s (%s)", q->spec, q->last_err);
       } else {
         char hex[65];
         hex_encode(q->sha, 32, hex);
@@ -1429,10 +1431,12 @@ json_t *mktsvc_status(mktsvc *m) {
     if (m->peers[i].used && m->peers[i].at && m->peers[i].n) providers++, offers += (int)m->peers[i].n;
   size_t own = 0;
   if (m->gen) gensvc_offers(m->gen, &own);
-  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:b}", "requests_routing", active, "providers_known", providers,
+  static mkt_unacked unacked[MKT_UNACKED_MAX];
+  int n_unacked = mkt_pay_unacked_list(m->db, unacked, MKT_UNACKED_MAX);
+  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:i}", "requests_routing", active, "providers_known", providers,
                    "offers_known", offers, "offers_own", (int)own, "generations_selling",
                    m->gen ? gensvc_n_active(m->gen) : 0, "verify_rate", m->verify_rate, "registry_check",
-                   m->registry_on);
+                   m->registry_on, "vouchers_unanswered", n_unacked < 0 ? 0 : n_unacked);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */

@@ -81,6 +81,7 @@ typedef struct job_entry {
   uint8_t sig[65];
   int rc;                     /* claim result */
   int state_rc;               /* getChannel result */
+  int already;                /* claim: the chain had it claimed already */
   escrow_channel st;
 } job_entry;
 
@@ -124,6 +125,12 @@ static void work_cb(uv_work_t *w) {
     job_entry *e = &j->e[i];
     e->rc = 0;
     if (j->kind == JOB_CLAIM) {
+      /* Claimed already (we crashed after the claim was mined, before recording it): record. */
+      if (escrow_get(eth, p->escrow, e->id, &e->st) == 0 && u256_cmp(&e->st.claimed, &e->amount) >= 0) {
+        e->already = 1;
+        e->state_rc = 0;
+        continue;
+      }
       e->rc = escrow_claim(eth, &p->w, p->escrow, e->id, &e->amount, e->sig, NULL);
       if (e->rc == ERR_REVERTED) {
         const ethrpc_error *er = ethrpc_last_error(eth);
@@ -235,7 +242,8 @@ static void after_claim(job *j) {
     char id[67], amt[U256_DEC_BUF];
     hex0x(e->id, 32, id);
     u256_to_dec(&e->amount, amt);
-    if (!e->rc) log_info("claimed channel %.10s…: voucher total %s wei", id, amt);
+    if (e->already) log_info("channel %.10s… was claimed on chain already (voucher total %s wei): recorded", id, amt);
+    else if (!e->rc) log_info("claimed channel %.10s…: voucher total %s wei", id, amt);
     json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:s}", "channel", id, "amount", amt, "ok", !e->rc,
                                          "error", e->rc ? err_str(e->rc) : ""));
   }
@@ -340,7 +348,7 @@ static void m_peer_info(void *ud, rpc *r, const rpc_request *req) {
 static void m_peer_channel(void *ud, rpc *r, const rpc_request *req) {
   paysvc *p = ud;
   uint8_t id[32];
-  if (voucher_hex_parse(json_string_value(json_object_get(req->params, "channel")), id, 32)) {
+  if (hex_parse(json_string_value(json_object_get(req->params, "channel")), id, 32)) {
     rpc_respond_error(r, req->handle, -32602, "need a channel id", NULL);
     return;
   }
@@ -432,7 +440,7 @@ static void c_channel_add(ctl_req *req, json_t *params, void *ud) {
   paysvc *p = ud;
   uint8_t id[32], pk[32];
   if (!p->chain_id) { ctl_reply_err(req, CTL_FAILED, "no chain deployment configured"); return; }
-  if (voucher_hex_parse(json_string_value(json_object_get(params, "channel")), id, 32) || node_param(params, pk)) {
+  if (hex_parse(json_string_value(json_object_get(params, "channel")), id, 32) || node_param(params, pk)) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "need channel and node_id");
     return;
   }
@@ -444,7 +452,7 @@ static void c_refresh(ctl_req *req, json_t *params, void *ud) {
   paysvc *p = ud;
   uint8_t id[32];
   channel ch;
-  if (voucher_hex_parse(json_string_value(json_object_get(params, "channel")), id, 32)) {
+  if (hex_parse(json_string_value(json_object_get(params, "channel")), id, 32)) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "need a channel id");
     return;
   }

@@ -63,14 +63,6 @@ int voucher_accept(store *s, const voucher *v, uint64_t now_s, uint64_t margin_s
   return 0;
 }
 
-int voucher_hex_parse(const char *text, uint8_t *out, size_t n) {
-  if (!text) return ERR_FORMAT;
-  size_t len = strlen(text);
-  if (len >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text += 2, len -= 2;
-  if (len != 2 * n) return ERR_FORMAT;
-  return hex_decode(text, len, out, n) ? ERR_FORMAT : 0;
-}
-
 json_t *voucher_to_json(const voucher *v) {
   char id[67] = "0x", esc[43] = "0x", sig[133] = "0x", amt[U256_DEC_BUF];
   hex_encode(v->channel_id, 32, id + 2);
@@ -87,9 +79,9 @@ int voucher_from_json(const json_t *j, voucher *out) {
   json_t *cid = json_object_get(j, "chain_id");
   if (!amt || !json_is_integer(cid) || json_integer_value(cid) <= 0) return ERR_FORMAT;
   out->chain_id = (uint64_t)json_integer_value(cid);
-  if (voucher_hex_parse(json_string_value(json_object_get(j, "channel")), out->channel_id, 32) ||
-      voucher_hex_parse(json_string_value(json_object_get(j, "escrow")), out->escrow, 20) ||
-      voucher_hex_parse(json_string_value(json_object_get(j, "sig")), out->sig, 65))
+  if (hex_parse(json_string_value(json_object_get(j, "channel")), out->channel_id, 32) ||
+      hex_parse(json_string_value(json_object_get(j, "escrow")), out->escrow, 20) ||
+      hex_parse(json_string_value(json_object_get(j, "sig")), out->sig, 65))
     return ERR_FORMAT;
   size_t n = strlen(amt);
   if (n == 0 || n > 78 || u256_from_dec(amt, n, &out->amount)) return ERR_FORMAT;

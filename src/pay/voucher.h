@@ -54,7 +54,5 @@ int voucher_accept(store *s, const voucher *v, uint64_t now_s, uint64_t margin_s
 json_t *voucher_to_json(const voucher *v);
 int voucher_from_json(const json_t *j, voucher *out); /* 0 or ERR_FORMAT */
 
-/* Parses "0x"-prefixed (or bare) hex of exactly n bytes. 0 or ERR_FORMAT. */
-int voucher_hex_parse(const char *text, uint8_t *out, size_t n);
 
 #endif

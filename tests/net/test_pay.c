@@ -117,7 +117,7 @@ static u256 gas_paid(const uint8_t from[20], uint64_t after) {
       const char *f = json_string_value(json_object_get(tx, "from"));
       if (!f || strcasecmp(f, want)) continue;
       uint8_t hash[32];
-      assert_int_equal(voucher_hex_parse(json_string_value(json_object_get(tx, "hash")), hash, 32), 0);
+      assert_int_equal(hex_parse(json_string_value(json_object_get(tx, "hash")), hash, 32), 0);
       ethrpc_receipt r;
       assert_int_equal(ethrpc_get_receipt(rpc, hash, &r), 0);
       u256 g;
@@ -332,7 +332,7 @@ static void test_pay_end_to_end(void **state) {
   uint64_t b0 = head();
   json_t *ch = apiary_json("channel --home %s open %s %llu --expiry 86400", home_c, id_a, (unsigned long long)DEPOSIT);
   assert_non_null(ch);
-  assert_int_equal(voucher_hex_parse(json_string_value(json_object_get(ch, "id")), chan, 32), 0);
+  assert_int_equal(hex_parse(json_string_value(json_object_get(ch, "id")), chan, 32), 0);
   json_decref(ch);
   u256 c1 = balance(addr_c), gas_c = gas_paid(addr_c, b0), spent, want = u256_from_u64(DEPOSIT);
   assert_int_equal(u256_sub(&spent, &c0, &c1), 0);

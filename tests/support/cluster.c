@@ -39,7 +39,9 @@ int tu_cluster_init(tu_cluster *c, int n) {
   c->boot = n > 2 ? 2 : 0;
   for (int i = 0; i < n; i++) {
     tu_node *nd = &c->node[i];
-    snprintf(nd->home, sizeof nd->home, "%s/%c", c->dir, 'a' + i);
+    char dir[sizeof c->dir];
+    memcpy(dir, c->dir, sizeof dir);
+    snprintf(nd->home, sizeof nd->home, "%s/%c", dir, 'a' + i);
     json_t *j = tu_apiary_json(out, sizeof out, err, sizeof err, "init --home %s", nd->home);
     if (!j) return -1;
     snprintf(nd->id, sizeof nd->id, "%s", json_string_value(json_object_get(j, "node_id")));
@@ -112,9 +114,7 @@ json_t *tu_node_json(tu_cluster *c, int i, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
   va_end(ap);
-  char *rest = strchr(args, ' '); /* apiary CMD --home H [ARGS] */
-  if (rest) *rest++ = 0;
-  return tu_apiary_json(out, sizeof out, err, sizeof err, "%s --home %s %s", args, c->node[i].home, rest ? rest : "");
+  return tu_apiary_json(out, sizeof out, err, sizeof err, "%s --home %s", args, c->node[i].home);
 }
 
 int tu_node_wait_offer(tu_cluster *c, int i, const char *sha, int from) {
