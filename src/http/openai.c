@@ -9,7 +9,8 @@
 #include "llm/mstore.h"
 
 /* The node's own models, then the ones the network sells (by sha256, not twice). */
-static int list_models(const http_request *req) {
+static int list_models(const http_request *req, void *ud) {
+  (void)ud;
   enum { MAX = 256 };
   mstore_model *list = calloc(MAX, sizeof *list);
   if (!list) return MHD_NO;
@@ -42,22 +43,19 @@ static int list_models(const http_request *req) {
   return http__send_json(req->conn, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
-int openai_route(const http_request *req) {
-  if (!strcmp(req->path, "/v1/models")) {
-    if (strcmp(req->method, "GET"))
-      return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use GET /v1/models");
-    return list_models(req);
-  }
-  if (!strcmp(req->path, "/v1/chat/completions")) {
-    if (strcmp(req->method, "POST"))
-      return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed",
-                              "use POST /v1/chat/completions");
-    return http__chat_completions(req);
-  }
-  if (!strcmp(req->path, "/v1/completions")) {
-    if (strcmp(req->method, "POST"))
-      return http__send_error(req->conn, 405, "invalid_request_error", "method_not_allowed", "use POST /v1/completions");
-    return http__completions(req);
-  }
-  return http__send_error(req->conn, 404, "invalid_request_error", "unknown_url", "no such endpoint");
+static int chat_completions(const http_request *req, void *data) {
+  (void)data;
+  return http__chat_completions(req);
+}
+
+static int completions(const http_request *req, void *data) {
+  (void)data;
+  return http__completions(req);
+}
+
+int openai_routes_add(http_routes *t) {
+  int rc = http_route_add(t, "GET", "/v1/models", list_models, NULL, 0);
+  if (!rc) rc = http_route_add(t, "POST", "/v1/chat/completions", chat_completions, NULL, 0);
+  if (!rc) rc = http_route_add(t, "POST", "/v1/completions", completions, NULL, 0);
+  return rc;
 }

@@ -1,15 +1,16 @@
 /* http/openai — the OpenAI-compatible routes of the local API.
  *
- * GET /v1/models lists the models in the local store; POST /v1/completions and
- * POST /v1/chat/completions generate from one of them (streamed as server-sent events with "stream": true). Routing to other
- * nodes is the market layer's job and not wired yet: a model this node does not have is
- * a 404. Handlers run on HTTP threads. */
+ * GET /v1/models lists the models in the local store and those the network sells; POST
+ * /v1/completions and POST /v1/chat/completions generate from one of them, locally or
+ * bought from another node (streamed as server-sent events with "stream": true). The
+ * routes join the node's table through openai_routes_add. Handlers run on HTTP threads. */
 #ifndef APIARY_HTTP_OPENAI_H
 #define APIARY_HTTP_OPENAI_H
 
 #include <jansson.h>
 #include <stddef.h>
 
+#include "http/route.h"
 #include "market/local.h"
 #include "market/stream.h"
 
@@ -29,8 +30,8 @@ typedef struct http_request {
   json_t *(*remote_models)(void *ud);
 } http_request;
 
-/* Routes req and queues a response. Returns an MHD_Result. */
-int openai_route(const http_request *req);
+/* Registers the OpenAI routes. 0 or http_route_add's error. */
+int openai_routes_add(http_routes *t);
 
 /* Internal helpers shared by the http files. */
 int http__completions(const http_request *req);

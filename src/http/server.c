@@ -60,8 +60,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *upload_size = 0;
     return MHD_YES;
   }
+  const http_route *route = NULL;
+  char allow[64];
+  http_match m = http_route_find(s->o.routes, method, url, &route, allow, sizeof allow);
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  if (auth_check(s->o.auth, authz))
+  if (!(m == HTTP_MATCH_OK && (route->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz))
     return (enum MHD_Result)http__send_error(
         c, 401, "authentication_error", "invalid_api_key",
         authz ? "invalid or revoked API token" : "missing bearer token: send 'Authorization: Bearer <token>' "
@@ -69,11 +72,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (cs->too_big)
     return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
                                              "request body is larger than 4 MiB");
+  if (m == HTTP_MATCH_NONE)
+    return (enum MHD_Result)http__send_error(c, 404, "invalid_request_error", "unknown_url", "no such endpoint");
+  if (m == HTTP_MATCH_METHOD) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "use %s %s", allow, url);
+    json_t *j = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type", "invalid_request_error",
+                          "param", "code", "method_not_allowed");
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text) return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result ret = MHD_queue_response(c, 405, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
                       .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
                       .local = s->o.local, .remote = s->o.remote, .remote_ud = s->o.remote_ud,
                       .remote_models = s->o.remote_models};
-  return (enum MHD_Result)openai_route(&req);
+  return (enum MHD_Result)route->fn(&req, route->data);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -101,6 +121,10 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
     snprintf(err, cap, "bad HTTP listen address '%s': expected an IPv4 ADDR:PORT", o->listen);
+    return ERR_INVAL;
+  }
+  if (!o->routes) {
+    snprintf(err, cap, "no HTTP routes");
     return ERR_INVAL;
   }
   http_server *s = calloc(1, sizeof *s);

@@ -1,9 +1,10 @@
 /* http/server — the local HTTP API (libmicrohttpd).
  *
  * Binds loopback by default (127.0.0.1:8080 from config). Every request must carry a valid
- * bearer token (http/auth) — there is no unauthenticated endpoint. Requests are routed to
- * handlers by method and path; bodies are capped at HTTP_MAX_BODY. Errors use OpenAI's
- * JSON shape: {"error":{"message","type","param","code"}}.
+ * bearer token (http/auth) unless its route is public. Requests go to handlers through the
+ * route table (http/route: 404 for an unknown path, 405 naming the allowed methods);
+ * bodies are capped at HTTP_MAX_BODY. Errors use OpenAI's JSON shape:
+ * {"error":{"message","type","param","code"}}.
  *
  * Threads: libmicrohttpd runs a thread per connection (a streamed generation blocks its
  * connection's thread while it waits for tokens); handlers run there and must only touch
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "http/auth.h"
+#include "http/route.h"
 #include "market/local.h"
 #include "market/stream.h"
 
@@ -26,6 +28,7 @@ typedef struct http_server http_server;
 
 typedef struct http_opts {
   const char *listen;     /* "ADDR:PORT" (IPv4); port 0 picks a free one */
+  const http_routes *routes; /* borrowed, read-only while the server runs */
   auth *auth;             /* borrowed; checked on every request */
   const char *models_dir; /* borrowed: the model store */
   const char *node_id;    /* borrowed: reported as owner of local models */

@@ -68,7 +68,7 @@ typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_E
 typedef struct local_result {
   local_finish finish;
   int prompt_tokens, completion_tokens;
-  char error[400];            /* LOCAL_ERROR: what went wrong */
+  char error[720];            /* LOCAL_ERROR: what went wrong */
 } local_result;
 
 /* n_threads / n_ctx: engine settings (0 = defaults). */

@@ -19,7 +19,7 @@
 typedef struct mkt_result {
   local_finish finish;
   int prompt_tokens, completion_tokens;   /* the whole answer: original prompt, all generated */
-  char error[400];
+  char error[720];
   int http_status;                        /* for errors: the HTTP status to answer (0 = 500) */
   char node_id[MKT_NODE_ID_MAX];          /* the provider that produced the last tokens */
   int n_providers;                        /* providers that produced tokens, in order */

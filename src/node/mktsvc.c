@@ -116,7 +116,7 @@ struct mreq {
   int state;
   uint64_t state_since;
   int found_kicked;
-  char last_err[360];     /* why the providers failed, "id: why; id: why" */
+  char last_err[520];     /* why the providers failed, "id: why; id: why" */
   char finish[16];
   int failovers;
   int verify;             /* a verification re-run of another request */
@@ -532,7 +532,7 @@ static void finish_req(mreq *q, int ok, int http_status, const char *fmt, ...) {
   mktsvc *m = q->m;
   if (q->state == Q_DONE) return;
   set_state(q, Q_DONE);
-  char msg[400] = "";
+  char msg[sizeof ((mkt_result *)0)->error] = "";
   if (fmt) {
     va_list ap;
     va_start(ap, fmt);
@@ -815,8 +815,8 @@ static int call_attempt(mreq *q, attempt *a) {
 static void fail_attempt(mreq *q, attempt *a, int provider_fault, const char *why) {
   mktsvc *m = q->m;
   size_t used = strlen(q->last_err);
-  if (used + 40 < sizeof q->last_err) /* every provider's reason: a later "unreachable" must not hide a "disk full" */
-    snprintf(q->last_err + used, sizeof q->last_err - used, "%s%.24s…: %.150s", used ? "; " : "", a->node_id, why);
+  if (used + 80 < sizeof q->last_err) /* every provider's reason: a later "unreachable" must not hide a "disk full" */
+    snprintf(q->last_err + used, sizeof q->last_err - used, "%s%s: %.150s", used ? "; " : "", a->node_id, why);
   int more = q->n_ids < q->max_tokens && q->n_hist < MAX_ATTEMPTS;
   log_warn("provider %s failed (%s)%s", a->node_id, why,
            q->n_ids && more ? "; continuing the answer with another provider" : "");

@@ -1,6 +1,8 @@
 /* node/node — daemon lifecycle; see node.h. */
 #include "node/node.h"
 
+#include "http/openai.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -361,8 +363,10 @@ static int start_http(node *n, char *err, size_t cap) {
   int rc = auth_new(&n->auth);
   if (!rc) rc = auth_load(n->auth, n->db);
   if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
+  http_routes_init(&n->routes); /* each layer adds its endpoints */
+  if ((rc = openai_routes_add(&n->routes))) { snprintf(err, cap, "cannot register the API routes"); return rc; }
   http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
-                  .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local,
+                  .routes = &n->routes, .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local,
                   .remote = n->mkt ? http_remote_submit : NULL, .remote_ud = n->mkt,
                   .remote_models = n->mkt ? http_remote_models : NULL};
   if ((rc = http_start(&ho, &n->http, err, cap))) return rc;

@@ -50,6 +50,7 @@ typedef struct node {
   netsvc *net;             /* links, RPC, DHT */
   paysvc *pay;             /* channels, vouchers, claims */
   auth *auth;              /* API token snapshot (owned) */
+  http_routes routes;      /* the API's endpoints, filled by each layer before it starts */
   http_server *http;       /* local API, NULL when disabled */
   local_svc *local;        /* generations from local models (worker thread) */
   struct gensvc *gen;      /* selling generations to other nodes */
