@@ -27,43 +27,8 @@
 #define FULL_WAIT_MS (30 * 60 * 1000)
 #define GONE_CHECK_MS 250        /* how often a waiting request looks whether its client left */
 
-/* Where the text comes from: the local worker, or the network (market). */
-typedef struct gen_src {
-  local_job *job;
-  mkt_stream *ms;
-} gen_src;
-
-static int src_read(gen_src *g, char *out, size_t cap, int timeout_ms) {
-  return g->job ? local_job_read(g->job, out, cap, timeout_ms) : mkt_stream_read(g->ms, out, cap, timeout_ms);
-}
-
-/* Waits for the end; fills r (and mr for remote generations, zeroed for local). */
-static int src_wait(gen_src *g, int timeout_ms, local_result *r, mkt_result *mr) {
-  memset(mr, 0, sizeof *mr);
-  if (g->job) return local_job_wait(g->job, timeout_ms, r);
-  int rc = mkt_stream_wait(g->ms, timeout_ms, mr);
-  memset(r, 0, sizeof *r);
-  r->finish = mr->finish;
-  r->prompt_tokens = mr->prompt_tokens;
-  r->completion_tokens = mr->completion_tokens;
-  snprintf(r->error, sizeof r->error, "%s", mr->error);
-  return rc;
-}
-
-static void src_cancel(gen_src *g) {
-  if (g->job) local_job_cancel(g->job);
-  else if (g->ms) mkt_stream_cancel(g->ms);
-}
-
-static void src_release(gen_src *g) {
-  local_job_release(g->job);
-  mkt_stream_unref(g->ms);
-  g->job = NULL;
-  g->ms = NULL;
-}
-
 typedef struct stream_ctx {
-  gen_src src;
+  gen_stream *src;       /* local or bought: market/gen */
   char id[40];
   char model[128];
   char node_id[64];
@@ -113,9 +78,9 @@ static void queue_event(stream_ctx *s, json_t *j) {
 
 static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *finish) {
   json_t *choice;
-  if (s->src.ms) { /* the provider may change on failover */
+  if (gen_is_remote(s->src)) { /* the provider may change on failover */
     char now[MKT_NODE_ID_MAX];
-    mkt_stream_node(s->src.ms, now);
+    gen_node(s->src, now);
     if (now[0]) snprintf(s->node_id, sizeof s->node_id, "%s", now);
   }
   if (s->chat) {
@@ -135,7 +100,7 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
   return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
                    s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
                    s->model, "choices", choice, "apiary",
-                   s->src.ms ? json_pack("{s:s, s:s}", "node", s->node_id, "served", "network") /* cost: last event */
+                   gen_is_remote(s->src) ? json_pack("{s:s, s:s}", "node", s->node_id, "served", "network") /* cost: last event */
                              : apiary_info(s->node_id, NULL));
 }
 
@@ -145,18 +110,17 @@ static void refill(stream_ctx *s) {
   s->out_pos = 0;
   if (s->state == 0) {
     char text[4096];
-    int n = src_read(&s->src, text, sizeof text, STREAM_WAIT_MS);
+    int n = gen_read(s->src, text, sizeof text, STREAM_WAIT_MS);
     if (n > 0) { queue_event(s, chunk(s, text, (size_t)n, NULL)); return; }
     if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
-    local_result r;
-    mkt_result mr;
-    src_wait(&s->src, 0, &r, &mr);
+    mkt_result r;
+    gen_wait(s->src, 0, &r);
     if (r.finish == LOCAL_ERROR) {
       queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type", "server_error", "code",
                                "generation_failed"));
     } else {
       json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
-      if (s->src.ms) json_object_set_new(last, "apiary", apiary_info(s->node_id, &mr));
+      if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       if (s->include_usage)
         json_object_set_new(last, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
                                                      "completion_tokens", r.completion_tokens, "total_tokens",
@@ -186,8 +150,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 
 static void stream_free(void *cls) {
   stream_ctx *s = cls;
-  src_cancel(&s->src); /* the client may have gone: stop generating */
-  src_release(&s->src);
+  gen_cancel(s->src); /* the client may have gone: stop generating */
+  gen_release(s->src);
   buf_deinit(&s->out);
   free(s);
 }
@@ -206,9 +170,9 @@ static int client_gone(struct MHD_Connection *c) {
 /* Waits for the end of a generation while the client is there; a client that left
  * cancels it (so it stops within GONE_CHECK_MS, and stops paying when bought). 0, -ETIMEDOUT
  * or ERR_CANCELED. */
-static int wait_while_there(const http_request *req, gen_src *src, local_result *r, mkt_result *mr) {
+static int wait_while_there(const http_request *req, gen_stream *src, mkt_result *r) {
   for (int waited = 0; waited < FULL_WAIT_MS; waited += GONE_CHECK_MS) {
-    if (src_wait(src, GONE_CHECK_MS, r, mr) == 0) return 0;
+    if (gen_wait(src, GONE_CHECK_MS, r) == 0) return 0;
     if (client_gone(req->conn)) return ERR_CANCELED;
   }
   return -ETIMEDOUT;
@@ -218,29 +182,35 @@ static int bad_request(const http_request *req, const char *code, const char *ms
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
 }
 
-int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
-                   int stream, int include_usage, int remote) {
-  gen_src src = {0};
-  char node_id[MKT_NODE_ID_MAX];
-  snprintf(node_id, sizeof node_id, "%s", req->node_id);
-  int rc = remote ? req->remote(req->remote_ud, model_name, lr, &src.ms) : local_submit(req->local, lr, &src.job);
-  if (rc) {
+int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
+                   int include_usage) {
+  gen_stream *src = NULL;
+  char name[128], node_id[MKT_NODE_ID_MAX];
+  gen_error ge;
+  gen_request gr = {.model = model};
+  if (!req->gen) {
     local_req_clear(lr);
-    return http__send_error(req->conn, 503, "server_error", "overloaded", "cannot queue the request");
+    return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   }
+  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) /* takes lr */
+    return http__send_error(req->conn, (unsigned)ge.status,
+                            ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
+                                                                                 : "invalid_request_error",
+                            ge.code, ge.message);
+  int remote = gen_is_remote(src);
+  snprintf(node_id, sizeof node_id, "%s", req->node_id);
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
-    local_result r;
-    mkt_result mr;
-    while (mkt_stream_wait_started(src.ms, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
+    while (gen_wait_started(src, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
       if (client_gone(req->conn)) { /* left while a provider was being found */
-        src_cancel(&src);
-        src_release(&src);
+        gen_cancel(src);
+        gen_release(src);
         return MHD_NO;
       }
     }
-    if (mkt_stream_done(src.ms) && src_wait(&src, 0, &r, &mr) == 0 && r.finish == LOCAL_ERROR &&
-        mkt_stream_read(src.ms, (char[1]){0}, 0, 0) == ERR_INVAL) {
-      src_release(&src);
+    if (gen_failed_early(src)) {
+      mkt_result mr;
+      gen_wait(src, 0, &mr);
+      gen_release(src);
       unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
       return http__send_error(req->conn, st, st == 404 ? "invalid_request_error" : "server_error",
                               st == 404 ? "model_not_found" : "provider_failed", mr.error);
@@ -252,13 +222,13 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   long long created = (long long)time(NULL);
   if (stream) {
     stream_ctx *s = calloc(1, sizeof *s);
-    if (!s) { src_cancel(&src); src_release(&src); return MHD_NO; }
+    if (!s) { gen_cancel(src); gen_release(src); return MHD_NO; }
     s->src = src;
     s->chat = chat;
     s->include_usage = include_usage;
     s->created = created;
     snprintf(s->id, sizeof s->id, "%s", id);
-    snprintf(s->model, sizeof s->model, "%s", model_name);
+    snprintf(s->model, sizeof s->model, "%s", name);
     snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
     buf_init(&s->out);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
@@ -269,24 +239,23 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     MHD_destroy_response(r);
     return ret;
   }
-  local_result res;
-  mkt_result mr;
+  mkt_result res;
   buf text;
   buf_init(&text);
-  int wrc = wait_while_there(req, &src, &res, &mr);
+  int wrc = wait_while_there(req, src, &res);
   if (wrc) {
-    src_cancel(&src);
-    src_release(&src);
+    gen_cancel(src);
+    gen_release(src);
     if (wrc == ERR_CANCELED) return MHD_NO; /* the client left: close, nothing to answer */
     return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
   }
   char tmp[8192];
   int n;
-  while ((n = src_read(&src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
-  src_release(&src);
+  while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
+  gen_release(src);
   if (res.finish == LOCAL_ERROR) {
     buf_deinit(&text);
-    unsigned st = remote && mr.http_status ? (unsigned)mr.http_status : remote ? 502 : 500;
+    unsigned st = remote && res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
     return http__send_error(req->conn, st, "server_error", remote ? "provider_failed" : "generation_failed", res.error);
   }
   json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant", "content",
@@ -295,20 +264,20 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                         : json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
                                     text.len, "logprobs", "finish_reason", finish_name(res.finish));
   buf_deinit(&text);
-  if (remote && mr.node_id[0]) snprintf(node_id, sizeof node_id, "%s", mr.node_id);
+  if (remote && res.node_id[0]) snprintf(node_id, sizeof node_id, "%s", res.node_id);
   json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
                         chat ? "chat.completion" : "text_completion", "created", (json_int_t)created, "model",
-                        model_name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
+                        name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
                         "completion_tokens", res.completion_tokens, "total_tokens",
                         res.prompt_tokens + res.completion_tokens, "apiary",
-                        apiary_info(req->node_id, remote ? &mr : NULL));
+                        apiary_info(req->node_id, remote ? &res : NULL));
   char *out = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   if (!out) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
   char cost[24];
-  snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? mr.cost_wei : 0));
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
   add_headers(r, node_id, cost);
   int ret = MHD_queue_response(req->conn, 200, r);
   MHD_destroy_response(r);
@@ -318,11 +287,9 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
 
 /* Parses the body, resolves the model; on success fills lr (model path) and name. */
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
-                int *stream, int *include_usage, int default_max, int *remote) {
+                int *stream, int *include_usage, int default_max) {
   memset(lr, 0, sizeof *lr);
-  *remote = 0;
-  if (!req->local && !req->remote)
-    return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
+  if (!req->gen) return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   json_error_t je;
   json_t *body = req->body ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je) : NULL;
   if (!json_is_object(body)) {
@@ -334,22 +301,7 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
     json_decref(body);
     return bad_request(req, "model_required", "'model' is required: a name from GET /v1/models or a sha256");
   }
-  mstore_model m;
-  char err[512];
-  if (strchr(model, '/') || strlen(model) > 200 || !req->local ||
-      mstore_resolve(req->models_dir, model, &m, err, sizeof err)) {
-    if (!req->remote || strlen(model) > 200) {
-      char msg[700];
-      snprintf(msg, sizeof msg, "model '%.200s' is not on this node (see GET /v1/models)", model);
-      json_decref(body);
-      return http__send_error(req->conn, 404, "invalid_request_error", "model_not_found", msg);
-    }
-    *remote = 1; /* the market finds it on the network */
-    snprintf(name, name_cap, "%s", model);
-  } else {
-    snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
-    snprintf(name, name_cap, "%s", m.name);
-  }
+  snprintf(name, name_cap, "%s", model); /* resolved by market/gen, local or network */
   *stream = json_is_true(json_object_get(body, "stream"));
   *include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
   const char *code = NULL;
@@ -366,9 +318,9 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
 int http__chat_completions(const http_request *req) {
   json_t *body = NULL;
   local_req lr;
-  char name[128];
-  int stream, usage, remote;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256, &remote);
+  char name[256];
+  int stream, usage;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256);
   if (rc != -1) return rc;
   const char *code = NULL;
   const char *why = http_parse_messages(body, &lr, &code);
@@ -377,7 +329,7 @@ int http__chat_completions(const http_request *req) {
     json_decref(body);
     return bad_request(req, code, why);
   }
-  rc = http__generate(req, body, &lr, name, 1, stream, usage, remote);
+  rc = http__generate(req, body, &lr, name, 1, stream, usage);
   json_decref(body);
   return rc;
 }
@@ -385,9 +337,9 @@ int http__chat_completions(const http_request *req) {
 int http__completions(const http_request *req) {
   json_t *body = NULL;
   local_req lr;
-  char name[128];
-  int stream, usage, remote;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16, &remote);
+  char name[256];
+  int stream, usage;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16);
   if (rc != -1) return rc;
   const char *code = NULL;
   const char *why = http_parse_prompt(body, &lr, &code);
@@ -396,7 +348,7 @@ int http__completions(const http_request *req) {
     json_decref(body);
     return bad_request(req, code, why);
   }
-  rc = http__generate(req, body, &lr, name, 0, stream, usage, remote);
+  rc = http__generate(req, body, &lr, name, 0, stream, usage);
   json_decref(body);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "http/route.h"
+#include "market/gen.h"
 #include "market/local.h"
 #include "market/stream.h"
 
@@ -24,10 +25,9 @@ typedef struct http_request {
   size_t body_len;
   const char *models_dir;
   const char *node_id;
-  local_svc *local;      /* generations from local models, or NULL */
-  int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out); /* or NULL */
-  void *remote_ud;
+  gen *gen;              /* every generation: market/gen (NULL: this node runs none) */
   json_t *(*remote_models)(void *ud);
+  void *remote_ud;
 } http_request;
 
 /* Registers the OpenAI routes. 0 or http_route_add's error. */
@@ -37,9 +37,9 @@ int openai_routes_add(http_routes *t);
 int http__completions(const http_request *req);
 int http__chat_completions(const http_request *req);
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
-                int *stream, int *include_usage, int default_max, int *remote);
-int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model_name, int chat,
-                   int stream, int include_usage, int remote);
+                int *stream, int *include_usage, int default_max);
+int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
+                   int include_usage);
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j /* taken */);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);

@@ -91,8 +91,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
                       .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
-                      .local = s->o.local, .remote = s->o.remote, .remote_ud = s->o.remote_ud,
-                      .remote_models = s->o.remote_models};
+                      .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud};
   return (enum MHD_Result)route->fn(&req, route->data);
 }
 

@@ -19,6 +19,7 @@
 
 #include "http/auth.h"
 #include "http/route.h"
+#include "market/gen.h"
 #include "market/local.h"
 #include "market/stream.h"
 
@@ -32,12 +33,9 @@ typedef struct http_opts {
   auth *auth;             /* borrowed; checked on every request */
   const char *models_dir; /* borrowed: the model store */
   const char *node_id;    /* borrowed: reported as owner of local models */
-  local_svc *local;       /* borrowed: generations from local models (NULL = none) */
-  /* Routes a model this node does not have to the network (NULL = 404). Called on HTTP
-   * threads; takes lr's owned fields; *out is a stream reference to drop. */
-  int (*remote)(void *ud, const char *model, local_req *lr, mkt_stream **out);
-  void *remote_ud;
+  gen *gen;               /* borrowed: every generation goes through it (NULL = none) */
   json_t *(*remote_models)(void *ud); /* models the network offers (owned array), or NULL */
+  void *remote_ud;
 } http_opts;
 
 int http_start(const http_opts *o, http_server **out, char *err, size_t err_cap);

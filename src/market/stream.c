@@ -158,6 +158,13 @@ void mkt_stream_cancel(mkt_stream *s) {
   pthread_mutex_lock(&s->mu);
   int first = !s->canceled && !s->done;
   s->canceled = 1;
+  if (!s->done) { /* the reader is done with it now: waits end at once (the producer's finish is ignored) */
+    memset(&s->result, 0, sizeof s->result);
+    s->result.finish = LOCAL_CANCELED;
+    snprintf(s->result.error, sizeof s->result.error, "canceled");
+    s->done = s->started = 1;
+    pthread_cond_broadcast(&s->cv);
+  }
   void (*fn)(void *) = s->cancel_fn;
   void *ud = s->cancel_ud;
   pthread_mutex_unlock(&s->mu);

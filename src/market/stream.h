@@ -2,8 +2,9 @@
  * loop thread (producer: the router) to a consumer on another thread (an HTTP connection).
  *
  * Reference-counted (the creator holds one reference; mkt_stream_ref adds one). The
- * consumer reads text as it arrives and waits for the end; it may cancel, which calls the
- * producer's cancel hook (on the consumer's thread: the hook must be thread-safe, e.g.
+ * consumer reads text as it arrives and waits for the end; it may cancel, which ends the
+ * stream for the consumer at once (finish LOCAL_CANCELED; a later finish is ignored) and
+ * calls the producer's cancel hook (on the consumer's thread: the hook must be thread-safe, e.g.
  * uv_async_send). Every function is thread-safe. */
 #ifndef APIARY_MARKET_STREAM_H
 #define APIARY_MARKET_STREAM_H

@@ -16,15 +16,11 @@
 #include "market/genreq.h"
 #include "market/payflow.h"
 #include "market/receipt.h"
+#include "market/serve.h"
 #include "p2p/bencode.h"
 
-#define MAX_JOBS 64
 #define TIMER_MS 200
 #define IDS_CHUNK 256
-
-/* Peer error codes of `generate` (docs/market.md). */
-enum { GEN_E_NO_MODEL = -32010, GEN_E_PAYMENT = -32014, GEN_E_PRICE = -32013, GEN_E_CHANNEL_RETRY = -32015,
-       GEN_E_UNPAID = -32016, GEN_E_DISK = -32017 };
 
 /* Below this much free space where the database lives, no new work is taken: what is
  * accepted must be recordable (receipts, vouchers) until it ends. */
@@ -35,26 +31,13 @@ typedef struct served {
   char path[1024];
 } served;
 
-typedef struct serving {
-  int used;
+/* What the glue holds for an engine slot (market/serve decides; this carries out). */
+typedef struct slot_io {
   rpc *r;                 /* the link's RPC endpoint (NULL once the link is gone) */
-  uint64_t handle;        /* the request being answered; 0 once answered */
-  local_job *job;         /* NULL once the job is done */
-  uint8_t request[16];
-  uint8_t request_hash[32];
-  int has_hash;
-  uint8_t client[32];
-  uint8_t model[32];
-  uint8_t channel[32];
-  int has_channel;
-  uint64_t pp, gp;        /* prices of this request (per 1k tokens) */
-  uint64_t paid;          /* wei credited to this request */
-  int pt, gt;             /* prompt and generated tokens so far */
-  int finished;           /* the answer was sent (or the request failed) */
-  local_finish finish;
-  uint64_t last_paid_ms;  /* loop time of the last payment (or start) */
-  uint64_t waiting_since; /* loop time the job started waiting for credit, 0 = not waiting */
-} serving;
+  uint64_t handle;        /* the call being answered; 0 once answered */
+  local_job *job;         /* NULL once the job is done or canceled */
+  int sent;               /* tokens streamed to the client */
+} slot_io;
 
 struct gensvc {
   uv_loop_t *loop;
@@ -69,14 +52,12 @@ struct gensvc {
   served models[MKT_MAX_OFFERS];
   mkt_offer offers[MKT_MAX_OFFERS];
   size_t n_offers;
-  uint32_t credit_tokens;
-  uint64_t pay_timeout_ms;
-  serving jobs[MAX_JOBS];
+  mkt_serve sv;           /* the seller's engine */
+  slot_io io[MKT_SERVE_SLOTS];
   int32_t ids[IDS_CHUNK];
   char text[8192];
   int closing;
 };
-
 
 const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out) {
   *n_out = g->n_offers;
@@ -93,35 +74,58 @@ const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]) {
   return NULL;
 }
 
-/* ---- receipts and credit ---------------------------------------------------------------- */
+/* ---- carrying out the engine's actions ---------------------------------------------- */
 
-static uint64_t cost_of(const serving *s) {
-  uint64_t c = 0;
-  if (mkt_cost((uint64_t)s->pt, (uint64_t)s->gt, s->pp, s->gp, &c)) c = UINT64_MAX;
-  return c;
+static uint64_t now_ms(gensvc *g) { return uv_now(g->loop); }
+
+static void drop_job(slot_io *io) {
+  if (!io->job) return;
+  local_job_cancel(io->job);
+  local_job_release(io->job);
+  io->job = NULL;
 }
 
-/* Our receipt for s (tokens and status; the amount moves only with vouchers, in
- * market/payflow). 0 or the store's error (logged). */
-static int write_receipt(gensvc *g, serving *s, const char *status) {
-  mkt_receipt r;
-  memset(&r, 0, sizeof r);
-  r.role = MKT_PROVIDER;
-  memcpy(r.request, s->request, 16);
-  memcpy(r.request_hash, s->request_hash, 32);
-  r.has_request_hash = s->has_hash;
-  memcpy(r.provider, g->me, 32);
-  memcpy(r.client, s->client, 32);
-  memcpy(r.model, s->model, 32);
-  if (s->has_channel) memcpy(r.channel, s->channel, 32), r.has_channel = 1;
-  r.prompt_tokens = (uint64_t)s->pt;
-  r.gen_tokens = (uint64_t)s->gt;
-  r.price_prompt = s->pp;
-  r.price_gen = s->gp;
-  snprintf(r.status, sizeof r.status, "%s", status);
-  int rc = mkt_receipt_put(g->db, &r);
-  if (rc) log_error("cannot record a receipt in %s: %s", store_path(g->db), store_errmsg(g->db));
-  return rc;
+static void answer(gensvc *g, int slot, const mkt_serve_action *a) {
+  slot_io *io = &g->io[slot];
+  if (!io->r || !io->handle) return;
+  char cost[24], pp[24], gp[24];
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)a->cost);
+  snprintf(pp, sizeof pp, "%llu", (unsigned long long)a->price_prompt);
+  snprintf(gp, sizeof gp, "%llu", (unsigned long long)a->price_gen);
+  json_t *done = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "finish", a->finish == LOCAL_LENGTH ? "length" : "stop",
+                           "prompt_tokens", a->pt, "completion_tokens", a->gt, "cost", cost, "price_prompt", pp,
+                           "price_gen", gp);
+  rpc_respond(io->r, io->handle, done, NULL, 0);
+  json_decref(done);
+  io->handle = 0;
+}
+
+static void drain(gensvc *g) {
+  mkt_serve_action a;
+  while (mkt_serve_poll(&g->sv, &a)) {
+    slot_io *io = &g->io[a.slot];
+    switch (a.kind) {
+    case MKT_SV_ALLOW:
+      if (io->job) local_job_allow(io->job, a.tokens);
+      break;
+    case MKT_SV_CANCEL_JOB: drop_job(io); break;
+    case MKT_SV_ANSWER: answer(g, a.slot, &a); break;
+    case MKT_SV_ERROR:
+      if (io->r && io->handle) rpc_respond_error(io->r, io->handle, a.code, a.message, NULL);
+      io->handle = 0;
+      break;
+    case MKT_SV_RECEIPT:
+      if (mkt_receipt_put(g->db, &a.receipt))
+        log_error("cannot record a receipt in %s: %s", store_path(g->db), store_errmsg(g->db));
+      break;
+    case MKT_SV_FREE:
+      if (a.message[0])
+        log_warn("request %02x%02x…: %s", a.receipt.request[0], a.receipt.request[1], a.message);
+      drop_job(io);
+      memset(io, 0, sizeof *io);
+      break;
+    }
+  }
 }
 
 /* The disk under the database has room for the work we would accept. Writes the reason. */
@@ -140,68 +144,7 @@ static int disk_ok(gensvc *g, char *why, size_t cap) {
 }
 
 /* How many tokens the job may generate: what is paid plus the credit window. */
-static void update_allowance(gensvc *g, serving *s) {
-  if (!s->job) return;
-  if (!s->pp && !s->gp) { local_job_allow(s->job, -1); return; }
-  int64_t covered = s->pt ? mkt_tokens_covered((uint64_t)s->pt, s->paid, s->pp, s->gp) : -1;
-  int64_t allow = (covered < 0 ? 0 : covered) + (int64_t)g->credit_tokens;
-  local_job_allow(s->job, allow);
-}
-
-static void end_slot(serving *s) {
-  if (s->job) {
-    local_job_cancel(s->job);
-    local_job_release(s->job);
-  }
-  memset(s, 0, sizeof *s);
-}
-
-/* The request is over for the client (answer sent, or failed): record it; the slot stays
- * until the final payment arrives (or the pay timeout). */
-static void settle(gensvc *g, serving *s, const char *status) {
-  s->finished = 1;
-  if (s->job) {
-    local_job_cancel(s->job);
-    local_job_release(s->job);
-    s->job = NULL;
-  }
-  if (!s->pp && !s->gp) {
-    write_receipt(g, s, status);
-    end_slot(s);
-    return;
-  }
-  write_receipt(g, s, s->paid >= cost_of(s) ? "complete" : status);
-  if (s->paid >= cost_of(s)) end_slot(s);
-}
-
-/* ---- provider ------------------------------------------------------------------------ */
-
-/* The slot of a request: the running one first (a client may retry a request whose link
- * died before anything came; the old slot only waits for a payment then). */
-static serving *find_request(gensvc *g, const uint8_t request[16], int active_only) {
-  serving *old = NULL;
-  for (int i = 0; i < MAX_JOBS; i++) {
-    serving *s = &g->jobs[i];
-    if (!s->used || memcmp(s->request, request, 16)) continue;
-    if (!s->finished) return s;
-    old = s;
-  }
-  return active_only ? NULL : old;
-}
-
-static int active_for(gensvc *g, const uint8_t model[32]) {
-  int n = 0;
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].used && g->jobs[i].job && !memcmp(g->jobs[i].model, model, 32)) n++;
-  return n;
-}
-
-int gensvc_n_active(const gensvc *g) {
-  int n = 0;
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].used && g->jobs[i].job) n++;
-  return n;
-}
+int gensvc_n_active(const gensvc *g) { return mkt_serve_active(&g->sv, NULL); }
 
 static void wake(void *ud) { uv_async_send(ud); }
 
@@ -237,58 +180,48 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   }
   const mkt_offer *o = mkt_offer_find(g->offers, g->n_offers, model);
   if (!o) {
-    refuse(r, req->handle, GEN_E_NO_MODEL, "this node does not serve that model", NULL);
-    return;
-  }
-  if (find_request(g, request, 1)) {
-    refuse(r, req->handle, RPC_INVALID_PARAMS, "request id already in use", NULL);
+    refuse(r, req->handle, MKT_E_NO_MODEL, "this node does not serve that model", NULL);
     return;
   }
   char why_disk[1200];
   if (!disk_ok(g, why_disk, sizeof why_disk)) {
     log_warn("refused a request: %s", why_disk);
-    refuse(r, req->handle, GEN_E_DISK, why_disk, NULL);
+    refuse(r, req->handle, MKT_E_DISK, why_disk, NULL);
     return;
   }
-  if (active_for(g, model) >= (int)o->max_concurrent) {
-    refuse(r, req->handle, RPC_BUSY, "all slots for this model are busy", NULL);
-    return;
-  }
-  serving *slot = NULL;
-  for (int i = 0; i < MAX_JOBS && !slot; i++)
-    if (!g->jobs[i].used) slot = &g->jobs[i];
-  if (!slot) {
-    refuse(r, req->handle, RPC_BUSY, "too many generations in progress", NULL);
-    return;
-  }
-  memset(slot, 0, sizeof *slot); /* a refused request may have left fields behind */
+  mkt_serve_req sr;
+  memset(&sr, 0, sizeof sr);
+  memcpy(sr.request, request, 16);
+  memcpy(sr.client, client, 32);
+  memcpy(sr.model, model, 32);
+  sr.link = (uint64_t)(uintptr_t)r;
+  sr.price_prompt = o->price_prompt;
+  sr.price_gen = o->price_gen;
+  sr.max_concurrent = o->max_concurrent;
   /* Prices: the client states what it agreed to; ours must not be higher. */
-  uint64_t cpp = 0, cgp = 0;
-  int paid_offer = o->price_prompt || o->price_gen;
-  if (paid_offer) {
+  if (o->price_prompt || o->price_gen) {
+    uint64_t cpp = 0, cgp = 0;
     json_t *offer = mkt_offers_to_json(o, 1);
     if (parse_u64(json_object_get(p, "price_prompt"), &cpp) || parse_u64(json_object_get(p, "price_gen"), &cgp) ||
         cpp < o->price_prompt || cgp < o->price_gen) {
-      refuse(r, req->handle, GEN_E_PRICE, "the price was not agreed: see data for the offer", offer);
+      refuse(r, req->handle, MKT_E_PRICE, "the price was not agreed: see data for the offer", offer);
       return;
     }
-    uint8_t ch[32];
-    if (hex_parse(json_string_value(json_object_get(p, "channel")), ch, 32)) {
-      refuse(r, req->handle, GEN_E_PAYMENT, "payment required: open a channel to this node", offer);
+    if (hex_parse(json_string_value(json_object_get(p, "channel")), sr.channel, 32)) {
+      refuse(r, req->handle, MKT_E_PAYMENT, "payment required: open a channel to this node", offer);
       return;
     }
-    int crc = paysvc_check_channel(g->pay, ch, 1);
+    int crc = paysvc_check_channel(g->pay, sr.channel, 1);
     if (crc == ERR_UNKNOWN_CHANNEL) {
-      refuse(r, req->handle, GEN_E_CHANNEL_RETRY, "channel not known yet (looking it up on chain; retry)", offer);
+      refuse(r, req->handle, MKT_E_CHANNEL_RETRY, "channel not known yet (looking it up on chain; retry)", offer);
       return;
     }
     if (crc) {
-      refuse(r, req->handle, GEN_E_PAYMENT, err_str(crc), offer);
+      refuse(r, req->handle, MKT_E_PAYMENT, err_str(crc), offer);
       return;
     }
     json_decref(offer);
-    memcpy(slot->channel, ch, 32);
-    slot->has_channel = 1;
+    sr.has_channel = 1;
   }
   local_req lr;
   memset(&lr, 0, sizeof lr);
@@ -298,128 +231,98 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, RPC_INVALID_PARAMS, why, NULL);
     return;
   }
-  snprintf(lr.model_path, sizeof lr.model_path, "%s", gensvc_model_path(g, model));
-  lr.notify = wake;
-  lr.notify_ud = &g->async;
-  slot->has_hash = mkt_request_hash(p, slot->request_hash) == 0;
-  memcpy(slot->request, request, 16);
-  memcpy(slot->client, client, 32);
-  memcpy(slot->model, model, 32);
-  slot->pp = o->price_prompt;
-  slot->gp = o->price_gen;
+  sr.has_hash = mkt_request_hash(p, sr.request_hash) == 0;
+  int slot;
+  int code = mkt_serve_admit(&g->sv, &sr, &slot, &why);
+  if (code) {
+    local_req_clear(&lr);
+    refuse(r, req->handle, code, why, NULL);
+    return;
+  }
   /* The accepted request is on record before any work; what cannot be recorded is not done. */
-  if (write_receipt(g, slot, "partial")) {
+  mkt_receipt rc0;
+  mkt_serve_receipt(&g->sv, slot, "partial", &rc0);
+  if (mkt_receipt_put(g->db, &rc0)) {
     char whyr[1400];
     snprintf(whyr, sizeof whyr, "this node cannot record the request (%s: %s): it takes no new work",
              store_path(g->db), store_errmsg(g->db));
+    log_error("refused a request: %s", whyr);
     local_req_clear(&lr);
-    memset(slot, 0, sizeof *slot);
-    refuse(r, req->handle, store_full(g->db) ? GEN_E_DISK : RPC_INTERNAL_ERROR, whyr, NULL);
+    mkt_serve_abort(&g->sv, slot);
+    refuse(r, req->handle, store_full(g->db) ? MKT_E_DISK : RPC_INTERNAL_ERROR, whyr, NULL);
     return;
   }
-  if (local_submit(g->local, &lr, &slot->job)) {
+  snprintf(lr.model_path, sizeof lr.model_path, "%s", gensvc_model_path(g, model));
+  lr.notify = wake;
+  lr.notify_ud = &g->async;
+  slot_io *io = &g->io[slot];
+  memset(io, 0, sizeof *io);
+  if (local_submit(g->local, &lr, &io->job)) {
     local_req_clear(&lr);
-    memset(slot, 0, sizeof *slot);
+    mkt_serve_abort(&g->sv, slot);
+    io->job = NULL;
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "cannot queue the generation", NULL);
     return;
   }
-  slot->used = 1;
-  slot->r = r;
-  slot->handle = req->handle;
-  slot->last_paid_ms = uv_now(g->loop);
-  update_allowance(g, slot);
+  io->r = r;
+  io->handle = req->handle;
+  mkt_serve_started(&g->sv, slot, now_ms(g));
+  drain(g);
 }
 
-/* Moves new tokens from the worker to the link; answers jobs that are done. */
-static void pump(gensvc *g, serving *s) {
-  if (!s->job || !s->handle) return;
+/* Moves new tokens from the worker to the link; tells the engine how far the job is and
+ * when it ended. */
+static void pump(gensvc *g, int slot) {
+  slot_io *io = &g->io[slot];
+  if (!io->job) return;
+  uint64_t now = now_ms(g);
   int pt = 0, gt = 0;
-  local_job_progress(s->job, &pt, &gt);
-  if (pt != s->pt) {
-    s->pt = pt;
-    update_allowance(g, s);
-  }
+  local_job_progress(io->job, &pt, &gt);
   for (;;) {
-    int n_ids = local_job_read_ids(s->job, g->ids, IDS_CHUNK);
-    int n = local_job_read(s->job, g->text, sizeof g->text, 0);
+    int n_ids = io->handle ? local_job_read_ids(io->job, g->ids, IDS_CHUNK) : 0;
+    int n = io->handle ? local_job_read(io->job, g->text, sizeof g->text, 0) : -ETIMEDOUT;
     if (n_ids <= 0 && n <= 0) {
-      if (n == -ETIMEDOUT) return; /* still generating */
+      if (n == -ETIMEDOUT) { /* still generating */
+        mkt_serve_progress(&g->sv, slot, pt, io->sent, now);
+        return;
+      }
       break;
     }
-    s->gt += n_ids;
+    io->sent += n_ids;
     json_t *ids = json_array();
     for (int i = 0; i < n_ids; i++) json_array_append_new(ids, json_integer(g->ids[i]));
-    json_t *d = json_pack("{s:s%, s:o, s:i, s:i}", "text", g->text, (size_t)(n > 0 ? n : 0), "ids", ids, "pt", s->pt,
-                          "n", s->gt);
-    int rc = rpc_stream(s->r, s->handle, d, NULL, 0);
+    json_t *d = json_pack("{s:s%, s:o, s:i, s:i}", "text", g->text, (size_t)(n > 0 ? n : 0), "ids", ids, "pt", pt,
+                          "n", io->sent);
+    int rc = rpc_stream(io->r, io->handle, d, NULL, 0);
     json_decref(d);
     if (rc) { /* canceled by the caller, or the link is full */
-      s->handle = 0;
-      settle(g, s, "partial");
+      io->handle = 0;
+      mkt_serve_progress(&g->sv, slot, pt, io->sent, now);
+      mkt_serve_stream_failed(&g->sv, slot, now);
       return;
     }
   }
   local_result res;
-  if (local_job_wait(s->job, 0, &res)) return;
-  s->pt = res.prompt_tokens;
-  s->gt = res.completion_tokens;
-  s->finish = res.finish;
-  if (res.finish == LOCAL_ERROR || res.finish == LOCAL_CANCELED) {
-    rpc_respond_error(s->r, s->handle, res.finish == LOCAL_ERROR ? RPC_INTERNAL_ERROR : RPC_REQUEST_CANCELLED,
-                      res.finish == LOCAL_ERROR ? res.error : "canceled", NULL);
-    s->handle = 0;
-    settle(g, s, "partial");
-    return;
-  }
-  char cost[24], pp[24], gp[24];
-  snprintf(cost, sizeof cost, "%llu", (unsigned long long)cost_of(s));
-  snprintf(pp, sizeof pp, "%llu", (unsigned long long)s->pp);
-  snprintf(gp, sizeof gp, "%llu", (unsigned long long)s->gp);
-  json_t *done = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s}", "finish", res.finish == LOCAL_LENGTH ? "length" : "stop",
-                           "prompt_tokens", s->pt, "completion_tokens", s->gt, "cost", cost, "price_prompt", pp,
-                           "price_gen", gp);
-  rpc_respond(s->r, s->handle, done, NULL, 0);
-  json_decref(done);
-  s->handle = 0;
-  s->last_paid_ms = uv_now(g->loop); /* the final payment is due from now */
-  settle(g, s, "unpaid");
+  if (local_job_wait(io->job, 0, &res)) return;
+  mkt_serve_job_end(&g->sv, slot, res.finish, res.prompt_tokens, res.completion_tokens, res.error, now);
 }
 
-static void on_async(uv_async_t *a) {
-  gensvc *g = a->data;
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].used) pump(g, &g->jobs[i]);
+static void pump_all(gensvc *g) {
+  for (int i = 0; i < MKT_SERVE_SLOTS; i++)
+    if (g->io[i].job) {
+      pump(g, i);
+      drain(g);
+    }
 }
 
+static void on_async(uv_async_t *a) { pump_all(a->data); }
+
+/* Every TIMER_MS: the engine's deadlines (pay timeouts, seconds) are far coarser. */
 static void on_timer(uv_timer_t *t) {
   gensvc *g = t->data;
-  uint64_t now = uv_now(g->loop);
-  for (int i = 0; i < MAX_JOBS; i++) {
-    serving *s = &g->jobs[i];
-    if (!s->used) continue;
-    pump(g, s);
-    if (!s->used) continue;
-    if (s->finished) { /* waiting for the last payment */
-      if (now - s->last_paid_ms > g->pay_timeout_ms) {
-        log_warn("request %02x%02x…: unpaid after the answer (%llu of %llu wei)", s->request[0], s->request[1],
-                 (unsigned long long)s->paid, (unsigned long long)cost_of(s));
-        end_slot(s);
-      }
-      continue;
-    }
-    if (s->job && local_job_waiting_credit(s->job)) {
-      if (!s->waiting_since) s->waiting_since = now;
-      if (now - s->waiting_since > g->pay_timeout_ms && now - s->last_paid_ms > g->pay_timeout_ms) {
-        log_warn("request %02x%02x…: the client stopped paying; stopping after %d tokens", s->request[0],
-                 s->request[1], s->gt);
-        rpc_respond_error(s->r, s->handle, GEN_E_UNPAID, "unpaid tokens passed the credit window", NULL);
-        s->handle = 0;
-        settle(g, s, "unpaid");
-      }
-    } else {
-      s->waiting_since = 0;
-    }
-  }
+  pump_all(g);
+  mkt_serve_tick(&g->sv, now_ms(g));
+  drain(g);
 }
 
 static void m_pay(void *ud, rpc *r, const rpc_request *req) {
@@ -447,16 +350,11 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     if (rc == ERR_STORE) log_error("refused a voucher: %s", msg);
     else log_warn("refused a voucher: %s", msg);
     json_t *data = json_pack("{s:i}", "code", rc);
-    refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? GEN_E_CHANNEL_RETRY : -32011, msg, data);
+    refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? MKT_E_CHANNEL_RETRY : -32011, msg, data);
     return;
   }
-  serving *s = find_request(g, request, 0);
-  if (s && (!s->has_channel || memcmp(s->channel, v.channel_id, 32))) s = NULL;
-  if (s) {
-    s->paid += delta;
-    s->last_paid_ms = uv_now(g->loop);
-    update_allowance(g, s);
-    if (s->finished) settle(g, s, "unpaid");
+  if (mkt_serve_paid(&g->sv, request, v.channel_id, delta, now_ms(g)) >= 0) {
+    drain(g);
   } else if (delta) {
     log_info("a payment of %llu wei for a request that is over was accepted (its receipt has it)",
              (unsigned long long)delta);
@@ -471,13 +369,10 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
 static void m_stop(void *ud, rpc *r, const rpc_request *req) {
   gensvc *g = ud;
   uint8_t request[16], client[32];
-  serving *s = NULL;
-  if (!hex_parse(json_string_value(json_object_get(req->params, "request")), request, 16))
-    s = find_request(g, request, 1);
-  if (s && !netsvc_rpc_peer(g->ns, r, client) && !memcmp(client, s->client, 32)) {
-    if (s->handle) rpc_respond_error(s->r, s->handle, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
-    s->handle = 0;
-    if (!s->finished) settle(g, s, "partial");
+  if (!hex_parse(json_string_value(json_object_get(req->params, "request")), request, 16) &&
+      !netsvc_rpc_peer(g->ns, r, client)) {
+    mkt_serve_stop(&g->sv, request, client, now_ms(g));
+    drain(g);
   }
   if (req->handle) { /* sent as a request: always answered, so nothing waits on it */
     json_t *ok = json_pack("{s:b}", "ok", 1);
@@ -495,14 +390,10 @@ static void m_offers(void *ud, rpc *r, const rpc_request *req) {
 
 static void on_rpc_closed(void *ud, rpc *r) {
   gensvc *g = ud;
-  for (int i = 0; i < MAX_JOBS; i++) {
-    serving *s = &g->jobs[i];
-    if (!s->used || s->r != r) continue;
-    s->r = NULL;
-    s->handle = 0;
-    if (!s->finished) settle(g, s, "partial");
-    else end_slot(s); /* the final payment cannot come any more */
-  }
+  for (int i = 0; i < MKT_SERVE_SLOTS; i++)
+    if (g->io[i].r == r) g->io[i].r = NULL, g->io[i].handle = 0;
+  mkt_serve_link_closed(&g->sv, (uint64_t)(uintptr_t)r, now_ms(g));
+  drain(g);
 }
 
 /* ---- offers ------------------------------------------------------------------------------ */
@@ -583,8 +474,8 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
   g->ns = ns;
   g->pay = pay;
   g->local = local;
-  g->credit_tokens = (uint32_t)config_int(cfg, "market", "credit_tokens");
-  g->pay_timeout_ms = (uint64_t)config_int(cfg, "market", "pay_timeout") * 1000;
+  mkt_serve_init(&g->sv, me, (uint32_t)config_int(cfg, "market", "credit_tokens"),
+                 (uint64_t)config_int(cfg, "market", "pay_timeout") * 1000);
   int rc = load_offers(g, cfg, models_dir, err, cap);
   if (rc) { free(g); return rc; }
   if (g->n_offers && (g->offers[0].price_prompt || g->offers[0].price_gen) && !paysvc_enabled(pay))
@@ -620,11 +511,8 @@ static void on_closed(uv_handle_t *h) {
 void gensvc_stop(gensvc *g) {
   if (!g || g->closing) return;
   g->closing = 1;
-  for (int i = 0; i < MAX_JOBS; i++)
-    if (g->jobs[i].used) {
-      if (!g->jobs[i].finished && g->jobs[i].used) write_receipt(g, &g->jobs[i], "partial");
-      end_slot(&g->jobs[i]);
-    }
+  mkt_serve_shutdown(&g->sv); /* receipts of what was running, jobs canceled */
+  drain(g);
   uv_close((uv_handle_t *)&g->timer, on_closed);
   uv_close((uv_handle_t *)&g->async, on_closed);
 }

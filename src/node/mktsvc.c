@@ -95,8 +95,6 @@ enum { Q_NAME = 1, Q_RESOLVE, Q_REGISTRY, Q_FIND, Q_CHANNEL, Q_RUN, Q_DONE };
 struct mreq {
   mktsvc *m;
   mkt_stream *stream;     /* HTTP request (reference), or NULL */
-  ctl_req *ctl;           /* `ask`, or NULL */
-  buf text;               /* everything received (for ask) */
   json_t *params;         /* base `generate` params */
   char spec[256];
   uint8_t sha[32];
@@ -126,14 +124,7 @@ struct mreq {
   mreq *next;
 };
 
-typedef struct local_ask {
-  ctl_req *req;
-  local_job *job;
-  struct local_ask *next;
-} local_ask;
-
 struct mktsvc {
-  local_ask *asks;        /* `ask` served by our own model */
   uv_loop_t *loop;
   uv_timer_t timer;
   uv_async_t async;
@@ -143,7 +134,6 @@ struct mktsvc {
   netsvc *ns;
   paysvc *pay;
   gensvc *gen;
-  local_svc *local;
   const char *models_dir;
   char wallet_path[1024];
   /* chain */
@@ -471,7 +461,6 @@ static void set_state(mreq *q, int st) {
 
 static void free_req(mreq *q) {
   mkt_stream_unref(q->stream);
-  buf_deinit(&q->text);
   json_decref(q->params);
   free(q->ids);
   free(q->expect);
@@ -557,21 +546,6 @@ static void finish_req(mreq *q, int ok, int http_status, const char *fmt, ...) {
     snprintf(r.node_id, sizeof r.node_id, "%s", a->node_id);
   }
   if (q->stream) mkt_stream_finish(q->stream, &r);
-  if (q->ctl) {
-    if (!ok) {
-      ctl_reply_err(q->ctl, CTL_FAILED, "%s", msg);
-    } else {
-      json_t *prov = json_array();
-      for (int i = 0; i < r.n_providers; i++) json_array_append_new(prov, json_string(r.providers[i]));
-      char cost[24];
-      snprintf(cost, sizeof cost, "%llu", (unsigned long long)r.cost_wei);
-      ctl_reply_ok(q->ctl, json_pack("{s:s, s:s%, s:s, s:o, s:i, s:i, s:s, s:i}", "node_id", r.node_id, "text",
-                                     q->text.ptr ? (const char *)q->text.ptr : "", q->text.len, "finish", q->finish,
-                                     "providers", prov, "prompt_tokens", r.prompt_tokens, "completion_tokens",
-                                     r.completion_tokens, "cost_wei", cost, "failovers", r.failovers));
-    }
-    q->ctl = NULL;
-  }
   if (q->verify) {
     int mismatch = !ok ? -1 : (q->n_ids != q->n_expect || memcmp(q->ids, q->expect, (size_t)q->n_ids * sizeof *q->ids));
     if (mismatch >= 0) {
@@ -890,7 +864,6 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
     if (text && len) {
       q->text_bytes += len;
       if (q->stream) mkt_stream_push(q->stream, text, len);
-      if (q->ctl || q->verify) buf_append(&q->text, text, len);
     }
     maybe_pay(m, a, 0);
     return;
@@ -1105,40 +1078,10 @@ static void step(mreq *q) {
 }
 
 /* `ask` for a model this node has: answered by the local worker. */
-static void poll_local_asks(mktsvc *m, int stopping) {
-  for (local_ask **pp = &m->asks; *pp;) {
-    local_ask *a = *pp;
-    local_result r;
-    if (stopping) local_job_cancel(a->job);
-    if (local_job_wait(a->job, stopping ? 60000 : 0, &r)) { pp = &a->next; continue; }
-    if (r.finish == LOCAL_ERROR || r.finish == LOCAL_CANCELED) {
-      ctl_reply_err(a->req, CTL_FAILED, "%s", r.finish == LOCAL_ERROR ? r.error : "canceled");
-    } else {
-      buf text;
-      buf_init(&text);
-      char tmp[4096];
-      int n;
-      while ((n = local_job_read(a->job, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
-      char id[IDENT_ID_BUF];
-      ident_id_encode(m->me, id);
-      ctl_reply_ok(a->req, json_pack("{s:s, s:s%, s:s, s:[s], s:i, s:i, s:s, s:i}", "node_id", id, "text",
-                                     text.ptr ? (const char *)text.ptr : "", text.len, "finish",
-                                     r.finish == LOCAL_LENGTH ? "length" : "stop", "providers", id, "prompt_tokens",
-                                     r.prompt_tokens, "completion_tokens", r.completion_tokens, "cost_wei", "0",
-                                     "failovers", 0));
-      buf_deinit(&text);
-    }
-    *pp = a->next;
-    local_job_release(a->job);
-    free(a);
-  }
-}
-
 static void on_timer(uv_timer_t *t) {
   mktsvc *m = t->data;
   uint64_t now = now_ms(m);
   if (m->registry_on && (!m->names_at || now - m->names_at > REG_LIST_MS)) refresh_names(m);
-  poll_local_asks(m, 0);
   if (now >= m->resend_at) {
     m->resend_at = now + RESEND_MS;
     resend_unacked(m, ++m->resend_round % 8 == 0); /* unlinked providers are dialled now and then */
@@ -1193,7 +1136,6 @@ static int resolve_sha(mktsvc *m, const char *spec, uint8_t sha[32]) {
 
 static void admit(mktsvc *m, mreq *q) {
   q->m = m;
-  buf_init(&q->text);
   randombytes_buf(q->request, sizeof q->request);
   q->next = m->reqs;
   m->reqs = q;
@@ -1243,28 +1185,21 @@ static json_t *params_of(const local_req *lr) {
   return p;
 }
 
-static void drop_local_req(local_req *lr) {
-  free(lr->prompt);
-  free(lr->cont_ids);
-  for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
-  for (int i = 0; i < lr->n_msgs; i++) free(lr->msgs[i].role), free(lr->msgs[i].content);
-  memset(lr, 0, sizeof *lr);
-}
-
-int mktsvc_submit(mktsvc *m, const char *model, local_req *lr, mkt_stream **out) {
+int mktsvc_submit(mktsvc *m, const char *model, const uint8_t *only, local_req *lr, mkt_stream **out) {
   mreq *q = calloc(1, sizeof *q);
   mkt_stream *s = mkt_stream_new();
   json_t *p = q && s ? params_of(lr) : NULL;
   if (!p) {
     free(q);
     mkt_stream_unref(s);
-    drop_local_req(lr);
+    local_req_clear(lr);
     return ERR_NOMEM;
   }
   snprintf(q->spec, sizeof q->spec, "%s", model);
+  if (only) memcpy(q->only, only, 32), q->has_only = 1;
   q->params = p;
   q->max_tokens = lr->max_tokens > 0 ? lr->max_tokens : 16;
-  drop_local_req(lr);
+  local_req_clear(lr);
   mkt_stream_ref(s); /* one for the request, one for the caller */
   q->stream = s;
   mkt_stream_on_cancel(s, wake, &m->async);
@@ -1308,71 +1243,6 @@ static void start_verify(mreq *q) {
   snprintf(v->spec, sizeof v->spec, "%s", hex);
   log_info("verifying %s's answer on another provider", a->node_id);
   admit(m, v);
-}
-
-static void c_ask(ctl_req *req, json_t *params, void *ud) {
-  mktsvc *m = ud;
-  const char *model = json_string_value(json_object_get(params, "model"));
-  const char *prompt = json_string_value(json_object_get(params, "prompt"));
-  const char *node = json_string_value(json_object_get(params, "node_id"));
-  if (!model || !prompt || !*prompt || strlen(prompt) > LOCAL_MAX_PROMPT) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need a model and a prompt");
-    return;
-  }
-  mreq *q = calloc(1, sizeof *q);
-  if (!q) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
-  if (node && ident_id_decode(node, strlen(node), q->only)) {
-    free(q);
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "bad node id %s", node);
-    return;
-  }
-  q->has_only = node != NULL;
-  mstore_model mm;
-  char e[512];
-  if (!node && m->local && m->models_dir && mstore_resolve(m->models_dir, model, &mm, e, sizeof e) == 0) {
-    local_req lr;
-    memset(&lr, 0, sizeof lr);
-    snprintf(lr.model_path, sizeof lr.model_path, "%s", mm.path);
-    lr.prompt = strdup(prompt);
-    lr.prompt_len = strlen(prompt);
-    lr.add_bos = -1;
-    lr.sp = sample_default_params();
-    json_t *v;
-    lr.max_tokens = 128;
-    if ((v = json_object_get(params, "max_tokens")) && json_is_integer(v) && json_integer_value(v) > 0 &&
-        json_integer_value(v) <= 8192)
-      lr.max_tokens = (int)json_integer_value(v);
-    if ((v = json_object_get(params, "temperature")) && json_is_number(v)) lr.sp.temp = (float)json_number_value(v);
-    if ((v = json_object_get(params, "seed")) && json_is_integer(v)) lr.sp.seed = (uint64_t)json_integer_value(v);
-    local_ask *a = calloc(1, sizeof *a);
-    if (!a || !lr.prompt || local_submit(m->local, &lr, &a->job)) {
-      free(lr.prompt);
-      free(a);
-      free(q);
-      ctl_reply_err(req, CTL_INTERNAL, "cannot queue the generation");
-      return;
-    }
-    free(q);
-    a->req = req;
-    a->next = m->asks;
-    m->asks = a;
-    return;
-  }
-  json_t *p = json_pack("{s:s}", "prompt", prompt);
-  json_t *v;
-  q->max_tokens = 128;
-  if ((v = json_object_get(params, "max_tokens")) && json_is_integer(v) && json_integer_value(v) > 0 &&
-      json_integer_value(v) <= 8192)
-    q->max_tokens = (int)json_integer_value(v);
-  if ((v = json_object_get(params, "temperature")) && json_is_number(v)) json_object_set(p, "temperature", v);
-  uint64_t seed;
-  randombytes_buf(&seed, sizeof seed);
-  if ((v = json_object_get(params, "seed")) && json_is_integer(v)) json_object_set(p, "seed", v);
-  else json_object_set_new(p, "seed", json_integer((json_int_t)(seed >> 1)));
-  q->params = p;
-  q->ctl = req;
-  snprintf(q->spec, sizeof q->spec, "%s", model);
-  admit(m, q);
 }
 
 static void c_offers(ctl_req *req, json_t *params, void *ud) {
@@ -1442,7 +1312,7 @@ json_t *mktsvc_status(mktsvc *m) {
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, paysvc *pay, gensvc *gen,
-                 ctl_server *ctl, local_svc *local, mktsvc **out, char *err, size_t cap) {
+                 ctl_server *ctl, mktsvc **out, char *err, size_t cap) {
   mktsvc *m = calloc(1, sizeof *m);
   if (!m) return ERR_NOMEM;
   const config *cfg = o->cfg;
@@ -1452,7 +1322,6 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
   m->ns = ns;
   m->pay = pay;
   m->gen = gen;
-  m->local = local;
   m->models_dir = o->models_dir;
   snprintf(m->wallet_path, sizeof m->wallet_path, "%s", o->wallet_path ? o->wallet_path : "");
   m->max_pp = (uint64_t)config_int(cfg, "market", "max_price_prompt");
@@ -1482,7 +1351,6 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
   m->registry_on = config_int(cfg, "chain", "chain_id") && reg[0] && wallet_addr_parse(reg, strlen(reg), m->registry) == 0;
   pthread_mutex_init(&m->mu, NULL);
   int rc = netsvc_on_link_ready(ns, on_link_ready, m);
-  rc = rc ? rc : ctl_server_add(ctl, "ask", c_ask, m);
   rc = rc ? rc : ctl_server_add(ctl, "market.offers", c_offers, m);
   rc = rc ? rc : ctl_server_add(ctl, "market.receipts", c_receipts, m);
   if (rc) {
@@ -1523,12 +1391,10 @@ void mktsvc_stop(mktsvc *m) {
     mreq *q = list;
     list = q->next;
     q->m = m;
-    buf_init(&q->text);
-    q->next = m->reqs;
+      q->next = m->reqs;
     m->reqs = q;
   }
   while (m->reqs) finish_req(m->reqs, 0, 503, "the node is stopping");
-  poll_local_asks(m, 1);
   m->closing = 1;
   while (m->n_waiting) { /* their vouchers were never signed: nothing is owed in the books */
     attempt *a = m->waiting[--m->n_waiting];

@@ -22,7 +22,7 @@
  *              the token ids compared; a mismatch is recorded against the first provider
  *              and lowers its rank.
  *
- * Entry points: mktsvc_submit (any thread: the HTTP server), the control methods `ask`,
+ * Entry points: mktsvc_submit (any thread: market/gen), the control methods
  * `market.offers`, `market.receipts`. Everything else on the loop thread. */
 #ifndef APIARY_NODE_MKTSVC_H
 #define APIARY_NODE_MKTSVC_H
@@ -50,16 +50,17 @@ typedef struct mktsvc_opts {
 
 /* Everything borrowed for the service's lifetime. */
 int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, paysvc *pay, gensvc *gen,
-                 ctl_server *ctl, local_svc *local, mktsvc **out, char *err, size_t cap);
+                 ctl_server *ctl, mktsvc **out, char *err, size_t cap);
 /* Ends every request (their streams finish with an error) and closes the loop handles.
  * mktsvc_submit refuses from then on; the memory lives until mktsvc_free. */
 void mktsvc_stop(mktsvc *m);
 void mktsvc_free(mktsvc *m); /* after the HTTP server stopped and the loop closed the handles */
 
-/* From any thread: routes a generation for model (name or sha256) to the network. lr's
- * owned fields are taken (its model_path is ignored); chat is 1 for a messages request.
- * On 0, *out is a stream reference the caller must drop. */
-int mktsvc_submit(mktsvc *m, const char *model, local_req *lr, mkt_stream **out);
+/* From any thread (market/gen's network hook): routes a generation for model (name or
+ * sha256) to the network, to provider `only` when not NULL (32-byte node key). lr's owned
+ * fields are taken (its model_path is ignored). On 0, *out is a stream reference the
+ * caller must drop. */
+int mktsvc_submit(mktsvc *m, const char *model, const uint8_t *only, local_req *lr, mkt_stream **out);
 
 /* Figures for `apiary status` (loop thread; owned). */
 json_t *mktsvc_status(mktsvc *m);

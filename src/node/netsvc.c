@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "p2p/bencode.h"
 #include "p2p/dht.h"
+#include "p2p/dht_udp.h"
 #include "core/hex.h"
 #include "llm/mstore.h"
 #include "p2p/link.h"
@@ -92,8 +93,7 @@ struct netsvc {
   uv_timer_t tick, maint;
   /* DHT */
   dht *dht;
-  uv_udp_t udp;
-  uv_timer_t dht_timer;
+  dht_udp *dhtu;               /* the engine's UDP socket and timer (p2p/dht_udp) */
   int dht_on;
   uint16_t dht_port;
   uint8_t network_hash[20];
@@ -102,7 +102,6 @@ struct netsvc {
   uint64_t started, next_discover, next_publish, next_boot;
   struct { char addr[64]; uint64_t at; } recent[MAX_RECENT];
   struct { uint8_t pk[8]; uint64_t at; } lookups[64];
-  uint8_t rx[2048];
   /* NAT port mapping (thread pool) */
   uv_work_t nat_work;
   int nat_busy;
@@ -641,37 +640,11 @@ static void on_dht_event(netsvc *ns, const dht_event *ev) {
   }
 }
 
-static void on_dht_timer(uv_timer_t *t) { dht_pump(t->data); }
-
 static void dht_pump(netsvc *ns) {
-  if (!ns->dht_on || ns->stopping) return;
-  dht_output out;
-  uint64_t now = now_ms(ns);
-  while (dht_poll(ns->dht, now, &out) > 0) {
-    if (out.kind == DHT_OUT_PACKET) {
-      uv_buf_t b = uv_buf_init((char *)out.pkt, (unsigned)out.len);
-      uv_udp_try_send(&ns->udp, &b, 1, (const struct sockaddr *)&out.to);
-    } else {
-      on_dht_event(ns, &out.ev);
-    }
-  }
-  uint64_t d = dht_next_deadline(ns->dht);
-  uv_timer_start(&ns->dht_timer, on_dht_timer, d > now ? d - now : 0, 0);
+  if (ns->dht_on && !ns->stopping) dht_udp_pump(ns->dhtu);
 }
 
-static void on_udp_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
-  netsvc *ns = h->data;
-  (void)sz;
-  *b = uv_buf_init((char *)ns->rx, sizeof ns->rx);
-}
-
-static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct sockaddr *addr, unsigned flags) {
-  netsvc *ns = h->data;
-  (void)flags;
-  if (n <= 0 || !addr) return;
-  dht_input(ns->dht, (const uint8_t *)b->base, (size_t)n, addr, now_ms(ns));
-  dht_pump(ns);
-}
+static void on_dht_udp_event(void *ud, const dht_event *ev) { on_dht_event(ud, ev); }
 
 static void bootstrap(netsvc *ns) {
   for (int i = 0; i < ns->o.n_bootstrap; i++) {
@@ -743,24 +716,10 @@ static int start_dht(netsvc *ns, char *err, size_t cap) {
   int rc = dht_new(id, &cfg, &ns->dht);
   if (rc) { snprintf(err, cap, "cannot create the DHT: %s", err_str(rc)); return rc; }
   sha1((const uint8_t *)NETSVC_NETWORK_TAG, strlen(NETSVC_NETWORK_TAG), ns->network_hash);
-  uv_udp_init(ns->loop, &ns->udp);
-  ns->udp.data = ns;
-  ns->handles++;
-  struct sockaddr_in a;
-  if ((rc = uv_ip4_addr(ns->listen_host, ns->o.dht_port, &a)) ||
-      (rc = uv_udp_bind(&ns->udp, (const struct sockaddr *)&a, 0)) ||
-      (rc = uv_udp_recv_start(&ns->udp, on_udp_alloc, on_udp_recv))) {
-    snprintf(err, cap, "cannot open the DHT socket on %s:%d: %s (change [dht] port or pass --dht-port)",
-             ns->listen_host, ns->o.dht_port, uv_strerror(rc));
+  if ((rc = dht_udp_start(ns->loop, ns->dht, ns->listen_host, ns->o.dht_port, on_dht_udp_event, ns, &ns->dhtu, err,
+                          cap)))
     return rc;
-  }
-  struct sockaddr_in got;
-  int len = sizeof got;
-  uv_udp_getsockname(&ns->udp, (struct sockaddr *)&got, &len);
-  ns->dht_port = ntohs(got.sin_port);
-  uv_timer_init(ns->loop, &ns->dht_timer);
-  ns->dht_timer.data = ns;
-  ns->handles++;
+  ns->dht_port = dht_udp_port(ns->dhtu);
   ns->dht_on = 1;
   bootstrap(ns);
   dht_pump(ns);
@@ -887,12 +846,8 @@ void netsvc_stop(netsvc *ns) {
   link_mgr_close(ns->links);
   uv_close((uv_handle_t *)&ns->tick, on_handle_closed);
   uv_close((uv_handle_t *)&ns->maint, on_handle_closed);
-  if (ns->dht_on) {
-    uv_close((uv_handle_t *)&ns->udp, on_handle_closed);
-    uv_close((uv_handle_t *)&ns->dht_timer, on_handle_closed);
-  } else if (ns->dht) {
-    uv_close((uv_handle_t *)&ns->udp, on_handle_closed); /* opened, then failed to bind */
-  }
+  dht_udp_stop(ns->dhtu); /* no DHT events after this; it frees itself */
+  ns->dhtu = NULL;
 }
 
 uint16_t netsvc_listen_port(const netsvc *ns) { return ns->listen_port; }

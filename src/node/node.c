@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "node/gensvc.h"
 #include "node/mktsvc.h"
+#include "node/asksvc.h"
 #include <sodium.h>
 #include "p2p/peers.h"
 #include "p2p/bencode.h"
@@ -35,20 +36,8 @@ static void m_status(ctl_req *req, json_t *params, void *ud) {
   uint64_t up = (uv_now(&n->loop) - n->started_ms) / 1000;
   json_t *r = json_pack("{s:s, s:s, s:i, s:I, s:s, s:i}", "node_id", n->node_id, "version", APIARY_VERSION, "pid",
                         (int)getpid(), "uptime_s", (json_int_t)up, "home", n->paths.dir, "listen_port",
-                        n->listen_port);
-  if (n->http) json_object_set_new(r, "http_port", json_integer(http_port(n->http)));
-  if (n->net) json_object_update_new(r, netsvc_status(n->net));
-  if (n->mkt) json_object_set_new(r, "market", mktsvc_status(n->mkt));
-  if (n->lan) {
-    lan_udp_stats st;
-    lan_udp_get_stats(n->lan, &st);
-    json_object_set_new(r, "lan", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sent", (json_int_t)st.sent,
-                                            "accepted", (json_int_t)st.accepted, "dropped_format",
-                                            (json_int_t)st.dropped_format, "dropped_signature",
-                                            (json_int_t)st.dropped_sig, "dropped_skew", (json_int_t)st.dropped_skew,
-                                            "dropped_rate", (json_int_t)st.dropped_rate, "own",
-                                            (json_int_t)st.dropped_self));
-  }
+                        n->ctx.listen_port);
+  svc_status_all(n->svcs, n->n_svcs, n->states, r); /* each service adds its part */
   ctl_reply_ok(req, r);
 }
 
@@ -82,65 +71,6 @@ static void m_peers(ctl_req *req, json_t *params, void *ud) {
                                          "source", list[i].source));
   }
   ctl_reply_ok(req, json_pack("{s:o}", "peers", arr));
-}
-
-static void on_lan_found(const lan_beacon *b, const struct sockaddr_in *from, void *ud) {
-  node *n = ud;
-  char ip[INET_ADDRSTRLEN], addr[PEERS_ADDR_MAX];
-  uv_ip4_name(from, ip, sizeof ip);
-  snprintf(addr, sizeof addr, "%s:%u", ip, b->tcp_port);
-  if (peers_add_addr(n->db, b->pk, addr, "lan", wall_ms()))
-    log_warn("cannot record a LAN peer: %s", store_errmsg(n->db));
-}
-
-/* 1 if "HOST:PORT" has an IPv4 literal host in a loopback or private range. */
-static int is_private_addr(const char *hostport) {
-  char host[64];
-  const char *c = strrchr(hostport, ':');
-  if (!c || (size_t)(c - hostport) >= sizeof host) return 0;
-  memcpy(host, hostport, (size_t)(c - hostport));
-  host[c - hostport] = 0;
-  struct in_addr a;
-  if (inet_pton(AF_INET, host, &a) != 1) return 0;
-  uint32_t ip = ntohl(a.s_addr);
-  return (ip >> 24) == 127 || (ip >> 24) == 10 || (ip >> 20) == (172 << 4 | 1) || (ip >> 16) == (192 << 8 | 168) ||
-         (ip >> 16) == (169 << 8 | 254);
-}
-
-static int start_net(node *n, char *err, size_t cap) {
-  netsvc_opts no;
-  memset(&no, 0, sizeof no);
-  no.listen = n->opts->listen ? n->opts->listen : config_str(n->cfg, "net", "listen");
-  no.dht_enabled = !n->opts->no_dht && config_bool(n->cfg, "dht", "enabled");
-  no.dht_port = n->opts->dht_port >= 0 ? n->opts->dht_port : (int)config_int(n->cfg, "dht", "port");
-  no.allow_private = config_bool(n->cfg, "dht", "allow_private");
-  if (n->opts->n_bootstrap > 0) {
-    for (int i = 0; i < n->opts->n_bootstrap && i < NETSVC_MAX_BOOTSTRAP; i++) {
-      no.bootstrap[no.n_bootstrap++] = n->opts->bootstrap[i];
-      if (is_private_addr(n->opts->bootstrap[i])) no.allow_private = 1;
-    }
-  } else {
-    const char *const *list;
-    size_t k = config_list(n->cfg, "dht", "bootstrap", &list);
-    for (size_t i = 0; i < k && i < NETSVC_MAX_BOOTSTRAP; i++) {
-      no.bootstrap[no.n_bootstrap++] = list[i];
-      if (is_private_addr(list[i])) no.allow_private = 1;
-    }
-  }
-  if (is_private_addr(no.listen)) no.allow_private = 1;
-  no.fast = no.allow_private; /* labs and tests are small: discover every few seconds */
-  no.keepalive_s = (uint32_t)config_int(n->cfg, "net", "keepalive");
-  no.nat = !n->opts->no_nat && config_bool(n->cfg, "nat", "enabled") && strncmp(no.listen, "127.", 4);
-  no.models_dir = n->paths.models;
-  no.idle_timeout_s = (uint32_t)config_int(n->cfg, "net", "idle_timeout");
-  int rc = netsvc_start(&n->loop, &n->id, n->db, &no, &n->net, err, cap);
-  if (rc) return rc;
-  n->listen_port = netsvc_listen_port(n->net);
-  if (no.dht_enabled)
-    log_info("links on %s (port %u), DHT on UDP %u", no.listen, n->listen_port, netsvc_dht_port(n->net));
-  else
-    log_info("links on %s (port %u), DHT off", no.listen, n->listen_port);
-  return 0;
 }
 
 /* ---- control: ping ---- */
@@ -180,7 +110,7 @@ static void m_ping(ctl_req *req, json_t *params, void *ud) {
   p->n = n;
   p->start = uv_hrtime();
   ident_id_encode(pk, p->id);
-  rc = netsvc_call(n->net, pk, "ping", NULL, 10000, on_ping_reply, p);
+  rc = netsvc_call(n->ctx.net, pk, "ping", NULL, 10000, on_ping_reply, p);
   if (rc) {
     ctl_reply_err(req, CTL_FAILED, rc == ERR_INVAL ? "that is this node" : "cannot ping: %s", err_str(rc));
     free(p);
@@ -233,10 +163,10 @@ static void m_dht_get(ctl_req *req, json_t *params, void *ud) {
   uint8_t pk[32], t[20];
   int rc;
   if (target && strlen(target) == 40 && hex_decode(target, 40, t, 20) == 0) {
-    rc = netsvc_dht_get_immutable(n->net, t, on_dht_done, req);
+    rc = netsvc_dht_get_immutable(n->ctx.net, t, on_dht_done, req);
   } else if (target && (ident_id_decode(target, strlen(target), pk) == 0 ||
                         (strlen(target) == 64 && hex_decode(target, 64, pk, 32) == 0))) {
-    rc = netsvc_dht_get_mutable(n->net, pk, salt, on_dht_done, req);
+    rc = netsvc_dht_get_mutable(n->ctx.net, pk, salt, on_dht_done, req);
   } else {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "target must be a node id or 64-hex public key (mutable) or a 40-hex target (immutable)");
     return;
@@ -253,7 +183,7 @@ static void m_dht_peers(ctl_req *req, json_t *params, void *ud) {
   node *n = ud;
   uint8_t ih[20];
   if (parse_infohash(params, ih)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "info_hash must be 40 hex digits"); return; }
-  int rc = netsvc_dht_get_peers(n->net, ih, on_dht_done, req);
+  int rc = netsvc_dht_get_peers(n->ctx.net, ih, on_dht_done, req);
   if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
 }
 
@@ -263,7 +193,7 @@ static void m_dht_announce(ctl_req *req, json_t *params, void *ud) {
   if (parse_infohash(params, ih)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "info_hash must be 40 hex digits"); return; }
   json_int_t port = json_integer_value(json_object_get(params, "port"));
   if (port < 0 || port > 65535) { ctl_reply_err(req, CTL_INVALID_PARAMS, "port must be 0..65535"); return; }
-  int rc = netsvc_dht_announce(n->net, ih, (uint16_t)port, on_dht_done, req);
+  int rc = netsvc_dht_announce(n->ctx.net, ih, (uint16_t)port, on_dht_done, req);
   if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node" : err_str(rc));
 }
 
@@ -281,40 +211,17 @@ static void m_dht_put(ctl_req *req, json_t *params, void *ud) {
   int rc;
   uint8_t target[20];
   if (immutable) {
-    rc = netsvc_dht_put_immutable(n->net, v, (size_t)hl + vl, target, on_dht_done, req);
+    rc = netsvc_dht_put_immutable(n->ctx.net, v, (size_t)hl + vl, target, on_dht_done, req);
     if (!rc) {
       char hex[41];
       hex_encode(target, 20, hex);
       log_info("immutable item target %s", hex);
     }
   } else {
-    rc = netsvc_dht_put_mutable(n->net, salt, v, (size_t)hl + vl, on_dht_done, req);
+    rc = netsvc_dht_put_mutable(n->ctx.net, salt, v, (size_t)hl + vl, on_dht_done, req);
   }
   if (rc) ctl_reply_err(req, CTL_FAILED, "%s", rc == ERR_UNSUPPORTED ? "the DHT is off on this node"
                                              : rc == ERR_INVAL ? "that salt is reserved for the node record" : err_str(rc));
-}
-
-static int start_lan(node *n, char *err, size_t cap) {
-  if (n->opts->no_lan || !config_bool(n->cfg, "lan", "enabled")) {
-    log_info("LAN discovery off");
-    return 0;
-  }
-  const char *iface = config_str(n->cfg, "lan", "interface");
-  lan_udp_opts o = {
-      .group = config_str(n->cfg, "lan", "group"),
-      .port = (int)config_int(n->cfg, "lan", "port"),
-      .iface_addr = iface[0] ? iface : NULL,
-      .tcp_port = n->listen_port,
-      .dht_port = (uint16_t)(n->opts->dht_port >= 0 ? n->opts->dht_port : config_int(n->cfg, "dht", "port")),
-  };
-  int rc = lan_udp_start(&n->loop, &n->id, &o, on_lan_found, n, &n->lan);
-  if (rc) {
-    snprintf(err, cap, "cannot start LAN discovery on %s:%d: %s (set [lan] enabled = false or pass --no-lan)",
-             o.group, o.port, uv_strerror(rc));
-    return rc;
-  }
-  log_info("LAN discovery on %s:%d", o.group, o.port);
-  return 0;
 }
 
 static void m_token_create(ctl_req *req, json_t *params, void *ud) {
@@ -324,7 +231,7 @@ static void m_token_create(ctl_req *req, json_t *params, void *ud) {
   int64_t id;
   int rc = auth_create(n->db, label, tok, &id);
   if (rc) { ctl_reply_err(req, CTL_FAILED, "cannot create a token: %s", err_str(rc)); return; }
-  auth_load(n->auth, n->db);
+  if (n->auth) auth_load(n->auth, n->db); /* the API may be off */
   ctl_reply_ok(req, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : ""));
   sodium_memzero(tok, sizeof tok);
 }
@@ -348,31 +255,8 @@ static void m_token_revoke(ctl_req *req, json_t *params, void *ud) {
   if (!json_is_integer(id)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "need an integer id"); return; }
   int rc = auth_revoke(n->db, json_integer_value(id));
   if (rc) { ctl_reply_err(req, CTL_FAILED, "cannot revoke token %lld: %s", (long long)json_integer_value(id), err_str(rc)); return; }
-  auth_load(n->auth, n->db);
+  if (n->auth) auth_load(n->auth, n->db); /* the API may be off */
   ctl_reply_ok(req, json_pack("{s:b}", "revoked", 1));
-}
-
-static int http_remote_submit(void *ud, const char *model, local_req *lr, mkt_stream **out) {
-  return mktsvc_submit(ud, model, lr, out);
-}
-
-static json_t *http_remote_models(void *ud) { return mktsvc_models(ud); }
-
-static int start_http(node *n, char *err, size_t cap) {
-  if (!config_bool(n->cfg, "http", "enabled")) return 0;
-  int rc = auth_new(&n->auth);
-  if (!rc) rc = auth_load(n->auth, n->db);
-  if (rc) { snprintf(err, cap, "cannot load API tokens: %s", err_str(rc)); return rc; }
-  http_routes_init(&n->routes); /* each layer adds its endpoints */
-  if ((rc = openai_routes_add(&n->routes))) { snprintf(err, cap, "cannot register the API routes"); return rc; }
-  http_opts ho = {.listen = n->opts->http_listen ? n->opts->http_listen : config_str(n->cfg, "http", "listen"),
-                  .routes = &n->routes, .auth = n->auth, .models_dir = n->paths.models, .node_id = n->node_id, .local = n->local,
-                  .remote = n->mkt ? http_remote_submit : NULL, .remote_ud = n->mkt,
-                  .remote_models = n->mkt ? http_remote_models : NULL};
-  if ((rc = http_start(&ho, &n->http, err, cap))) return rc;
-  log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
-           http_port(n->http));
-  return 0;
 }
 
 static void m_stop(ctl_req *req, json_t *params, void *ud) {
@@ -390,21 +274,10 @@ static void on_signal(uv_signal_t *s, int signum) {
 void node_shutdown(node *n) {
   if (n->stopping) return;
   n->stopping = 1;
-  mktsvc_stop(n->mkt); /* ends routed requests (their HTTP streams end with an error) */
-  paysvc_stop(n->pay);
-  n->pay = NULL;
+  svc_stop_all(n->svcs, n->n_svcs, &n->ctx, n->states, n->stopped); /* in reverse order */
   ctl_server_stop(n->ctl);
   n->ctl = NULL;
-  lan_udp_stop(n->lan);
-  n->lan = NULL;
-  netsvc_stop(n->net); /* tells gensvc which links are gone: gensvc stops after it */
-  n->net = NULL;
-  gensvc_stop(n->gen);
-  n->gen = NULL;
-  http_stop(n->http); /* joins the HTTP threads: no request runs after this */
-  n->http = NULL;
-  local_svc_free(n->local); /* then the inference worker */
-  n->local = NULL;
+  n->ctx.ctl = NULL;
   uv_close((uv_handle_t *)&n->sigint, NULL);
   uv_close((uv_handle_t *)&n->sigterm, NULL);
 }
@@ -491,22 +364,18 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   ctl_server_add(n.ctl, "dht.put", m_dht_put, &n);
   ctl_server_add(n.ctl, "dht.peers", m_dht_peers, &n);
   ctl_server_add(n.ctl, "dht.announce", m_dht_announce, &n);
-  if ((rc = start_net(&n, err, cap))) goto done;
-  if ((rc = paysvc_start(&n.loop, n.paths.wallet, n.cfg, n.db, n.net, n.ctl, &n.pay, err, cap))) goto done;
-  if ((rc = start_lan(&n, err, cap))) goto done;
-  if ((rc = local_svc_new((int)config_int(n.cfg, "engine", "threads"), (int)config_int(n.cfg, "engine", "context"),
-                          &n.local))) {
-    snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
-    goto done;
+  if (config_bool(n.cfg, "http", "enabled")) {
+    if ((rc = auth_new(&n.auth)) || (rc = auth_load(n.auth, n.db))) {
+      snprintf(err, cap, "cannot load API tokens: %s", err_str(rc));
+      goto done;
+    }
   }
-  local_svc_set_max_tps(n.local, (double)config_int(n.cfg, "engine", "max_tps"));
-  if ((rc = gensvc_start(&n.loop, n.cfg, n.id.pk, n.db, n.net, n.pay, n.ctl, n.local, n.paths.models, &n.gen, err,
-                         cap)))
-    goto done;
-  mktsvc_opts mo = {.cfg = n.cfg, .me = n.id.pk, .models_dir = n.paths.models, .wallet_path = n.paths.wallet,
-                    .verify_rate = o->verify_rate};
-  if ((rc = mktsvc_start(&n.loop, &mo, n.db, n.net, n.pay, n.gen, n.ctl, n.local, &n.mkt, err, cap))) goto done;
-  if ((rc = start_http(&n, err, cap))) goto done;
+  http_routes_init(&n.routes);
+  n.ctx = (node_ctx){.loop = &n.loop, .node = &n, .paths = &n.paths, .cfg = n.cfg, .db = n.db, .id = &n.id,
+                     .node_id = n.node_id, .ctl = n.ctl, .routes = &n.routes};
+  n.svcs = svc_table(&n.n_svcs);
+  if (n.n_svcs > NODE_MAX_SERVICES) { snprintf(err, cap, "too many services"); rc = ERR_TOOBIG; goto done; }
+  if ((rc = svc_start_all(n.svcs, n.n_svcs, &n.ctx, n.states, err, cap))) goto done;
 
   uv_signal_start(&n.sigint, on_signal, SIGINT);
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);
@@ -528,6 +397,6 @@ done:
   ident_wipe(&n.id);
   if (n.lock_fd >= 0) close(n.lock_fd);
   auth_free(n.auth);
-  mktsvc_free(n.mkt); /* the HTTP threads that could call it are gone */
+  svc_release_all(n.svcs, n.n_svcs, n.states); /* the HTTP threads that could call them are gone */
   return rc;
 }

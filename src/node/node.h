@@ -18,9 +18,11 @@
 #include "node/home.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "market/gen.h"
 #include "market/local.h"
 #include "node/netsvc.h"
 #include "node/paysvc.h"
+#include "node/svc.h"
 #include "p2p/lan_udp.h"
 
 #define NODE_MAX_BOOTSTRAP 32
@@ -38,6 +40,8 @@ typedef struct node_opts {
   double verify_rate;                        /* --verify-rate, < 0 = config */
 } node_opts;
 
+#define NODE_MAX_SERVICES 16
+
 typedef struct node {
   uv_loop_t loop;
   home_paths paths;
@@ -46,16 +50,15 @@ typedef struct node {
   ident id;                /* secret: wiped at shutdown */
   char node_id[IDENT_ID_BUF];
   ctl_server *ctl;         /* owned by the loop until closed */
-  lan_udp *lan;            /* LAN discovery, NULL when disabled */
-  netsvc *net;             /* links, RPC, DHT */
-  paysvc *pay;             /* channels, vouchers, claims */
-  auth *auth;              /* API token snapshot (owned) */
-  http_routes routes;      /* the API's endpoints, filled by each layer before it starts */
-  http_server *http;       /* local API, NULL when disabled */
-  local_svc *local;        /* generations from local models (worker thread) */
-  struct gensvc *gen;      /* selling generations to other nodes */
-  struct mktsvc *mkt;      /* buying them: routing, paying, failover */
-  uint16_t listen_port;    /* TCP port peers reach us on */
+  auth *auth;              /* API token snapshot (owned; NULL when the API is off) */
+  http_routes routes;      /* the API's endpoints, filled by the services before http starts */
+  node_ctx ctx;            /* what every service gets (node/svc.h) */
+  const svc_def *svcs;     /* the service table (node/services.c) */
+  size_t n_svcs;
+  void *states[NODE_MAX_SERVICES];
+  int stopped[NODE_MAX_SERVICES];
+  struct gensvc *gen;      /* selling generations (the sell service's state) */
+  struct mktsvc *mkt;      /* buying them (the buy service's state) */
   uv_signal_t sigint, sigterm;
   int lock_fd;             /* flock on HOME/node.lock */
   uint64_t started_ms;

@@ -1,0 +1,180 @@
+/* market/gen — the one generation path; see gen.h. */
+#include "market/gen.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "llm/mstore.h"
+
+struct gen {
+  pthread_mutex_t mu;       /* guards live and stopping */
+  gen_stream *live;         /* streams not released yet */
+  int stopping;
+  gen_opts o;
+  char models_dir[1024];
+  char self_id[MKT_NODE_ID_MAX];
+  gen_policy_fn policy;
+  void *policy_ud;
+};
+
+struct gen_stream {
+  local_job *job;           /* a local generation, or */
+  mkt_stream *ms;           /* one bought from the network */
+  char self_id[MKT_NODE_ID_MAX];
+  gen *g;
+  gen_stream *prev, *next;  /* in g->live */
+};
+
+int gen_new(const gen_opts *o, gen **out) {
+  gen *g = calloc(1, sizeof *g);
+  if (!g) return ERR_NOMEM;
+  g->o = *o;
+  snprintf(g->models_dir, sizeof g->models_dir, "%s", o->models_dir ? o->models_dir : "");
+  snprintf(g->self_id, sizeof g->self_id, "%s", o->self_id ? o->self_id : "");
+  g->o.models_dir = g->models_dir;
+  pthread_mutex_init(&g->mu, NULL);
+  *out = g;
+  return 0;
+}
+
+void gen_free(gen *g) {
+  if (!g) return;
+  pthread_mutex_destroy(&g->mu);
+  free(g);
+}
+
+void gen_shutdown(gen *g) {
+  if (!g) return;
+  pthread_mutex_lock(&g->mu);
+  g->stopping = 1;
+  for (gen_stream *s = g->live; s; s = s->next) gen_cancel(s);
+  pthread_mutex_unlock(&g->mu);
+}
+
+void gen_set_policy(gen *g, gen_policy_fn fn, void *ud) {
+  g->policy = fn;
+  g->policy_ud = ud;
+}
+
+static int refuse(gen_error *e, local_req *lr, int status, const char *code, const char *fmt, const char *arg) {
+  local_req_clear(lr);
+  e->status = status;
+  e->code = code;
+  snprintf(e->message, sizeof e->message, fmt, arg);
+  return status == 404 ? ERR_NOTFOUND : status == 403 ? ERR_PERM : ERR_BUSY;
+}
+
+int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, char *name_out, size_t name_cap,
+               gen_error *e) {
+  memset(e, 0, sizeof *e);
+  const char *model = r->model ? r->model : "";
+  if (!*model || strlen(model) > 200)
+    return refuse(e, lr, 404, "model_not_found", "model '%.200s' is not a model name or sha256", model);
+  /* Local when this node has the model and nobody named another provider. */
+  mstore_model m;
+  char err[512];
+  int local = !r->only && g->o.local && !strchr(model, '/') &&
+              mstore_resolve(g->models_dir, model, &m, err, sizeof err) == 0;
+  if (!local && !g->o.network)
+    return refuse(e, lr, 404, "model_not_found", "model '%.200s' is not on this node (see GET /v1/models)", model);
+  gen_where where = local ? GEN_LOCAL : GEN_NETWORK;
+  if (g->policy) {
+    char why[600] = "";
+    if (g->policy(g->policy_ud, model, where, lr, why, sizeof why))
+      return refuse(e, lr, 403, "policy", "%s", why[0] ? why : "refused by this node's policy");
+  }
+  gen_stream *s = calloc(1, sizeof *s);
+  if (!s) return refuse(e, lr, 503, "overloaded", "%s", "out of memory");
+  snprintf(s->self_id, sizeof s->self_id, "%s", g->self_id);
+  s->g = g;
+  pthread_mutex_lock(&g->mu);
+  int stopping = g->stopping;
+  if (!stopping) {
+    s->next = g->live;
+    if (g->live) g->live->prev = s;
+    g->live = s;
+  }
+  pthread_mutex_unlock(&g->mu);
+  if (stopping) {
+    free(s);
+    return refuse(e, lr, 503, "overloaded", "%s", "the node is stopping");
+  }
+  int rc;
+  if (local) {
+    snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
+    snprintf(name_out, name_cap, "%s", m.name);
+    rc = local_submit(g->o.local, lr, &s->job);
+  } else {
+    snprintf(name_out, name_cap, "%s", model);
+    rc = g->o.network(g->o.network_ud, model, r->only, lr, &s->ms); /* takes lr */
+  }
+  if (rc) {
+    gen_release(s);
+    return refuse(e, lr, 503, "overloaded", "%s", "cannot queue the request (the node may be stopping)");
+  }
+  *out = s;
+  return 0;
+}
+
+int gen_read(gen_stream *s, char *buf, size_t cap, int timeout_ms) {
+  return s->job ? local_job_read(s->job, buf, cap, timeout_ms) : mkt_stream_read(s->ms, buf, cap, timeout_ms);
+}
+
+int gen_wait(gen_stream *s, int timeout_ms, mkt_result *r) {
+  memset(r, 0, sizeof *r);
+  if (!s->job) return mkt_stream_wait(s->ms, timeout_ms, r);
+  local_result lr;
+  int rc = local_job_wait(s->job, timeout_ms, &lr);
+  if (rc) return rc;
+  r->finish = lr.finish;
+  r->prompt_tokens = lr.prompt_tokens;
+  r->completion_tokens = lr.completion_tokens;
+  snprintf(r->error, sizeof r->error, "%s", lr.error);
+  snprintf(r->node_id, sizeof r->node_id, "%s", s->self_id);
+  r->n_providers = 1;
+  snprintf(r->providers[0], sizeof r->providers[0], "%s", s->self_id);
+  return 0;
+}
+
+int gen_wait_started(gen_stream *s, int timeout_ms, char node_id[MKT_NODE_ID_MAX]) {
+  if (s->job) {
+    snprintf(node_id, MKT_NODE_ID_MAX, "%s", s->self_id);
+    return 0;
+  }
+  return mkt_stream_wait_started(s->ms, timeout_ms, node_id);
+}
+
+int gen_failed_early(gen_stream *s) {
+  if (s->job || !mkt_stream_done(s->ms)) return 0;
+  mkt_result r;
+  if (mkt_stream_wait(s->ms, 0, &r) || r.finish != LOCAL_ERROR) return 0;
+  return mkt_stream_read(s->ms, (char[1]){0}, 0, 0) == ERR_INVAL;
+}
+
+void gen_node(gen_stream *s, char node_id[MKT_NODE_ID_MAX]) {
+  if (s->job) snprintf(node_id, MKT_NODE_ID_MAX, "%s", s->self_id);
+  else mkt_stream_node(s->ms, node_id);
+}
+
+int gen_is_remote(const gen_stream *s) { return s->ms != NULL; }
+
+void gen_cancel(gen_stream *s) {
+  if (s->job) local_job_cancel(s->job);
+  else if (s->ms) mkt_stream_cancel(s->ms);
+}
+
+void gen_release(gen_stream *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->g->mu);
+  if (s->prev) s->prev->next = s->next;
+  else s->g->live = s->next;
+  if (s->next) s->next->prev = s->prev;
+  pthread_mutex_unlock(&s->g->mu);
+  local_job_release(s->job);
+  mkt_stream_unref(s->ms);
+  free(s);
+}

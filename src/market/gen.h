@@ -1,0 +1,93 @@
+/* market/gen — "generate this request": the one path every generation takes.
+ *
+ * The HTTP API, `apiary ask`, and later agents, MCP tools and pipeline stages call
+ * gen_submit with a model (a name from the store, the catalog or the Registry, or a
+ * sha256) and a parsed request (market/local's local_req). gen decides, in this one place:
+ *
+ *   1. the policy: a hook the node sets (gen_set_policy) sees the request and where it
+ *      would run, and may refuse it or keep it on this device. Today the node allows
+ *      everything; the privacy layer fills the hook (local-only, redact).
+ *   2. local or network: a model in this node's store runs on its own worker
+ *      (market/local) unless the caller names a provider; anything else is bought from the
+ *      network through the hook the node sets (gen_opts.network: node/mktsvc), or is a 404.
+ *   3. one stream type for both: gen_stream, read as text arrives, waited on for the end.
+ *
+ * Thread-safety: gen_submit, gen_shutdown and every gen_stream function may be called from
+ * any thread (the HTTP threads, the loop); a stream is used by one thread at a time. The
+ * policy is set before anyone submits. */
+#ifndef APIARY_MARKET_GEN_H
+#define APIARY_MARKET_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "market/local.h"
+#include "market/stream.h"
+
+typedef struct gen gen;
+typedef struct gen_stream gen_stream;
+
+/* Buys a generation from the network: the node's router (node/mktsvc). only: a provider
+ * node key to buy from (NULL: the best one). Takes lr's owned fields; *out is a stream
+ * reference the caller drops. Any thread. */
+typedef int (*gen_network_fn)(void *ud, const char *model, const uint8_t *only, local_req *lr, mkt_stream **out);
+
+/* Where a request would run. */
+typedef enum gen_where { GEN_LOCAL = 1, GEN_NETWORK = 2 } gen_where;
+
+/* The policy hook: 0 lets the request run where it would; a nonzero return refuses it
+ * with the message written to why (an HTTP status: 403 when not allowed at all). */
+typedef int (*gen_policy_fn)(void *ud, const char *model, gen_where where, const local_req *lr, char *why,
+                             size_t cap);
+
+typedef struct gen_opts {
+  const char *models_dir;   /* borrowed: the model store */
+  local_svc *local;         /* borrowed: this node's worker (NULL: no local models) */
+  gen_network_fn network;   /* NULL: nothing is bought */
+  void *network_ud;
+  const char *self_id;      /* this node's id, reported as the provider of local answers */
+} gen_opts;
+
+typedef struct gen_request {
+  const char *model;        /* name or sha256 (borrowed) */
+  const uint8_t *only;      /* buy from this provider only (32-byte node key), or NULL */
+} gen_request;
+
+/* Why a submission was refused: an HTTP status, an OpenAI-style code and a message. */
+typedef struct gen_error {
+  int status;               /* 404 unknown model, 403 refused by policy, 503 cannot queue */
+  const char *code;         /* "model_not_found", "policy", "overloaded" */
+  char message[720];
+} gen_error;
+
+int gen_new(const gen_opts *o, gen **out);
+void gen_free(gen *g); /* NULL ok; after every stream is released */
+/* Cancels every live stream (their readers wake at once) and refuses new submissions:
+ * the first step of a node's shutdown, so no HTTP thread waits on a generation. */
+void gen_shutdown(gen *g);
+/* Sets the policy hook (NULL: allow everything). Before the first submission. */
+void gen_set_policy(gen *g, gen_policy_fn fn, void *ud);
+
+/* Starts a generation. Takes lr's owned fields in every case. On success *out is the
+ * stream (gen_release it) and name_out the model's display name; else e says why. */
+int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, char *name_out, size_t name_cap,
+               gen_error *e);
+
+/* The stream. read: bytes (> 0), 0 at the end with all text read, ERR_INVAL when it ended
+ * in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. */
+int gen_read(gen_stream *s, char *buf, size_t cap, int timeout_ms);
+/* Waits for the end: 0 and r filled (finish, token counts, error, providers, cost), or
+ * -ETIMEDOUT. Local answers name this node as the provider, at no cost. */
+int gen_wait(gen_stream *s, int timeout_ms, mkt_result *r);
+/* Waits until a provider is chosen or text came (local: at once). 0 or -ETIMEDOUT;
+ * node_id gets the provider ("" before one is chosen). */
+int gen_wait_started(gen_stream *s, int timeout_ms, char node_id[MKT_NODE_ID_MAX]);
+/* The ended stream's error, when it failed before producing anything (0 otherwise). */
+int gen_failed_early(gen_stream *s);
+/* The provider producing text now. */
+void gen_node(gen_stream *s, char node_id[MKT_NODE_ID_MAX]);
+int gen_is_remote(const gen_stream *s);
+void gen_cancel(gen_stream *s);       /* stops the generation (and its payments) */
+void gen_release(gen_stream *s);      /* NULL ok */
+
+#endif

@@ -1,0 +1,343 @@
+/* node/services — the node's service table: each layer's glue as {start, stop, status},
+ * started in this order and stopped in reverse (node/svc.h).
+ *
+ *   net     links, RPC, DHT, discovery, NAT mapping (node/netsvc)
+ *   pay     channels, vouchers, automatic claims (node/paysvc)
+ *   lan     LAN beacons into the peer book (p2p/lan_udp)
+ *   engine  the inference worker (market/local)
+ *   sell    selling generations (node/gensvc)
+ *   buy     buying them: routing, failover, paying (node/mktsvc)
+ *   gen     the one generation path (market/gen) and `ask` (node/asksvc)
+ *   http    the local API (http/server) with every layer's routes
+ *
+ * Reverse order makes shutdown safe: the API stops first (gen_shutdown ends every stream
+ * its threads wait on), then the routers end their requests while links still work, and
+ * the worker goes after everything that could submit to it. Loop thread. */
+#include "node/svc.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "http/openai.h"
+#include "http/server.h"
+#include "node/asksvc.h"
+#include "node/gensvc.h"
+#include "node/mktsvc.h"
+#include "node/netsvc.h"
+#include "node/node.h"
+#include "node/paysvc.h"
+#include "p2p/lan_udp.h"
+#include "p2p/peers.h"
+
+/* ---- net ------------------------------------------------------------------------------ */
+
+/* 1 if "HOST:PORT" has an IPv4 literal host in a loopback or private range. */
+static int is_private_addr(const char *hostport) {
+  char host[64];
+  const char *c = strrchr(hostport, ':');
+  if (!c || (size_t)(c - hostport) >= sizeof host) return 0;
+  memcpy(host, hostport, (size_t)(c - hostport));
+  host[c - hostport] = 0;
+  struct in_addr a;
+  if (inet_pton(AF_INET, host, &a) != 1) return 0;
+  uint32_t ip = ntohl(a.s_addr);
+  return (ip >> 24) == 127 || (ip >> 24) == 10 || (ip >> 20) == (172 << 4 | 1) || (ip >> 16) == (192 << 8 | 168) ||
+         (ip >> 16) == (169 << 8 | 254);
+}
+
+static int net_start(node_ctx *c, void **st, char *err, size_t cap) {
+  const node_opts *o = c->node->opts;
+  netsvc_opts no;
+  memset(&no, 0, sizeof no);
+  no.listen = o->listen ? o->listen : config_str(c->cfg, "net", "listen");
+  no.dht_enabled = !o->no_dht && config_bool(c->cfg, "dht", "enabled");
+  no.dht_port = o->dht_port >= 0 ? o->dht_port : (int)config_int(c->cfg, "dht", "port");
+  no.allow_private = config_bool(c->cfg, "dht", "allow_private");
+  if (o->n_bootstrap > 0) {
+    for (int i = 0; i < o->n_bootstrap && i < NETSVC_MAX_BOOTSTRAP; i++) {
+      no.bootstrap[no.n_bootstrap++] = o->bootstrap[i];
+      if (is_private_addr(o->bootstrap[i])) no.allow_private = 1;
+    }
+  } else {
+    const char *const *list;
+    size_t k = config_list(c->cfg, "dht", "bootstrap", &list);
+    for (size_t i = 0; i < k && i < NETSVC_MAX_BOOTSTRAP; i++) {
+      no.bootstrap[no.n_bootstrap++] = list[i];
+      if (is_private_addr(list[i])) no.allow_private = 1;
+    }
+  }
+  if (is_private_addr(no.listen)) no.allow_private = 1;
+  no.fast = no.allow_private; /* labs and tests are small: discover every few seconds */
+  no.keepalive_s = (uint32_t)config_int(c->cfg, "net", "keepalive");
+  no.nat = !o->no_nat && config_bool(c->cfg, "nat", "enabled") && strncmp(no.listen, "127.", 4);
+  no.models_dir = c->paths->models;
+  no.idle_timeout_s = (uint32_t)config_int(c->cfg, "net", "idle_timeout");
+  int rc = netsvc_start(c->loop, c->id, c->db, &no, &c->net, err, cap);
+  if (rc) return rc;
+  *st = c->net;
+  c->listen_port = netsvc_listen_port(c->net);
+  if (no.dht_enabled)
+    log_info("links on %s (port %u), DHT on UDP %u", no.listen, c->listen_port, netsvc_dht_port(c->net));
+  else
+    log_info("links on %s (port %u), DHT off", no.listen, c->listen_port);
+  return 0;
+}
+
+static void net_stop(node_ctx *c, void *st) {
+  netsvc_stop(st); /* tells the seller which links are gone */
+  c->net = NULL;
+}
+
+static json_t *net_status(void *st) { return netsvc_status(st); }
+
+/* ---- pay ------------------------------------------------------------------------------ */
+
+static int pay_start(node_ctx *c, void **st, char *err, size_t cap) {
+  int rc = paysvc_start(c->loop, c->paths->wallet, c->cfg, c->db, c->net, c->ctl, &c->pay, err, cap);
+  if (!rc) *st = c->pay;
+  return rc;
+}
+
+static void pay_stop(node_ctx *c, void *st) {
+  paysvc_stop(st);
+  c->pay = NULL;
+}
+
+/* ---- lan ------------------------------------------------------------------------------ */
+
+static void on_lan_found(const lan_beacon *b, const struct sockaddr_in *from, void *ud) {
+  node_ctx *c = ud;
+  char ip[INET_ADDRSTRLEN], addr[PEERS_ADDR_MAX];
+  uv_ip4_name(from, ip, sizeof ip);
+  snprintf(addr, sizeof addr, "%s:%u", ip, b->tcp_port);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (peers_add_addr(c->db, b->pk, addr, "lan", (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000))
+    log_warn("cannot record a LAN peer: %s", store_errmsg(c->db));
+}
+
+static int lan_start(node_ctx *c, void **st, char *err, size_t cap) {
+  const node_opts *no = c->node->opts;
+  if (no->no_lan || !config_bool(c->cfg, "lan", "enabled")) {
+    log_info("LAN discovery off");
+    return 0;
+  }
+  const char *iface = config_str(c->cfg, "lan", "interface");
+  lan_udp_opts o = {
+      .group = config_str(c->cfg, "lan", "group"),
+      .port = (int)config_int(c->cfg, "lan", "port"),
+      .iface_addr = iface[0] ? iface : NULL,
+      .tcp_port = c->listen_port,
+      .dht_port = (uint16_t)(no->dht_port >= 0 ? no->dht_port : config_int(c->cfg, "dht", "port")),
+  };
+  lan_udp *lan;
+  int rc = lan_udp_start(c->loop, c->id, &o, on_lan_found, c, &lan);
+  if (rc) {
+    snprintf(err, cap, "cannot start LAN discovery on %s:%d: %s (set [lan] enabled = false or pass --no-lan)",
+             o.group, o.port, uv_strerror(rc));
+    return rc;
+  }
+  *st = lan;
+  log_info("LAN discovery on %s:%d", o.group, o.port);
+  return 0;
+}
+
+static void lan_stop(node_ctx *c, void *st) {
+  (void)c;
+  lan_udp_stop(st);
+}
+
+static json_t *lan_status(void *st) {
+  lan_udp_stats s;
+  lan_udp_get_stats(st, &s);
+  return json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "lan", "sent", (json_int_t)s.sent, "accepted",
+                   (json_int_t)s.accepted, "dropped_format", (json_int_t)s.dropped_format, "dropped_signature",
+                   (json_int_t)s.dropped_sig, "dropped_skew", (json_int_t)s.dropped_skew, "dropped_rate",
+                   (json_int_t)s.dropped_rate, "own", (json_int_t)s.dropped_self);
+}
+
+/* ---- engine --------------------------------------------------------------------------- */
+
+static int engine_start(node_ctx *c, void **st, char *err, size_t cap) {
+  int rc = local_svc_new((int)config_int(c->cfg, "engine", "threads"), (int)config_int(c->cfg, "engine", "context"),
+                         &c->local);
+  if (rc) {
+    snprintf(err, cap, "cannot start the inference worker: %s", err_str(rc));
+    return rc;
+  }
+  local_svc_set_max_tps(c->local, (double)config_int(c->cfg, "engine", "max_tps"));
+  *st = c->local;
+  return 0;
+}
+
+static void engine_stop(node_ctx *c, void *st) {
+  local_svc_free(st); /* cancels what is queued, joins the worker */
+  c->local = NULL;
+}
+
+/* ---- sell ----------------------------------------------------------------------------- */
+
+static int sell_start(node_ctx *c, void **st, char *err, size_t cap) {
+  gensvc *g;
+  int rc = gensvc_start(c->loop, c->cfg, c->id->pk, c->db, c->net, c->pay, c->ctl, c->local, c->paths->models, &g,
+                        err, cap);
+  if (rc) return rc;
+  *st = g;
+  c->node->gen = g;
+  return 0;
+}
+
+static void sell_stop(node_ctx *c, void *st) {
+  gensvc_stop(st);
+  c->node->gen = NULL;
+}
+
+/* ---- buy ------------------------------------------------------------------------------ */
+
+static int buy_start(node_ctx *c, void **st, char *err, size_t cap) {
+  mktsvc_opts mo = {.cfg = c->cfg, .me = c->id->pk, .models_dir = c->paths->models, .wallet_path = c->paths->wallet,
+                    .verify_rate = c->node->opts->verify_rate};
+  mktsvc *m;
+  int rc = mktsvc_start(c->loop, &mo, c->db, c->net, c->pay, c->node->gen, c->ctl, &m, err, cap);
+  if (rc) return rc;
+  *st = m;
+  c->node->mkt = m;
+  return 0;
+}
+
+static void buy_stop(node_ctx *c, void *st) {
+  (void)c;
+  mktsvc_stop(st); /* ends routed requests while the links still work */
+}
+
+static json_t *buy_status(void *st) { return json_pack("{s:o}", "market", mktsvc_status(st)); }
+
+static void buy_release(void *st) { mktsvc_free(st); }
+
+/* ---- gen (+ ask) ---------------------------------------------------------------------- */
+
+typedef struct gen_state {
+  gen *g;
+  asksvc *ask;
+} gen_state;
+
+static int gen_network(void *ud, const char *model, const uint8_t *only, local_req *lr, mkt_stream **out) {
+  return mktsvc_submit(ud, model, only, lr, out);
+}
+
+static int gen_start(node_ctx *c, void **st, char *err, size_t cap) {
+  gen_state *s = calloc(1, sizeof *s);
+  if (!s) return ERR_NOMEM;
+  gen_opts go = {.models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
+                 .network_ud = c->node->mkt, .self_id = c->node_id};
+  int rc = gen_new(&go, &s->g);
+  if (!rc) rc = asksvc_start(c->loop, s->g, c->ctl, &s->ask);
+  if (rc) {
+    gen_free(s->g);
+    free(s);
+    snprintf(err, cap, "cannot start the generation path: %s", err_str(rc));
+    return rc;
+  }
+  c->gen = s->g;
+  *st = s;
+  return 0;
+}
+
+static void gen_stop(node_ctx *c, void *st) {
+  gen_state *s = st;
+  gen_shutdown(s->g);
+  asksvc_stop(s->ask); /* answers the `ask`s in flight */
+  c->gen = NULL;
+}
+
+static void gen_release_state(void *st) {
+  gen_state *s = st;
+  gen_free(s->g);
+  free(s);
+}
+
+/* ---- http ----------------------------------------------------------------------------- */
+
+static json_t *http_remote_models(void *ud) { return mktsvc_models(ud); }
+
+static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!config_bool(c->cfg, "http", "enabled")) return 0;
+  int rc = openai_routes_add(c->routes);
+  if (rc) {
+    snprintf(err, cap, "cannot register the API routes: %s", err_str(rc));
+    return rc;
+  }
+  const node_opts *o = c->node->opts;
+  http_opts ho = {.listen = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen"),
+                  .routes = c->routes, .auth = c->node->auth, .models_dir = c->paths->models, .node_id = c->node_id,
+                  .gen = c->gen, .remote_ud = c->node->mkt, .remote_models = c->node->mkt ? http_remote_models : NULL};
+  http_server *h;
+  if ((rc = http_start(&ho, &h, err, cap))) return rc;
+  *st = h;
+  log_info("API on http://%s (port %u); every request needs a token from 'apiary token create'", ho.listen,
+           http_port(h));
+  return 0;
+}
+
+static void http_svc_stop(node_ctx *c, void *st) {
+  gen_shutdown(c->gen); /* every stream an HTTP thread waits on ends now */
+  http_stop(st);        /* joins the HTTP threads */
+}
+
+static json_t *http_svc_status(void *st) { return json_pack("{s:i}", "http_port", http_port(st)); }
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+static const svc_def table[] = {
+    {"net", net_start, net_stop, net_status, NULL},
+    {"pay", pay_start, pay_stop, NULL, NULL},
+    {"lan", lan_start, lan_stop, lan_status, NULL},
+    {"engine", engine_start, engine_stop, NULL, NULL},
+    {"sell", sell_start, sell_stop, NULL, NULL},
+    {"buy", buy_start, buy_stop, buy_status, buy_release},
+    {"gen", gen_start, gen_stop, NULL, gen_release_state},
+    {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
+};
+
+const svc_def *svc_table(size_t *n_out) {
+  *n_out = sizeof table / sizeof *table;
+  return table;
+}
+
+int svc_start_all(const svc_def *defs, size_t n, node_ctx *ctx, void **states, char *err, size_t cap) {
+  for (size_t i = 0; i < n; i++) {
+    states[i] = NULL;
+    int rc = defs[i].start(ctx, &states[i], err, cap);
+    if (rc) {
+      if (!err[0]) snprintf(err, cap, "cannot start %s: %s", defs[i].name, err_str(rc));
+      return rc;
+    }
+  }
+  return 0;
+}
+
+void svc_stop_all(const svc_def *defs, size_t n, node_ctx *ctx, void **states, int *stopped) {
+  for (size_t i = n; i-- > 0;) {
+    if (stopped[i] || !states[i]) continue;
+    stopped[i] = 1;
+    defs[i].stop(ctx, states[i]);
+  }
+}
+
+void svc_status_all(const svc_def *defs, size_t n, void **states, json_t *into) {
+  for (size_t i = 0; i < n; i++) {
+    if (!states[i] || !defs[i].status) continue;
+    json_t *s = defs[i].status(states[i]);
+    if (s) json_object_update_new(into, s);
+  }
+}
+
+void svc_release_all(const svc_def *defs, size_t n, void **states) {
+  for (size_t i = 0; i < n; i++)
+    if (states[i] && defs[i].release) defs[i].release(states[i]);
+}
