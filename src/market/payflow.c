@@ -192,7 +192,7 @@ int mkt_pay_refused(store *s, const uint8_t chan[32], const u256 *amount) {
 }
 
 int mkt_pay_accept(store *s, const voucher *v, const uint8_t request[16], const uint8_t me[32], uint64_t now_s,
-                   uint64_t margin_s, uint64_t *delta_out) {
+                   uint64_t margin_s, const mkt_receipt *counts, uint64_t *delta_out) {
   int rc = store_begin(s);
   if (rc) return rc;
   channel ch;
@@ -214,6 +214,7 @@ int mkt_pay_accept(store *s, const voucher *v, const uint8_t request[16], const 
     if (!rc && (u256_sub(&d, &v->amount, &ch.amount) || u256_to_u64(&d, &delta) || delta > INT64_MAX)) rc = ERR_RANGE;
   }
   if (!rc) rc = mkt_receipt_add_amount(s, MKT_PROVIDER, request, me, (int64_t)delta);
+  if (!rc && counts) rc = mkt_receipt_put(s, counts); /* tokens so far: what was paid for survives a crash */
   rc = finish(s, rc);
   if (!rc) *delta_out = delta;
   return rc;

@@ -75,10 +75,12 @@ int mkt_pay_unacked_list(store *s, mkt_unacked *out, int cap);
 int mkt_pay_unacked_get(store *s, const uint8_t chan[32], mkt_unacked *out);
 
 /* Provider: accepts v for request (our receipt as provider me must exist with v's
- * channel) and adds the increase to that receipt, one transaction. delta_out gets the
- * increase (0 for a resend of the voucher already accepted). The voucher rules' errors,
- * ERR_NOTFOUND (no receipt for that request and channel), ERR_STORE. */
+ * channel) and adds the increase to that receipt, one transaction; counts (may be NULL)
+ * is the same receipt with the token counts so far, written in that transaction too.
+ * delta_out gets the increase (0 for a resend of the voucher already accepted). The
+ * voucher rules' errors, ERR_NOTFOUND (no receipt for that request and channel),
+ * ERR_STORE. */
 int mkt_pay_accept(store *s, const voucher *v, const uint8_t request[16], const uint8_t me[32], uint64_t now_s,
-                   uint64_t margin_s, uint64_t *delta_out);
+                   uint64_t margin_s, const mkt_receipt *counts, uint64_t *delta_out);
 
 #endif

@@ -335,9 +335,14 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     return;
   }
   uint64_t delta = 0;
-  /* The voucher and the receipt it pays for: one commit, before the answer. */
+  /* The voucher and the receipt it pays for (with the tokens so far): one commit, before
+   * the answer. */
+  int running = mkt_serve_find(&g->sv, request, 1);
+  mkt_receipt counts;
+  if (running >= 0) mkt_serve_receipt(&g->sv, running, "partial", &counts);
   int rc = !paysvc_voucher_ours(g->pay, &v) ? ERR_WRONG_CHAIN
-           : mkt_pay_accept(g->db, &v, request, g->me, (uint64_t)time(NULL), paysvc_margin_s(g->pay), &delta);
+           : mkt_pay_accept(g->db, &v, request, g->me, (uint64_t)time(NULL), paysvc_margin_s(g->pay),
+                            running >= 0 ? &counts : NULL, &delta);
   paysvc_voucher_result(g->pay, &v, rc);
   if (rc) {
     char msg[1200];

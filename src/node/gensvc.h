@@ -1,4 +1,6 @@
-/* node/gensvc — the provider side of the market: selling generations to other nodes.
+/* node/gensvc — the provider side of the market: selling generations to other nodes. The
+ * decisions (admission, credit window, pay timeout, settling, receipts) are market/serve's,
+ * an engine without I/O; this file carries them out on the links and the worker.
  *
  *   offers      the models this node serves ([market] serve: store names or GGUF paths;
  *               empty = every model in the store), each at [market] price_prompt /
@@ -12,11 +14,12 @@
  *               prompt_tokens, completion_tokens, cost, price_prompt, price_gen}.
  *   billing     a paid offer needs a channel the provider knows (or finds on chain). The
  *               client sends `market.pay` {request, voucher} as tokens arrive; each
- *               voucher is committed (pay/voucher) before it is acknowledged and credited
- *               to its request. The job may run at most [market] credit_tokens tokens
- *               ahead of what is paid; past that it pauses, and after [market] pay_timeout
- *               seconds without payment it is canceled. A receipt (market/receipt) is
- *               written when the answer is sent and updated with every payment.
+ *               voucher is committed together with its request's receipt
+ *               (market/payflow) before it is acknowledged. The job may run at most
+ *               [market] credit_tokens tokens ahead of what is paid; past that it pauses,
+ *               and after [market] pay_timeout seconds without payment it is canceled.
+ *               The receipt is written before any work (a request that cannot be
+ *               recorded, e.g. on a full disk, is refused) and when the request ends.
  *   market.stop {request}: the client gave up on this request; the job is canceled.
  * The worker thread wakes the loop (uv_async) when a job has new tokens, so chunks go out
  * as soon as they are made. Loop thread only. */

@@ -2,6 +2,7 @@
 #include "node/home.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,59 +14,38 @@
 #include "core/fs.h"
 #include "http/auth.h"
 #include "p2p/peers.h"
+#include "chain/chain_config.h"
+#include "http/http_config.h"
+#include "market/market_config.h"
 #include "market/payflow.h"
+#include "p2p/p2p_config.h"
+#include "pay/pay_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
 
-/* Every setting a node has, with its default. Later layers append their sections. */
-static const config_key schema[] = {
+/* The node's own settings; every layer declares its own (p2p, market, chain, pay, http). */
+static const config_key node_keys[] = {
     {"node", "name", CONFIG_STR, "\"\"", 0, 0, "a label for this node shown to its owner (not secret, not unique)"},
     {"log", "level", CONFIG_STR, "\"info\"", 0, 0, "log level: debug, info, warn or error"},
-    {"engine", "threads", CONFIG_INT, "0", 0, 256, "inference threads; 0 means one per core"},
-    {"engine", "context", CONFIG_INT, "4096", 16, 1048576, "context length (tokens) of a generation, capped by the model's"},
-    {"net", "listen", CONFIG_STR, "\"0.0.0.0:7440\"", 0, 0, "TCP address for encrypted peer links (ADDR:PORT)"},
-    {"net", "keepalive", CONFIG_INT, "15", 1, 3600, "seconds without sending before a link sends a keepalive"},
-    {"net", "idle_timeout", CONFIG_INT, "60", 2, 86400, "seconds without hearing from a peer before its link is declared dead"},
-    {"dht", "enabled", CONFIG_BOOL, "true", 0, 0, "join the BitTorrent Mainline DHT to find other nodes"},
-    {"dht", "port", CONFIG_INT, "7441", 0, 65535, "UDP port of the Mainline DHT (0 = any free port)"},
-    {"dht", "bootstrap", CONFIG_LIST,
-     "[\"router.bittorrent.com:6881\", \"dht.transmissionbt.com:6881\", \"router.utorrent.com:6881\", \"dht.libtorrent.org:25401\"]",
-     0, 0, "DHT nodes to start from (HOST:PORT); --bootstrap replaces this list"},
-    {"dht", "allow_private", CONFIG_BOOL, "false", 0, 0,
-     "accept loopback and private addresses in the DHT (labs; on automatically with a private --bootstrap)"},
-    {"lan", "enabled", CONFIG_BOOL, "true", 0, 0, "find nodes on the local network with signed multicast beacons"},
-    {"lan", "port", CONFIG_INT, "7447", 1, 65535, "UDP port of the LAN beacons"},
-    {"lan", "group", CONFIG_STR, "\"239.192.77.7\"", 0, 0, "IPv4 multicast group of the LAN beacons"},
-    {"nat", "enabled", CONFIG_BOOL, "true", 0, 0,
-     "ask the home router to forward our ports (UPnP-IGD, then NAT-PMP); never when listening on loopback"},
-    {"http", "enabled", CONFIG_BOOL, "true", 0, 0, "serve the OpenAI-compatible API (bearer tokens from 'apiary token create')"},
-    {"http", "listen", CONFIG_STR, "\"127.0.0.1:8080\"", 0, 0, "address of the local API; keep it on loopback unless you mean to expose it"},
-    {"lan", "interface", CONFIG_STR, "\"\"", 0, 0, "IPv4 address of the interface for beacons; empty = the system's default"},
-    {"chain", "rpc", CONFIG_STR, "\"http://127.0.0.1:8545\"", 0, 0, "JSON-RPC URL of the EVM chain that holds the escrow (a local anvil by default)"},
-    {"chain", "chain_id", CONFIG_INT, "0", 0, INT64_MAX, "chain id of the deployment (set by 'apiary chain deploy'; 0 = not deployed)"},
-    {"chain", "escrow", CONFIG_STR, "\"\"", 0, 0, "Escrow contract address (set by 'apiary chain deploy')"},
-    {"chain", "registry", CONFIG_STR, "\"\"", 0, 0, "Registry contract address (set by 'apiary chain deploy')"},
-    {"chain", "governance", CONFIG_STR, "\"\"", 0, 0, "Governance contract address (set by 'apiary chain deploy')"},
-    {"pay", "claim_threshold_wei", CONFIG_STR, "\"10000000000000000\"", 0, 0, "claim a channel once its unclaimed vouchers reach this many wei"},
-    {"pay", "claim_before_expiry", CONFIG_INT, "3600", 0, 31536000, "claim a channel with unclaimed vouchers when it expires within this many seconds"},
-    {"pay", "expiry_margin", CONFIG_INT, "600", 0, 31536000, "refuse vouchers on a channel that expires within this many seconds"},
-    {"pay", "claim_interval", CONFIG_INT, "10", 1, 86400, "seconds between checks for channels to claim (and retries while the chain is down)"},
-    {"engine", "max_tps", CONFIG_INT, "0", 0, 1000000, "cap on generated tokens per second per request (0 = none), e.g. to keep a small device cool"},
-    {"market", "serve", CONFIG_LIST, "[]", 0, 0, "models this node sells (store names or GGUF paths); empty = every model in the store"},
-    {"market", "price_prompt", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 prompt tokens"},
-    {"market", "price_gen", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 generated tokens"},
-    {"market", "max_concurrent", CONFIG_INT, "2", 1, 1024, "generations sold at once per model"},
-    {"market", "credit_tokens", CONFIG_INT, "32", 1, 1000000, "tokens a buyer may receive beyond what it has paid before generation pauses"},
-    {"market", "pay_timeout", CONFIG_INT, "10", 1, 3600, "seconds a paused or finished generation waits for payment before it is dropped"},
-    {"market", "max_price_prompt", CONFIG_INT, "1000000000000000", 0, INT64_MAX, "most this node pays per 1,000 prompt tokens (wei; 0 = no limit)"},
-    {"market", "max_price_gen", CONFIG_INT, "1000000000000000", 0, INT64_MAX, "most this node pays per 1,000 generated tokens (wei; 0 = no limit)"},
-    {"market", "channel_deposit", CONFIG_STR, "\"0.01eth\"", 0, 0, "deposit of a payment channel this node opens to a provider"},
-    {"market", "channel_lifetime", CONFIG_INT, "86400", 3600, 31536000, "seconds until such a channel expires"},
-    {"market", "pay_every", CONFIG_INT, "8", 1, 100000, "send a voucher every this many received tokens"},
-    {"market", "stall_timeout", CONFIG_INT, "10000", 100, 3600000, "milliseconds without a token before a provider is abandoned for the next"},
-    {"market", "register_models", CONFIG_BOOL, "true", 0, 0, "list the served models' hashes in the Registry contract (when not listed yet)"},
-    {"market", "verify_rate", CONFIG_STR, "\"0\"", 0, 0, "fraction of remote answers re-run on a second provider and compared (0 to 1)"},
 };
+
+/* Every layer's keys, in the order the default config.toml shows them. */
+static const struct { const config_key *keys; const size_t *n; } layers[] = {
+    {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
+    {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
+    {pay_config_keys, &pay_config_keys_n},
+};
+
+static config_key schema[128];
+static size_t n_schema;
+static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
+
+static void build_schema(void) {
+  for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
+    size_t n = layers[l].n ? *layers[l].n : sizeof node_keys / sizeof *node_keys;
+    for (size_t i = 0; i < n && n_schema < sizeof schema / sizeof *schema; i++) schema[n_schema++] = layers[l].keys[i];
+  }
+}
 
 /* Append-only: version i+1 is list[i]. Never edit or reorder a landed entry. */
 static const store_migration migrations[] = {
@@ -79,7 +59,8 @@ static const store_migration migrations[] = {
 };
 
 const config_key *home_config_schema(size_t *n_out) {
-  *n_out = sizeof schema / sizeof *schema;
+  pthread_once(&schema_once, build_schema);
+  *n_out = n_schema;
   return schema;
 }
 

@@ -38,22 +38,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../support/anvil.h"
+#include "../support/cluster.h"
 #include "../support/testutil.h"
 
-/* anvil dev accounts 1 (A), 2 (B) and 0 (C). */
-static const char KEY_A[] = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-static const char KEY_B[] = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
-static const char KEY_C[] = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 #define PRICE_P 1000000000ull   /* wei per 1k prompt tokens */
 #define PRICE_G 3000000007ull   /* wei per 1k generated tokens (odd: rounding shows) */
 
 static char out[1 << 18], err[1 << 16];
-static char dir[256], home[3][300], ids[3][80], token[128], mirror[1024];
-static char anvil_bin[512];
-static tu_anvil chain;
-static pid_t pids[3];
-static int base;
+static char token[128], mirror[1024];
+static tu_cluster cl;
+static int ready;
 
 enum { A = 0, B = 1, C = 2 };
 
@@ -61,56 +55,17 @@ enum { A = 0, B = 1, C = 2 };
 
 #define apiary_json(...) tu_apiary_json(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static int http_port(int n) { return base + 50 + n; }
-
+/* Shorthands over tests/support/cluster. */
+#define home(n) (cl.node[n].home)
+#define ids(n) (cl.node[n].id)
+static int http_port(int n) { return tu_node_http_port(&cl, n); }
 static void start_node(int n) {
-  char listen[64], dhtp[16], boot[64], http[64], log[400];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", base + n);
-  snprintf(dhtp, sizeof dhtp, "%d", base + 10 + n);
-  snprintf(boot, sizeof boot, "127.0.0.1:%d", base + 10 + (n == C ? A : C));
-  snprintf(http, sizeof http, "127.0.0.1:%d", http_port(n));
-  snprintf(log, sizeof log, "%s.log", home[n]);
-  const char *argv[] = {tu_apiary_bin(), "node", "--home", home[n], "--listen", listen, "--dht-port", dhtp,
-                        "--bootstrap", boot, "--no-lan", "--http", http, NULL};
-  pids[n] = tu_spawn(argv, log);
-  for (int k = 0; k < 300; k++) {
-    if (apiary("status --home %s", home[n]) == 0) return;
-    usleep(50000);
-  }
-  fail_msg("node %s did not start (see %s)", home[n], log);
+  if (tu_node_start(&cl, n)) fail_msg("node %s did not start (see %s.log)", home(n), home(n));
 }
-
-static void stop_node(int n) {
-  if (pids[n] <= 0) return;
-  apiary("stop --home %s", home[n]);
-  if (tu_wait_exit(pids[n], 15000) < 0) kill(pids[n], SIGKILL);
-  pids[n] = 0;
-}
-
-static void set_cfg(int n, const char *key, const char *value) {
-  char cfg[400];
-  snprintf(cfg, sizeof cfg, "%s/config.toml", home[n]);
-  assert_int_equal(tu_sh("grep -q '^%s = ' %s && sed -i 's|^%s = .*|%s = %s|' %s", key, cfg, key, key, value, cfg), 0);
-}
-
-/* Waits until C knows an offer of sha from node id (0: from anyone). */
-static int wait_offer(const char *sha, const char *node) {
-  for (int i = 0; i < 120; i++) {
-    json_t *o = apiary_json("offers --home %s", home[C]);
-    size_t k;
-    json_t *x;
-    int found = 0;
-    json_array_foreach(json_object_get(o, "offers"), k, x) {
-      if (!strcmp(json_string_value(json_object_get(x, "model")) ?: "", sha) &&
-          (!node || !strcmp(json_string_value(json_object_get(x, "node")) ?: "", node)))
-        found = 1;
-    }
-    json_decref(o);
-    if (found) return 1;
-    usleep(250000);
-  }
-  return 0;
-}
+static void stop_node(int n) { tu_node_stop(&cl, n); }
+static void set_cfg(int n, const char *key, const char *value) { assert_int_equal(tu_node_set(&cl, n, key, value), 0); }
+/* Waits until C knows an offer of sha from node n (-1: from anyone). */
+static int wait_offer(const char *sha, int n) { return tu_node_wait_offer(&cl, C, sha, n); }
 
 static uint64_t cost(uint64_t pt, uint64_t gt) {
   unsigned __int128 w = (unsigned __int128)pt * PRICE_P + (unsigned __int128)gt * PRICE_G;
@@ -119,7 +74,7 @@ static uint64_t cost(uint64_t pt, uint64_t gt) {
 
 /* A receipt of request req on node n with the given role and provider (NULL = any). */
 static json_t *receipt(int n, const char *req, const char *role, const char *provider) {
-  json_t *l = apiary_json("receipts --home %s", home[n]);
+  json_t *l = apiary_json("receipts --home %s", home(n));
   json_t *found = NULL;
   size_t k;
   json_t *x;
@@ -133,7 +88,7 @@ static json_t *receipt(int n, const char *req, const char *role, const char *pro
   return found;
 }
 
-static uint64_t dec(json_t *o, const char *k) { return strtoull(json_string_value(json_object_get(o, k)) ?: "x", NULL, 10); }
+static uint64_t dec(json_t *o, const char *k) { return tu_dec(o, k); }
 
 /* Waits for a complete receipt (both sides settle after the answer). */
 static json_t *settled(int n, const char *req, const char *role, const char *provider) {
@@ -149,7 +104,7 @@ static json_t *settled(int n, const char *req, const char *role, const char *pro
 /* POST to C's API; returns the parsed body, headers in hdr. */
 static json_t *post(const char *path, const char *body, char *hdr, size_t hdr_cap, const char *auth) {
   char cmd[8192], hpath[400];
-  snprintf(hpath, sizeof hpath, "%s/hdr.txt", dir);
+  snprintf(hpath, sizeof hpath, "%s/hdr.txt", cl.dir);
   snprintf(cmd, sizeof cmd, "curl -s -D %s -H 'Content-Type: application/json' %s%s%s http://127.0.0.1:%d%s -d '%s'",
            hpath, auth ? "-H 'Authorization: Bearer " : "", auth ? auth : "", auth ? "'" : "", http_port(C), path,
            body);
@@ -191,7 +146,7 @@ static int serving_after(const char *sse, const char *hpath, int n) {
     if (chunks < n) continue;
     json_t *e = json_loads(last + 6, 0, NULL);
     const char *node = json_string_value(json_object_get(json_object_get(e, "apiary"), "node"));
-    int who = node && !strcmp(node, ids[A]) ? A : node && !strcmp(node, ids[B]) ? B : -1;
+    int who = node && !strcmp(node, ids(A)) ? A : node && !strcmp(node, ids(B)) ? B : -1;
     json_decref(e);
     if (who < 0) fail_msg("the stream's chunks name no known provider: %.200s", last);
     return who;
@@ -202,48 +157,27 @@ static int serving_after(const char *sse, const char *hpath, int n) {
 
 static int setup(void **state) {
   (void)state;
-  if (!tu_anvil_find(anvil_bin, sizeof anvil_bin) || !tu_shared()) return 0;
-  tu_tmpdir(dir, sizeof dir);
-  if (tu_anvil_start(anvil_bin, 0, NULL, &chain)) return 0;
-  srand((unsigned)(getpid() ^ time(NULL)));
-  base = 20000 + (rand() % 60) * 100; /* below the ephemeral range (32768+) */
+  if (!tu_shared()) return 0;
   tu_shared_path(mirror, sizeof mirror, "models");
+  int rc = tu_cluster_init(&cl, 3);
+  if (rc < 0) return -1;
+  ready = rc == 0;
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  for (int n = 0; n < 3; n++) stop_node(n);
-  tu_anvil_stop(&chain);
-  if (dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(dir);
+  if (cl.n) tu_cluster_free(&cl);
   return 0;
 }
 
 static void test_market(void **state) {
   (void)state;
-  if (!chain.pid) {
+  if (!ready) {
     print_message("anvil or ../shared not available; skipping\n");
     skip();
   }
-  const char *keys[3] = {KEY_A, KEY_B, KEY_C};
   const char *names = "abc";
-  for (int n = 0; n < 3; n++) {
-    snprintf(home[n], sizeof home[n], "%s/%c", dir, names[n]);
-    json_t *j = apiary_json("init --home %s", home[n]);
-    assert_non_null(j);
-    snprintf(ids[n], sizeof ids[n], "%s", json_string_value(json_object_get(j, "node_id")));
-    json_decref(j);
-    assert_int_equal(apiary("wallet --home %s --force import %s", home[n], keys[n]), 0);
-  }
-  json_t *d = apiary_json("chain --home %s deploy --rpc %s", home[A], chain.url);
-  assert_non_null(d);
-  for (int n = B; n <= C; n++)
-    assert_int_equal(apiary("chain --home %s use --rpc %s --escrow %s --registry %s --governance %s", home[n],
-                            chain.url, json_string_value(json_object_get(d, "escrow")),
-                            json_string_value(json_object_get(d, "registry")),
-                            json_string_value(json_object_get(d, "governance"))),
-                     0);
-  json_decref(d);
   char pp[32], gp[32];
   snprintf(pp, sizeof pp, "%llu", PRICE_P);
   snprintf(gp, sizeof gp, "%llu", PRICE_G);
@@ -254,8 +188,8 @@ static void test_market(void **state) {
     set_cfg(n, "claim_interval", "1");
   }
   set_cfg(C, "stall_timeout", "3000");
-  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home[A], mirror), 0);
-  json_t *ml = apiary_json("model list --home %s", home[A]);
+  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home(A), mirror), 0);
+  json_t *ml = apiary_json("model list --home %s", home(A));
   char sha[65];
   snprintf(sha, sizeof sha, "%s", json_string_value(json_object_get(json_array_get(json_object_get(ml, "models"), 0), "sha256")));
   json_decref(ml);
@@ -271,18 +205,18 @@ static void test_market(void **state) {
 
   start_node(A);
   start_node(C);
-  assert_true(wait_offer(sha, ids[A]));
+  assert_true(wait_offer(sha, A));
   /* A's offers are in its signed DHT record (key "o": a list of dicts with the model hash). */
   int in_record = 0;
   for (int i = 0; i < 100 && !in_record; i++) {
-    json_t *rec = apiary_json("dht --home %s get %s --salt apiary-node-v1", home[C], ids[A]);
+    json_t *rec = apiary_json("dht --home %s get %s --salt apiary-node-v1", home(C), ids(A));
     const char *raw = json_string_value(json_object_get(rec, "raw_hex"));
     in_record = raw && strstr(raw, "313a6f6c") /* "1:ol" */ && strstr(raw, sha);
     json_decref(rec);
     if (!in_record) usleep(100000);
   }
   assert_true(in_record);
-  json_t *tk = apiary_json("token --home %s create", home[C]);
+  json_t *tk = apiary_json("token --home %s create", home(C));
   snprintf(token, sizeof token, "%s", json_string_value(json_object_get(tk, "token")));
   json_decref(tk);
 
@@ -309,18 +243,18 @@ static void test_market(void **state) {
   assert_int_equal(json_integer_value(json_object_get(usage, "prompt_tokens")), want_pt);
   assert_int_equal(json_integer_value(json_object_get(usage, "completion_tokens")), 24);
   assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
-  assert_string_equal(val, ids[A]);
+  assert_string_equal(val, ids(A));
   uint64_t want_cost = cost((uint64_t)want_pt, 24);
   assert_int_equal(header(hdr, "X-Apiary-Cost-Wei", val, sizeof val), 0);
   assert_int_equal(strtoull(val, NULL, 10), want_cost);
   json_decref(r);
 
   /* Receipts on both sides agree with tokens x price. */
-  json_t *l = apiary_json("receipts --home %s", home[C]);
+  json_t *l = apiary_json("receipts --home %s", home(C));
   char req1[40];
   snprintf(req1, sizeof req1, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
   json_decref(l);
-  json_t *rc = settled(C, req1, "client", ids[A]), *ra = settled(A, req1, "provider", NULL);
+  json_t *rc = settled(C, req1, "client", ids(A)), *ra = settled(A, req1, "provider", NULL);
   assert_non_null(rc);
   assert_non_null(ra);
   assert_string_equal(json_string_value(json_object_get(rc, "status")), "complete");
@@ -329,7 +263,7 @@ static void test_market(void **state) {
   assert_int_equal(dec(ra, "amount"), want_cost);
   assert_int_equal(json_integer_value(json_object_get(ra, "gen_tokens")), 24);
   assert_int_equal(json_integer_value(json_object_get(ra, "prompt_tokens")), want_pt);
-  assert_string_equal(json_string_value(json_object_get(ra, "client")), ids[C]);
+  assert_string_equal(json_string_value(json_object_get(ra, "client")), ids(C));
   assert_string_equal(json_string_value(json_object_get(ra, "model")), sha);
   /* Both hashed the same request (sha256 of the exact generate params). */
   assert_non_null(json_string_value(json_object_get(ra, "request_hash")));
@@ -358,8 +292,8 @@ static void test_market(void **state) {
   /* ---- a provider advertising a hash that is not the registered one is not used ---- */
   char f32[1200];
   snprintf(f32, sizeof f32, "%s/stories15M-F32.gguf", mirror);
-  assert_int_equal(apiary("model pull --home %s %s --name stories15M", home[B], f32), 0);
-  ml = apiary_json("model list --home %s", home[B]);
+  assert_int_equal(apiary("model pull --home %s %s --name stories15M", home(B), f32), 0);
+  ml = apiary_json("model list --home %s", home(B));
   char bad_sha[65];
   snprintf(bad_sha, sizeof bad_sha, "%s", json_string_value(json_object_get(json_array_get(json_object_get(ml, "models"), 0), "sha256")));
   json_decref(ml);
@@ -368,12 +302,12 @@ static void test_market(void **state) {
   set_cfg(B, "price_gen", "1");
   set_cfg(B, "register_models", "false");
   start_node(B);
-  assert_true(wait_offer(bad_sha, ids[B]));
+  assert_true(wait_offer(bad_sha, B));
   for (int i = 0; i < 3; i++) {
     snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0}", prompt);
     json_decref(post("/v1/completions", body, hdr, sizeof hdr, token));
     assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
-    assert_string_equal(val, ids[A]); /* B is cheaper, but its file is not the registered one */
+    assert_string_equal(val, ids(A)); /* B is cheaper, but its file is not the registered one */
   }
   snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"x\",\"max_tokens\":4}", bad_sha);
   r = post("/v1/completions", body, hdr, sizeof hdr, token);
@@ -382,18 +316,18 @@ static void test_market(void **state) {
   json_decref(r);
   /* Once someone lists that file in the Registry under a name of its own, a request by that
    * name resolves through the Registry and goes to B, the node that has it. */
-  assert_int_equal(apiary("registry --home %s model add %s --name tinytales --license MIT --source test", home[C], f32), 0);
+  assert_int_equal(apiary("registry --home %s model add %s --name tinytales --license MIT --source test", home(C), f32), 0);
   snprintf(body, sizeof body, "{\"model\":\"tinytales\",\"prompt\":\"%s\",\"max_tokens\":4,\"temperature\":0}", prompt);
   r = post("/v1/completions", body, hdr, sizeof hdr, token);
   if (!json_object_get(r, "choices")) fail_msg("no answer for a Registry name: %s", out);
   assert_int_equal(header(hdr, "X-Apiary-Node", val, sizeof val), 0);
-  assert_string_equal(val, ids[B]);
+  assert_string_equal(val, ids(B));
   json_decref(r);
   stop_node(B);
 
   /* ---- failover: A and B serve the genuine model; the serving one is killed mid-answer ---- */
-  assert_int_equal(tu_sh("rm -rf %s/models/*", home[B]), 0);
-  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home[B], mirror), 0);
+  assert_int_equal(tu_sh("rm -rf %s/models/*", home(B)), 0);
+  assert_int_equal(apiary("model pull --home %s stories15M --from %s", home(B), mirror), 0);
   set_cfg(B, "price_prompt", pp);
   set_cfg(B, "price_gen", gp);
   stop_node(A);
@@ -401,11 +335,11 @@ static void test_market(void **state) {
   set_cfg(B, "max_tps", "25");
   start_node(A);
   start_node(B);
-  assert_true(wait_offer(sha, ids[A]));
-  assert_true(wait_offer(sha, ids[B]));
+  assert_true(wait_offer(sha, A));
+  assert_true(wait_offer(sha, B));
   char sse[400], hpath[400], cmd[4096];
-  snprintf(sse, sizeof sse, "%s/sse.txt", dir);
-  snprintf(hpath, sizeof hpath, "%s/sse-hdr.txt", dir);
+  snprintf(sse, sizeof sse, "%s/sse.txt", cl.dir);
+  snprintf(hpath, sizeof hpath, "%s/sse-hdr.txt", cl.dir);
   snprintf(cmd, sizeof cmd,
            "curl -s -N -D %s -o %s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/completions -d "
            "'{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":150,\"temperature\":0,\"stream\":true}'",
@@ -415,9 +349,9 @@ static void test_market(void **state) {
   unlink(hpath);
   pid_t curl = tu_spawn(argv, NULL);
   int victim = serving_after(sse, hpath, 20);
-  kill(pids[victim], SIGKILL);
-  tu_wait_exit(pids[victim], 5000);
-  pids[victim] = 0;
+  kill(cl.node[victim].pid, SIGKILL);
+  tu_wait_exit(cl.node[victim].pid, 5000);
+  cl.node[victim].pid = 0;
   int survivor = victim == A ? B : A;
   assert_int_equal(tu_wait_exit(curl, 60000), 0);
   /* Reassemble the streamed text. */
@@ -445,15 +379,15 @@ static void test_market(void **state) {
   json_t *ap = json_object_get(last, "apiary");
   assert_int_equal(json_integer_value(json_object_get(ap, "failovers")), 1);
   assert_int_equal(json_array_size(json_object_get(ap, "providers")), 2);
-  assert_string_equal(json_string_value(json_array_get(json_object_get(ap, "providers"), 1)), ids[survivor]);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(ap, "providers"), 1)), ids(survivor));
 
   /* Each provider paid for its own tokens only. */
-  l = apiary_json("receipts --home %s", home[C]);
+  l = apiary_json("receipts --home %s", home(C));
   char req2[40];
   snprintf(req2, sizeof req2, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
   json_decref(l);
-  json_t *cv = receipt(C, req2, "client", ids[victim]);
-  json_t *cs = settled(C, req2, "client", ids[survivor]);
+  json_t *cv = receipt(C, req2, "client", ids(victim));
+  json_t *cs = settled(C, req2, "client", ids(survivor));
   json_t *ps = settled(survivor, req2, "provider", NULL);
   assert_non_null(cv);
   assert_non_null(cs);
@@ -478,7 +412,7 @@ static void test_market(void **state) {
   assert_true(dec(pv, "amount") <= cost((uint64_t)want_pt, gv));
   /* On chain, each provider's claimed total equals the sum of its receipts on that channel. */
   for (int n = A; n <= B; n++) {
-    json_t *rl = apiary_json("receipts --home %s --role provider", home[n]);
+    json_t *rl = apiary_json("receipts --home %s --role provider", home(n));
     uint64_t sum = 0;
     size_t k;
     json_t *x;
@@ -491,12 +425,12 @@ static void test_market(void **state) {
     if (n == A) assert_string_equal(chan, chan_a);
     int ok = 0;
     for (int i = 0; i < 100 && !ok; i++) {
-      json_t *cl = apiary_json("channel --home %s list", home[n]);
-      json_array_foreach(json_object_get(cl, "channels"), k, x) {
+      json_t *chl = apiary_json("channel --home %s list", home(n));
+      json_array_foreach(json_object_get(chl, "channels"), k, x) {
         if (strcmp(json_string_value(json_object_get(x, "id")) ?: "", chan)) continue;
         ok = dec(x, "claimed") == sum;
       }
-      json_decref(cl);
+      json_decref(chl);
       if (!ok) usleep(200000);
     }
     if (!ok) fail_msg("node %c did not claim %llu wei on channel %s", names[n], (unsigned long long)sum, chan);
@@ -509,14 +443,14 @@ static void test_market(void **state) {
   last = NULL;
 
   /* ---- a provider that stalls (SIGSTOP: its link stays up, nothing comes) is left for the other ---- */
-  assert_true(wait_offer(sha, ids[victim]));
+  assert_true(wait_offer(sha, victim));
   unlink(sse); /* the last request's stream must not be mistaken for this one's */
   unlink(hpath);
   pid_t curl2 = tu_spawn(argv, NULL); /* the same streamed request */
   int staller = serving_after(sse, hpath, 10);
-  kill(pids[staller], SIGSTOP);
+  kill(cl.node[staller].pid, SIGSTOP);
   int st2 = tu_wait_exit(curl2, 60000);
-  kill(pids[staller], SIGCONT);
+  kill(cl.node[staller].pid, SIGCONT);
   assert_int_equal(st2, 0);
   f = fopen(sse, "r");
   assert_non_null(f);
@@ -549,13 +483,13 @@ static void test_market(void **state) {
   }
   set_cfg(C, "pay_every", "100000"); /* C pays only when an answer ends: it never does here */
   for (int n = A; n <= C; n++) start_node(n);
-  assert_true(wait_offer(sha, ids[A]));
-  assert_true(wait_offer(sha, ids[B]));
+  assert_true(wait_offer(sha, A));
+  assert_true(wait_offer(sha, B));
   snprintf(body, sizeof body, "{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":100,\"temperature\":0}", prompt);
   r = post("/v1/completions", body, hdr, sizeof hdr, token);
   assert_non_null(strstr(hdr, " 502 ")); /* both providers stopped; nobody else sells it */
   json_decref(r);
-  l = apiary_json("receipts --home %s", home[C]);
+  l = apiary_json("receipts --home %s", home(C));
   char req3[40];
   snprintf(req3, sizeof req3, "%s", json_string_value(json_object_get(json_array_get(json_object_get(l, "receipts"), 0), "request")));
   json_decref(l);

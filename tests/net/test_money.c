@@ -113,7 +113,13 @@ static uint64_t receipts_sum(int n, const char *role, const char *chan) {
   json_t *x;
   json_array_foreach(json_object_get(l, "receipts"), k, x) {
     const char *ch = json_string_value(json_object_get(x, "channel"));
-    if (ch && !strcmp(ch, chan)) s += tu_dec(x, "amount");
+    if (!ch || strcmp(ch, chan)) continue;
+    s += tu_dec(x, "amount");
+    /* a receipt that was paid names what was paid for, even after its node was killed */
+    if (tu_dec(x, "amount") && !json_integer_value(json_object_get(x, "prompt_tokens")) &&
+        !json_integer_value(json_object_get(x, "gen_tokens")))
+      fail_msg("a %s receipt of %s wei names no tokens (request %s)", role, json_string_value(json_object_get(x, "amount")),
+               json_string_value(json_object_get(x, "request")));
   }
   json_decref(l);
   return s;

@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/cluster.h"
 #include "../support/testutil.h"
 
 static char out[1 << 17], err[1 << 16];
-static char dir[256], home[3][300], ids[3][80], mirror[1024];
-static pid_t pids[3];
-static int base;
+static char mirror[1024];
+static tu_cluster cl;
 
 enum { A = 0, B = 1, C = 2 };
 
@@ -34,37 +34,14 @@ enum { A = 0, B = 1, C = 2 };
 
 #define apiary_json(...) tu_apiary_json(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static void start_node(int n, const char *extra) {
-  char listen[64], dhtp[16], boot[64], log[400];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", base + n);
-  snprintf(dhtp, sizeof dhtp, "%d", base + 10 + n);
-  snprintf(boot, sizeof boot, "127.0.0.1:%d", base + 10 + (n == C ? A : C));
-  snprintf(log, sizeof log, "%s.log", home[n]);
-  const char *argv[] = {tu_apiary_bin(), "node", "--home", home[n], "--listen", listen, "--dht-port", dhtp,
-                        "--bootstrap", boot, "--no-lan", "--http", "127.0.0.1:0", extra, extra ? "1" : NULL, NULL};
-  pids[n] = tu_spawn(argv, log);
-  for (int k = 0; k < 300; k++) {
-    if (apiary("status --home %s", home[n]) == 0) return;
-    usleep(50000);
-  }
-  fail_msg("node %s did not start (see %s)", home[n], log);
-}
-
-static void stop_node(int n) {
-  if (pids[n] <= 0) return;
-  apiary("stop --home %s", home[n]);
-  if (tu_wait_exit(pids[n], 15000) < 0) kill(pids[n], SIGKILL);
-  pids[n] = 0;
-}
-
 /* C's view of provider n: its offer entry (owned), or NULL. */
 static json_t *offer_of(int n) {
-  json_t *o = apiary_json("offers --home %s", home[C]);
+  json_t *o = tu_node_json(&cl, C, "offers");
   json_t *found = NULL;
   size_t k;
   json_t *x;
   json_array_foreach(json_object_get(o, "offers"), k, x) {
-    if (!strcmp(json_string_value(json_object_get(x, "node")) ?: "", ids[n])) found = json_incref(x);
+    if (!strcmp(json_string_value(json_object_get(x, "node")) ?: "", cl.node[n].id)) found = json_incref(x);
   }
   json_decref(o);
   return found;
@@ -79,10 +56,10 @@ static json_int_t stat_of(int n, const char *k) {
 
 /* Asks C; returns which provider answered. */
 static int ask(void) {
-  json_t *r = apiary_json("ask --home %s stories15M 'Once upon a time, in a big forest' -n 48 --temp 0", home[C]);
+  json_t *r = tu_node_json(&cl, C, "ask stories15M 'Once upon a time, in a big forest' -n 48 --temp 0");
   assert_non_null(r);
   const char *who = json_string_value(json_object_get(r, "node_id"));
-  int n = !strcmp(who, ids[A]) ? A : !strcmp(who, ids[B]) ? B : -1;
+  int n = !strcmp(who, cl.node[A].id) ? A : !strcmp(who, cl.node[B].id) ? B : -1;
   json_decref(r);
   assert_true(n >= 0);
   return n;
@@ -99,18 +76,14 @@ static int wait_stat(int n, const char *k, json_int_t want) {
 static int setup(void **state) {
   (void)state;
   if (!tu_shared()) return 0;
-  tu_tmpdir(dir, sizeof dir);
-  srand((unsigned)(getpid() ^ time(NULL)));
-  base = 26000 + (rand() % 60) * 100; /* below the ephemeral range (32768+) */
   tu_shared_path(mirror, sizeof mirror, "models");
-  return 0;
+  return tu_cluster_init_nochain(&cl, 3);
 }
 
 static int teardown(void **state) {
   (void)state;
-  for (int n = 0; n < 3; n++) stop_node(n);
+  if (cl.n) tu_cluster_free(&cl);
   unsetenv("APIARY_FAULT_SERVE_FILE");
-  if (dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(dir);
   return 0;
 }
 
@@ -118,32 +91,26 @@ static void test_verify(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
   const char *names = "abc";
-  for (int n = 0; n < 3; n++) {
-    snprintf(home[n], sizeof home[n], "%s/%c", dir, names[n]);
-    json_t *j = apiary_json("init --home %s", home[n]);
-    assert_non_null(j);
-    snprintf(ids[n], sizeof ids[n], "%s", json_string_value(json_object_get(j, "node_id")));
-    json_decref(j);
-  }
-  for (int n = A; n <= B; n++) assert_int_equal(apiary("model pull --home %s stories15M --from %s", home[n], mirror), 0);
+  for (int n = A; n <= B; n++) assert_int_equal(apiary("model pull --home %s stories15M --from %s", cl.node[n].home, mirror), 0);
   char liar[400], f32[1200];
-  snprintf(liar, sizeof liar, "%s/other-Q4_0.gguf", dir);
+  snprintf(liar, sizeof liar, "%s/other-Q4_0.gguf", cl.dir);
   snprintf(f32, sizeof f32, "%s/stories15M-F32.gguf", mirror);
   assert_int_equal(apiary("model quantize %s %s Q4_0", f32, liar), 0);
 
   /* Honest providers agree. */
-  start_node(A, NULL);
-  start_node(B, NULL);
-  start_node(C, "--verify-rate");
+  const char *const verify[] = {"--verify-rate", "1", NULL};
+  assert_int_equal(tu_node_start(&cl, A), 0);
+  assert_int_equal(tu_node_start(&cl, B), 0);
+  assert_int_equal(tu_node_start_with(&cl, C, verify), 0);
   for (int i = 0; i < 100 && (stat_of(A, "max_concurrent") < 0 || stat_of(B, "max_concurrent") < 0); i++) usleep(100000);
   int first = ask();
   if (!wait_stat(first, "verifications", 1)) fail_msg("no verification of %c's answer", names[first]);
   assert_int_equal(stat_of(first, "mismatches"), 0);
 
   /* B lies: it advertises the genuine hash but runs another file. */
-  stop_node(B);
+  tu_node_stop(&cl, B);
   setenv("APIARY_FAULT_SERVE_FILE", liar, 1);
-  start_node(B, NULL);
+  assert_int_equal(tu_node_start(&cl, B), 0);
   unsetenv("APIARY_FAULT_SERVE_FILE");
   for (int i = 0; i < 100 && stat_of(B, "max_concurrent") < 0; i++) usleep(100000);
   int second = ask();

@@ -27,12 +27,7 @@ static char out[1 << 18], err[1 << 16];
 
 int tu_node_http_port(const tu_cluster *c, int i) { return c->base + 50 + i; }
 
-int tu_cluster_init(tu_cluster *c, int n) {
-  memset(c, 0, sizeof *c);
-  if (n < 1 || n > TU_MAX_NODES) return -1;
-  if (!tu_anvil_find(c->anvil_bin, sizeof c->anvil_bin)) return 1;
-  tu_tmpdir(c->dir, sizeof c->dir);
-  if (tu_anvil_start(c->anvil_bin, 0, NULL, &c->chain)) return 1;
+static int make_homes(tu_cluster *c, int n, int wallets) {
   srand((unsigned)(getpid() ^ time(NULL)));
   c->base = 20000 + (rand() % 60) * 100; /* below the ephemeral range (32768+) */
   c->n = n;
@@ -46,8 +41,26 @@ int tu_cluster_init(tu_cluster *c, int n) {
     if (!j) return -1;
     snprintf(nd->id, sizeof nd->id, "%s", json_string_value(json_object_get(j, "node_id")));
     json_decref(j);
-    if (tu_apiary(out, sizeof out, err, sizeof err, "wallet --home %s --force import %s", nd->home, KEYS[i])) return -1;
+    if (wallets && tu_apiary(out, sizeof out, err, sizeof err, "wallet --home %s --force import %s", nd->home, KEYS[i]))
+      return -1;
   }
+  return 0;
+}
+
+int tu_cluster_init_nochain(tu_cluster *c, int n) {
+  memset(c, 0, sizeof *c);
+  if (n < 1 || n > TU_MAX_NODES) return -1;
+  tu_tmpdir(c->dir, sizeof c->dir);
+  return make_homes(c, n, 0);
+}
+
+int tu_cluster_init(tu_cluster *c, int n) {
+  memset(c, 0, sizeof *c);
+  if (n < 1 || n > TU_MAX_NODES) return -1;
+  if (!tu_anvil_find(c->anvil_bin, sizeof c->anvil_bin)) return 1;
+  tu_tmpdir(c->dir, sizeof c->dir);
+  if (tu_anvil_start(c->anvil_bin, 0, NULL, &c->chain)) return 1;
+  if (make_homes(c, n, 1)) return -1;
   json_t *d = tu_apiary_json(out, sizeof out, err, sizeof err, "chain --home %s deploy --rpc %s", c->node[0].home,
                              c->chain.url);
   if (!d) return -1;
@@ -63,11 +76,13 @@ int tu_cluster_init(tu_cluster *c, int n) {
 
 void tu_cluster_free(tu_cluster *c) {
   for (int i = 0; i < c->n; i++) tu_node_stop(c, i);
-  tu_anvil_stop(&c->chain);
+  if (c->chain.pid) tu_anvil_stop(&c->chain);
   if (c->dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(c->dir);
 }
 
-int tu_node_start(tu_cluster *c, int i) {
+int tu_node_start(tu_cluster *c, int i) { return tu_node_start_with(c, i, NULL); }
+
+int tu_node_start_with(tu_cluster *c, int i, const char *const extra[]) {
   tu_node *nd = &c->node[i];
   char listen[64], dhtp[16], boot[64], http[64], log[400];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", c->base + i);
@@ -75,10 +90,13 @@ int tu_node_start(tu_cluster *c, int i) {
   snprintf(boot, sizeof boot, "127.0.0.1:%d", c->base + 10 + (i == c->boot ? 0 : c->boot));
   snprintf(http, sizeof http, "127.0.0.1:%d", tu_node_http_port(c, i));
   snprintf(log, sizeof log, "%s.log", nd->home);
-  const char *argv[] = {tu_apiary_bin(), "node", "--home", nd->home, "--listen", listen, "--dht-port", dhtp,
-                        "--bootstrap", boot, "--no-lan", "--http", http, NULL};
+  const char *argv[32] = {tu_apiary_bin(), "node", "--home", nd->home, "--listen", listen, "--dht-port", dhtp,
+                          "--bootstrap", boot, "--no-lan", "--http", http};
+  int k = 13;
+  for (int j = 0; extra && extra[j] && k < 31; j++) argv[k++] = extra[j];
+  argv[k] = NULL;
   nd->pid = tu_spawn(argv, log);
-  for (int k = 0; k < 300; k++) {
+  for (int t = 0; t < 300; t++) {
     if (tu_apiary(out, sizeof out, NULL, 0, "status --home %s", nd->home) == 0) return 0;
     usleep(50000);
   }

@@ -36,10 +36,14 @@ typedef struct tu_cluster {
 /* Starts anvil and makes n node homes (init, wallet, contracts). Returns 0, or 1 when
  * anvil is not available (the caller skips), or -1 on failure. */
 int tu_cluster_init(tu_cluster *c, int n);
+/* n node homes (init only): free offers, no chain. 0 or -1. */
+int tu_cluster_init_nochain(tu_cluster *c, int n);
 /* Stops every node and anvil; removes dir unless APIARY_KEEP_TEST_DIR is set. */
 void tu_cluster_free(tu_cluster *c);
 /* Starts node i and waits until its control socket answers. 0 or -1. */
 int tu_node_start(tu_cluster *c, int i);
+/* The same with extra arguments for `apiary node` (NULL-terminated; may be NULL). */
+int tu_node_start_with(tu_cluster *c, int i, const char *const extra[]);
 /* `apiary stop`, then SIGKILL after 15 s. */
 void tu_node_stop(tu_cluster *c, int i);
 /* SIGKILL, and waits for the exit. */

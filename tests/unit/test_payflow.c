@@ -154,7 +154,7 @@ static void test_sign_accept_ack(void **state) {
   assert_int_equal(mkt_pay_sign(f->c, &f->w, &r, 5, NOW, &v2), ERR_BUSY);
   assert_int_equal(total(f->c, f->ch.id), 100);
   uint64_t delta = 0;
-  assert_int_equal(mkt_pay_accept(f->p, &v, r.request, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v, r.request, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 100);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v.amount), 0);
   books_agree(f);
@@ -162,7 +162,7 @@ static void test_sign_accept_ack(void **state) {
   provider_takes(f, 2);
   v = client_signs(f, 2, 30);
   assert_int_equal(mkt_pay_accept(f->p, &v, (uint8_t[16]){2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}, f->prov,
-                                  NOW, 600, &delta), 0);
+                                  NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 30);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v.amount), 0);
   books_agree(f);
@@ -179,7 +179,7 @@ static void test_refused_is_undone(void **state) {
   uint64_t delta;
   uint8_t req[16];
   memset(req, 1, 16);
-  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v.amount), 0);
   voucher first = v;
   /* the provider refuses the next one (we just do not give it to it) */
@@ -195,7 +195,7 @@ static void test_refused_is_undone(void **state) {
   assert_int_equal(mkt_pay_refused(f->c, f->ch.id, &bad.amount), ERR_NOTFOUND);
   /* the next voucher covers only its own tokens */
   v = client_signs(f, 1, 20);
-  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 20);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v.amount), 0);
   books_agree(f);
@@ -211,12 +211,12 @@ static void test_resend_and_unknown_request(void **state) {
   voucher v = client_signs(f, 1, 100);
   uint64_t delta = 7;
   /* no receipt for that request on the provider: refused, nothing moves */
-  assert_int_equal(mkt_pay_accept(f->p, &v, other, f->prov, NOW, 600, &delta), ERR_NOTFOUND);
+  assert_int_equal(mkt_pay_accept(f->p, &v, other, f->prov, NOW, 600, NULL, &delta), ERR_NOTFOUND);
   assert_int_equal(total(f->p, f->ch.id), 0);
-  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 100);
   /* the answer was lost: the same voucher again is accepted and moves nothing */
-  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 0);
   assert_int_equal(receipt_amount(f->p, MKT_PROVIDER, f->ch.id), 100);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v.amount), 0);
@@ -224,7 +224,7 @@ static void test_resend_and_unknown_request(void **state) {
   /* a forged voucher is refused by the rules and moves nothing */
   voucher forged = v;
   forged.amount = u256_from_u64(500);
-  assert_int_equal(mkt_pay_accept(f->p, &forged, req, f->prov, NOW, 600, &delta), ERR_WRONG_SIGNER);
+  assert_int_equal(mkt_pay_accept(f->p, &forged, req, f->prov, NOW, 600, NULL, &delta), ERR_WRONG_SIGNER);
   books_agree(f);
 }
 
@@ -237,7 +237,7 @@ static void test_receipt_failure_refuses_voucher(void **state) {
   assert_int_equal(mkt_receipt_put(f->p, &r), 0);
   voucher v = client_signs(f, 1, 100);
   uint64_t delta;
-  assert_int_equal(mkt_pay_accept(f->p, &v, r.request, f->prov, NOW, 600, &delta), ERR_RANGE);
+  assert_int_equal(mkt_pay_accept(f->p, &v, r.request, f->prov, NOW, 600, NULL, &delta), ERR_RANGE);
   assert_int_equal(total(f->p, f->ch.id), 0);
   mkt_receipt got;
   assert_int_equal(mkt_receipt_get(f->p, MKT_PROVIDER, r.request, f->prov, &got), 0);
@@ -251,7 +251,7 @@ static void test_full_disk(void **state) {
   memset(req, 1, 16);
   voucher v1 = client_signs(f, 1, 100);
   uint64_t delta;
-  assert_int_equal(mkt_pay_accept(f->p, &v1, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v1, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v1.amount), 0);
   /* The provider's database cannot grow (SQLite's max_page_count: the same SQLITE_FULL as a
    * full disk), and other requests took the last free space. */
@@ -273,13 +273,13 @@ static void test_full_disk(void **state) {
   assert_int_equal(mkt_receipt_get(f->p, MKT_PROVIDER, r2.request, f->prov, &got), ERR_NOTFOUND);
   /* Work already accepted keeps being paid: its rows exist, updating them needs no new space. */
   voucher v2 = client_signs(f, 1, 50);
-  assert_int_equal(mkt_pay_accept(f->p, &v2, req, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &v2, req, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 50);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &v2.amount), 0);
   books_agree(f);
   /* And a voucher for the request that was never taken is refused; nothing moves. */
   voucher v3 = client_signs(f, 2, 10);
-  assert_int_equal(mkt_pay_accept(f->p, &v3, r2.request, f->prov, NOW, 600, &delta), ERR_NOTFOUND);
+  assert_int_equal(mkt_pay_accept(f->p, &v3, r2.request, f->prov, NOW, 600, NULL, &delta), ERR_NOTFOUND);
   assert_int_equal(mkt_pay_refused(f->c, f->ch.id, &v3.amount), 0);
   books_agree(f);
   assert_int_equal(total(f->p, f->ch.id), 150);
@@ -303,7 +303,7 @@ static void test_unacked_survive_restart(void **state) {
   assert_int_equal(u[0].add, 100);
   /* sent again from the store, the provider takes it as it was signed */
   uint64_t delta;
-  assert_int_equal(mkt_pay_accept(f->p, &u[0].v, u[0].request, f->prov, NOW, 600, &delta), 0);
+  assert_int_equal(mkt_pay_accept(f->p, &u[0].v, u[0].request, f->prov, NOW, 600, NULL, &delta), 0);
   assert_int_equal(delta, 100);
   assert_int_equal(mkt_pay_acked(f->c, f->ch.id, &u[0].v.amount), 0);
   assert_int_equal(mkt_pay_unacked_list(f->c, u, 4), 0);
