@@ -23,6 +23,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "http/health.h"
 #include "http/openai.h"
 #include "http/server.h"
 #include "node/asksvc.h"
@@ -268,6 +269,7 @@ static json_t *http_remote_models(void *ud) { return mktsvc_models(ud); }
 static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!config_bool(c->cfg, "http", "enabled")) return 0;
   int rc = openai_routes_add(c->routes);
+  if (!rc) rc = http_health_routes_add(c->routes);
   if (rc) {
     snprintf(err, cap, "cannot register the API routes: %s", err_str(rc));
     return rc;

@@ -152,8 +152,28 @@ static void test_two_nodes_differ(void **state) {
   tu_rm_rf(dir);
 }
 
+/* scripts/setup --help prints its usage and exits 0, installing nothing (it once ran the
+ * cross-tools step from inside the help case and failed). */
+static void test_setup_help(void **state) {
+  (void)state;
+  char cmd[600];
+  /* the binary under test is ROOT/build/san/apiary: the script is ROOT/scripts/setup */
+  char root[512];
+  snprintf(root, sizeof root, "%s", tu_apiary_bin());
+  for (int i = 0; i < 3; i++) {
+    char *sl = strrchr(root, '/');
+    if (sl) *sl = 0;
+  }
+  snprintf(cmd, sizeof cmd, "%s/scripts/setup --help", root);
+  assert_int_equal(tu_run(cmd, out, sizeof out, err, sizeof err), 0);
+  assert_non_null(strstr(out, "Usage: scripts/setup"));
+  assert_null(strstr(out, "installing"));
+  assert_int_equal(err[0], 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_help), cmocka_unit_test(test_usage_errors),
-                                     cmocka_unit_test(test_init_id), cmocka_unit_test(test_two_nodes_differ)};
+                                     cmocka_unit_test(test_init_id), cmocka_unit_test(test_two_nodes_differ),
+                                     cmocka_unit_test(test_setup_help)};
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

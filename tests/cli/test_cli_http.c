@@ -134,6 +134,13 @@ static void test_api_auth(void **state) {
   check_openai_error(&r, 404, "invalid_request_error");
   http(&r, port, "POST", "/v1/models", tok1, "{}", 2);
   check_openai_error(&r, 405, "invalid_request_error");
+  assert_non_null(strstr(r.body, "use GET /v1/models")); /* 405 names the allowed method */
+  /* /health answers without a token (and says nothing else) */
+  http(&r, port, "GET", "/health", NULL, NULL, 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "{\"status\":\"ok\"}");
+  http(&r, port, "POST", "/health", NULL, "{}", 2);
+  check_openai_error(&r, 401, "authentication_error"); /* only GET is public */
   size_t big = 5u << 20;
   char *huge = malloc(big);
   memset(huge, ' ', big);
