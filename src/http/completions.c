@@ -116,8 +116,9 @@ static void refill(stream_ctx *s) {
     mkt_result r;
     gen_wait(s->src, 0, &r);
     if (r.finish == LOCAL_ERROR) {
-      queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type", "server_error", "code",
-                               "generation_failed"));
+      queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type",
+                               r.http_status == 400 ? "invalid_request_error" : "server_error", "code",
+                               r.code ? r.code : "generation_failed"));
     } else {
       json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
@@ -212,8 +213,8 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
       gen_wait(src, 0, &mr);
       gen_release(src);
       unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
-      return http__send_error(req->conn, st, st == 404 ? "invalid_request_error" : "server_error",
-                              st == 404 ? "model_not_found" : "provider_failed", mr.error);
+      return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                              mr.code ? mr.code : st == 404 ? "model_not_found" : "provider_failed", mr.error);
     }
     if (!node_id[0]) snprintf(node_id, sizeof node_id, "%s", req->node_id);
   }
@@ -255,8 +256,9 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   gen_release(src);
   if (res.finish == LOCAL_ERROR) {
     buf_deinit(&text);
-    unsigned st = remote && res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
-    return http__send_error(req->conn, st, "server_error", remote ? "provider_failed" : "generation_failed", res.error);
+    unsigned st = res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
+    return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                            res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
   }
   json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant", "content",
                                     text.ptr ? (const char *)text.ptr : "", text.len, "finish_reason",

@@ -12,7 +12,7 @@
 
 #include "http/route.h"
 #include "market/gen.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/stream.h"
 
 struct MHD_Connection;

@@ -24,10 +24,33 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
   lr->sp.seed = seed;
   lr->max_tokens = default_max;
   lr->add_bos = -1;
-  if ((v = json_object_get(body, "max_tokens")) && !json_is_null(v)) {
+  /* max_completion_tokens is the newer name (chat); with both, the smaller cap holds */
+  static const char *const caps[] = {"max_tokens", "max_completion_tokens"};
+  for (size_t i = 0; i < 2; i++) {
+    if (!(v = json_object_get(body, caps[i])) || json_is_null(v)) continue;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > HTTP_MAX_TOKENS)
-      return fail(code, "invalid_max_tokens", "max_tokens must be an integer from 1 to 8192");
-    lr->max_tokens = (int)json_integer_value(v);
+      return fail(code, i ? "invalid_max_completion_tokens" : "invalid_max_tokens",
+                  i ? "max_completion_tokens must be an integer from 1 to 8192"
+                    : "max_tokens must be an integer from 1 to 8192");
+    if (!i || json_integer_value(v) < lr->max_tokens || !json_object_get(body, "max_tokens"))
+      lr->max_tokens = (int)json_integer_value(v);
+  }
+  /* What this node cannot do yet is refused, never silently ignored. */
+  if ((v = json_object_get(body, "n")) && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
+    return fail(code, "unsupported_parameter", "n other than 1 is not supported by this node yet");
+  static const struct { const char *field, *msg; } unsupported[] = {
+      {"logprobs", "'logprobs' is not supported by this node yet"},
+      {"top_logprobs", "'top_logprobs' is not supported by this node yet"},
+      {"echo", "'echo' is not supported by this node yet"},
+      {"best_of", "'best_of' other than 1 is not supported by this node yet"},
+      {"logit_bias", "'logit_bias' is not supported by this node yet"},
+  };
+  for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
+    v = json_object_get(body, unsupported[i].field);
+    int unset = !v || json_is_null(v) || json_is_false(v) || (json_is_integer(v) && json_integer_value(v) == 0) ||
+                (json_is_object(v) && json_object_size(v) == 0) ||
+                (i == 3 && json_is_integer(v) && json_integer_value(v) == 1);
+    if (!unset) return fail(code, "unsupported_parameter", unsupported[i].msg);
   }
   if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
     if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2)

@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "market/local.h"
+#include "llm/local.h"
 
 #define HTTP_MAX_TOKENS 8192
 

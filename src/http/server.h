@@ -20,7 +20,7 @@
 #include "http/auth.h"
 #include "http/route.h"
 #include "market/gen.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/stream.h"
 
 #define HTTP_MAX_BODY (4u << 20)

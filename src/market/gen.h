@@ -2,13 +2,13 @@
  *
  * The HTTP API, `apiary ask`, and later agents, MCP tools and pipeline stages call
  * gen_submit with a model (a name from the store, the catalog or the Registry, or a
- * sha256) and a parsed request (market/local's local_req). gen decides, in this one place:
+ * sha256) and a parsed request (llm/local's local_req). gen decides, in this one place:
  *
  *   1. the policy: a hook the node sets (gen_set_policy) sees the request and where it
  *      would run, and may refuse it or keep it on this device. Today the node allows
  *      everything; the privacy layer fills the hook (local-only, redact).
  *   2. local or network: a model in this node's store runs on its own worker
- *      (market/local) unless the caller names a provider; anything else is bought from the
+ *      (llm/local) unless the caller names a provider; anything else is bought from the
  *      network through the hook the node sets (gen_opts.network: node/mktsvc), or is a 404.
  *   3. one stream type for both: gen_stream, read as text arrives, waited on for the end.
  *
@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/stream.h"
 
 typedef struct gen gen;

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "market/local.h"
+#include "llm/local.h"
 
 const char *mkt_genreq_parse(json_t *p, local_req *lr);
 

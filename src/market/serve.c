@@ -100,13 +100,14 @@ static void update_allowance(mkt_serve *sv, int slot) {
   if (a) a->tokens = allow;
 }
 
-static void error_answer(mkt_serve *sv, int slot, int code, const char *msg) {
+static void error_answer(mkt_serve *sv, int slot, int code, const char *msg, const char *data_code) {
   mkt_serve_slot *s = &sv->slots[slot];
   if (s->answered) return;
   s->answered = 1;
   mkt_serve_action *a = push(sv, MKT_SV_ERROR, slot);
   if (!a) return;
   a->code = code;
+  a->data_code = data_code;
   snprintf(a->message, sizeof a->message, "%s", msg);
 }
 
@@ -164,15 +165,21 @@ void mkt_serve_stream_failed(mkt_serve *sv, int slot, uint64_t now_ms) {
 }
 
 void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int gt, const char *error,
-                       uint64_t now_ms) {
+                       local_error_kind kind, uint64_t now_ms) {
   mkt_serve_slot *s = &sv->slots[slot];
   if (!s->used || s->ended) return;
   s->job = 0; /* it ended by itself */
   s->pt = pt;
   s->gt = gt;
+  if (finish == LOCAL_ERROR && kind == LOCAL_E_CONTEXT) {
+    error_answer(sv, slot, MKT_E_INVALID, error ? error : "the prompt does not fit the context",
+                 "context_length_exceeded");
+    settle(sv, slot, "partial");
+    return;
+  }
   if (finish == LOCAL_ERROR || finish == LOCAL_CANCELED) {
     error_answer(sv, slot, finish == LOCAL_ERROR ? MKT_E_INTERNAL : MKT_E_CANCELLED,
-                 finish == LOCAL_ERROR && error ? error : "canceled");
+                 finish == LOCAL_ERROR && error ? error : "canceled", NULL);
     settle(sv, slot, "partial");
     return;
   }
@@ -210,7 +217,7 @@ int mkt_serve_stop(mkt_serve *sv, const uint8_t request[16], const uint8_t clien
   (void)now_ms;
   int slot = mkt_serve_find(sv, request, 1);
   if (slot < 0 || memcmp(sv->slots[slot].req.client, client, 32)) return 0;
-  error_answer(sv, slot, MKT_E_CANCELLED, "stopped by the client");
+  error_answer(sv, slot, MKT_E_CANCELLED, "stopped by the client", NULL);
   settle(sv, slot, "partial");
   return 1;
 }
@@ -241,7 +248,7 @@ void mkt_serve_tick(mkt_serve *sv, uint64_t now_ms) {
     }
     if (s->waiting_since && now_ms - s->waiting_since > sv->pay_timeout_ms &&
         now_ms - s->last_paid_ms > sv->pay_timeout_ms) {
-      error_answer(sv, i, MKT_E_UNPAID, "unpaid tokens passed the credit window");
+      error_answer(sv, i, MKT_E_UNPAID, "unpaid tokens passed the credit window", NULL);
       settle(sv, i, "unpaid");
     }
   }

@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/receipt.h"
 
 #define MKT_SERVE_SLOTS 64
@@ -72,6 +72,7 @@ typedef struct mkt_serve_action {
   int slot;
   int64_t tokens;              /* ALLOW */
   int code;                    /* ERROR */
+  const char *data_code;       /* ERROR: an OpenAI error code for the client (static), or NULL */
   char message[120];           /* ERROR; FREE: why, when not paid in full ("" otherwise) */
   mkt_receipt receipt;         /* RECEIPT: the provider's receipt to write (FREE: .request) */
   local_finish finish;         /* ANSWER: finish, */
@@ -115,9 +116,11 @@ void mkt_serve_started(mkt_serve *sv, int slot, uint64_t now_ms);
 void mkt_serve_progress(mkt_serve *sv, int slot, int prompt_tokens, int gen_tokens, uint64_t now_ms);
 /* Streaming to the client failed (the link is full or the call was canceled). */
 void mkt_serve_stream_failed(mkt_serve *sv, int slot, uint64_t now_ms);
-/* The job ended with finish (and its final counts; error's text for LOCAL_ERROR). */
+/* The job ended with finish (and its final counts; error's text and kind for LOCAL_ERROR:
+ * a request that cannot fit the context is the client's fault, answered MKT_E_INVALID
+ * with code "context_length_exceeded", not a provider failure). */
 void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int gt, const char *error,
-                       uint64_t now_ms);
+                       local_error_kind kind, uint64_t now_ms);
 /* A payment for request on channel (already committed) of delta wei. Returns the slot it
  * went to, or -1 when the request is over here (its receipt has it anyway). */
 int mkt_serve_paid(mkt_serve *sv, const uint8_t request[16], const uint8_t channel[32], uint64_t delta,

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "market/local.h"
+#include "llm/local.h"
 
 #define MKT_NODE_ID_MAX 64
 #define MKT_MAX_PROVIDERS 8
@@ -22,6 +22,7 @@ typedef struct mkt_result {
   int prompt_tokens, completion_tokens;   /* the whole answer: original prompt, all generated */
   char error[720];
   int http_status;                        /* for errors: the HTTP status to answer (0 = 500) */
+  const char *code;                       /* for errors: an OpenAI error code (static), or NULL */
   char node_id[MKT_NODE_ID_MAX];          /* the provider that produced the last tokens */
   int n_providers;                        /* providers that produced tokens, in order */
   char providers[MKT_MAX_PROVIDERS][MKT_NODE_ID_MAX];

@@ -111,7 +111,11 @@ static void drain(gensvc *g) {
     case MKT_SV_CANCEL_JOB: drop_job(io); break;
     case MKT_SV_ANSWER: answer(g, a.slot, &a); break;
     case MKT_SV_ERROR:
-      if (io->r && io->handle) rpc_respond_error(io->r, io->handle, a.code, a.message, NULL);
+      if (io->r && io->handle) {
+        json_t *data = a.data_code ? json_pack("{s:s}", "code", a.data_code) : NULL;
+        rpc_respond_error(io->r, io->handle, a.code, a.message, data);
+        json_decref(data);
+      }
       io->handle = 0;
       break;
     case MKT_SV_RECEIPT:
@@ -304,7 +308,7 @@ static void pump(gensvc *g, int slot) {
   }
   local_result res;
   if (local_job_wait(io->job, 0, &res)) return;
-  mkt_serve_job_end(&g->sv, slot, res.finish, res.prompt_tokens, res.completion_tokens, res.error, now);
+  mkt_serve_job_end(&g->sv, slot, res.finish, res.prompt_tokens, res.completion_tokens, res.error, res.kind, now);
 }
 
 static void pump_all(gensvc *g) {

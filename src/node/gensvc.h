@@ -30,7 +30,7 @@
 
 #include "core/config.h"
 #include "core/store.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/offer.h"
 #include "node/control.h"
 #include "node/netsvc.h"

@@ -116,6 +116,7 @@ struct mreq {
   int found_kicked;
   char last_err[520];     /* why the providers failed, "id: why; id: why" */
   char finish[16];
+  const char *code;       /* an OpenAI error code for a failed request (static), or NULL */
   int failovers;
   int verify;             /* a verification re-run of another request */
   uint8_t verify_of[32];
@@ -534,6 +535,7 @@ static void finish_req(mreq *q, int ok, int http_status, const char *fmt, ...) {
   r.prompt_tokens = q->orig_pt;
   r.completion_tokens = q->n_ids;
   r.http_status = http_status;
+  r.code = ok ? NULL : q->code;
   snprintf(r.error, sizeof r.error, "%s", msg);
   r.failovers = q->failovers;
   for (int i = 0; i < q->n_hist; i++) {
@@ -879,7 +881,9 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
       a->retry_at = now + 200;
       return;
     }
-    if (reply->code == RPC_INVALID_PARAMS) {
+    if (reply->code == RPC_INVALID_PARAMS) { /* the request's fault: no other provider would take it */
+      const char *code = json_string_value(json_object_get(reply->data, "code"));
+      q->code = code && !strcmp(code, "context_length_exceeded") ? "context_length_exceeded" : "invalid_request";
       finish_req(q, 0, 400, "the provider refused the request: %s", reply->message);
       return;
     }

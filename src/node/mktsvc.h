@@ -31,7 +31,7 @@
 
 #include "core/config.h"
 #include "core/store.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "market/stream.h"
 #include "node/control.h"
 #include "node/gensvc.h"

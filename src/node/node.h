@@ -19,7 +19,7 @@
 #include "http/auth.h"
 #include "http/server.h"
 #include "market/gen.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "node/netsvc.h"
 #include "node/paysvc.h"
 #include "node/svc.h"

@@ -4,7 +4,7 @@
  *   net     links, RPC, DHT, discovery, NAT mapping (node/netsvc)
  *   pay     channels, vouchers, automatic claims (node/paysvc)
  *   lan     LAN beacons into the peer book (p2p/lan_udp)
- *   engine  the inference worker (market/local)
+ *   engine  the inference worker (llm/local)
  *   sell    selling generations (node/gensvc)
  *   buy     buying them: routing, failover, paying (node/mktsvc)
  *   gen     the one generation path (market/gen) and `ask` (node/asksvc)

@@ -23,7 +23,7 @@
 #include "crypto/ident.h"
 #include "http/route.h"
 #include "market/gen.h"
-#include "market/local.h"
+#include "llm/local.h"
 #include "node/control.h"
 #include "node/home.h"
 

@@ -206,9 +206,95 @@ static void test_api_auth(void **state) {
   tu_rm_rf(dir);
 }
 
+/* Starts a node on home with its API on a free port; returns the port (pid in *pid). */
+static int start_api_node(const char *home, pid_t *pid) {
+  char log[400];
+  snprintf(log, sizeof log, "%s.log", home);
+  const char *argv[] = {tu_apiary_bin(), "node", "--home", home, "--no-lan", "--no-dht", "--listen", "127.0.0.1:0",
+                        "--http", "127.0.0.1:0", NULL};
+  *pid = tu_spawn(argv, log);
+  int port = 0;
+  for (int i = 0; i < 200 && !port; i++) {
+    if (apiary("status --home %s --json", home) == 0) {
+      json_t *st = json_loads(out, 0, NULL);
+      port = (int)json_integer_value(json_object_get(st, "http_port"));
+      json_decref(st);
+    }
+    if (!port) usleep(50000);
+  }
+  return port;
+}
+
+/* What the API cannot honour is a clear 400, never silently ignored: a prompt past the
+ * context (OpenAI's context_length_exceeded, also inside a stream), n > 1, logprobs, echo;
+ * max_completion_tokens caps the answer like max_tokens (the smaller of the two wins). */
+static void test_api_limits(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], tok[128], model[1024], cfg[400];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(home, sizeof home, "%s/n", dir);
+  assert_int_equal(apiary("init --home %s", home), 0);
+  snprintf(cfg, sizeof cfg, "%s/config.toml", home);
+  assert_int_equal(tu_sh("sed -i 's|^context = .*|context = 16|' %s", cfg), 0);
+  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
+  assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
+  assert_int_equal(apiary("token --home %s create --json", home), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
+  json_decref(j);
+  pid_t pid;
+  int port = start_api_node(home, &pid);
+  assert_true(port > 0);
+  resp r;
+  const char *longp = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time, in a small village by the sea, there "
+                      "lived an old fisherman who had a small boat and a big dream\",\"max_tokens\":4}";
+  http(&r, port, "POST", "/v1/completions", tok, longp, strlen(longp));
+  check_openai_error(&r, 400, "invalid_request_error");
+  assert_non_null(strstr(r.body, "\"context_length_exceeded\""));
+  /* in a stream the error arrives as an event with the same code */
+  char longs[600];
+  snprintf(longs, sizeof longs, "%.*s,\"stream\":true}", (int)strlen(longp) - 1, longp);
+  http(&r, port, "POST", "/v1/completions", tok, longs, strlen(longs));
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "context_length_exceeded"));
+  /* max_completion_tokens */
+  const char *mct = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_completion_tokens\":3,\"temperature\":0}";
+  http(&r, port, "POST", "/v1/completions", tok, mct, strlen(mct));
+  assert_int_equal(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 3);
+  json_decref(j);
+  const char *both = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":5,\"max_completion_tokens\":2}";
+  http(&r, port, "POST", "/v1/completions", tok, both, strlen(both));
+  j = json_loads(r.body, 0, NULL);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 2);
+  json_decref(j);
+  /* fields this node cannot honour */
+  const char *refused[] = {
+      "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":2}",
+      "{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":3}",
+      "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}",
+      "{\"model\":\"tiny\",\"prompt\":\"x\",\"echo\":true}",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+    const char *path = strstr(refused[i], "messages") ? "/v1/chat/completions" : "/v1/completions";
+    http(&r, port, "POST", path, tok, refused[i], strlen(refused[i]));
+    check_openai_error(&r, 400, "invalid_request_error");
+    assert_non_null(strstr(r.body, "unsupported_parameter"));
+  }
+  /* their neutral values are fine */
+  const char *neutral = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"echo\":false,\"max_tokens\":1}";
+  http(&r, port, "POST", "/v1/completions", tok, neutral, strlen(neutral));
+  assert_int_equal(r.status, 200);
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 5000), 0);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits)};
   int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
   curl_global_cleanup();
   return rc;

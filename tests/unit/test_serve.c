@@ -71,7 +71,7 @@ static void test_free_answer(void **state) {
   none();
   mkt_serve_progress(&sv, s, 5, 3, 150);
   none();
-  mkt_serve_job_end(&sv, s, LOCAL_LENGTH, 5, 4, NULL, 200);
+  mkt_serve_job_end(&sv, s, LOCAL_LENGTH, 5, 4, NULL, 0, 200);
   mkt_serve_action a = next(MKT_SV_ANSWER);
   assert_int_equal(a.finish, LOCAL_LENGTH);
   assert_int_equal(a.pt, 5);
@@ -135,7 +135,7 @@ static void test_answer_then_payment_timeout(void **state) {
   int s = admit(3, 1, 7);
   mkt_serve_started(&sv, s, 0);
   next(MKT_SV_ALLOW);
-  mkt_serve_job_end(&sv, s, LOCAL_STOP, 10, 5, NULL, 500);
+  mkt_serve_job_end(&sv, s, LOCAL_STOP, 10, 5, NULL, 0, 500);
   mkt_serve_action a = next(MKT_SV_ANSWER);
   assert_int_equal(a.cost, 20); /* 10 + 5 * 2 */
   assert_int_equal(a.price_gen, 2000);
@@ -173,7 +173,7 @@ static void test_admission(void **state) {
   /* once a request ended, its id may be used again (a retry) */
   mkt_serve_started(&sv, s1, 0);
   next(MKT_SV_ALLOW);
-  mkt_serve_job_end(&sv, s1, LOCAL_STOP, 1, 1, NULL, 10);
+  mkt_serve_job_end(&sv, s1, LOCAL_STOP, 1, 1, NULL, 0, 10);
   while (mkt_serve_poll(&sv, &(mkt_serve_action){0})) {}
   r = req(4, 0, 7);
   assert_int_equal(mkt_serve_admit(&sv, &r, &slot, &why), 0);
@@ -237,10 +237,22 @@ static void test_job_error(void **state) {
   int s = admit(11, 0, 1);
   mkt_serve_started(&sv, s, 0);
   next(MKT_SV_ALLOW);
-  mkt_serve_job_end(&sv, s, LOCAL_ERROR, 3, 0, "the model file is unreadable", 5);
+  mkt_serve_job_end(&sv, s, LOCAL_ERROR, 3, 0, "the model file is unreadable", LOCAL_E_INTERNAL, 5);
   mkt_serve_action a = next(MKT_SV_ERROR);
   assert_int_equal(a.code, MKT_E_INTERNAL);
+  assert_null(a.data_code);
   assert_string_equal(a.message, "the model file is unreadable");
+  next(MKT_SV_RECEIPT);
+  next(MKT_SV_FREE);
+  none();
+  /* a prompt past the context is the request's fault: invalid params, with OpenAI's code */
+  s = admit(12, 0, 1);
+  mkt_serve_started(&sv, s, 0);
+  next(MKT_SV_ALLOW);
+  mkt_serve_job_end(&sv, s, LOCAL_ERROR, 5000, 0, "the prompt has 5000 tokens", LOCAL_E_CONTEXT, 6);
+  a = next(MKT_SV_ERROR);
+  assert_int_equal(a.code, MKT_E_INVALID);
+  assert_string_equal(a.data_code, "context_length_exceeded");
   next(MKT_SV_RECEIPT);
   next(MKT_SV_FREE);
   none();

@@ -1,4 +1,4 @@
-/* market/local — serving generations from the node's own models.
+/* llm/local — the inference worker: serving generations from the node's own models.
  *
  * One worker thread owns the inference state: the model, tokenizer and engine of the most
  * recently used model stay loaded (a request for another model swaps them), and the
@@ -9,8 +9,8 @@
  * it, and the worker stops generating at the next token.
  *
  * Thread-safety: every function may be called from any thread; the worker is internal. */
-#ifndef APIARY_MARKET_LOCAL_H
-#define APIARY_MARKET_LOCAL_H
+#ifndef APIARY_LLM_LOCAL_H
+#define APIARY_LLM_LOCAL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -65,10 +65,17 @@ void local_req_clear(local_req *lr);
 
 typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_ERROR, LOCAL_CANCELED } local_finish;
 
+/* What kind of error ended a job (LOCAL_ERROR). */
+typedef enum local_error_kind {
+  LOCAL_E_INTERNAL = 0,       /* the node's fault: the model would not load, out of memory, … */
+  LOCAL_E_CONTEXT,            /* the request's: the prompt does not fit the context */
+} local_error_kind;
+
 typedef struct local_result {
   local_finish finish;
   int prompt_tokens, completion_tokens;
   char error[720];            /* LOCAL_ERROR: what went wrong */
+  local_error_kind kind;      /* LOCAL_ERROR: whose fault */
 } local_result;
 
 /* n_threads / n_ctx: engine settings (0 = defaults). */

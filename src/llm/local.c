@@ -1,5 +1,5 @@
-/* market/local — local inference worker; see local.h. */
-#include "market/local.h"
+/* llm/local — local inference worker; see local.h. */
+#include "llm/local.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -235,6 +235,9 @@ static void run_job(local_svc *s, local_job *j) {
   if (n >= engine_n_ctx(s->e)) {
     free(ids);
     snprintf(err, sizeof err, "the prompt has %d tokens; this node's context holds %d", n, engine_n_ctx(s->e));
+    pthread_mutex_lock(&j->mu);
+    j->result.kind = LOCAL_E_CONTEXT;
+    pthread_mutex_unlock(&j->mu);
     finish(j, LOCAL_ERROR, n, 0, err);
     return;
   }
