@@ -1,5 +1,9 @@
 /* node/mktsvc — the client side of the market: answering a request for a model this node
- * does not have by buying the tokens from other nodes (docs/market.md).
+ * does not have by buying the tokens from other nodes (docs/market.md). The decisions
+ * (which provider, failover, stalls, the Registry check, verification, when a payment is
+ * due) are market/route's, an engine without I/O; this file carries out its actions on
+ * the links, the chain and the payment channels, and runs the payment machinery (vouchers
+ * through market/payflow, one unanswered voucher per channel, resends).
  *
  *   offers     every linked peer is asked for its offers (`market.offers`) when its link
  *              comes up; `apiary offers` lists them with ours.
