@@ -1,8 +1,5 @@
 /* node/mktsvc — buying generations from other nodes; see mktsvc.h and docs/market.md. */
-#include "node/mktsvc.h"
-
 #include <errno.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +8,6 @@
 
 #include "chain/ethrpc.h"
 #include "chain/registry.h"
-#include "core/buf.h"
 #include "core/err.h"
 #include "core/hex.h"
 #include "core/log.h"
@@ -19,108 +15,20 @@
 #include "crypto/wallet.h"
 #include "llm/gguf.h"
 #include "llm/mstore.h"
-#include "market/route.h"
-#include "market/payflow.h"
-#include "market/receipt.h"
-#include "pay/channel.h"
+#include "node/mktsvc_impl.h"
 
-#define TIMER_MS 100
-#define GEN_TIMEOUT_MS (30 * 60 * 1000)
-#define MAX_NAMES 256
-#define MAX_WAITING 64
-#define MAX_INFLIGHT 64
-#define RESEND_MS 2000             /* how often unanswered vouchers are sent again */
-#define PAY_TIMEOUT_MS 15000
+uint64_t mktsvc__now_ms(mktsvc *m) { return uv_now(m->loop); }
 
-/* What the glue holds for one of the engine's attempts: the payment state (market/payflow
- * keeps the books; this tracks what is signed and answered) and the receipt's fields. It
- * outlives the engine's interest (DROP) while calls or payments are outstanding. */
-typedef struct attempt {
-  mktsvc *m;
-  uint32_t aid;
-  uint8_t pk[32];
-  char node_id[IDENT_ID_BUF];
-  uint8_t request[16];
-  uint8_t model[32];
-  uint8_t request_hash[32];
-  int has_hash;
-  mkt_offer offer;
-  uint8_t channel[32];
-  int has_channel;
-  int pt, gt;             /* prompt (incl. cont) and generated tokens reported */
-  uint64_t paid_signed, paid_acked;
-  int calls_live;         /* `generate` calls and channel openings outstanding */
-  int pays_live;          /* market.pay calls outstanding, or waiting for the channel */
-  int paying;             /* one of ours is unanswered: the next waits (payflow, one per channel) */
-  int pay_waiting;        /* in m->waiting: the channel has another attempt's voucher out */
-  int done;               /* the final answer came */
-  int dropped;            /* the engine is done with it */
-  char status[16];
-  struct attempt *next;
-} attempt;
+void mktsvc__ignore_reply(void *ud, const rpc_reply *r) { (void)ud, (void)r; }
 
-/* A request handed over by an HTTP thread (the inbox), admitted on the loop. */
-typedef struct submission {
-  char spec[256];
-  json_t *params;
-  int max_tokens;
-  uint8_t only[32];
-  int has_only;
-  mkt_stream *stream;
-  struct submission *next;
-} submission;
 
-struct mktsvc {
-  uv_loop_t *loop;
-  uv_timer_t timer;
-  uv_async_t async;
-  int handles;
-  uint8_t me[32];
-  store *db;
-  netsvc *ns;
-  paysvc *pay;
-  gensvc *gen;
-  const char *models_dir;
-  char wallet_path[1024];
-  mkt_route *rt;          /* the buyer's engine (market/route) */
-  attempt *attempts;      /* the glue's side of the engine's attempts */
-  /* chain */
-  char rpc_url[512];
-  uint8_t registry[20];
-  int registry_on;
-  /* settings */
-  u256 deposit;
-  uint64_t lifetime_s;
-  int pay_every;
-  double verify_rate;
-  attempt *waiting[MAX_WAITING]; /* attempts with tokens to pay whose channel is busy */
-  int n_waiting;
-  uint8_t inflight[MAX_INFLIGHT][32]; /* channels with a market.pay call outstanding */
-  int n_inflight;
-  uint64_t resend_at;     /* next look for unanswered vouchers to send again */
-  unsigned resend_round;
-  int jobs;               /* thread-pool jobs running */
-  /* the HTTP threads' inbox, and what the network offers for GET /v1/models */
-  pthread_mutex_t mu;
-  char *models_json;      /* under mu: a JSON array of network models */
-  submission *inbox;
-  int stopped;            /* under mu */
-  int closing;
-};
-
-static uint64_t now_ms(mktsvc *m) { return uv_now(m->loop); }
-
-static void ignore_reply(void *ud, const rpc_reply *r) { (void)ud, (void)r; }
-
-static void drain(mktsvc *m);
-
-static attempt *attempt_of(mktsvc *m, uint32_t aid) {
+attempt *mktsvc__attempt_of(mktsvc *m, uint32_t aid) {
   for (attempt *a = m->attempts; a; a = a->next)
     if (a->aid == aid) return a;
   return NULL;
 }
 
-static void maybe_free_attempt(attempt *a) {
+void mktsvc__maybe_free_attempt(attempt *a) {
   if (!a->dropped || a->calls_live || a->pays_live) return;
   mktsvc *m = a->m;
   for (attempt **pp = &m->attempts; *pp; pp = &(*pp)->next)
@@ -129,7 +37,7 @@ static void maybe_free_attempt(attempt *a) {
 }
 
 /* Our receipt for attempt a (its amount is payflow's: put never changes it). */
-static void client_receipt(mktsvc *m, const attempt *a, mkt_receipt *r) {
+void mktsvc__client_receipt(mktsvc *m, const attempt *a, mkt_receipt *r) {
   memset(r, 0, sizeof *r);
   r->role = MKT_CLIENT;
   memcpy(r->request, a->request, 16);
@@ -146,10 +54,10 @@ static void client_receipt(mktsvc *m, const attempt *a, mkt_receipt *r) {
   snprintf(r->status, sizeof r->status, "%s", a->status[0] ? a->status : "partial");
 }
 
-static void write_client_receipt(mktsvc *m, attempt *a) {
+void mktsvc__write_client_receipt(mktsvc *m, attempt *a) {
   if (!a->pt && !a->gt) return;
   mkt_receipt r;
-  client_receipt(m, a, &r);
+  mktsvc__client_receipt(m, a, &r);
   if (mkt_receipt_put(m->db, &r)) log_error("cannot record a receipt in %s: %s", store_path(m->db), store_errmsg(m->db));
 }
 
@@ -189,13 +97,13 @@ static void on_offers(void *ud, const rpc_reply *reply) {
     if (reply->kind == RPC_REPLY_RESULT &&
         mkt_offers_from_json(json_object_get(reply->result, "offers"), offers, MKT_MAX_OFFERS, &n, err, sizeof err) ==
             0) {
-      mkt_route_offers(m->rt, now_ms(m), c->pk, offers, n);
+      mkt_route_offers(m->rt, mktsvc__now_ms(m), c->pk, offers, n);
       update_snapshot(m);
     } else {
       if (reply->kind == RPC_REPLY_RESULT) log_debug("bad offers from a peer: %s", err);
       mkt_route_offers_failed(m->rt, c->pk);
     }
-    drain(m);
+    mktsvc__drain(m);
   }
   free(c);
 }
@@ -213,307 +121,13 @@ static void ask_offers(mktsvc *m, const uint8_t pk[32]) {
   }
 }
 
-static void resend_unacked(mktsvc *m, int dial);
 
 static void on_link_ready(void *ud, const uint8_t pk[32]) {
   mktsvc *m = ud;
   if (m->closing) return;
   mkt_route_link_up(m->rt, pk);
-  drain(m);
-  resend_unacked(m, 0); /* a provider is back: settle what it never answered */
-}
-
-/* ---- the Registry (thread pool) ---------------------------------------------------------- */
-
-typedef struct reg_job {
-  uv_work_t w;
-  mktsvc *m;
-  uint8_t sha[32];
-  int ensure;             /* register it when missing (our own offers) */
-  char name[MKT_NAME_MAX];
-  char path[1024];
-  int rc;
-} reg_job;
-
-static void reg_work(uv_work_t *w) {
-  reg_job *j = w->data;
-  mktsvc *m = j->m;
-  ethrpc *eth;
-  if ((j->rc = ethrpc_new(m->rpc_url, 5000, &eth))) return;
-  registry_model rm;
-  j->rc = registry_get_model(eth, m->registry, j->sha, &rm);
-  if (j->rc == ERR_NOTFOUND && j->ensure) {
-    wallet wl;
-    if (wallet_load(m->wallet_path, &wl) == 0) {
-      char license[REGISTRY_LICENSE_MAX] = "unknown", source[REGISTRY_URI_MAX] = "";
-      gguf_file *f;
-      char e[128];
-      if (gguf_open(j->path, &f, e, sizeof e) == 0) {
-        gguf_str s;
-        if (gguf_get_str(f, "general.license", &s) == 0 && s.len > 0 && s.len < (int)sizeof license)
-          snprintf(license, sizeof license, "%.*s", (int)s.len, s.ptr);
-        if (gguf_get_str(f, "general.source.url", &s) == 0 && s.len > 0 && s.len < (int)sizeof source)
-          snprintf(source, sizeof source, "%.*s", (int)s.len, s.ptr);
-        gguf_close(f);
-      }
-      j->rc = registry_add_model(eth, &wl, m->registry, j->sha, j->name, license, source, NULL);
-      wallet_wipe(&wl);
-      if (!j->rc) j->rc = 1; /* added */
-    }
-  }
-  ethrpc_free(eth);
-}
-
-
-/* The Registry's models, so a request can name a model the Registry lists. */
-typedef struct list_job {
-  uv_work_t w;
-  mktsvc *m;
-  registry_model *list;
-  int n;
-} list_job;
-
-static void list_work(uv_work_t *w) {
-  list_job *j = w->data;
-  ethrpc *eth;
-  j->n = -1;
-  if (ethrpc_new(j->m->rpc_url, 5000, &eth)) return;
-  j->n = registry_list_models(eth, j->m->registry, j->list, MAX_NAMES);
-  ethrpc_free(eth);
-}
-
-static void list_after(uv_work_t *w, int status) {
-  list_job *j = w->data;
-  mktsvc *m = j->m;
-  m->jobs--;
-  if (!m->closing) {
-    int n = status ? -1 : j->n;
-    const char *names[MAX_NAMES];
-    uint8_t shas[MAX_NAMES][32];
-    int verified[MAX_NAMES];
-    int64_t at[MAX_NAMES];
-    for (int i = 0; i < n; i++) {
-      names[i] = j->list[i].name;
-      memcpy(shas[i], j->list[i].hash, 32);
-      verified[i] = j->list[i].verified;
-      at[i] = (int64_t)j->list[i].registered_at;
-    }
-    mkt_route_names(m->rt, now_ms(m), names, (const uint8_t(*)[32])shas, verified, at, n);
-    drain(m);
-  }
-  free(j->list);
-  free(j);
-}
-
-static void list_names(mktsvc *m) {
-  list_job *j = calloc(1, sizeof *j);
-  if (j) j->list = calloc(MAX_NAMES, sizeof *j->list);
-  if (j && j->list) j->m = m, j->w.data = j;
-  if (!j || !j->list || uv_queue_work(m->loop, &j->w, list_work, list_after)) {
-    if (j) free(j->list);
-    free(j);
-    mkt_route_names(m->rt, now_ms(m), NULL, NULL, NULL, NULL, -1);
-    return;
-  }
-  m->jobs++;
-}
-
-static void reg_after(uv_work_t *w, int status) {
-  reg_job *j = w->data;
-  mktsvc *m = j->m;
-  m->jobs--;
-  char hex[17];
-  hex_encode(j->sha, 8, hex);
-  if (j->ensure) {
-    if (j->rc == 1) log_info("listed model %s (%s…) in the Registry", j->name, hex);
-    else if (j->rc && j->rc != ERR_NOTFOUND) log_warn("cannot list model %s in the Registry: %s", j->name, err_str(j->rc));
-  } else if (!m->closing) {
-    int listed = status ? -1 : j->rc == 0 ? 1 : j->rc == ERR_NOTFOUND ? 0 : -1;
-    if (listed < 0) log_warn("cannot read the Registry (%s)", err_str(j->rc));
-    mkt_route_registry(m->rt, now_ms(m), j->sha, listed);
-    drain(m);
-  }
-  free(j);
-}
-
-static int reg_start(mktsvc *m, const uint8_t sha[32], int ensure, const char *name, const char *path) {
-  reg_job *j = calloc(1, sizeof *j);
-  if (!j) return ERR_NOMEM;
-  j->m = m;
-  memcpy(j->sha, sha, 32);
-  j->ensure = ensure;
-  if (name) snprintf(j->name, sizeof j->name, "%s", name);
-  if (path) snprintf(j->path, sizeof j->path, "%s", path);
-  j->w.data = j;
-  if (uv_queue_work(m->loop, &j->w, reg_work, reg_after)) { free(j); return ERR_NOMEM; }
-  m->jobs++;
-  return 0;
-}
-
-/* ---- paying ---------------------------------------------------------------------------
- * market/payflow keeps the books: a voucher, the receipt it pays and the "unanswered" mark
- * move in one commit; a channel has one unanswered voucher at a time, so others wait here
- * (m->waiting); a refusal is undone; a voucher with no answer is sent again (resend_unacked)
- * until the provider says yes or no. */
-
-enum { PAY_E_REFUSED = -32011 }; /* node/gensvc: the voucher was refused (not recorded) */
-
-static int inflight_find(mktsvc *m, const uint8_t ch[32]) {
-  for (int i = 0; i < m->n_inflight; i++)
-    if (!memcmp(m->inflight[i], ch, 32)) return i;
-  return -1;
-}
-
-static void inflight_set(mktsvc *m, const uint8_t ch[32], int on) {
-  int i = inflight_find(m, ch);
-  if (on && i < 0 && m->n_inflight < MAX_INFLIGHT) memcpy(m->inflight[m->n_inflight++], ch, 32);
-  if (!on && i >= 0) memcpy(m->inflight[i], m->inflight[--m->n_inflight], 32);
-}
-
-typedef struct pay_ctx {
-  mktsvc *m;
-  attempt *a;             /* NULL: a resend of a voucher found in the store */
-  voucher v;
-  uint64_t add;
-  uint8_t pk[32];
-} pay_ctx;
-
-static void maybe_pay(mktsvc *m, attempt *a, int final);
-
-static void wait_channel(mktsvc *m, attempt *a) {
-  if (a->pay_waiting || m->n_waiting >= MAX_WAITING) return;
-  a->pay_waiting = 1;
-  a->pays_live++;
-  m->waiting[m->n_waiting++] = a;
-}
-
-/* Attempts waiting for a channel try again (all when ch is NULL). */
-static void wake_waiters(mktsvc *m, const uint8_t *ch) {
-  attempt *list[MAX_WAITING];
-  int n = 0;
-  for (int i = 0; i < m->n_waiting;) {
-    attempt *a = m->waiting[i];
-    if ((ch && memcmp(a->channel, ch, 32)) || inflight_find(m, a->channel) >= 0) { i++; continue; }
-    m->waiting[i] = m->waiting[--m->n_waiting];
-    list[n++] = a;
-  }
-  for (int i = 0; i < n; i++) {
-    attempt *a = list[i];
-    a->pay_waiting = 0;
-    a->pays_live--;
-    if (!m->closing) maybe_pay(m, a, a->done);
-    maybe_free_attempt(a);
-  }
-}
-
-static void on_pay_reply(void *ud, const rpc_reply *reply) {
-  pay_ctx *c = ud;
-  mktsvc *m = c->m;
-  attempt *a = c->a;
-  char who[IDENT_ID_BUF], why[240] = "";
-  ident_id_encode(c->pk, who);
-  inflight_set(m, c->v.channel_id, 0);
-  int refused = reply->kind == RPC_REPLY_ERROR && (reply->code == PAY_E_REFUSED || reply->code == RPC_INVALID_PARAMS);
-  if (m->closing) {
-    /* the store is still open (the node closes it after the services), but nobody waits */
-  } else if (reply->kind == RPC_REPLY_RESULT) {
-    if (mkt_pay_acked(m->db, c->v.channel_id, &c->v.amount))
-      log_error("cannot record an accepted voucher in %s: %s", store_path(m->db), store_errmsg(m->db));
-    if (a) {
-      a->paid_acked += c->add;
-      if (a->done && a->paid_acked >= a->paid_signed) snprintf(a->status, sizeof a->status, "complete");
-      write_client_receipt(m, a);
-    }
-  } else if (refused) {
-    snprintf(why, sizeof why, "%s", reply->message && *reply->message ? reply->message : "refused");
-    int rc = mkt_pay_refused(m->db, c->v.channel_id, &c->v.amount);
-    if (rc) log_error("%s refused a voucher (%s) and it cannot be undone here: %s", who, why, err_str(rc));
-    else log_warn("%s refused a voucher (%s); it does not count", who, why);
-    if (a && !rc) a->paid_signed -= c->add;
-  } else {
-    log_info("no answer from %s to a voucher (%s): it will be sent again", who,
-             reply->message && *reply->message ? reply->message : "timeout");
-  }
-  free(c);
-  if (!a) {
-    wake_waiters(m, NULL);
-    return;
-  }
-  a->paying = 0;
-  a->pays_live--;
-  if (!m->closing) wake_waiters(m, a->channel);
-  if (refused) { /* a provider that takes no money is not worked for any more (the engine decides) */
-    if (!a->dropped && !m->closing) {
-      a->pays_live++; /* hold a while the engine's actions run */
-      mkt_route_pay_refused(m->rt, now_ms(m), a->aid, why);
-      drain(m);
-      a->pays_live--;
-    }
-    maybe_free_attempt(a);
-    return;
-  }
-  if (!m->closing && reply->kind == RPC_REPLY_RESULT) maybe_pay(m, a, a->done); /* what came meanwhile */
-  maybe_free_attempt(a);
-}
-
-static int send_voucher(mktsvc *m, attempt *a, const uint8_t pk[32], const uint8_t request[16], const voucher *v,
-                        uint64_t add) {
-  pay_ctx *c = calloc(1, sizeof *c);
-  if (!c) return ERR_NOMEM;
-  c->m = m;
-  c->a = a;
-  c->v = *v;
-  c->add = add;
-  memcpy(c->pk, pk, 32);
-  char rq[33];
-  hex_encode(request, 16, rq);
-  inflight_set(m, v->channel_id, 1);
-  if (a) a->paying = 1, a->pays_live++;
-  int rc = netsvc_call(m->ns, pk, "market.pay", json_pack("{s:s, s:o}", "request", rq, "voucher", voucher_to_json(v)),
-                       PAY_TIMEOUT_MS, on_pay_reply, c);
-  if (rc) { /* it stays unanswered in the store: resent later */
-    inflight_set(m, v->channel_id, 0);
-    if (a) a->paying = 0, a->pays_live--;
-    free(c);
-  }
-  return rc;
-}
-
-/* Pays what is owed for the tokens received so far, in steps of pay_every tokens (all of it
- * when final). */
-static void maybe_pay(mktsvc *m, attempt *a, int final) {
-  if (!a->has_channel || a->paying || a->pay_waiting || m->closing) return;
-  uint64_t owed = 0, step_wei = 0;
-  if (mkt_cost((uint64_t)a->pt, (uint64_t)a->gt, a->offer.price_prompt, a->offer.price_gen, &owed)) return;
-  mkt_cost(0, (uint64_t)m->pay_every, 0, a->offer.price_gen, &step_wei);
-  if (owed <= a->paid_signed) return;
-  if (!final && owed - a->paid_signed < (step_wei ? step_wei : 1)) return;
-  if (inflight_find(m, a->channel) >= 0) { wait_channel(m, a); return; }
-  uint64_t add = owed - a->paid_signed;
-  mkt_receipt r;
-  client_receipt(m, a, &r);
-  voucher v;
-  int rc = mkt_pay_sign(m->db, paysvc_wallet(m->pay), &r, add, (uint64_t)time(NULL), &v);
-  if (rc == ERR_BUSY) { wait_channel(m, a); return; } /* an older voucher awaits its answer */
-  if (rc) {
-    log_error("cannot sign a voucher for %s: %s%s%s", a->node_id, err_str(rc), rc == ERR_STORE ? ": " : "",
-              rc == ERR_STORE ? store_errmsg(m->db) : "");
-    return;
-  }
-  a->paid_signed = owed;
-  send_voucher(m, a, a->pk, a->request, &v, add);
-}
-
-/* Vouchers signed earlier (this run or before a crash) that got no answer go out again:
- * the provider accepts each once (a second time changes nothing) or refuses it (undone). */
-static void resend_unacked(mktsvc *m, int dial) {
-  static mkt_unacked list[MKT_UNACKED_MAX];
-  int n = mkt_pay_unacked_list(m->db, list, MKT_UNACKED_MAX);
-  for (int i = 0; i < n; i++) {
-    if (inflight_find(m, list[i].v.channel_id) >= 0) continue;
-    if (!dial && !netsvc_linked(m->ns, list[i].provider)) continue;
-    send_voucher(m, NULL, list[i].provider, list[i].request, &list[i].v, list[i].add);
-  }
+  mktsvc__drain(m);
+  mktsvc__resend_unacked(m, 0); /* a provider is back: settle what it never answered */
 }
 
 /* ---- the engine's reads (market/route's env) --------------------------------------------- */
@@ -546,7 +160,7 @@ static int env_client_channel(void *ud, const uint8_t pk[32], uint64_t need, uin
 }
 
 static uint64_t env_paid(void *ud, uint32_t aid) {
-  attempt *a = attempt_of(ud, aid);
+  attempt *a = mktsvc__attempt_of(ud, aid);
   return a ? a->paid_signed : 0;
 }
 
@@ -567,10 +181,10 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
   mktsvc *m = a->m;
   if (reply->kind != RPC_REPLY_STREAM) a->calls_live--;
   if (m->closing || a->dropped) {
-    maybe_free_attempt(a);
+    mktsvc__maybe_free_attempt(a);
     return;
   }
-  uint64_t now = now_ms(m);
+  uint64_t now = mktsvc__now_ms(m);
   a->pays_live++; /* held while the engine's actions run */
   if (reply->kind == RPC_REPLY_STREAM) {
     json_t *d = reply->result;
@@ -595,9 +209,9 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
     mkt_route_done(m->rt, now, a->aid, (int)json_integer_value(json_object_get(res, "prompt_tokens")),
                    (int)json_integer_value(json_object_get(res, "completion_tokens")), fin && !strcmp(fin, "length"));
   }
-  drain(m);
+  mktsvc__drain(m);
   a->pays_live--;
-  maybe_free_attempt(a);
+  mktsvc__maybe_free_attempt(a);
 }
 
 static void on_channel(void *ud, int rc, const channel *ch, const char *msg) {
@@ -606,25 +220,25 @@ static void on_channel(void *ud, int rc, const channel *ch, const char *msg) {
   a->calls_live--;
   if (!m->closing && !a->dropped) {
     a->pays_live++;
-    mkt_route_channel(m->rt, now_ms(m), a->aid, rc, rc ? NULL : ch->id, msg);
-    drain(m);
+    mkt_route_channel(m->rt, mktsvc__now_ms(m), a->aid, rc, rc ? NULL : ch->id, msg);
+    mktsvc__drain(m);
     a->pays_live--;
   }
-  maybe_free_attempt(a);
+  mktsvc__maybe_free_attempt(a);
 }
 
 /* Carries out the engine's actions. */
-static void drain(mktsvc *m) {
+void mktsvc__drain(mktsvc *m) {
   mkt_route_action x;
   while (mkt_route_poll(m->rt, &x)) {
-    attempt *a = x.aid ? attempt_of(m, x.aid) : NULL;
+    attempt *a = x.aid ? mktsvc__attempt_of(m, x.aid) : NULL;
     char rq[33];
     switch (x.kind) {
     case MKT_RT_ASK_OFFERS: ask_offers(m, x.pk); break;
     case MKT_RT_FIND_PROVIDERS: netsvc_find_providers(m->ns, x.sha); break;
-    case MKT_RT_LIST_NAMES: list_names(m); break;
+    case MKT_RT_LIST_NAMES: mktsvc__list_names(m); break;
     case MKT_RT_REG_LOOKUP:
-      if (reg_start(m, x.sha, 0, NULL, NULL)) mkt_route_registry(m->rt, now_ms(m), x.sha, -1);
+      if (mktsvc__reg_start(m, x.sha, 0, NULL, NULL)) mkt_route_registry(m->rt, mktsvc__now_ms(m), x.sha, -1);
       break;
     case MKT_RT_ATTEMPT:
       if (!a) {
@@ -646,7 +260,7 @@ static void drain(mktsvc *m) {
         a->calls_live++;
         break;
       }
-      mkt_route_channel(m->rt, now_ms(m), x.aid, ERR_INVAL, NULL, "cannot open a payment channel");
+      mkt_route_channel(m->rt, mktsvc__now_ms(m), x.aid, ERR_INVAL, NULL, "cannot open a payment channel");
       break;
     case MKT_RT_CALL:
       if (a) {
@@ -657,18 +271,18 @@ static void drain(mktsvc *m) {
       } else {
         json_decref(x.params);
       }
-      mkt_route_error(m->rt, now_ms(m), x.aid, MKT_RT_E_NO_CALL, "cannot call the provider", NULL);
+      mkt_route_error(m->rt, mktsvc__now_ms(m), x.aid, MKT_RT_E_NO_CALL, "cannot call the provider", NULL);
       break;
     case MKT_RT_STOP:
       hex_encode(x.request, 16, rq);
-      netsvc_call(m->ns, x.pk, "market.stop", json_pack("{s:s}", "request", rq), 5000, ignore_reply, NULL);
+      netsvc_call(m->ns, x.pk, "market.stop", json_pack("{s:s}", "request", rq), 5000, mktsvc__ignore_reply, NULL);
       break;
     case MKT_RT_PAY:
       if (!a) break;
       a->pt = x.pt;
       a->gt = x.gt;
       if (x.final) a->done = 1;
-      maybe_pay(m, a, x.final);
+      mktsvc__maybe_pay(m, a, x.final);
       break;
     case MKT_RT_RECEIPT:
       if (!a) break;
@@ -676,12 +290,12 @@ static void drain(mktsvc *m) {
       a->gt = x.gt;
       snprintf(a->status, sizeof a->status, "%s",
                strcmp(x.status, "done") ? x.status : a->paid_acked >= a->paid_signed ? "complete" : "partial");
-      write_client_receipt(m, a);
+      mktsvc__write_client_receipt(m, a);
       break;
     case MKT_RT_DROP:
       if (!a) break;
       a->dropped = 1;
-      maybe_free_attempt(a);
+      mktsvc__maybe_free_attempt(a);
       break;
     case MKT_RT_STATS: mkt_stats_record(m->db, x.pk, x.ok, x.latency_ms, (int64_t)time(NULL)); break;
     case MKT_RT_VERIFIED: mkt_stats_verify(m->db, x.pk, x.ok); break;
@@ -697,14 +311,14 @@ static void drain(mktsvc *m) {
 
 static void on_timer(uv_timer_t *t) {
   mktsvc *m = t->data;
-  uint64_t now = now_ms(m);
+  uint64_t now = mktsvc__now_ms(m);
   if (now >= m->resend_at) {
     m->resend_at = now + RESEND_MS;
-    resend_unacked(m, ++m->resend_round % 8 == 0); /* unlinked providers are dialled now and then */
+    mktsvc__resend_unacked(m, ++m->resend_round % 8 == 0); /* unlinked providers are dialled now and then */
   }
-  wake_waiters(m, NULL);
+  mktsvc__wake_waiters(m, NULL);
   mkt_route_tick(m->rt, now); /* stalls, retries, waits, canceled streams */
-  drain(m);
+  mktsvc__drain(m);
 }
 
 static void on_async(uv_async_t *h) {
@@ -716,9 +330,9 @@ static void on_async(uv_async_t *h) {
   while (list) {
     submission *s = list;
     list = s->next;
-    mkt_route_submit(m->rt, now_ms(m), s->spec, s->params, s->max_tokens, s->has_only ? s->only : NULL, s->stream);
+    mkt_route_submit(m->rt, mktsvc__now_ms(m), s->spec, s->params, s->max_tokens, s->has_only ? s->only : NULL, s->stream);
     free(s);
-    drain(m);
+    mktsvc__drain(m);
   }
   on_timer(&m->timer); /* cancellations */
 }
@@ -925,7 +539,7 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
   if (m->registry_on && gen && paysvc_enabled(pay) && config_bool(cfg, "market", "register_models")) {
     size_t n;
     const mkt_offer *own = gensvc_offers(gen, &n);
-    for (size_t i = 0; i < n; i++) reg_start(m, own[i].model, 1, own[i].name, gensvc_model_path(gen, own[i].model));
+    for (size_t i = 0; i < n; i++) mktsvc__reg_start(m, own[i].model, 1, own[i].name, gensvc_model_path(gen, own[i].model));
   }
   if (m->verify_rate > 0) log_info("verifying %.0f%% of remote answers on a second provider", m->verify_rate * 100);
   *out = m;
@@ -947,17 +561,17 @@ void mktsvc_stop(mktsvc *m) {
   while (list) { /* never admitted: they end like the rest */
     submission *s = list;
     list = s->next;
-    mkt_route_submit(m->rt, now_ms(m), s->spec, s->params, s->max_tokens, NULL, s->stream);
+    mkt_route_submit(m->rt, mktsvc__now_ms(m), s->spec, s->params, s->max_tokens, NULL, s->stream);
     free(s);
   }
-  mkt_route_shutdown(m->rt, now_ms(m)); /* every request ends; its calls are told to stop */
-  drain(m);
+  mkt_route_shutdown(m->rt, mktsvc__now_ms(m)); /* every request ends; its calls are told to stop */
+  mktsvc__drain(m);
   m->closing = 1;
   while (m->n_waiting) { /* their vouchers were never signed: nothing is owed in the books */
     attempt *a = m->waiting[--m->n_waiting];
     a->pay_waiting = 0;
     a->pays_live--;
-    maybe_free_attempt(a);
+    mktsvc__maybe_free_attempt(a);
   }
   uv_close((uv_handle_t *)&m->timer, on_closed);
   uv_close((uv_handle_t *)&m->async, on_closed);
@@ -975,3 +589,4 @@ void mktsvc_free(mktsvc *m) {
   pthread_mutex_destroy(&m->mu);
   free(m);
 }
+
