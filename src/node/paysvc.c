@@ -1,5 +1,5 @@
 /* node/paysvc — payments inside the node daemon; see paysvc.h and docs/payments.md. */
-#include "node/paysvc.h"
+#include "node/paysvc_impl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,54 +17,20 @@
 #include "pay/escrow.h"
 #include "pay/voucher.h"
 
-#define JOB_MAX 16          /* channels per claim job */
-#define LOOKUPS_MAX 16      /* channel lookups in flight */
-#define SEND_RETRIES 20     /* pay.send retries while the provider looks the channel up */
-#define SEND_RETRY_MS 250
-#define RPC_TIMEOUT_MS 5000
+uint64_t paysvc__now_s(void) { return (uint64_t)time(NULL); }
 
-/* JSON-RPC error codes of the peer methods. */
-enum { PAY_E_UNKNOWN = -32010 /* channel unknown: looking it up, retry */, PAY_E_REFUSED = -32011,
-       PAY_E_DISABLED = -32012 };
-
-struct paysvc {
-  uv_loop_t *loop;
-  store *db;                  /* borrowed */
-  netsvc *ns;                 /* borrowed */
-  wallet w;                   /* node wallet (secret; wiped at free) */
-  int have_wallet;
-  char rpc_url[512];
-  uint64_t chain_id;          /* 0: no deployment configured */
-  uint8_t escrow[20];
-  char escrow_text[64], registry_text[64], governance_text[64];
-  u256 threshold;             /* claim when unclaimed >= this */
-  uint64_t before_expiry_s, margin_s, interval_s;
-  uv_timer_t timer;
-  int timer_open;
-  int claiming;               /* a claim job is running */
-  ctl_req *force_req;         /* pay.claim waiting for the running claim job */
-  ctl_req *force_wait;        /* pay.claim that came while an automatic claim ran */
-  int offline;                /* the last chain access failed on transport */
-  uint8_t lookups[LOOKUPS_MAX][32];
-  int n_lookups;
-  int pending;                /* jobs and send contexts alive */
-  int stopping;
-};
-
-static uint64_t now_s(void) { return (uint64_t)time(NULL); }
-
-static void maybe_free(paysvc *p) {
+void paysvc__maybe_free(paysvc *p) {
   if (!p->stopping || p->pending || p->timer_open) return;
   wallet_wipe(&p->w);
   free(p);
 }
 
-static void hex0x(const uint8_t *b, size_t n, char *out) {
+void paysvc__hex0x(const uint8_t *b, size_t n, char *out) {
   out[0] = '0', out[1] = 'x';
   hex_encode(b, n, out + 2);
 }
 
-static json_t *info_json(paysvc *p) {
+json_t *paysvc__info_json(paysvc *p) {
   char addr[WALLET_ADDR_BUF] = "";
   if (p->have_wallet) wallet_addr_eip55(p->w.addr, addr);
   return json_pack("{s:s, s:I, s:s, s:s, s:s}", "address", addr, "chain_id", (json_int_t)p->chain_id, "escrow",
@@ -189,7 +155,7 @@ static void after_lookup(job *j) {
   }
   if (!rc && j->role == CHANNEL_CLIENT && !p->stopping) { /* tell the provider at once */
     char id[67];
-    hex0x(e->id, 32, id);
+    paysvc__hex0x(e->id, 32, id);
     netsvc_call(p->ns, j->peer, "pay.channel", json_pack("{s:s}", "channel", id), 10000, ignore_reply, NULL);
   }
   if (j->open_cb) {
@@ -214,12 +180,11 @@ static void after_lookup(job *j) {
   else ctl_reply_ok(j->req, channel_to_json(&ch));
 }
 
-static int claim_due(paysvc *p, int force);
 
 /* Claims everything unclaimed now for a pay.claim request. */
-static void start_forced(paysvc *p, ctl_req *req) {
+void paysvc__start_forced(paysvc *p, ctl_req *req) {
   p->force_wait = NULL;
-  int n = p->stopping ? ERR_CANCELED : claim_due(p, 1);
+  int n = p->stopping ? ERR_CANCELED : paysvc__claim_due(p, 1);
   if (n < 0) ctl_reply_err(req, CTL_FAILED, "%s", err_str(n));
   else if (n == 0) ctl_reply_ok(req, json_pack("{s:[]}", "claims"));
   else p->force_req = req;
@@ -240,7 +205,7 @@ static void after_claim(job *j) {
       rc = channel_set_chain(p->db, e->id, &cur.deposit, cur.expiry, &e->amount, cur.closed);
     if (rc) log_error("cannot record a claim: %s", store_errmsg(p->db));
     char id[67], amt[U256_DEC_BUF];
-    hex0x(e->id, 32, id);
+    paysvc__hex0x(e->id, 32, id);
     u256_to_dec(&e->amount, amt);
     if (e->already) log_info("channel %.10s… was claimed on chain already (voucher total %s wei): recorded", id, amt);
     else if (!e->rc) log_info("claimed channel %.10s…: voucher total %s wei", id, amt);
@@ -253,7 +218,7 @@ static void after_claim(job *j) {
   } else {
     json_decref(arr);
   }
-  if (p->force_wait) start_forced(p, p->force_wait);
+  if (p->force_wait) paysvc__start_forced(p, p->force_wait);
 }
 
 static void after_work_cb(uv_work_t *w, int status) {
@@ -269,7 +234,7 @@ static void after_work_cb(uv_work_t *w, int status) {
   }
   free(j);
   p->pending--;
-  maybe_free(p);
+  paysvc__maybe_free(p);
 }
 
 static int queue_job(paysvc *p, job *j) {
@@ -281,7 +246,7 @@ static int queue_job(paysvc *p, job *j) {
   return 0;
 }
 
-static int start_lookup(paysvc *p, const uint8_t id[32], channel_role role, const uint8_t *peer, ctl_req *req) {
+int paysvc__start_lookup(paysvc *p, const uint8_t id[32], channel_role role, const uint8_t *peer, ctl_req *req) {
   if (!req) {
     for (int i = 0; i < p->n_lookups; i++)
       if (!memcmp(p->lookups[i], id, 32)) return 0;
@@ -302,7 +267,7 @@ static int start_lookup(paysvc *p, const uint8_t id[32], channel_role role, cons
 
 /* Starts a claim job for the provider channels that are due (all with anything unclaimed
  * when force). Returns the number of channels, 0 when none is due. */
-static int claim_due(paysvc *p, int force) {
+int paysvc__claim_due(paysvc *p, int force) {
   if (p->claiming || !p->have_wallet || !p->chain_id) return 0;
   static channel list[CHANNEL_MAX_LIST];
   int n = channel_list(p->db, CHANNEL_PROVIDER, list, CHANNEL_MAX_LIST);
@@ -310,7 +275,7 @@ static int claim_due(paysvc *p, int force) {
   job *j = calloc(1, sizeof *j);
   if (!j) return ERR_NOMEM;
   j->kind = JOB_CLAIM;
-  uint64_t now = now_s();
+  uint64_t now = paysvc__now_s();
   for (int i = 0; i < n && j->n < JOB_MAX; i++) {
     channel *c = &list[i];
     u256 unclaimed;
@@ -333,250 +298,7 @@ static int claim_due(paysvc *p, int force) {
 
 static void on_timer(uv_timer_t *t) {
   paysvc *p = t->data;
-  if (!p->stopping) claim_due(p, 0);
-}
-
-/* ---- peer methods --------------------------------------------------------------------- */
-
-static void m_peer_info(void *ud, rpc *r, const rpc_request *req) {
-  paysvc *p = ud;
-  json_t *res = info_json(p);
-  rpc_respond(r, req->handle, res, NULL, 0);
-  json_decref(res);
-}
-
-static void m_peer_channel(void *ud, rpc *r, const rpc_request *req) {
-  paysvc *p = ud;
-  uint8_t id[32];
-  if (hex_parse(json_string_value(json_object_get(req->params, "channel")), id, 32)) {
-    rpc_respond_error(r, req->handle, -32602, "need a channel id", NULL);
-    return;
-  }
-  channel ch;
-  if (p->chain_id && p->have_wallet && channel_get(p->db, id, &ch) == ERR_NOTFOUND)
-    start_lookup(p, id, CHANNEL_PROVIDER, NULL, NULL);
-  json_t *res = json_pack("{s:b}", "ok", 1);
-  rpc_respond(r, req->handle, res, NULL, 0);
-  json_decref(res);
-}
-
-static void m_peer_voucher(void *ud, rpc *r, const rpc_request *req) {
-  paysvc *p = ud;
-  voucher v;
-  if (!p->have_wallet || !p->chain_id) {
-    rpc_respond_error(r, req->handle, PAY_E_DISABLED, "this node takes no payments (no chain deployment)", NULL);
-    return;
-  }
-  if (voucher_from_json(req->params, &v)) {
-    rpc_respond_error(r, req->handle, -32602, "malformed voucher", NULL);
-    return;
-  }
-  int rc = (v.chain_id != p->chain_id || memcmp(v.escrow, p->escrow, 20)) ? ERR_WRONG_CHAIN
-           : voucher_accept(p->db, &v, now_s(), p->margin_s, NULL);
-  if (rc == ERR_UNKNOWN_CHANNEL) {
-    channel ch;
-    if (channel_get(p->db, v.channel_id, &ch) == ERR_NOTFOUND) start_lookup(p, v.channel_id, CHANNEL_PROVIDER, NULL, NULL);
-    rpc_respond_error(r, req->handle, PAY_E_UNKNOWN, "unknown channel (looking it up on chain; retry)", NULL);
-    return;
-  }
-  if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) /* the cache may be stale (topUp, extend): re-read it */
-    start_lookup(p, v.channel_id, 0, NULL, NULL);
-  if (rc) {
-    json_t *data = json_pack("{s:i}", "code", rc);
-    rpc_respond_error(r, req->handle, PAY_E_REFUSED, err_str(rc), data);
-    json_decref(data);
-    return;
-  }
-  /* committed: only now is the voucher acknowledged */
-  char amt[U256_DEC_BUF];
-  u256_to_dec(&v.amount, amt);
-  json_t *res = json_pack("{s:s}", "accepted", amt);
-  rpc_respond(r, req->handle, res, NULL, 0);
-  json_decref(res);
-  claim_due(p, 0);
-}
-
-/* ---- control methods ------------------------------------------------------------------ */
-
-static void c_info(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  json_t *o = info_json(p);
-  json_object_set_new(o, "rpc", json_string(p->rpc_url));
-  json_object_set_new(o, "chain_reachable", json_boolean(!p->offline));
-  ctl_reply_ok(req, o);
-}
-
-typedef struct peer_ctx {
-  ctl_req *req;
-} peer_ctx;
-
-static void on_peer_info(void *ud, const rpc_reply *reply) {
-  peer_ctx *c = ud;
-  if (reply->kind == RPC_REPLY_RESULT) ctl_reply_ok(c->req, json_incref(reply->result));
-  else ctl_reply_err(c->req, CTL_FAILED, "peer: %s", reply->message && *reply->message ? reply->message : "no answer");
-  free(c);
-}
-
-static int node_param(json_t *params, uint8_t pk[32]) {
-  const char *s = json_string_value(json_object_get(params, "node_id"));
-  return s ? ident_id_decode(s, strlen(s), pk) : ERR_INVAL;
-}
-
-static void c_peer_info(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  uint8_t pk[32];
-  if (node_param(params, pk)) { ctl_reply_err(req, CTL_INVALID_PARAMS, "need a valid node id"); return; }
-  peer_ctx *c = calloc(1, sizeof *c);
-  if (!c) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
-  c->req = req;
-  int rc = netsvc_call(p->ns, pk, "pay.info", json_object(), 10000, on_peer_info, c);
-  if (rc) {
-    ctl_reply_err(req, CTL_FAILED, rc == ERR_INVAL ? "that is this node" : "cannot reach it: %s", err_str(rc));
-    free(c);
-  }
-}
-
-static void c_channel_add(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  uint8_t id[32], pk[32];
-  if (!p->chain_id) { ctl_reply_err(req, CTL_FAILED, "no chain deployment configured"); return; }
-  if (hex_parse(json_string_value(json_object_get(params, "channel")), id, 32) || node_param(params, pk)) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need channel and node_id");
-    return;
-  }
-  int rc = start_lookup(p, id, CHANNEL_CLIENT, pk, req);
-  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", err_str(rc));
-}
-
-static void c_refresh(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  uint8_t id[32];
-  channel ch;
-  if (hex_parse(json_string_value(json_object_get(params, "channel")), id, 32)) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need a channel id");
-    return;
-  }
-  if (channel_get(p->db, id, &ch)) { ctl_reply_err(req, CTL_FAILED, "unknown channel"); return; }
-  int rc = start_lookup(p, id, 0, NULL, req);
-  if (rc) ctl_reply_err(req, CTL_FAILED, "%s", err_str(rc));
-}
-
-static void c_channels(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  static channel list[CHANNEL_MAX_LIST];
-  int n = channel_list(p->db, 0, list, CHANNEL_MAX_LIST);
-  if (n < 0) { ctl_reply_err(req, CTL_INTERNAL, "%s", store_errmsg(p->db)); return; }
-  json_t *arr = json_array();
-  for (int i = 0; i < n; i++) json_array_append_new(arr, channel_to_json(&list[i]));
-  ctl_reply_ok(req, json_pack("{s:o}", "channels", arr));
-}
-
-static void c_claim(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  if (p->force_req || p->force_wait) { ctl_reply_err(req, CTL_FAILED, "a claim is already running; try again"); return; }
-  if (p->claiming) { p->force_wait = req; return; } /* after the automatic claim */
-  start_forced(p, req);
-}
-
-/* pay.send: sign the next cumulative voucher and hand it to the provider. */
-typedef struct send_ctx {
-  paysvc *p;
-  ctl_req *req;
-  uint8_t pk[32];
-  voucher v;
-  u256 added;
-  int tries;
-  uv_timer_t t;
-} send_ctx;
-
-static void send_closed(uv_handle_t *h) {
-  send_ctx *c = h->data;
-  paysvc *p = c->p;
-  free(c);
-  p->pending--;
-  maybe_free(p);
-}
-
-static void send_now(send_ctx *c);
-
-static void send_retry(uv_timer_t *t) {
-  send_ctx *c = t->data;
-  if (c->p->stopping) {
-    ctl_reply_err(c->req, CTL_FAILED, "node stopping");
-    uv_close((uv_handle_t *)&c->t, send_closed);
-    return;
-  }
-  send_now(c);
-}
-
-static void on_voucher_reply(void *ud, const rpc_reply *reply) {
-  send_ctx *c = ud;
-  if (reply->kind == RPC_REPLY_ERROR && reply->code == PAY_E_UNKNOWN && ++c->tries < SEND_RETRIES && !c->p->stopping) {
-    uv_timer_start(&c->t, send_retry, SEND_RETRY_MS, 0);
-    return;
-  }
-  char id[67], total[U256_DEC_BUF], added[U256_DEC_BUF];
-  hex0x(c->v.channel_id, 32, id);
-  u256_to_dec(&c->v.amount, total);
-  u256_to_dec(&c->added, added);
-  if (reply->kind == RPC_REPLY_RESULT)
-    ctl_reply_ok(c->req, json_pack("{s:s, s:s, s:s, s:b}", "channel", id, "total", total, "paid", added, "accepted", 1));
-  else
-    ctl_reply_err(c->req, CTL_FAILED, "provider refused the voucher: %s",
-                  reply->message && *reply->message ? reply->message : "no answer");
-  uv_close((uv_handle_t *)&c->t, send_closed);
-}
-
-static void send_now(send_ctx *c) {
-  int rc = netsvc_call(c->p->ns, c->pk, "pay.voucher", voucher_to_json(&c->v), 15000, on_voucher_reply, c);
-  if (rc) {
-    ctl_reply_err(c->req, CTL_FAILED, "cannot reach the provider: %s", err_str(rc));
-    uv_close((uv_handle_t *)&c->t, send_closed);
-  }
-}
-
-static void c_send(ctl_req *req, json_t *params, void *ud) {
-  paysvc *p = ud;
-  uint8_t pk[32];
-  u256 add;
-  const char *amt = json_string_value(json_object_get(params, "amount"));
-  if (node_param(params, pk) || !amt || channel_amount_parse(amt, &add) || u256_is_zero(&add)) {
-    ctl_reply_err(req, CTL_INVALID_PARAMS, "need node_id and a positive amount");
-    return;
-  }
-  if (!p->have_wallet || !p->chain_id) { ctl_reply_err(req, CTL_FAILED, "no wallet or chain deployment"); return; }
-  channel ch;
-  int rc = channel_find_client(p->db, pk, p->chain_id, p->escrow, &ch);
-  if (rc) {
-    ctl_reply_err(req, CTL_FAILED, rc == ERR_NOTFOUND ? "no open channel to that node; run 'apiary channel open'" : "%s",
-                  err_str(rc));
-    return;
-  }
-  send_ctx *c = calloc(1, sizeof *c);
-  if (!c) { ctl_reply_err(req, CTL_INTERNAL, "out of memory"); return; }
-  u256 total;
-  rc = u256_add(&total, &ch.amount, &add);
-  if (!rc) rc = voucher_sign(&ch, &p->w, &total, now_s(), &c->v);
-  /* Record what we signed before it leaves: we never sign two vouchers for one amount. */
-  if (!rc) rc = store_begin(p->db);
-  if (!rc) {
-    rc = channel_set_voucher(p->db, ch.id, &total, c->v.sig);
-    if (!rc) rc = store_commit(p->db);
-    if (rc) store_rollback(p->db);
-  }
-  if (rc) {
-    ctl_reply_err(req, CTL_FAILED, "cannot sign: %s", err_str(rc));
-    free(c);
-    return;
-  }
-  c->p = p;
-  c->req = req;
-  c->added = add;
-  memcpy(c->pk, pk, 32);
-  uv_timer_init(p->loop, &c->t);
-  c->t.data = c;
-  p->pending++;
-  send_now(c);
+  if (!p->stopping) paysvc__claim_due(p, 0);
 }
 
 /* ---- for the market -------------------------------------------------------------------- */
@@ -585,7 +307,7 @@ int paysvc_enabled(const paysvc *p) { return p && p->have_wallet && p->chain_id;
 
 static int room_at_least(const channel *ch, uint64_t need, uint64_t margin_s) {
   u256 room, want;
-  if (ch->closed || ch->expiry <= now_s() + margin_s) return 0;
+  if (ch->closed || ch->expiry <= paysvc__now_s() + margin_s) return 0;
   if (u256_sub(&room, &ch->deposit, &ch->amount)) return 0;
   want = u256_from_u64(need);
   return u256_cmp(&room, &want) >= 0;
@@ -640,7 +362,7 @@ static void on_open_info(void *ud, const rpc_reply *reply) {
     memcpy(j->peer, c->pk, 32);
     memcpy(j->provider, provider, 20);
     j->deposit = c->deposit;
-    j->expiry = now_s() + c->lifetime_s;
+    j->expiry = paysvc__now_s() + c->lifetime_s;
     j->open_cb = c->cb;
     j->open_ud = c->ud;
     j->n = 1;
@@ -650,7 +372,7 @@ static void on_open_info(void *ud, const rpc_reply *reply) {
   if (rc) c->cb(c->ud, rc, NULL, msg);
   free(c);
   p->pending--;
-  maybe_free(p);
+  paysvc__maybe_free(p);
 }
 
 int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, uint64_t lifetime_s,
@@ -685,11 +407,11 @@ void paysvc_voucher_result(paysvc *p, const voucher *v, int rc) {
   if (!paysvc_enabled(p)) return;
   if (rc == ERR_UNKNOWN_CHANNEL) {
     channel ch;
-    if (channel_get(p->db, v->channel_id, &ch) == ERR_NOTFOUND) start_lookup(p, v->channel_id, CHANNEL_PROVIDER, NULL, NULL);
+    if (channel_get(p->db, v->channel_id, &ch) == ERR_NOTFOUND) paysvc__start_lookup(p, v->channel_id, CHANNEL_PROVIDER, NULL, NULL);
   } else if (rc == ERR_OVERSPEND || rc == ERR_EXPIRED) { /* the cache may be stale (topUp, extend) */
-    start_lookup(p, v->channel_id, 0, NULL, NULL);
+    paysvc__start_lookup(p, v->channel_id, 0, NULL, NULL);
   } else if (rc == 0) {
-    claim_due(p, 0);
+    paysvc__claim_due(p, 0);
   }
 }
 
@@ -698,13 +420,13 @@ int paysvc_check_channel(paysvc *p, const uint8_t id[32], uint64_t room) {
   channel ch;
   int rc = channel_get(p->db, id, &ch);
   if (rc == ERR_NOTFOUND) {
-    start_lookup(p, id, CHANNEL_PROVIDER, NULL, NULL);
+    paysvc__start_lookup(p, id, CHANNEL_PROVIDER, NULL, NULL);
     return ERR_UNKNOWN_CHANNEL;
   }
   if (rc) return rc;
   if (ch.role != CHANNEL_PROVIDER || memcmp(ch.provider, p->w.addr, 20)) return ERR_WRONG_SIGNER;
   if (!room_at_least(&ch, room, p->margin_s)) {
-    start_lookup(p, id, 0, NULL, NULL); /* maybe topped up or extended */
+    paysvc__start_lookup(p, id, 0, NULL, NULL); /* maybe topped up or extended */
     return ERR_OVERSPEND;
   }
   return 0;
@@ -740,17 +462,7 @@ int paysvc_start(uv_loop_t *loop, const char *wallet_path, const config *cfg, st
   p->margin_s = (uint64_t)config_int(cfg, "pay", "expiry_margin");
   p->interval_s = (uint64_t)config_int(cfg, "pay", "claim_interval");
 
-  rpc_method pm[] = {{"pay.info", RPC_PARAMS_ANY, m_peer_info, p},
-                     {"pay.channel", RPC_PARAMS_OBJECT, m_peer_channel, p},
-                     {"pay.voucher", RPC_PARAMS_OBJECT, m_peer_voucher, p}};
-  for (size_t i = 0; i < sizeof pm / sizeof *pm; i++) netsvc_register(ns, &pm[i]);
-  ctl_server_add(ctl, "pay.info", c_info, p);
-  ctl_server_add(ctl, "pay.peer_info", c_peer_info, p);
-  ctl_server_add(ctl, "pay.channel_add", c_channel_add, p);
-  ctl_server_add(ctl, "pay.channels", c_channels, p);
-  ctl_server_add(ctl, "pay.refresh", c_refresh, p);
-  ctl_server_add(ctl, "pay.send", c_send, p);
-  ctl_server_add(ctl, "pay.claim", c_claim, p);
+  paysvc__register_methods(p, ns, ctl); /* node/payctl.c */
 
   uv_timer_init(loop, &p->timer);
   p->timer.data = p;
@@ -765,7 +477,7 @@ int paysvc_start(uv_loop_t *loop, const char *wallet_path, const config *cfg, st
 static void timer_closed(uv_handle_t *h) {
   paysvc *p = h->data;
   p->timer_open = 0;
-  maybe_free(p);
+  paysvc__maybe_free(p);
 }
 
 void paysvc_stop(paysvc *p) {
@@ -773,3 +485,4 @@ void paysvc_stop(paysvc *p) {
   p->stopping = 1;
   uv_close((uv_handle_t *)&p->timer, timer_closed);
 }
+
