@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "llm/llama2c.h"
 #include "llm/mstore.h"
+#include "p2p/fetch.h"
 #include "node/home.h"
 
 static int models_dir(const cli_common *c, char *out, size_t cap) {
@@ -81,7 +82,7 @@ int cli_model_pull_main(int argc, char **argv) {
       "catalog's files (or a recipe's inputs); it is tried before any download.\n"
       "$APIARY_MODEL_MIRROR_URL=URL fetches every catalog download from URL/<file name> instead.\n";
   cli_common c = {0};
-  mstore_pull_opts o = {0};
+  mstore_pull_opts o = {.download = fetch_url}; /* URLs through p2p/fetch */
   static const struct option opts[] = {CLI_COMMON_LONGOPTS, {"from", required_argument, 0, 'f'},
                                        {"sha256", required_argument, 0, 's'}, {"name", required_argument, 0, 'n'},
                                        {0}};

@@ -6,7 +6,8 @@
  * A store is plain files (no database) so the CLI can list and resolve models whether or
  * not a node is running. mstore_pull fetches a model by catalog name, URL or local path:
  * from an offline mirror directory first (--from DIR or $APIARY_MODEL_MIRROR), else over
- * HTTP(S) with libcurl, resuming a partial download (NAME.gguf.part) with a Range request.
+ * HTTP(S) through the caller's downloader (p2p/fetch: libcurl), resuming a partial download
+ * (NAME.gguf.part) with a Range request.
  * Every file is sha256-checked before it is moved into place; a mismatch deletes the
  * partial file and says so. Main thread; progress is reported through a callback.
  *
@@ -61,7 +62,13 @@ typedef struct mstore_model {
 /* Called during downloads and hashing: done/total bytes (total 0 when unknown). */
 typedef void (*mstore_progress_fn)(const char *what, uint64_t done, uint64_t total, void *ud);
 
+/* Downloads url, appending to part_path (resuming): p2p/fetch's fetch_url. 0 or an error
+ * with err set. */
+typedef int (*mstore_download_fn)(const char *url, const char *part_path, mstore_progress_fn progress, void *ud,
+                                  char *err, size_t err_cap);
+
 typedef struct mstore_pull_opts {
+  mstore_download_fn download;  /* how URLs are fetched (NULL: they cannot be) */
   const char *mirror_dir;       /* offline mirror; NULL = $APIARY_MODEL_MIRROR */
   const char *mirror_url;       /* HTTP mirror for catalog downloads; NULL = $APIARY_MODEL_MIRROR_URL */
   const char *sha256;           /* expected hex for URLs/paths not in the catalog (optional) */

@@ -24,6 +24,7 @@
 #include "llm/gguf.h"
 #include "llm/llama2c.h"
 #include "llm/mstore.h"
+#include "p2p/fetch.h"
 
 static void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
@@ -47,7 +48,7 @@ static void test_mirror_catalog(void **state) {
   tu_tmpdir(dir, sizeof dir);
   snprintf(models, sizeof models, "%s/models", dir);
   tu_shared_path(mirror, sizeof mirror, "models");
-  mstore_pull_opts o = {.mirror_dir = mirror};
+  mstore_pull_opts o = {.download = fetch_url, .mirror_dir = mirror};
   mstore_model m;
   char err[1024] = "";
   int rc = mstore_pull(models, "stories15M", &o, &m, err, sizeof err);
@@ -81,7 +82,7 @@ static void test_local_and_errors(void **state) {
   char sha[MSTORE_SHA256_HEX];
   assert_int_equal(mstore_sha256_file(src, sha, NULL, NULL), 0);
   /* Wrong expected hash: refused, nothing stored. */
-  mstore_pull_opts o = {.sha256 = "0000000000000000000000000000000000000000000000000000000000000000"};
+  mstore_pull_opts o = {.download = fetch_url, .sha256 = "0000000000000000000000000000000000000000000000000000000000000000"};
   mstore_model m;
   assert_int_equal(mstore_pull(models, src, &o, &m, err, sizeof err), ERR_CRYPTO);
   assert_non_null(strstr(err, "sha256 mismatch"));
@@ -102,7 +103,7 @@ static void test_local_and_errors(void **state) {
   /* A catalog model built from public sources, with none reachable (a closed loopback port
    * stands in for the network): the message says the pull resumes. */
   setenv("APIARY_MODEL_MIRROR", dir, 1);
-  mstore_pull_opts dead = {.mirror_url = "http://127.0.0.1:1"};
+  mstore_pull_opts dead = {.download = fetch_url, .mirror_url = "http://127.0.0.1:1"};
   assert_int_equal(mstore_pull(models, "stories15M", &dead, &m, err, sizeof err), ERR_NOTFOUND);
   assert_non_null(strstr(err, "http://127.0.0.1:1/stories15M.bin"));
   assert_non_null(strstr(err, "resume"));
@@ -198,7 +199,7 @@ static void test_http_resume(void **state) {
   snprintf(whole, sizeof whole, "%s/whole.gguf", dir);
   write_file(whole, p, n);
   assert_int_equal(mstore_sha256_file(whole, sha, NULL, NULL), 0);
-  mstore_pull_opts o = {.sha256 = sha};
+  mstore_pull_opts o = {.download = fetch_url, .sha256 = sha};
   mstore_model m;
   int rc = mstore_pull(models, url, &o, &m, err, sizeof err);
   if (rc) fail_msg("pull: %s", err);
@@ -210,8 +211,12 @@ static void test_http_resume(void **state) {
   assert_int_equal(stat(part, &st), -1); /* the part file became the model */
   /* A missing file on the server is a clear error. */
   snprintf(url, sizeof url, "http://127.0.0.1:%d/missing.gguf", port);
-  assert_true(mstore_pull(models, url, NULL, &m, err, sizeof err) < 0);
+  mstore_pull_opts dl = {.download = fetch_url};
+  assert_true(mstore_pull(models, url, &dl, &m, err, sizeof err) < 0);
   assert_non_null(strstr(err, "download of"));
+  /* without a downloader (llm does no network I/O itself) a URL is refused, clearly */
+  assert_int_equal(mstore_pull(models, url, NULL, &m, err, sizeof err), ERR_UNSUPPORTED);
+  assert_non_null(strstr(err, "no downloader"));
   MHD_stop_daemon(d);
   free(p);
   tu_rm_rf(dir);
@@ -260,7 +265,7 @@ static void test_recipe_http(void **state) {
   assert_int_equal(tu_sh("mkdir -p %s", work), 0);
   snprintf(part, sizeof part, "%s/stories15M.bin.part", work);
   write_file(part, bin_data, 12345678);
-  mstore_pull_opts o = {.mirror_url = base};
+  mstore_pull_opts o = {.download = fetch_url, .mirror_url = base};
   mstore_model m;
   int rc = mstore_pull(models, "stories15M", &o, &m, err, sizeof err);
   if (rc) fail_msg("pull: %s", err);
@@ -274,7 +279,8 @@ static void test_recipe_http(void **state) {
   assert_int_equal(stat(work, &st), -1);
   /* The F32 model on its own, through the environment variable. */
   setenv("APIARY_MODEL_MIRROR_URL", base, 1);
-  rc = mstore_pull(models, "stories15M-f32", NULL, &m, err, sizeof err);
+  mstore_pull_opts env_only = {.download = fetch_url};
+  rc = mstore_pull(models, "stories15M-f32", &env_only, &m, err, sizeof err);
   unsetenv("APIARY_MODEL_MIRROR_URL");
   if (rc) fail_msg("pull f32: %s", err);
   assert_string_equal(m.sha256, "a4a429f2a6527275de0d53ffa5e3e8eabe320f618004120d51e1b1faae8bb567");
