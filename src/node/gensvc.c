@@ -1,5 +1,5 @@
 /* node/gensvc — selling generations to other nodes; see gensvc.h and docs/market.md. */
-#include "node/gensvc.h"
+#include "node/gensvc_impl.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,61 +18,6 @@
 #include "market/receipt.h"
 #include "market/serve.h"
 #include "p2p/bencode.h"
-
-#define TIMER_MS 200
-#define IDS_CHUNK 256
-
-/* Below this much free space where the database lives, no new work is taken: what is
- * accepted must be recordable (receipts, vouchers) until it ends. */
-#define MIN_FREE_BYTES (4u << 20)
-
-typedef struct served {
-  uint8_t sha[32];
-  char path[1024];
-} served;
-
-/* What the glue holds for an engine slot (market/serve decides; this carries out). */
-typedef struct slot_io {
-  rpc *r;                 /* the link's RPC endpoint (NULL once the link is gone) */
-  uint64_t handle;        /* the call being answered; 0 once answered */
-  local_job *job;         /* NULL once the job is done or canceled */
-  int sent;               /* tokens streamed to the client */
-} slot_io;
-
-struct gensvc {
-  uv_loop_t *loop;
-  uv_timer_t timer;
-  uv_async_t async;
-  int handles;
-  uint8_t me[32];
-  store *db;
-  netsvc *ns;
-  paysvc *pay;
-  local_svc *local;
-  served models[MKT_MAX_OFFERS];
-  mkt_offer offers[MKT_MAX_OFFERS];
-  size_t n_offers;
-  mkt_serve sv;           /* the seller's engine */
-  slot_io io[MKT_SERVE_SLOTS];
-  int32_t ids[IDS_CHUNK];
-  char text[8192];
-  int closing;
-};
-
-const mkt_offer *gensvc_offers(const gensvc *g, size_t *n_out) {
-  *n_out = g->n_offers;
-  return g->offers;
-}
-
-const char *gensvc_model_path(const gensvc *g, const uint8_t sha256[32]) {
-  /* Fault injection for tests of the verification hook: a provider that advertises the
-   * genuine file but runs another one. Never set in production. */
-  const char *fake = getenv("APIARY_FAULT_SERVE_FILE");
-  if (fake && *fake) return fake;
-  for (size_t i = 0; i < g->n_offers; i++)
-    if (!memcmp(g->models[i].sha, sha256, 32)) return g->models[i].path;
-  return NULL;
-}
 
 /* ---- carrying out the engine's actions ---------------------------------------------- */
 
@@ -390,84 +335,12 @@ static void m_stop(void *ud, rpc *r, const rpc_request *req) {
   }
 }
 
-static void m_offers(void *ud, rpc *r, const rpc_request *req) {
-  gensvc *g = ud;
-  json_t *res = json_pack("{s:o, s:i}", "offers", mkt_offers_to_json(g->offers, g->n_offers), "v", 1);
-  rpc_respond(r, req->handle, res, NULL, 0);
-  json_decref(res);
-}
-
 static void on_rpc_closed(void *ud, rpc *r) {
   gensvc *g = ud;
   for (int i = 0; i < MKT_SERVE_SLOTS; i++)
     if (g->io[i].r == r) g->io[i].r = NULL, g->io[i].handle = 0;
   mkt_serve_link_closed(&g->sv, (uint64_t)(uintptr_t)r, now_ms(g));
   drain(g);
-}
-
-/* ---- offers ------------------------------------------------------------------------------ */
-
-static void add_offer(gensvc *g, const char *path, const char *sha_hex, const char *name, const config *cfg) {
-  if (g->n_offers >= MKT_MAX_OFFERS) return;
-  mkt_offer *o = &g->offers[g->n_offers];
-  served *m = &g->models[g->n_offers];
-  memset(o, 0, sizeof *o);
-  if (hex_decode(sha_hex, 64, o->model, 32)) return;
-  for (size_t i = 0; i < g->n_offers; i++)
-    if (!memcmp(g->offers[i].model, o->model, 32)) return;
-  memcpy(m->sha, o->model, 32);
-  snprintf(m->path, sizeof m->path, "%s", path);
-  snprintf(o->name, sizeof o->name, "%s", name);
-  o->price_prompt = (uint64_t)config_int(cfg, "market", "price_prompt");
-  o->price_gen = (uint64_t)config_int(cfg, "market", "price_gen");
-  o->max_concurrent = (uint32_t)config_int(cfg, "market", "max_concurrent");
-  g->n_offers++;
-}
-
-static int load_offers(gensvc *g, const config *cfg, const char *models_dir, char *err, size_t cap) {
-  const char *const *items;
-  size_t n = config_list(cfg, "market", "serve", &items);
-  static mstore_model list[MKT_MAX_OFFERS];
-  if (n == 0) {
-    int k = models_dir ? mstore_list(models_dir, list, MKT_MAX_OFFERS) : 0;
-    for (int i = 0; i < k; i++) add_offer(g, list[i].path, list[i].sha256, list[i].name, cfg);
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    mstore_model m;
-    char e[512];
-    if (mstore_resolve(models_dir, items[i], &m, e, sizeof e)) {
-      snprintf(err, cap, "config [market] serve: %s: %s", items[i], e);
-      return ERR_CONFIG;
-    }
-    if (!m.sha256[0]) {
-      log_info("hashing %s (served models are known by their sha256)", m.path);
-      if (mstore_sha256_file(m.path, m.sha256, NULL, NULL)) {
-        snprintf(err, cap, "config [market] serve: cannot read %s", m.path);
-        return ERR_CONFIG;
-      }
-    }
-    add_offer(g, m.path, m.sha256, m.name, cfg);
-  }
-  return 0;
-}
-
-static void publish_offers(gensvc *g) {
-  uint8_t shas[MKT_MAX_OFFERS][32];
-  for (size_t i = 0; i < g->n_offers; i++) memcpy(shas[i], g->offers[i].model, 32);
-  netsvc_set_served(g->ns, (const uint8_t(*)[32])shas, (int)g->n_offers);
-  /* As many offers as fit next to the endpoints in a 1000-byte DHT item. */
-  uint8_t b[600];
-  for (size_t k = g->n_offers; k > 0; k--) {
-    ben_w w;
-    ben_w_init(&w, b, sizeof b);
-    mkt_offers_to_ben(&w, g->offers, k);
-    int len = ben_w_finish(&w);
-    if (len > 0) {
-      netsvc_set_record_offers(g->ns, b, (size_t)len);
-      return;
-    }
-  }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
@@ -485,18 +358,18 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
   g->local = local;
   mkt_serve_init(&g->sv, me, (uint32_t)config_int(cfg, "market", "credit_tokens"),
                  (uint64_t)config_int(cfg, "market", "pay_timeout") * 1000);
-  int rc = load_offers(g, cfg, models_dir, err, cap);
+  int rc = gensvc__load_offers(g, cfg, models_dir, err, cap);
   if (rc) { free(g); return rc; }
   if (g->n_offers && (g->offers[0].price_prompt || g->offers[0].price_gen) && !paysvc_enabled(pay))
     log_warn("[market] prices are set but payments are off (no wallet or chain deployment): paid offers will be refused");
   rpc_method ms[] = {{"generate", RPC_PARAMS_OBJECT, m_generate, g},
                      {"market.pay", RPC_PARAMS_OBJECT, m_pay, g},
                      {"market.stop", RPC_PARAMS_OBJECT, m_stop, g},
-                     {"market.offers", RPC_PARAMS_ANY, m_offers, g}};
+                     {"market.offers", RPC_PARAMS_ANY, gensvc__m_offers, g}};
   for (size_t i = 0; i < sizeof ms / sizeof *ms && !rc; i++) rc = netsvc_register(ns, &ms[i]);
   if (!rc) rc = netsvc_on_rpc_closed(ns, on_rpc_closed, g);
   if (rc) { free(g); snprintf(err, cap, "cannot register the market methods"); return rc; }
-  publish_offers(g);
+  gensvc__publish_offers(g);
   uv_timer_init(loop, &g->timer);
   uv_async_init(loop, &g->async, on_async);
   g->timer.data = g->async.data = g;
@@ -525,3 +398,4 @@ void gensvc_stop(gensvc *g) {
   uv_close((uv_handle_t *)&g->timer, on_closed);
   uv_close((uv_handle_t *)&g->async, on_closed);
 }
+

@@ -61,75 +61,6 @@ void mktsvc__write_client_receipt(mktsvc *m, attempt *a) {
   if (mkt_receipt_put(m->db, &r)) log_error("cannot record a receipt in %s: %s", store_path(m->db), store_errmsg(m->db));
 }
 
-/* ---- offers ------------------------------------------------------------------------------ */
-
-/* What the network offers, by model: for GET /v1/models (read on HTTP threads). */
-static void update_snapshot(mktsvc *m) {
-  json_t *arr = mkt_route_models_json(m->rt);
-  char *text = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
-  pthread_mutex_lock(&m->mu);
-  free(m->models_json);
-  m->models_json = text;
-  pthread_mutex_unlock(&m->mu);
-}
-
-json_t *mktsvc_models(mktsvc *m) {
-  pthread_mutex_lock(&m->mu);
-  json_t *j = m->models_json ? json_loads(m->models_json, 0, NULL) : NULL;
-  pthread_mutex_unlock(&m->mu);
-  return j ? j : json_array();
-}
-
-typedef struct offers_ctx {
-  mktsvc *m;
-  uint8_t pk[32];
-} offers_ctx;
-
-static void on_offers(void *ud, const rpc_reply *reply) {
-  offers_ctx *c = ud;
-  mktsvc *m = c->m;
-  m->jobs--;
-  if (!m->closing) {
-    mkt_offer offers[MKT_MAX_OFFERS];
-    char err[200];
-    size_t n = 0;
-    if (reply->kind == RPC_REPLY_RESULT &&
-        mkt_offers_from_json(json_object_get(reply->result, "offers"), offers, MKT_MAX_OFFERS, &n, err, sizeof err) ==
-            0) {
-      mkt_route_offers(m->rt, mktsvc__now_ms(m), c->pk, offers, n);
-      update_snapshot(m);
-    } else {
-      if (reply->kind == RPC_REPLY_RESULT) log_debug("bad offers from a peer: %s", err);
-      mkt_route_offers_failed(m->rt, c->pk);
-    }
-    mktsvc__drain(m);
-  }
-  free(c);
-}
-
-static void ask_offers(mktsvc *m, const uint8_t pk[32]) {
-  offers_ctx *c = malloc(sizeof *c);
-  if (!c) { mkt_route_offers_failed(m->rt, pk); return; }
-  c->m = m;
-  memcpy(c->pk, pk, 32);
-  m->jobs++;
-  if (netsvc_call(m->ns, pk, "market.offers", json_object(), 10000, on_offers, c)) {
-    m->jobs--;
-    free(c);
-    mkt_route_offers_failed(m->rt, pk);
-  }
-}
-
-
-static void on_link_ready(void *ud, const uint8_t pk[32]) {
-  mktsvc *m = ud;
-  if (m->closing) return;
-  mkt_route_link_up(m->rt, pk);
-  mktsvc__drain(m);
-  mktsvc__resend_unacked(m, 0); /* a provider is back: settle what it never answered */
-}
-
 /* ---- the engine's reads (market/route's env) --------------------------------------------- */
 
 /* Model spec -> sha256 from what this node knows itself: 64 hex digits, its store, the
@@ -234,7 +165,7 @@ void mktsvc__drain(mktsvc *m) {
     attempt *a = x.aid ? mktsvc__attempt_of(m, x.aid) : NULL;
     char rq[33];
     switch (x.kind) {
-    case MKT_RT_ASK_OFFERS: ask_offers(m, x.pk); break;
+    case MKT_RT_ASK_OFFERS: mktsvc__ask_offers(m, x.pk); break;
     case MKT_RT_FIND_PROVIDERS: netsvc_find_providers(m->ns, x.sha); break;
     case MKT_RT_LIST_NAMES: mktsvc__list_names(m); break;
     case MKT_RT_REG_LOOKUP:
@@ -401,78 +332,6 @@ int mktsvc_submit(mktsvc *m, const char *model, const uint8_t *only, local_req *
   return 0;
 }
 
-typedef struct offers_list {
-  mktsvc *m;
-  json_t *arr;
-} offers_list;
-
-static void list_peer(void *ud, const uint8_t pk[32], const mkt_offer *offers, size_t n) {
-  offers_list *l = ud;
-  char id[IDENT_ID_BUF];
-  ident_id_encode(pk, id);
-  json_t *o = mkt_offers_to_json(offers, n);
-  mkt_provider_stats st;
-  int have = mkt_stats_get(l->m->db, pk, &st) == 0;
-  size_t i;
-  json_t *x;
-  json_array_foreach(o, i, x) {
-    json_object_set_new(x, "node", json_string(id));
-    json_object_set_new(x, "linked", json_boolean(netsvc_linked(l->m->ns, pk)));
-    if (have && st.latency_ms >= 0) json_object_set_new(x, "latency_ms", json_real(st.latency_ms));
-    if (have) json_object_set_new(x, "failures", json_integer(st.failures));
-    if (have) json_object_set_new(x, "mismatches", json_integer(st.mismatches));
-    if (have) json_object_set_new(x, "verifications", json_integer(st.verifications));
-    json_array_append(l->arr, x);
-  }
-  json_decref(o);
-}
-
-static void c_offers(ctl_req *req, json_t *params, void *ud) {
-  (void)params;
-  mktsvc *m = ud;
-  json_t *arr = json_array();
-  char id[IDENT_ID_BUF];
-  size_t n;
-  const mkt_offer *own = m->gen ? gensvc_offers(m->gen, &n) : (n = 0, NULL);
-  ident_id_encode(m->me, id);
-  json_t *o = mkt_offers_to_json(own, n);
-  size_t i;
-  json_t *x;
-  json_array_foreach(o, i, x) {
-    json_object_set_new(x, "node", json_string(id));
-    json_object_set_new(x, "self", json_true());
-    json_array_append(arr, x);
-  }
-  json_decref(o);
-  offers_list l = {m, arr};
-  mkt_route_each_offer(m->rt, list_peer, &l);
-  ctl_reply_ok(req, json_pack("{s:o}", "offers", arr));
-}
-
-static void c_receipts(ctl_req *req, json_t *params, void *ud) {
-  mktsvc *m = ud;
-  int role = (int)json_integer_value(json_object_get(params, "role"));
-  static mkt_receipt list[MKT_RECEIPT_MAX_LIST];
-  int n = mkt_receipt_list(m->db, role == 1 || role == 2 ? (mkt_role)role : 0, list, MKT_RECEIPT_MAX_LIST);
-  if (n < 0) { ctl_reply_err(req, CTL_INTERNAL, "%s", store_errmsg(m->db)); return; }
-  json_t *arr = json_array();
-  for (int i = 0; i < n; i++) json_array_append_new(arr, mkt_receipt_to_json(&list[i]));
-  ctl_reply_ok(req, json_pack("{s:o}", "receipts", arr));
-}
-
-json_t *mktsvc_status(mktsvc *m) {
-  int providers, offers;
-  mkt_route_known(m->rt, &providers, &offers);
-  size_t own = 0;
-  if (m->gen) gensvc_offers(m->gen, &own);
-  static mkt_unacked unacked[MKT_UNACKED_MAX];
-  int n_unacked = mkt_pay_unacked_list(m->db, unacked, MKT_UNACKED_MAX);
-  return json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:i}", "requests_routing", mkt_route_n_requests(m->rt),
-                   "providers_known", providers, "offers_known", offers, "offers_own", (int)own,
-                   "generations_selling", m->gen ? gensvc_n_active(m->gen) : 0, "verify_rate", m->verify_rate,
-                   "registry_check", m->registry_on, "vouchers_unanswered", n_unacked < 0 ? 0 : n_unacked);
-}
-
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, paysvc *pay, gensvc *gen,
@@ -520,9 +379,9 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
     return ERR_NOMEM;
   }
   pthread_mutex_init(&m->mu, NULL);
-  int rcode = netsvc_on_link_ready(ns, on_link_ready, m);
-  rcode = rcode ? rcode : ctl_server_add(ctl, "market.offers", c_offers, m);
-  rcode = rcode ? rcode : ctl_server_add(ctl, "market.receipts", c_receipts, m);
+  int rcode = netsvc_on_link_ready(ns, mktsvc__on_link_ready, m);
+  rcode = rcode ? rcode : ctl_server_add(ctl, "market.offers", mktsvc__c_offers, m);
+  rcode = rcode ? rcode : ctl_server_add(ctl, "market.receipts", mktsvc__c_receipts, m);
   if (rcode) {
     pthread_mutex_destroy(&m->mu);
     mkt_route_free(m->rt);
@@ -589,4 +448,5 @@ void mktsvc_free(mktsvc *m) {
   pthread_mutex_destroy(&m->mu);
   free(m);
 }
+
 

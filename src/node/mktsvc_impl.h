@@ -113,6 +113,14 @@ void mktsvc__wake_waiters(mktsvc *m, const uint8_t *ch);
 /* Unanswered vouchers go out again (to unlinked providers too when dial). */
 void mktsvc__resend_unacked(mktsvc *m, int dial);
 
+/* mktctl.c: asks pk for its offers (the answer goes to the engine and the snapshot). */
+void mktsvc__ask_offers(mktsvc *m, const uint8_t pk[32]);
+/* A link came up (netsvc's observer). */
+void mktsvc__on_link_ready(void *ud, const uint8_t pk[32]);
+/* The control methods market.offers and market.receipts. */
+void mktsvc__c_offers(ctl_req *req, json_t *params, void *ud);
+void mktsvc__c_receipts(ctl_req *req, json_t *params, void *ud);
+
 /* mktreg.c: is sha listed (or, with ensure, list our model)? Answers the engine. */
 int mktsvc__reg_start(mktsvc *m, const uint8_t sha[32], int ensure, const char *name, const char *path);
 /* Reads the Registry's listing for the engine. */

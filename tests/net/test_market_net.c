@@ -155,6 +155,30 @@ static int serving_after(const char *sse, const char *hpath, int n) {
   return -1;
 }
 
+/* Reassembles the text of the SSE stream in path into got; returns its last event (owned). */
+static json_t *read_stream(const char *path, char *got, size_t cap) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char line[1 << 16];
+  size_t got_len = 0;
+  json_t *last = NULL;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "data: {", 7)) continue;
+    json_t *e = json_loads(line + 6, 0, NULL);
+    assert_non_null(e);
+    const char *t = json_string_value(json_object_get(json_array_get(json_object_get(e, "choices"), 0), "text"));
+    size_t tl = t ? strlen(t) : 0;
+    assert_true(got_len + tl < cap);
+    memcpy(got + got_len, t, tl);
+    got_len += tl;
+    json_decref(last);
+    last = e;
+  }
+  fclose(f);
+  got[got_len] = 0;
+  return last;
+}
+
 static int setup(void **state) {
   (void)state;
   if (!tu_shared()) return 0;
@@ -355,26 +379,8 @@ static void test_market(void **state) {
   int survivor = victim == A ? B : A;
   assert_int_equal(tu_wait_exit(curl, 60000), 0);
   /* Reassemble the streamed text. */
-  FILE *f = fopen(sse, "r");
-  assert_non_null(f);
-  char line[1 << 16];
-  size_t got_len = 0;
   static char got[1 << 16];
-  json_t *last = NULL;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "data: {", 7)) continue;
-    json_t *e = json_loads(line + 6, 0, NULL);
-    assert_non_null(e);
-    const char *t = json_string_value(json_object_get(json_array_get(json_object_get(e, "choices"), 0), "text"));
-    size_t tl = t ? strlen(t) : 0;
-    assert_true(got_len + tl < sizeof got);
-    memcpy(got + got_len, t, tl);
-    got_len += tl;
-    json_decref(last);
-    last = e;
-  }
-  fclose(f);
-  got[got_len] = 0;
+  json_t *last = read_stream(sse, got, sizeof got);
   assert_string_equal(got, full); /* one uninterrupted answer: no gap, no repeat */
   json_t *ap = json_object_get(last, "apiary");
   assert_int_equal(json_integer_value(json_object_get(ap, "failovers")), 1);
@@ -452,24 +458,7 @@ static void test_market(void **state) {
   int st2 = tu_wait_exit(curl2, 60000);
   kill(cl.node[staller].pid, SIGCONT);
   assert_int_equal(st2, 0);
-  f = fopen(sse, "r");
-  assert_non_null(f);
-  got_len = 0;
-  last = NULL;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "data: {", 7)) continue;
-    json_t *e = json_loads(line + 6, 0, NULL);
-    assert_non_null(e);
-    const char *t = json_string_value(json_object_get(json_array_get(json_object_get(e, "choices"), 0), "text"));
-    size_t tl = t ? strlen(t) : 0;
-    assert_true(got_len + tl < sizeof got);
-    memcpy(got + got_len, t, tl);
-    got_len += tl;
-    json_decref(last);
-    last = e;
-  }
-  fclose(f);
-  got[got_len] = 0;
+  last = read_stream(sse, got, sizeof got);
   assert_string_equal(got, full);
   assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "apiary"), "failovers")), 1);
   json_decref(last);
