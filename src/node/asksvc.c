@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "crypto/ident.h"
+#include "market/genreq.h"
 
 #define POLL_MS 100
 
@@ -80,23 +81,18 @@ static void c_ask(ctl_req *req, json_t *params, void *ud) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "bad node id %s", node);
     return;
   }
+  /* The same fields and limits as a peer's `generate` (market/genreq): one parser. */
   local_req lr;
   memset(&lr, 0, sizeof lr);
-  lr.prompt = strdup(prompt);
-  lr.prompt_len = strlen(prompt);
-  lr.add_bos = -1;
-  lr.sp = sample_default_params();
-  lr.max_tokens = 128;
-  json_t *x;
-  if ((x = json_object_get(params, "max_tokens")) && json_is_integer(x) && json_integer_value(x) > 0 &&
-      json_integer_value(x) <= 8192)
-    lr.max_tokens = (int)json_integer_value(x);
-  if ((x = json_object_get(params, "temperature")) && json_is_number(x)) lr.sp.temp = (float)json_number_value(x);
-  if ((x = json_object_get(params, "seed")) && json_is_integer(x)) lr.sp.seed = (uint64_t)json_integer_value(x);
-  else randombytes_buf(&lr.sp.seed, sizeof lr.sp.seed), lr.sp.seed >>= 1;
+  const char *why = mkt_genreq_parse(params, &lr);
+  if (why) {
+    local_req_clear(&lr);
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "%s", why);
+    return;
+  }
+  if (!json_is_integer(json_object_get(params, "seed"))) randombytes_buf(&lr.sp.seed, sizeof lr.sp.seed), lr.sp.seed >>= 1;
   ask *a = calloc(1, sizeof *a);
-  if (!a || !lr.prompt) {
-    free(a);
+  if (!a) {
     local_req_clear(&lr);
     ctl_reply_err(req, CTL_INTERNAL, "out of memory");
     return;
