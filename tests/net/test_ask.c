@@ -16,35 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/cluster.h"
 #include "../support/testutil.h"
 
 static char out[1 << 17], err[65536];
-static char dir[256], ha[300], hc[300], ida[64];
-static pid_t pa, pc;
+static tu_cluster cl;
 
 #define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
 
-static pid_t start(const char *home, int port, int dht, int boot) {
-  char listen[64], dhtp[16], bs[64], log[400];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-  snprintf(dhtp, sizeof dhtp, "%d", dht);
-  snprintf(bs, sizeof bs, "127.0.0.1:%d", boot);
-  snprintf(log, sizeof log, "%s.log", home);
-  const char *argv[] = {tu_apiary_bin(), "node", "--home", home, "--listen", listen, "--dht-port", dhtp,
-                        "--bootstrap", bs, "--no-lan", "--http", "127.0.0.1:0", NULL};
-  pid_t pid = tu_spawn(argv, log);
-  for (int i = 0; i < 200; i++) {
-    if (apiary("status --home %s", home) == 0) return pid;
-    usleep(50000);
-  }
-  return pid;
-}
-
 static int teardown(void **state) {
   (void)state;
-  if (pa > 0) { kill(pa, SIGKILL); tu_wait_exit(pa, 2000); }
-  if (pc > 0) { kill(pc, SIGKILL); tu_wait_exit(pc, 2000); }
-  if (dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(dir);
+  if (cl.n) tu_cluster_free(&cl);
   return 0;
 }
 
@@ -60,21 +42,16 @@ static void test_ask_over_link(void **state) {
   const char *want = json_string_value(json_object_get(g0, "generated_text"));
   size_t want_prompt = json_array_size(json_object_get(g0, "prompt_ids"));
 
-  tu_tmpdir(dir, sizeof dir);
-  snprintf(ha, sizeof ha, "%s/a", dir);
-  snprintf(hc, sizeof hc, "%s/c", dir);
-  assert_int_equal(apiary("init --home %s --json", ha), 0);
-  json_t *j = json_loads(out, 0, NULL);
-  snprintf(ida, sizeof ida, "%s", json_string_value(json_object_get(j, "node_id")));
-  json_decref(j);
-  assert_int_equal(apiary("init --home %s", hc), 0);
+  assert_int_equal(tu_cluster_init_nochain(&cl, 2), 0); /* A (0) and C (1), free offers */
+  const char *ha = cl.node[0].home, *hc = cl.node[1].home, *ida = cl.node[0].id;
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s", cl.dir);
   assert_int_equal(apiary("model pull --home %s stories15M --from %s", ha, mirror), 0);
   /* one generation at a time, slowed down (20 tokens/s) so that two can overlap */
   assert_int_equal(tu_sh("sed -i 's|^max_concurrent = .*|max_concurrent = 1|; s|^max_tps = .*|max_tps = 20|' %s/config.toml",
                          ha), 0);
-  int base = 24000 + (int)(getpid() % 20000);
-  pa = start(ha, base, base + 100, base + 101);
-  pc = start(hc, base + 1, base + 101, base + 100);
+  assert_int_equal(tu_node_start(&cl, 0), 0);
+  assert_int_equal(tu_node_start(&cl, 1), 0);
 
   /* C has no model; A does. Wait until C can reach A, then ask. */
   int ok = 0;
@@ -130,17 +107,15 @@ static void test_ask_over_link(void **state) {
   assert_non_null(strstr(err, "no node on the network offers"));
 
   /* A dead node fails fast with a reason. */
-  kill(pa, SIGKILL);
-  assert_int_equal(tu_wait_exit(pa, 5000), 128 + SIGKILL);
-  pa = 0;
+  tu_node_kill(&cl, 0);
   time_t t0 = time(NULL);
   assert_int_equal(apiary("ask --home %s stories15M 'x' --node %s", hc, ida), 1);
   assert_true(time(NULL) - t0 < 30);
   if (!strstr(err, ida)) fail_msg("error without the node id: %s", err);
 
-  kill(pc, SIGTERM);
-  assert_int_equal(tu_wait_exit(pc, 10000), 0);
-  pc = 0;
+  kill(cl.node[1].pid, SIGTERM); /* a clean stop on SIGTERM */
+  assert_int_equal(tu_wait_exit(cl.node[1].pid, 10000), 0);
+  cl.node[1].pid = 0;
   json_decref(ref);
 }
 
