@@ -22,7 +22,15 @@ struct http_server {
 typedef struct conn_state {
   buf body;
   int too_big;
+  int answered;           /* refused as soon as the headers came: the body is never read */
 } conn_state;
+
+static int unauthorized(struct MHD_Connection *c, const char *authz) {
+  return http__send_error(c, 401, "authentication_error", "invalid_api_key",
+                          authz ? "invalid or revoked API token"
+                                : "missing bearer token: send 'Authorization: Bearer <token>' (create one with 'apiary "
+                                  "token create')");
+}
 
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
   char *text = json_dumps(j, JSON_COMPACT);
@@ -52,6 +60,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cs) return MHD_NO;
     buf_init(&cs->body);
     *con_cls = cs;
+    /* The headers are here: refuse what cannot be served before reading any body (a
+     * stranger's 1 GB upload costs us nothing). */
+    const http_route *rt0 = NULL;
+    char allow0[64];
+    http_match m0 = http_route_find(s->o.routes, method, url, &rt0, allow0, sizeof allow0);
+    const char *authz0 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!(m0 == HTTP_MATCH_OK && (rt0->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz0)) {
+      cs->answered = 1;
+      return (enum MHD_Result)unauthorized(c, authz0);
+    }
+    const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (clen && strtoull(clen, NULL, 10) > HTTP_MAX_BODY) {
+      cs->answered = 1;
+      return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
+                                               "request body is larger than 4 MiB");
+    }
+    return MHD_YES;
+  }
+  if (cs->answered) { /* refused already: whatever else comes is dropped */
+    *upload_size = 0;
     return MHD_YES;
   }
   if (*upload_size) {
@@ -65,10 +93,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   http_match m = http_route_find(s->o.routes, method, url, &route, allow, sizeof allow);
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (!(m == HTTP_MATCH_OK && (route->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz))
-    return (enum MHD_Result)http__send_error(
-        c, 401, "authentication_error", "invalid_api_key",
-        authz ? "invalid or revoked API token" : "missing bearer token: send 'Authorization: Bearer <token>' "
-                                                   "(create one with 'apiary token create')");
+    return (enum MHD_Result)unauthorized(c, authz); /* (revoked while the body came) */
   if (cs->too_big)
     return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
                                              "request body is larger than 4 MiB");

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "../support/testutil.h"
 #include "llm/mstore.h"
@@ -59,6 +63,26 @@ static void http(resp *r, int port, const char *method, const char *path, const 
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   curl_slist_free_all(h);
   curl_easy_cleanup(c);
+}
+
+/* Sends raw request headers (no body) and returns the status line of the answer, or "" when
+ * none came within 3 s. */
+static void raw_head(int port, const char *head, char *status, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+  struct timeval tv = {.tv_sec = 3};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char b[512];
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  b[n > 0 ? n : 0] = 0;
+  size_t len = strcspn(b, "\r\n");
+  if (len >= cap) len = cap - 1;
+  memcpy(status, b, len);
+  status[len] = 0;
 }
 
 static void check_openai_error(const resp *r, long status, const char *type) {
@@ -129,6 +153,21 @@ static void test_api_auth(void **state) {
   assert_string_equal(json_string_value(json_object_get(d0, "id")), "tiny.gguf");
   assert_string_equal(json_string_value(json_object_get(d0, "sha256")), m.sha256);
   json_decref(j);
+  /* one model, by name or by sha256; an unknown one is a 404 in OpenAI's shape */
+  http(&r, port, "GET", "/v1/models/tiny.gguf", tok1, NULL, 0);
+  assert_int_equal(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(j, "id")), "tiny.gguf");
+  assert_string_equal(json_string_value(json_object_get(j, "object")), "model");
+  json_decref(j);
+  char bysha[128];
+  snprintf(bysha, sizeof bysha, "/v1/models/%s", m.sha256);
+  http(&r, port, "GET", bysha, tok1, NULL, 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body, "\"tiny.gguf\""));
+  http(&r, port, "GET", "/v1/models/nope", tok1, NULL, 0);
+  check_openai_error(&r, 404, "invalid_request_error");
+  assert_non_null(strstr(r.body, "model_not_found"));
   /* Unknown route, wrong method, oversized body: errors in OpenAI's shape, still authed. */
   http(&r, port, "GET", "/v1/nope", tok1, NULL, 0);
   check_openai_error(&r, 404, "invalid_request_error");
@@ -149,6 +188,16 @@ static void test_api_auth(void **state) {
   free(huge);
   http(&r, port, "POST", "/v1/models", NULL, "{}", 2);
   check_openai_error(&r, 401, "authentication_error"); /* auth comes before anything else */
+  /* A declared 1 GB body is refused as soon as the headers came, without reading it: no
+   * token is a 401, a token with a body over the cap a 413 (the body never comes here). */
+  char st[128], head[512];
+  raw_head(port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n", st, sizeof st);
+  assert_string_equal(st, "HTTP/1.1 401 Unauthorized");
+  snprintf(head, sizeof head,
+           "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1073741824\r\n\r\n",
+           tok1);
+  raw_head(port, head, st, sizeof st);
+  assert_memory_equal(st, "HTTP/1.1 413 ", 13); /* the reason phrase differs by libmicrohttpd version */
 
   /* Completions: bad requests get OpenAI-shaped 400s; an unknown model 404; a stored file
    * that is not a loadable model a clean 500 (the node keeps running). */

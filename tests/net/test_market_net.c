@@ -254,6 +254,14 @@ static void test_market(void **state) {
   assert_string_equal(json_string_value(json_object_get(m0, "sha256")), sha);
   assert_string_equal(json_string_value(json_object_get(m0, "owned_by")), "network");
   json_decref(models);
+  /* and one by name: GET /v1/models/{id} */
+  snprintf(cmdm, sizeof cmdm, "curl -s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/models/stories15M", token,
+           http_port(C));
+  assert_int_equal(tu_run(cmdm, out, sizeof out, err, sizeof err), 0);
+  json_t *one = json_loads(out, 0, NULL);
+  assert_string_equal(json_string_value(json_object_get(one, "sha256")), sha);
+  assert_string_equal(json_string_value(json_object_get(one, "owned_by")), "network");
+  json_decref(one);
 
   /* ---- C's API answers through A, paid per token ---- */
   char body[2048], hdr[4096], val[128];
