@@ -97,11 +97,13 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
                        "finish_reason", finish);
     if (!finish) json_object_set_new(choice, "finish_reason", json_null());
   }
-  return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
+  json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
                    s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
                    s->model, "choices", choice, "apiary",
                    gen_is_remote(s->src) ? json_pack("{s:s, s:s}", "node", s->node_id, "served", "network") /* cost: last event */
                              : apiary_info(s->node_id, NULL));
+  if (c && s->include_usage) json_object_set_new(c, "usage", json_null()); /* the last chunk has it */
+  return c;
 }
 
 /* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
@@ -122,11 +124,15 @@ static void refill(stream_ctx *s) {
     } else {
       json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
-      if (s->include_usage)
-        json_object_set_new(last, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
-                                                     "completion_tokens", r.completion_tokens, "total_tokens",
-                                                     r.prompt_tokens + r.completion_tokens));
       queue_event(s, last);
+      if (s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
+        json_t *u = chunk(s, NULL, 0, NULL);
+        json_object_set_new(u, "choices", json_array());
+        json_object_set_new(u, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
+                                                  "completion_tokens", r.completion_tokens, "total_tokens",
+                                                  r.prompt_tokens + r.completion_tokens));
+        queue_event(s, u);
+      }
     }
     s->state = 2;
     buf_append_str(&s->out, "data: [DONE]\n\n");

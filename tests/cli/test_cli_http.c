@@ -307,6 +307,28 @@ static void test_api_limits(void **state) {
   http(&r, port, "POST", "/v1/completions", tok, longs, strlen(longs));
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.body, "context_length_exceeded"));
+  /* stream_options.include_usage: the usage comes in a last chunk of its own with no
+   * choices (every other chunk says "usage": null); without it, no usage at all */
+  const char *su = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":3,\"stream\":true,"
+                   "\"stream_options\":{\"include_usage\":true}}";
+  http(&r, port, "POST", "/v1/completions", tok, su, strlen(su));
+  assert_int_equal(r.status, 200);
+  char *lastd = NULL, *prevd = NULL;
+  for (char *q = strstr(r.body, "data: {"); q; q = strstr(q + 1, "data: {")) prevd = lastd, lastd = q;
+  assert_non_null(lastd);
+  assert_non_null(prevd);
+  json_t *uj = json_loads(lastd + 6, JSON_DISABLE_EOF_CHECK, NULL);
+  assert_int_equal(json_array_size(json_object_get(uj, "choices")), 0);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(uj, "usage"), "completion_tokens")), 3);
+  json_decref(uj);
+  json_t *fj = json_loads(prevd + 6, JSON_DISABLE_EOF_CHECK, NULL);
+  assert_true(json_is_null(json_object_get(fj, "usage")));
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(fj, "choices"), 0), "finish_reason")),
+                      "length");
+  json_decref(fj);
+  const char *nu = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":2,\"stream\":true}";
+  http(&r, port, "POST", "/v1/completions", tok, nu, strlen(nu));
+  assert_null(strstr(r.body, "usage"));
   /* max_completion_tokens */
   const char *mct = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_completion_tokens\":3,\"temperature\":0}";
   http(&r, port, "POST", "/v1/completions", tok, mct, strlen(mct));
