@@ -29,6 +29,7 @@
 
 typedef struct stream_ctx {
   gen_stream *src;       /* local or bought: market/gen */
+  http_log *lg;          /* the request's log line (lives until the request completes) */
   char id[40];
   char model[128];
   char node_id[64];
@@ -122,6 +123,12 @@ static void refill(stream_ctx *s) {
                                r.http_status == 400 ? "invalid_request_error" : "server_error", "code",
                                r.code ? r.code : "generation_failed"));
     } else {
+      if (s->lg) {
+        s->lg->prompt_tokens = r.prompt_tokens;
+        s->lg->completion_tokens = r.completion_tokens;
+        s->lg->wei = r.cost_wei;
+        snprintf(s->lg->node, sizeof s->lg->node, "%s", s->node_id);
+      }
       json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       queue_event(s, last);
@@ -206,6 +213,11 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                             ge.code, ge.message);
   int remote = gen_is_remote(src);
   snprintf(node_id, sizeof node_id, "%s", req->node_id);
+  http_log *lg = http__log();
+  if (lg) {
+    snprintf(lg->model, sizeof lg->model, "%.90s", name);
+    snprintf(lg->served, sizeof lg->served, "%s", remote ? "network" : "local");
+  }
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
     while (gen_wait_started(src, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
       if (client_gone(req->conn)) { /* left while a provider was being found */
@@ -237,6 +249,8 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->model, sizeof s->model, "%s", name);
     snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    s->lg = lg;
+    if (lg) lg->status = 200;
     buf_init(&s->out);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
@@ -273,6 +287,13 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                                     text.len, "logprobs", "finish_reason", finish_name(res.finish));
   buf_deinit(&text);
   if (remote && res.node_id[0]) snprintf(node_id, sizeof node_id, "%s", res.node_id);
+  if (lg) {
+    lg->status = 200;
+    lg->prompt_tokens = res.prompt_tokens;
+    lg->completion_tokens = res.completion_tokens;
+    lg->wei = remote ? res.cost_wei : 0;
+    snprintf(lg->node, sizeof lg->node, "%s", node_id);
+  }
   json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
                         chat ? "chat.completion" : "text_completion", "created", (json_int_t)created, "model",
                         name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/route.h"
 #include "market/gen.h"
@@ -41,6 +42,18 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
                    int include_usage);
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j /* taken */);
+
+/* The log line of the request being handled on this thread (one per request, written when
+ * it completes; never the prompt). Handlers fill what they know; NULL outside a request. */
+typedef struct http_log {
+  unsigned status;            /* the HTTP status answered */
+  char model[96];             /* the model asked for */
+  char served[8];             /* "local" or "network" */
+  char node[64];              /* the node that produced the tokens */
+  int prompt_tokens, completion_tokens;
+  uint64_t wei;               /* paid for it */
+} http_log;
+http_log *http__log(void);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -23,7 +24,21 @@ typedef struct conn_state {
   buf body;
   int too_big;
   int answered;           /* refused as soon as the headers came: the body is never read */
+  char method[8];
+  char path[96];
+  uint64_t start_ms;
+  http_log lg;            /* its log line */
 } conn_state;
+
+static _Thread_local http_log *cur_log; /* the request this connection thread handles */
+
+http_log *http__log(void) { return cur_log; }
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int unauthorized(struct MHD_Connection *c, const char *authz) {
   return http__send_error(c, 401, "authentication_error", "invalid_api_key",
@@ -38,6 +53,7 @@ int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
   if (!text) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
+  if (cur_log) cur_log->status = status;
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ret;
@@ -60,23 +76,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cs) return MHD_NO;
     buf_init(&cs->body);
     *con_cls = cs;
+    snprintf(cs->method, sizeof cs->method, "%s", method);
+    snprintf(cs->path, sizeof cs->path, "%s", url);
+    cs->start_ms = mono_ms();
+    cur_log = &cs->lg;
     /* The headers are here: refuse what cannot be served before reading any body (a
      * stranger's 1 GB upload costs us nothing). */
     const http_route *rt0 = NULL;
     char allow0[64];
     http_match m0 = http_route_find(s->o.routes, method, url, &rt0, allow0, sizeof allow0);
     const char *authz0 = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    enum MHD_Result early = MHD_YES;
     if (!(m0 == HTTP_MATCH_OK && (rt0->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz0)) {
       cs->answered = 1;
-      return (enum MHD_Result)unauthorized(c, authz0);
+      early = (enum MHD_Result)unauthorized(c, authz0);
+    } else {
+      const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+      if (clen && strtoull(clen, NULL, 10) > HTTP_MAX_BODY) {
+        cs->answered = 1;
+        early = (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
+                                                  "request body is larger than 4 MiB");
+      }
     }
-    const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (clen && strtoull(clen, NULL, 10) > HTTP_MAX_BODY) {
-      cs->answered = 1;
-      return (enum MHD_Result)http__send_error(c, 413, "invalid_request_error", "request_too_large",
-                                               "request body is larger than 4 MiB");
-    }
-    return MHD_YES;
+    cur_log = NULL;
+    return early;
   }
   if (cs->answered) { /* refused already: whatever else comes is dropped */
     *upload_size = 0;
@@ -90,6 +113,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   const http_route *route = NULL;
   char allow[64];
+  cur_log = &cs->lg; /* (left set on the early returns below: this thread serves only this request) */
   http_match m = http_route_find(s->o.routes, method, url, &route, allow, sizeof allow);
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (!(m == HTTP_MATCH_OK && (route->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz))
@@ -110,6 +134,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Allow", allow);
+    cs->lg.status = 405;
     enum MHD_Result ret = MHD_queue_response(c, 405, r);
     MHD_destroy_response(r);
     return ret;
@@ -117,15 +142,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
                       .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
                       .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud};
-  return (enum MHD_Result)route->fn(&req, route->data);
+  cur_log = &cs->lg;
+  enum MHD_Result ret = (enum MHD_Result)route->fn(&req, route->data);
+  cur_log = NULL;
+  return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
   (void)cls;
   (void)c;
-  (void)toe;
   conn_state *cs = *con_cls;
   if (!cs) return;
+  /* One line per request: who served what for how much, never the prompt. */
+  const http_log *l = &cs->lg;
+  char extra[300] = "";
+  if (l->model[0])
+    snprintf(extra, sizeof extra, " model=%s served=%s%s%.24s prompt_tokens=%d completion_tokens=%d wei=%llu", l->model,
+             l->served[0] ? l->served : "-", l->node[0] ? " by=" : "", l->node, l->prompt_tokens, l->completion_tokens,
+             (unsigned long long)l->wei);
+  log_info("api %s %s %u%s%s %llu ms", cs->method, cs->path, l->status,
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)", extra,
+           (unsigned long long)(mono_ms() - cs->start_ms));
+  if (cur_log == &cs->lg) cur_log = NULL;
   buf_deinit(&cs->body);
   free(cs);
   *con_cls = NULL;

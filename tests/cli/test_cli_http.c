@@ -354,6 +354,21 @@ static void test_api_limits(void **state) {
     check_openai_error(&r, 400, "invalid_request_error");
     assert_non_null(strstr(r.body, "unsupported_parameter"));
   }
+  /* one log line per request: what was served, never the prompt */
+  const char *secret = "{\"model\":\"tiny\",\"prompt\":\"Zanzibar marmalade secret\",\"max_tokens\":2}";
+  http(&r, port, "POST", "/v1/completions", tok, secret, strlen(secret));
+  assert_int_equal(r.status, 200);
+  http(&r, port, "GET", "/v1/models", NULL, NULL, 0);
+  char logf[400];
+  snprintf(logf, sizeof logf, "%s.log", home);
+  int seen = 0;
+  for (int i = 0; i < 40 && !seen; i++) { /* written when the request completes */
+    seen = tu_sh("grep -q 'api POST /v1/completions 200 model=tiny served=local.*completion_tokens=2' %s", logf) == 0 &&
+           tu_sh("grep -q 'api GET /v1/models 401' %s", logf) == 0;
+    if (!seen) usleep(50000);
+  }
+  assert_true(seen);
+  assert_int_not_equal(tu_sh("grep -q Zanzibar %s", logf), 0);
   /* their neutral values are fine */
   const char *neutral = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"echo\":false,\"max_tokens\":1}";
   http(&r, port, "POST", "/v1/completions", tok, neutral, strlen(neutral));
