@@ -255,6 +255,7 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    http__cors(r);
     add_headers(r, node_id, remote ? NULL : "0"); /* remote: the cost is in the last event */
     int ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
@@ -305,6 +306,7 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   if (!out) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
+  http__cors(r);
   char cost[24];
   snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
   add_headers(r, node_id, cost);

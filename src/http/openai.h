@@ -54,6 +54,9 @@ typedef struct http_log {
   uint64_t wei;               /* paid for it */
 } http_log;
 http_log *http__log(void);
+/* Adds the CORS headers to r when the request on this thread came from an allowed origin. */
+struct MHD_Response;
+void http__cors(struct MHD_Response *r);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);
 

@@ -31,8 +31,44 @@ typedef struct conn_state {
 } conn_state;
 
 static _Thread_local http_log *cur_log; /* the request this connection thread handles */
+static _Thread_local const char *cur_origin; /* its Origin, when allowed (borrowed from the server) */
 
 http_log *http__log(void) { return cur_log; }
+
+void http__cors(struct MHD_Response *r) {
+  if (!cur_origin) return;
+  MHD_add_response_header(r, "Access-Control-Allow-Origin", cur_origin);
+  MHD_add_response_header(r, "Vary", "Origin");
+}
+
+/* The allowed origin equal to the request's Origin header (the server's copy), or NULL. */
+static const char *allowed_origin(const http_server *s, struct MHD_Connection *c) {
+  const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  for (size_t i = 0; o && i < s->o.n_cors; i++)
+    if (!strcmp(s->o.cors_origins[i], o)) return s->o.cors_origins[i];
+  return NULL;
+}
+
+/* A browser's preflight (OPTIONS with Access-Control-Request-Method): answered without a
+ * token, as browsers send none; an origin not in [http] cors_origins is a 403. */
+static enum MHD_Result preflight(const http_server *s, struct MHD_Connection *c) {
+  const char *o = allowed_origin(s, c);
+  if (!o) {
+    if (cur_log) cur_log->status = 403;
+    return (enum MHD_Result)http__send_error(c, 403, "permission_error", "origin_not_allowed",
+                                             "this origin may not call the API: add it to [http] cors_origins");
+  }
+  struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(r, "Access-Control-Allow-Origin", o);
+  MHD_add_response_header(r, "Vary", "Origin");
+  MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+  MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+  MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+  if (cur_log) cur_log->status = 204;
+  enum MHD_Result ret = MHD_queue_response(c, 204, r);
+  MHD_destroy_response(r);
+  return ret;
+}
 
 static uint64_t mono_ms(void) {
   struct timespec ts;
@@ -53,6 +89,7 @@ int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
   if (!text) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(r, "Content-Type", "application/json");
+  http__cors(r);
   if (cur_log) cur_log->status = status;
   enum MHD_Result ret = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
@@ -80,6 +117,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     snprintf(cs->path, sizeof cs->path, "%s", url);
     cs->start_ms = mono_ms();
     cur_log = &cs->lg;
+    cur_origin = allowed_origin(s, c);
+    if (!strcmp(method, "OPTIONS") && MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method")) {
+      cs->answered = 1;
+      enum MHD_Result pre = preflight(s, c);
+      cur_log = NULL;
+      return pre;
+    }
     /* The headers are here: refuse what cannot be served before reading any body (a
      * stranger's 1 GB upload costs us nothing). */
     const http_route *rt0 = NULL;
@@ -114,6 +158,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   const http_route *route = NULL;
   char allow[64];
   cur_log = &cs->lg; /* (left set on the early returns below: this thread serves only this request) */
+  cur_origin = allowed_origin(s, c);
   http_match m = http_route_find(s->o.routes, method, url, &route, allow, sizeof allow);
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (!(m == HTTP_MATCH_OK && (route->flags & HTTP_ROUTE_PUBLIC)) && auth_check(s->o.auth, authz))
@@ -134,6 +179,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Allow", allow);
+    http__cors(r);
     cs->lg.status = 405;
     enum MHD_Result ret = MHD_queue_response(c, 405, r);
     MHD_destroy_response(r);

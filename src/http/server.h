@@ -35,6 +35,8 @@ typedef struct http_opts {
   const char *node_id;    /* borrowed: reported as owner of local models */
   gen *gen;               /* borrowed: every generation goes through it (NULL = none) */
   json_t *(*remote_models)(void *ud); /* models the network offers (owned array), or NULL */
+  const char *const *cors_origins;  /* web origins allowed (borrowed), n_cors of them */
+  size_t n_cors;
   void *remote_ud;
 } http_opts;
 

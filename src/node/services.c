@@ -275,7 +275,10 @@ static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
     return rc;
   }
   const node_opts *o = c->node->opts;
+  const char *const *cors;
+  size_t n_cors = config_list(c->cfg, "http", "cors_origins", &cors);
   http_opts ho = {.listen = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen"),
+                  .cors_origins = cors, .n_cors = n_cors,
                   .routes = c->routes, .auth = c->node->auth, .models_dir = c->paths->models, .node_id = c->node_id,
                   .gen = c->gen, .remote_ud = c->node->mkt, .remote_models = c->node->mkt ? http_remote_models : NULL};
   http_server *h;

@@ -285,7 +285,8 @@ static void test_api_limits(void **state) {
   snprintf(home, sizeof home, "%s/n", dir);
   assert_int_equal(apiary("init --home %s", home), 0);
   snprintf(cfg, sizeof cfg, "%s/config.toml", home);
-  assert_int_equal(tu_sh("sed -i 's|^context = .*|context = 16|' %s", cfg), 0);
+  assert_int_equal(tu_sh("sed -i 's|^context = .*|context = 16|; s|^cors_origins = .*|cors_origins = [\"http://app.example\"]|' %s",
+                         cfg), 0);
   tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
   assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
   assert_int_equal(apiary("token --home %s create --json", home), 0);
@@ -369,6 +370,29 @@ static void test_api_limits(void **state) {
   }
   assert_true(seen);
   assert_int_not_equal(tu_sh("grep -q Zanzibar %s", logf), 0);
+  /* CORS: a preflight from an allowed origin is answered without a token; another origin
+   * gets a 403; real answers carry the header only for the allowed origin */
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "curl -s -i -X OPTIONS -H 'Origin: http://app.example' -H 'Access-Control-Request-Method: POST' "
+           "http://127.0.0.1:%d/v1/chat/completions", port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_non_null(strstr(out, " 204 "));
+  assert_non_null(strcasestr(out, "Access-Control-Allow-Origin: http://app.example"));
+  assert_non_null(strcasestr(out, "Access-Control-Allow-Headers: Authorization, Content-Type"));
+  snprintf(cmd, sizeof cmd, "curl -s -i -X OPTIONS -H 'Origin: http://evil.example' -H 'Access-Control-Request-Method: POST' "
+           "http://127.0.0.1:%d/v1/chat/completions", port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_non_null(strstr(out, " 403 "));
+  assert_null(strcasestr(out, "Access-Control-Allow-Origin"));
+  snprintf(cmd, sizeof cmd, "curl -s -i -H 'Origin: http://app.example' -H 'Authorization: Bearer %s' "
+           "http://127.0.0.1:%d/v1/models", tok, port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_non_null(strstr(out, " 200 "));
+  assert_non_null(strcasestr(out, "Access-Control-Allow-Origin: http://app.example"));
+  snprintf(cmd, sizeof cmd, "curl -s -i -H 'Origin: http://evil.example' -H 'Authorization: Bearer %s' "
+           "http://127.0.0.1:%d/v1/models", tok, port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_null(strcasestr(out, "Access-Control-Allow-Origin"));
   /* their neutral values are fine */
   const char *neutral = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"echo\":false,\"max_tokens\":1}";
   http(&r, port, "POST", "/v1/completions", tok, neutral, strlen(neutral));
