@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "http/metrics.h"
 #include "http/openai.h"
 
 struct http_server {
@@ -206,9 +207,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     snprintf(extra, sizeof extra, " model=%s served=%s%s%.24s prompt_tokens=%d completion_tokens=%d wei=%llu", l->model,
              l->served[0] ? l->served : "-", l->node[0] ? " by=" : "", l->node, l->prompt_tokens, l->completion_tokens,
              (unsigned long long)l->wei);
+  uint64_t ms = mono_ms() - cs->start_ms;
   log_info("api %s %s %u%s%s %llu ms", cs->method, cs->path, l->status,
-           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)", extra,
-           (unsigned long long)(mono_ms() - cs->start_ms));
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client gone)", extra, (unsigned long long)ms);
+  http_metrics_request(cs->method, l->status, l->model[0] && l->status == 200 ? (double)ms / 1000.0 : -1);
+  if (l->model[0] && l->status == 200)
+    http_metrics_generation(!strcmp(l->served, "network"), (uint64_t)l->prompt_tokens, (uint64_t)l->completion_tokens,
+                            l->wei);
   if (cur_log == &cs->lg) cur_log = NULL;
   buf_deinit(&cs->body);
   free(cs);

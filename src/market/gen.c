@@ -179,3 +179,11 @@ void gen_release(gen_stream *s) {
   mkt_stream_unref(s->ms);
   free(s);
 }
+
+int gen_n_live(gen *g) {
+  int n = 0;
+  pthread_mutex_lock(&g->mu);
+  for (gen_stream *s = g->live; s; s = s->next) n++;
+  pthread_mutex_unlock(&g->mu);
+  return n;
+}

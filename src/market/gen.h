@@ -65,6 +65,8 @@ void gen_free(gen *g); /* NULL ok; after every stream is released */
 /* Cancels every live stream (their readers wake at once) and refuses new submissions:
  * the first step of a node's shutdown, so no HTTP thread waits on a generation. */
 void gen_shutdown(gen *g);
+/* Streams not released yet: the generations in progress. */
+int gen_n_live(gen *g);
 /* Sets the policy hook (NULL: allow everything). Before the first submission. */
 void gen_set_policy(gen *g, gen_policy_fn fn, void *ud);
 

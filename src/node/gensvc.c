@@ -13,6 +13,7 @@
 #include "crypto/ident.h"
 #include "llm/gguf.h"
 #include "llm/mstore.h"
+#include "http/metrics.h"
 #include "market/genreq.h"
 #include "market/payflow.h"
 #include "market/receipt.h"
@@ -54,7 +55,10 @@ static void drain(gensvc *g) {
       if (io->job) local_job_allow(io->job, a.tokens);
       break;
     case MKT_SV_CANCEL_JOB: drop_job(io); break;
-    case MKT_SV_ANSWER: answer(g, a.slot, &a); break;
+    case MKT_SV_ANSWER:
+      answer(g, a.slot, &a);
+      http_metrics_sold((uint64_t)a.gt);
+      break;
     case MKT_SV_ERROR:
       if (io->r && io->handle) {
         json_t *data = a.data_code ? json_pack("{s:s}", "code", a.data_code) : NULL;
@@ -307,6 +311,7 @@ static void m_pay(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, rc == ERR_UNKNOWN_CHANNEL ? MKT_E_CHANNEL_RETRY : -32011, msg, data);
     return;
   }
+  http_metrics_earned(delta);
   if (mkt_serve_paid(&g->sv, request, v.channel_id, delta, now_ms(g)) >= 0) {
     drain(g);
   } else if (delta) {

@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/health.h"
+#include "http/metrics.h"
 #include "http/openai.h"
 #include "http/server.h"
 #include "node/asksvc.h"
@@ -270,6 +271,7 @@ static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!config_bool(c->cfg, "http", "enabled")) return 0;
   int rc = openai_routes_add(c->routes);
   if (!rc) rc = http_health_routes_add(c->routes);
+  if (!rc) rc = http_metrics_routes_add(c->routes, c->gen);
   if (rc) {
     snprintf(err, cap, "cannot register the API routes: %s", err_str(rc));
     return rc;

@@ -255,6 +255,14 @@ static void test_api_auth(void **state) {
   tu_rm_rf(dir);
 }
 
+/* A sample of the /metrics text (the value after "name "), or -1. */
+static long long metric(const char *text, const char *name) {
+  char key[200];
+  snprintf(key, sizeof key, "\n%s ", name);
+  const char *p = strstr(text, key);
+  return p ? atoll(p + strlen(key)) : -1;
+}
+
 /* Starts a node on home with its API on a free port; returns the port (pid in *pid). */
 static int start_api_node(const char *home, pid_t *pid) {
   char log[400];
@@ -393,6 +401,33 @@ static void test_api_limits(void **state) {
            "http://127.0.0.1:%d/v1/models", tok, port);
   assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
   assert_null(strcasestr(out, "Access-Control-Allow-Origin"));
+  /* /metrics: behind the token; one more local answer of 3 tokens moves the counters by that */
+  http(&r, port, "GET", "/metrics", NULL, NULL, 0);
+  check_openai_error(&r, 401, "authentication_error");
+  http(&r, port, "GET", "/metrics", tok, NULL, 0);
+  assert_int_equal(r.status, 200);
+  long long t0 = metric(r.body, "apiary_tokens_total{kind=\"completion\",served=\"local\"}");
+  long long h0 = metric(r.body, "apiary_generation_seconds_count");
+  long long p0 = metric(r.body, "apiary_http_requests_total{method=\"POST\",code=\"2xx\"}");
+  assert_true(t0 >= 0 && h0 >= 0 && p0 >= 0);
+  assert_int_equal(metric(r.body, "apiary_generations_in_progress"), 0);
+  assert_int_equal(metric(r.body, "apiary_wei_spent_total"), 0);
+  const char *three = "{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":3}";
+  http(&r, port, "POST", "/v1/completions", tok, three, strlen(three));
+  assert_int_equal(r.status, 200);
+  long long t1 = -1, h1 = -1, p1 = -1;
+  for (int i = 0; i < 40; i++) { /* counted when the request completes */
+    http(&r, port, "GET", "/metrics", tok, NULL, 0);
+    t1 = metric(r.body, "apiary_tokens_total{kind=\"completion\",served=\"local\"}");
+    h1 = metric(r.body, "apiary_generation_seconds_count");
+    p1 = metric(r.body, "apiary_http_requests_total{method=\"POST\",code=\"2xx\"}");
+    if (t1 == t0 + 3) break;
+    usleep(50000);
+  }
+  assert_int_equal(t1, t0 + 3);
+  assert_int_equal(h1, h0 + 1);
+  assert_int_equal(p1, p0 + 1);
+  assert_non_null(strstr(r.body, "# TYPE apiary_generation_seconds histogram"));
   /* their neutral values are fine */
   const char *neutral = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"echo\":false,\"max_tokens\":1}";
   http(&r, port, "POST", "/v1/completions", tok, neutral, strlen(neutral));

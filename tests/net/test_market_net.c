@@ -303,6 +303,27 @@ static void test_market(void **state) {
                       json_string_value(json_object_get(rc, "request_hash")));
   char chan_a[80];
   snprintf(chan_a, sizeof chan_a, "%s", json_string_value(json_object_get(ra, "channel")));
+  /* The same money in the metrics: C spent it on 24 bought tokens, A earned it. */
+  json_t *ta = apiary_json("token --home %s create", home(A));
+  char tok_a[128];
+  snprintf(tok_a, sizeof tok_a, "%s", json_string_value(json_object_get(ta, "token")));
+  json_decref(ta);
+  long long spent = -1, bought = -1, earned = -1;
+  for (int i = 0; i < 50; i++) {
+    char mc[600], *p;
+    snprintf(mc, sizeof mc, "curl -s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/metrics", token, http_port(C));
+    if (!tu_run(mc, out, sizeof out, NULL, 0)) {
+      spent = (p = strstr(out, "\napiary_wei_spent_total ")) ? atoll(p + strlen("\napiary_wei_spent_total ")) : -1;
+      bought = (p = strstr(out, "\napiary_tokens_bought_total ")) ? atoll(p + strlen("\napiary_tokens_bought_total ")) : -1;
+    }
+    snprintf(mc, sizeof mc, "curl -s -H 'Authorization: Bearer %s' http://127.0.0.1:%d/metrics", tok_a, http_port(A));
+    if (!tu_run(mc, out, sizeof out, NULL, 0)) earned = (p = strstr(out, "\napiary_wei_earned_total ")) ? atoll(p + strlen("\napiary_wei_earned_total ")) : -1;
+    if (spent == (long long)want_cost && earned == (long long)want_cost) break;
+    usleep(100000);
+  }
+  assert_int_equal(spent, (long long)want_cost);
+  assert_int_equal(earned, (long long)want_cost);
+  assert_int_equal(bought, 24);
   json_decref(rc);
   json_decref(ra);
 
