@@ -206,11 +206,13 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     local_req_clear(lr);
     return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   }
-  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) /* takes lr */
+  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) { /* takes lr */
+    if (ge.status == 429) return http__send_busy(req->conn, ge.message);
     return http__send_error(req->conn, (unsigned)ge.status,
                             ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
                                                                                  : "invalid_request_error",
                             ge.code, ge.message);
+  }
   int remote = gen_is_remote(src);
   snprintf(node_id, sizeof node_id, "%s", req->node_id);
   http_log *lg = http__log();

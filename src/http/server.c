@@ -97,6 +97,22 @@ int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
   return ret;
 }
 
+int http__send_busy(struct MHD_Connection *c, const char *message) {
+  json_t *j = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type", "rate_limit_error", "param",
+                        "code", "rate_limit_exceeded");
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!text) return MHD_NO;
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  MHD_add_response_header(r, "Retry-After", "1");
+  http__cors(r);
+  if (cur_log) cur_log->status = 429;
+  enum MHD_Result ret = MHD_queue_response(c, 429, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message) {
   return http__send_json(c, status,
@@ -243,10 +259,16 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
   s->o = *o;
+  /* A thread per connection, each with a small stack (handlers only wait on streams: the
+   * work is the worker's), many of them, and a short idle limit: a crowd of idle or slow
+   * connections cannot lock token holders out (the token is checked as soon as headers
+   * arrive, and what fails it is closed at once). */
   s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
                           NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
-                          on_completed, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
+                          on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                          o->max_connections ? o->max_connections : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
+                          o->idle_timeout_s ? o->idle_timeout_s : 30u, MHD_OPTION_THREAD_STACK_SIZE,
+                          (size_t)(1u << 20), MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, cap, "cannot listen for HTTP on %s (in use? set [http] listen in config.toml)", o->listen);
     free(s);

@@ -37,6 +37,8 @@ typedef struct http_opts {
   json_t *(*remote_models)(void *ud); /* models the network offers (owned array), or NULL */
   const char *const *cors_origins;  /* web origins allowed (borrowed), n_cors of them */
   size_t n_cors;
+  unsigned max_connections;         /* 0: 512 */
+  unsigned idle_timeout_s;          /* 0: 30 */
   void *remote_ud;
 } http_opts;
 

@@ -65,7 +65,7 @@ static int refuse(gen_error *e, local_req *lr, int status, const char *code, con
   e->status = status;
   e->code = code;
   snprintf(e->message, sizeof e->message, fmt, arg);
-  return status == 404 ? ERR_NOTFOUND : status == 403 ? ERR_PERM : ERR_BUSY;
+  return status == 404 ? ERR_NOTFOUND : status == 403 ? ERR_PERM : ERR_BUSY; /* 429, 503: busy */
 }
 
 int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, char *name_out, size_t name_cap,
@@ -92,15 +92,20 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
   snprintf(s->self_id, sizeof s->self_id, "%s", g->self_id);
   s->g = g;
   pthread_mutex_lock(&g->mu);
-  int stopping = g->stopping;
-  if (!stopping) {
+  int stopping = g->stopping, n_live = 0;
+  for (gen_stream *x = g->live; x && g->o.max_live; x = x->next) n_live++;
+  int full = !stopping && g->o.max_live && n_live >= g->o.max_live;
+  if (!stopping && !full) {
     s->next = g->live;
     if (g->live) g->live->prev = s;
     g->live = s;
   }
   pthread_mutex_unlock(&g->mu);
-  if (stopping) {
+  if (stopping || full) {
     free(s);
+    if (full)
+      return refuse(e, lr, 429, "rate_limit_exceeded", "%s",
+                    "too many generations at once on this node; retry in a moment ([http] max_generations)");
     return refuse(e, lr, 503, "overloaded", "%s", "the node is stopping");
   }
   int rc;

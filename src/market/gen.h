@@ -46,6 +46,7 @@ typedef struct gen_opts {
   gen_network_fn network;   /* NULL: nothing is bought */
   void *network_ud;
   const char *self_id;      /* this node's id, reported as the provider of local answers */
+  int max_live;             /* generations at once (running or waiting); more get 429 (0: no limit) */
 } gen_opts;
 
 typedef struct gen_request {
@@ -55,8 +56,9 @@ typedef struct gen_request {
 
 /* Why a submission was refused: an HTTP status, an OpenAI-style code and a message. */
 typedef struct gen_error {
-  int status;               /* 404 unknown model, 403 refused by policy, 503 cannot queue */
-  const char *code;         /* "model_not_found", "policy", "overloaded" */
+  int status;               /* 404 unknown model, 403 refused by policy, 429 too many at once,
+                               503 cannot queue */
+  const char *code;         /* "model_not_found", "policy", "rate_limit_exceeded", "overloaded" */
   char message[720];
 } gen_error;
 

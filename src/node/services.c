@@ -236,7 +236,8 @@ static int gen_start(node_ctx *c, void **st, char *err, size_t cap) {
   gen_state *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
   gen_opts go = {.models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
-                 .network_ud = c->node->mkt, .self_id = c->node_id};
+                 .network_ud = c->node->mkt, .self_id = c->node_id,
+                 .max_live = (int)config_int(c->cfg, "http", "max_generations")};
   int rc = gen_new(&go, &s->g);
   if (!rc) rc = asksvc_start(c->loop, s->g, c->ctl, &s->ask);
   if (rc) {
@@ -281,6 +282,8 @@ static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
   size_t n_cors = config_list(c->cfg, "http", "cors_origins", &cors);
   http_opts ho = {.listen = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen"),
                   .cors_origins = cors, .n_cors = n_cors,
+                  .max_connections = (unsigned)config_int(c->cfg, "http", "max_connections"),
+                  .idle_timeout_s = (unsigned)config_int(c->cfg, "http", "idle_timeout"),
                   .routes = c->routes, .auth = c->node->auth, .models_dir = c->paths->models, .node_id = c->node_id,
                   .gen = c->gen, .remote_ud = c->node->mkt, .remote_models = c->node->mkt ? http_remote_models : NULL};
   http_server *h;

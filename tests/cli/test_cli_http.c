@@ -437,9 +437,91 @@ static void test_api_limits(void **state) {
   tu_rm_rf(dir);
 }
 
+static long rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kb = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
+/* The door holds: 64 idle connections, 64 that send half their headers and stop, and a
+ * 4 MiB upload without a token, all at once, do not keep a token holder out (answered
+ * within curl's 10 s, not after the crowd's timeouts), and the node's memory stays
+ * bounded; past [http] max_generations, a generation gets 429 with Retry-After. */
+static void test_api_door(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], tok[128], model[1024], cfg[400];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(home, sizeof home, "%s/n", dir);
+  assert_int_equal(apiary("init --home %s", home), 0);
+  snprintf(cfg, sizeof cfg, "%s/config.toml", home);
+  assert_int_equal(tu_sh("sed -i 's|^max_generations = .*|max_generations = 1|; s|^max_tps = .*|max_tps = 5|' %s", cfg), 0);
+  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
+  assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
+  assert_int_equal(apiary("token --home %s create --json", home), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
+  json_decref(j);
+  pid_t pid;
+  int port = start_api_node(home, &pid);
+  assert_true(port > 0);
+  long rss0 = rss_kb(pid);
+  int fds[128];
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  for (int i = 0; i < 128; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+    if (i >= 64) assert_true(write(fds[i], "GET /v1/models HTTP/1.1\r\nHost: x\r\n", 35) == 35); /* and nothing more */
+  }
+  char cmd[1024], big[400];
+  snprintf(big, sizeof big, "%s/big.bin", dir);
+  assert_int_equal(tu_sh("head -c 4194000 /dev/zero > %s", big), 0);
+  snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' -X POST --data-binary @%s http://127.0.0.1:%d/v1/completions",
+           big, port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_string_equal(out, "401");
+  resp r;
+  http(&r, port, "GET", "/v1/models", tok, NULL, 0); /* curl's 10 s timeout: it is not kept waiting */
+  assert_int_equal(r.status, 200);
+  long rss1 = rss_kb(pid);
+  if (rss0 > 0 && rss1 > 0 && rss1 - rss0 > 64 * 1024)
+    fail_msg("the node's RSS grew by %ld KiB under 128 idle or slow connections", rss1 - rss0);
+  for (int i = 0; i < 128; i++) close(fds[i]);
+  /* one generation at a time: a second one meanwhile is told to come back */
+  snprintf(cmd, sizeof cmd, "curl -s -N -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/completions -d "
+           "'{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":60,\"stream\":true}'", tok, port);
+  const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  pid_t longreq = tu_spawn(argv, NULL);
+  int busy = 0;
+  for (int i = 0; i < 100 && !busy; i++) {
+    http(&r, port, "GET", "/metrics", tok, NULL, 0);
+    busy = strstr(r.body, "\napiary_generations_in_progress 1") != NULL;
+    if (!busy) usleep(50000);
+  }
+  assert_true(busy);
+  snprintf(cmd, sizeof cmd, "curl -s -i -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/completions -d "
+           "'{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":2}'", tok, port);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  assert_non_null(strstr(out, " 429 "));
+  assert_non_null(strcasestr(out, "Retry-After: 1"));
+  assert_non_null(strstr(out, "rate_limit_exceeded"));
+  kill(longreq, SIGKILL);
+  tu_wait_exit(longreq, 5000);
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits),
+                                     cmocka_unit_test(test_api_door)};
   int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
   curl_global_cleanup();
   return rc;
