@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +17,84 @@
 #include "http/metrics.h"
 #include "http/openai.h"
 
+#define MAX_ADDRS 256
+
 struct http_server {
   struct MHD_Daemon *d;
   http_opts o;
   uint16_t port;
+  pthread_mutex_t amu;          /* guards addrs (the listener and the connection threads) */
+  struct { uint8_t a[16]; int len; unsigned n; } addrs[MAX_ADDRS]; /* open connections per address */
 };
+
+/* The client address of sa as bytes (4 or 16); 0 for 127.0.0.1 and ::1, which are exempt
+ * from the per-address cap (every local client shares them). */
+static int addr_bytes(const struct sockaddr *sa, uint8_t out[16]) {
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+    if (ntohl(v4->sin_addr.s_addr) == 0x7f000001) return 0;
+    memcpy(out, &v4->sin_addr, 4);
+    return 4;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+    if (IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return 0;
+    memcpy(out, &v6->sin6_addr, 16);
+    return 16;
+  }
+  return 0;
+}
+
+/* The count slot of an address (created when asked to); NULL when the table is full. */
+static unsigned *addr_slot(http_server *s, const uint8_t *a, int len, int create) {
+  int free_i = -1;
+  for (int i = 0; i < MAX_ADDRS; i++) {
+    if (s->addrs[i].len == len && !memcmp(s->addrs[i].a, a, (size_t)len)) return &s->addrs[i].n;
+    if (free_i < 0 && (!s->addrs[i].len || !s->addrs[i].n)) free_i = i;
+  }
+  if (!create || free_i < 0) return NULL;
+  memcpy(s->addrs[free_i].a, a, (size_t)len);
+  s->addrs[free_i].len = len;
+  s->addrs[free_i].n = 0;
+  return &s->addrs[free_i].n;
+}
+
+/* A new connection: refused when its address has [http] max_per_address open already. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
+  http_server *s = cls;
+  (void)len;
+  uint8_t a[16];
+  int n = addr_bytes(sa, a);
+  if (!n || !s->o.max_per_address) return MHD_YES;
+  pthread_mutex_lock(&s->amu);
+  unsigned *c = addr_slot(s, a, n, 0);
+  int ok = !c || *c < s->o.max_per_address;
+  pthread_mutex_unlock(&s->amu);
+  return ok ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **sctx, enum MHD_ConnectionNotificationCode toe) {
+  http_server *s = cls;
+  (void)sctx;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  uint8_t a[16];
+  int n = ci && ci->client_addr ? addr_bytes(ci->client_addr, a) : 0;
+  if (!n) return;
+  pthread_mutex_lock(&s->amu);
+  unsigned *cnt = addr_slot(s, a, n, toe == MHD_CONNECTION_NOTIFY_STARTED);
+  if (cnt && toe == MHD_CONNECTION_NOTIFY_STARTED) (*cnt)++;
+  else if (cnt && *cnt) (*cnt)--;
+  pthread_mutex_unlock(&s->amu);
+}
+
+/* libmicrohttpd's own messages go to our log (debug), never raw to the user. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[300];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\n")] = 0;
+  log_debug("libmicrohttpd: %s", msg);
+}
 
 typedef struct conn_state {
   buf body;
@@ -263,14 +338,17 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
    * work is the worker's), many of them, and a short idle limit: a crowd of idle or slow
    * connections cannot lock token holders out (the token is checked as soon as headers
    * arrive, and what fails it is closed at once). */
+  pthread_mutex_init(&s->amu, NULL);
   s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-                          NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
+                          on_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_EXTERNAL_LOGGER,
+                          on_mhd_log, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
                           on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                           o->max_connections ? o->max_connections : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
                           o->idle_timeout_s ? o->idle_timeout_s : 30u, MHD_OPTION_THREAD_STACK_SIZE,
                           (size_t)(1u << 20), MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, cap, "cannot listen for HTTP on %s (in use? set [http] listen in config.toml)", o->listen);
+    pthread_mutex_destroy(&s->amu);
     free(s);
     return ERR_EXISTS;
   }
@@ -283,6 +361,7 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
 void http_stop(http_server *s) {
   if (!s) return;
   MHD_stop_daemon(s->d);
+  pthread_mutex_destroy(&s->amu);
   free(s);
 }
 

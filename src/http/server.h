@@ -39,6 +39,7 @@ typedef struct http_opts {
   size_t n_cors;
   unsigned max_connections;         /* 0: 512 */
   unsigned idle_timeout_s;          /* 0: 30 */
+  unsigned max_per_address;         /* open connections from one address (not 127.0.0.1/::1); 0 = no cap */
   void *remote_ud;
 } http_opts;
 

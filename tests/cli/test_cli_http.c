@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,7 +461,8 @@ static void test_api_door(void **state) {
   snprintf(home, sizeof home, "%s/n", dir);
   assert_int_equal(apiary("init --home %s", home), 0);
   snprintf(cfg, sizeof cfg, "%s/config.toml", home);
-  assert_int_equal(tu_sh("sed -i 's|^max_generations = .*|max_generations = 1|; s|^max_tps = .*|max_tps = 5|' %s", cfg), 0);
+  assert_int_equal(tu_sh("sed -i 's|^max_generations = .*|max_generations = 1|; s|^max_tps = .*|max_tps = 5|; "
+                         "s|^max_per_address = .*|max_per_address = 4|' %s", cfg), 0);
   tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
   assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
   assert_int_equal(apiary("token --home %s create --json", home), 0);
@@ -493,6 +495,26 @@ static void test_api_door(void **state) {
   if (rss0 > 0 && rss1 > 0 && rss1 - rss0 > 64 * 1024)
     fail_msg("the node's RSS grew by %ld KiB under 128 idle or slow connections", rss1 - rss0);
   for (int i = 0; i < 128; i++) close(fds[i]);
+  /* one address other than 127.0.0.1 (which every local client shares) may hold at most
+   * [http] max_per_address connections: the fifth from 127.0.0.2 is closed at once */
+  int from2[5];
+  struct sockaddr_in src = {.sin_family = AF_INET};
+  inet_pton(AF_INET, "127.0.0.2", &src.sin_addr);
+  for (int i = 0; i < 5; i++) {
+    from2[i] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(from2[i], (struct sockaddr *)&src, sizeof src), 0);
+    assert_int_equal(connect(from2[i], (struct sockaddr *)&a, sizeof a), 0);
+    usleep(100000); /* each is accepted (and counted) before the next */
+  }
+  struct timeval tv5 = {.tv_sec = 3};
+  setsockopt(from2[4], SOL_SOCKET, SO_RCVTIMEO, &tv5, sizeof tv5);
+  char b5[16];
+  errno = 0;
+  ssize_t rn = read(from2[4], b5, sizeof b5); /* closed (EOF or reset), not left open (timeout) */
+  assert_true(rn == 0 || (rn < 0 && errno != EAGAIN && errno != EWOULDBLOCK));
+  for (int i = 0; i < 5; i++) close(from2[i]);
+  http(&r, port, "GET", "/v1/models", tok, NULL, 0); /* 127.0.0.1 is not capped */
+  assert_int_equal(r.status, 200);
   /* one generation at a time: a second one meanwhile is told to come back */
   snprintf(cmd, sizeof cmd, "curl -s -N -H 'Authorization: Bearer %s' http://127.0.0.1:%d/v1/completions -d "
            "'{\"model\":\"tiny\",\"prompt\":\"Once upon\",\"max_tokens\":60,\"stream\":true}'", tok, port);
