@@ -348,6 +348,125 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   return -1; /* go on */
 }
 
+/* One whole (non-streamed) answer for lr: its text and result; 0, or an HTTP status with
+ * e (or res) saying why. Takes lr. */
+static int one_answer(const http_request *req, const char *model, local_req *lr, buf *text, mkt_result *res,
+                      gen_error *e, int *remote) {
+  gen_stream *src = NULL;
+  char name[128], node[MKT_NODE_ID_MAX];
+  gen_request gr = {.model = model};
+  memset(res, 0, sizeof *res);
+  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, e)) return e->status;
+  *remote = gen_is_remote(src);
+  if (*remote) {
+    while (gen_wait_started(src, GONE_CHECK_MS, node) == -ETIMEDOUT)
+      if (client_gone(req->conn)) { gen_cancel(src); gen_release(src); return 499; }
+  }
+  int wrc = wait_while_there(req, src, res);
+  if (wrc) {
+    gen_cancel(src);
+    gen_release(src);
+    return wrc == ERR_CANCELED ? 499 : 504;
+  }
+  char tmp[8192];
+  int n;
+  while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(text, tmp, (size_t)n);
+  gen_release(src);
+  if (res->finish == LOCAL_ERROR) return res->http_status ? res->http_status : *remote ? 502 : 500;
+  return 0;
+}
+
+/* n choices for each of k prompts (or for the messages): each its own generation, one after
+ * another (n > 1: each choice takes the next seed, so they differ). Not streamed. */
+static int generate_many(const http_request *req, json_t *body, const char *model, int chat, int n, int k,
+                         int default_max) {
+  json_t *choices = json_array();
+  int pt = 0, ct = 0, any_remote = 0;
+  uint64_t cost = 0;
+  char node[MKT_NODE_ID_MAX];
+  snprintf(node, sizeof node, "%s", req->node_id);
+  for (int i = 0; i < k; i++)
+    for (int j = 0; j < n; j++) {
+      local_req lr;
+      memset(&lr, 0, sizeof lr);
+      const char *code = NULL, *why = http_parse_sampling(body, &lr, default_max, &code);
+      if (!why) why = chat ? http_parse_messages(body, &lr, &code) : http_parse_prompt_at(body, i, &lr, &code);
+      if (why) {
+        local_req_clear(&lr);
+        json_decref(choices);
+        return bad_request(req, code, why);
+      }
+      lr.sp.seed += (uint64_t)j; /* n samples of one prompt differ (a given seed stays reproducible) */
+      buf text;
+      buf_init(&text);
+      mkt_result res;
+      gen_error e;
+      int remote = 0, st = one_answer(req, model, &lr, &text, &res, &e, &remote);
+      if (st) {
+        buf_deinit(&text);
+        json_decref(choices);
+        if (st == 499) return MHD_NO;
+        if (e.status) return http__send_error(req->conn, (unsigned)e.status, st < 500 ? "invalid_request_error" : "server_error", e.code, e.message);
+        return http__send_error(req->conn, (unsigned)st, st < 500 ? "invalid_request_error" : "server_error",
+                                res.code ? res.code : st == 504 ? "timeout" : "generation_failed",
+                                res.error[0] ? res.error : "generation took too long");
+      }
+      const char *t = text.ptr ? (const char *)text.ptr : "";
+      int index = i * n + j;
+      json_array_append_new(choices,
+                            chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", index, "message", "role", "assistant",
+                                             "content", t, text.len, "finish_reason", finish_name(res.finish))
+                                 : json_pack("{s:i, s:s%, s:n, s:s}", "index", index, "text", t, text.len, "logprobs",
+                                             "finish_reason", finish_name(res.finish)));
+      buf_deinit(&text);
+      if (j == 0) pt += res.prompt_tokens; /* a prompt counts once, whatever n */
+      ct += res.completion_tokens;
+      if (remote) {
+        any_remote = 1;
+        cost += res.cost_wei;
+        if (res.node_id[0]) snprintf(node, sizeof node, "%s", res.node_id);
+      }
+    }
+  http_log *lg = http__log();
+  if (lg) {
+    snprintf(lg->model, sizeof lg->model, "%.90s", model);
+    snprintf(lg->served, sizeof lg->served, "%s", any_remote ? "network" : "local");
+    snprintf(lg->node, sizeof lg->node, "%s", node);
+    lg->prompt_tokens = pt;
+    lg->completion_tokens = ct;
+    lg->wei = cost;
+  }
+  char id[40], costs[24];
+  new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
+  snprintf(costs, sizeof costs, "%llu", (unsigned long long)cost);
+  json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:o, s:{s:i, s:i, s:i}, s:{s:s, s:s, s:s}}", "id", id, "object",
+                        chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model", model,
+                        "choices", choices, "usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens",
+                        pt + ct, "apiary", "node", node, "cost_wei", costs, "served", any_remote ? "network" : "local");
+  char *out = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!out) return MHD_NO;
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  http__cors(r);
+  add_headers(r, node, costs);
+  if (lg) lg->status = 200;
+  int ret = MHD_queue_response(req->conn, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* How many choices a request asks for (n per prompt); a stream may ask for one only. */
+static int choices_asked(const http_request *req, json_t *body, int chat, int stream, int *n, int *k) {
+  const char *code = NULL, *why = http_parse_n(body, n, &code);
+  if (why) return bad_request(req, code, why);
+  *k = chat ? 1 : http_prompt_count(body);
+  if (*k < 1 || *k > HTTP_MAX_PROMPTS) return bad_request(req, "invalid_prompt", "a prompt array holds 1 to 8 strings");
+  if (*n * *k > 1 && stream)
+    return bad_request(req, "unsupported_parameter", "several choices (n > 1 or a prompt array) are answered without streaming");
+  return -1;
+}
+
 int http__chat_completions(const http_request *req) {
   json_t *body = NULL;
   local_req lr;
@@ -355,6 +474,13 @@ int http__chat_completions(const http_request *req) {
   int stream, usage;
   int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256);
   if (rc != -1) return rc;
+  int n, k;
+  if ((rc = choices_asked(req, body, 1, stream, &n, &k)) != -1 || n > 1) {
+    local_req_clear(&lr);
+    if (rc == -1) rc = generate_many(req, body, name, 1, n, 1, 256);
+    json_decref(body);
+    return rc;
+  }
   const char *code = NULL;
   const char *why = http_parse_messages(body, &lr, &code);
   if (why) {
@@ -374,6 +500,13 @@ int http__completions(const http_request *req) {
   int stream, usage;
   int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16);
   if (rc != -1) return rc;
+  int n, k;
+  if ((rc = choices_asked(req, body, 0, stream, &n, &k)) != -1 || n * k > 1) {
+    local_req_clear(&lr);
+    if (rc == -1) rc = generate_many(req, body, name, 0, n, k, 16);
+    json_decref(body);
+    return rc;
+  }
   const char *code = NULL;
   const char *why = http_parse_prompt(body, &lr, &code);
   if (why) {

@@ -36,8 +36,6 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
       lr->max_tokens = (int)json_integer_value(v);
   }
   /* What this node cannot do yet is refused, never silently ignored. */
-  if ((v = json_object_get(body, "n")) && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
-    return fail(code, "unsupported_parameter", "n other than 1 is not supported by this node yet");
   static const struct { const char *field, *msg; } unsupported[] = {
       {"logprobs", "'logprobs' is not supported by this node yet"},
       {"top_logprobs", "'top_logprobs' is not supported by this node yet"},
@@ -106,6 +104,36 @@ const char *http_parse_messages(json_t *body, local_req *lr, const char **code) 
     lm->content = strdup(json_string_value(content));
     if (!lm->role || !lm->content) return fail(code, "server_error", "out of memory");
   }
+  return NULL;
+}
+
+const char *http_parse_n(json_t *body, int *n, const char **code) {
+  json_t *v = json_object_get(body, "n");
+  *n = 1;
+  if (!v || json_is_null(v)) return NULL;
+  if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > HTTP_MAX_N)
+    return fail(code, "invalid_n", "n must be an integer from 1 to 8");
+  *n = (int)json_integer_value(v);
+  return NULL;
+}
+
+int http_prompt_count(json_t *body) {
+  json_t *p = json_object_get(body, "prompt");
+  return json_is_array(p) ? (int)json_array_size(p) : 1;
+}
+
+const char *http_parse_prompt_at(json_t *body, int i, local_req *lr, const char **code) {
+  json_t *arr = json_object_get(body, "prompt");
+  if (!json_is_array(arr)) return http_parse_prompt(body, lr, code);
+  if (json_array_size(arr) < 1 || json_array_size(arr) > HTTP_MAX_PROMPTS)
+    return fail(code, "invalid_prompt", "a prompt array holds 1 to 8 strings");
+  json_t *p = json_array_get(arr, (size_t)i);
+  if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) > LOCAL_MAX_PROMPT)
+    return fail(code, "invalid_prompt", "each prompt must be a non-empty string (at most 1 MiB; token arrays are not supported)");
+  if (memchr(json_string_value(p), 0, json_string_length(p))) return fail(code, "invalid_prompt", "NUL byte in prompt");
+  lr->prompt = strndup(json_string_value(p), json_string_length(p));
+  if (!lr->prompt) return fail(code, "server_error", "out of memory");
+  lr->prompt_len = json_string_length(p);
   return NULL;
 }
 

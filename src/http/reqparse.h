@@ -26,5 +26,12 @@
 const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code);
 const char *http_parse_messages(json_t *body, local_req *lr, const char **code);
 const char *http_parse_prompt(json_t *body, local_req *lr, const char **code);
+/* n (1..HTTP_MAX_N, default 1): how many choices to answer. */
+#define HTTP_MAX_N 8
+#define HTTP_MAX_PROMPTS 8
+const char *http_parse_n(json_t *body, int *n, const char **code);
+/* prompt as an array of strings: how many (1 for a plain string), and the i-th one. */
+int http_prompt_count(json_t *body);
+const char *http_parse_prompt_at(json_t *body, int i, local_req *lr, const char **code);
 
 #endif

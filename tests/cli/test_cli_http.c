@@ -353,7 +353,6 @@ static void test_api_limits(void **state) {
   json_decref(j);
   /* fields this node cannot honour */
   const char *refused[] = {
-      "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":2}",
       "{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":3}",
       "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}",
       "{\"model\":\"tiny\",\"prompt\":\"x\",\"echo\":true}",
@@ -429,6 +428,34 @@ static void test_api_limits(void **state) {
   assert_int_equal(h1, h0 + 1);
   assert_int_equal(p1, p0 + 1);
   assert_non_null(strstr(r.body, "# TYPE apiary_generation_seconds histogram"));
+  /* n choices, and prompt arrays: each choice its own generation, indexed prompt by prompt;
+   * the usage sums them (a prompt counted once); a stream may ask for one choice only */
+  const char *n2 = "{\"model\":\"tiny\",\"prompt\":[\"Once upon\",\"The cat\"],\"n\":2,\"max_tokens\":3,\"seed\":7}";
+  http(&r, port, "POST", "/v1/completions", tok, n2, strlen(n2));
+  assert_int_equal(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  json_t *ch = json_object_get(j, "choices");
+  assert_int_equal(json_array_size(ch), 4);
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ch, i), "index")), (json_int_t)i);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ch, i), "finish_reason")), "length");
+  }
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 12);
+  json_decref(j);
+  const char *cn = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"n\":3,\"max_tokens\":2}";
+  http(&r, port, "POST", "/v1/chat/completions", tok, cn, strlen(cn));
+  assert_int_equal(r.status, 200);
+  j = json_loads(r.body, 0, NULL);
+  assert_int_equal(json_array_size(json_object_get(j, "choices")), 3);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 2),
+                                                                        "message"), "role")), "assistant");
+  json_decref(j);
+  const char *ns = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":2,\"stream\":true}";
+  http(&r, port, "POST", "/v1/completions", tok, ns, strlen(ns));
+  check_openai_error(&r, 400, "invalid_request_error");
+  const char *n9 = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":9}";
+  http(&r, port, "POST", "/v1/completions", tok, n9, strlen(n9));
+  check_openai_error(&r, 400, "invalid_request_error");
   /* their neutral values are fine */
   const char *neutral = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":1,\"logprobs\":null,\"echo\":false,\"max_tokens\":1}";
   http(&r, port, "POST", "/v1/completions", tok, neutral, strlen(neutral));

@@ -57,6 +57,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (why && !code) abort(); /* every refusal names OpenAI's error code */
     if (!why) limits(&lr);
     local_req_clear(&lr);
+    /* n and prompt arrays: every prompt of an array parses within the same limits */
+    int n = 0;
+    code = NULL;
+    if (http_parse_n(api, &n, &code) ? !code : (n < 1 || n > HTTP_MAX_N)) abort();
+    int k = http_prompt_count(api);
+    for (int i = 0; i < k && i < HTTP_MAX_PROMPTS; i++) {
+      memset(&lr, 0, sizeof lr);
+      code = NULL;
+      why = http_parse_sampling(api, &lr, 16, &code); /* as the API does for each choice */
+      if (!why) why = http_parse_prompt_at(api, i, &lr, &code);
+      if (why && !code) abort();
+      if (!why) limits(&lr);
+      local_req_clear(&lr);
+    }
   }
   json_decref(api);
 
