@@ -196,6 +196,22 @@ static int bad_request(const http_request *req, const char *code, const char *ms
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
 }
 
+/* Sends a whole answer j (taken) with the node and cost headers. */
+static int send_answer(const http_request *req, json_t *j, const char *node, const char *cost) {
+  char *out = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!out) return MHD_NO;
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  http__cors(r);
+  add_headers(r, node, cost);
+  http_log *lg = http__log();
+  if (lg) lg->status = 200;
+  int ret = MHD_queue_response(req->conn, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
                    int include_usage) {
   gen_stream *src = NULL;
@@ -303,17 +319,9 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                         "completion_tokens", res.completion_tokens, "total_tokens",
                         res.prompt_tokens + res.completion_tokens, "apiary",
                         apiary_info(req->node_id, remote ? &res : NULL));
-  char *out = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  if (!out) return MHD_NO;
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  http__cors(r);
   char cost[24];
   snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
-  add_headers(r, node_id, cost);
-  int ret = MHD_queue_response(req->conn, 200, r);
-  MHD_destroy_response(r);
+  int ret = send_answer(req, j, node_id, cost);
   (void)body;
   return ret;
 }
@@ -443,16 +451,7 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
                         chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model", model,
                         "choices", choices, "usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens",
                         pt + ct, "apiary", "node", node, "cost_wei", costs, "served", any_remote ? "network" : "local");
-  char *out = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  if (!out) return MHD_NO;
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(out), out, MHD_RESPMEM_MUST_FREE);
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  http__cors(r);
-  add_headers(r, node, costs);
-  if (lg) lg->status = 200;
-  int ret = MHD_queue_response(req->conn, 200, r);
-  MHD_destroy_response(r);
+  int ret = send_answer(req, j, node, costs);
   return ret;
 }
 
