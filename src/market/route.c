@@ -10,6 +10,7 @@
 #include "core/hex.h"
 #include "crypto/ident.h"
 #include "market/rank.h"
+#include "market/serve.h"
 
 #define MAX_REG 64
 #define MAX_NAMES 256
@@ -20,8 +21,6 @@
 #define REG_LIST_MS 60000
 #define NAME_WAIT_MS 5000          /* a name the Registry may list soon */
 
-/* Peer error codes of `generate` (docs/market.md) and of the JSON-RPC layer. */
-enum { E_PRICE = -32013, E_PAYMENT = -32014, E_CHANNEL_RETRY = -32015, E_INVALID = -32602, E_LINK_CLOSED = -32003 };
 
 enum { REG_PENDING = 1, REG_LISTED, REG_UNLISTED, REG_OFFLINE };
 enum { Q_NAME = 1, Q_RESOLVE, Q_REGISTRY, Q_FIND, Q_CHANNEL, Q_RUN, Q_DONE };
@@ -530,6 +529,19 @@ static void fail_attempt(mkt_route *rt, req *q, attempt *a, int provider_fault, 
   find_provider(rt, q);
 }
 
+/* Tells the glue about attempt a (again when its channel is known). */
+static void attempt_action(mkt_route *rt, const req *q, const attempt *a) {
+  mkt_route_action *x = push(rt, MKT_RT_ATTEMPT);
+  if (!x) return;
+  x->aid = a->aid;
+  memcpy(x->pk, a->pk, 32);
+  memcpy(x->sha, q->sha, 32);
+  memcpy(x->request, q->request, 16);
+  x->offer = a->offer;
+  x->has_channel = a->has_channel;
+  memcpy(x->channel, a->channel, 32);
+}
+
 static void begin_attempt(mkt_route *rt, req *q, const mkt_candidate *c) {
   attempt *a = calloc(1, sizeof *a);
   if (!a || q->n_hist >= MKT_ROUTE_ATTEMPTS) {
@@ -556,21 +568,12 @@ static void begin_attempt(mkt_route *rt, req *q, const mkt_candidate *c) {
     if (rt->env.client_channel(rt->env.ud, a->pk, need, a->channel) == 0) a->has_channel = 1;
     else need_open = 1;
   }
-  mkt_route_action *x = push(rt, MKT_RT_ATTEMPT);
-  if (x) {
-    x->aid = a->aid;
-    memcpy(x->pk, a->pk, 32);
-    memcpy(x->sha, q->sha, 32);
-    memcpy(x->request, q->request, 16);
-    x->offer = a->offer;
-    x->has_channel = a->has_channel;
-    memcpy(x->channel, a->channel, 32);
-  }
+  attempt_action(rt, q, a);
   if (need_open) {
     set_state(rt, q, Q_CHANNEL);
     a->live = 1;
     logf_(rt, 0, "opening a payment channel to %s", a->node_id);
-    x = push(rt, MKT_RT_OPEN_CHANNEL);
+    mkt_route_action *x = push(rt, MKT_RT_OPEN_CHANNEL);
     if (x) x->aid = a->aid, memcpy(x->pk, a->pk, 32);
     return;
   }
@@ -754,16 +757,7 @@ void mkt_route_channel(mkt_route *rt, uint64_t now, uint32_t aid, int rc, const 
   }
   memcpy(a->channel, channel, 32);
   a->has_channel = 1;
-  mkt_route_action *x = push(rt, MKT_RT_ATTEMPT); /* the glue learns the channel */
-  if (x) {
-    x->aid = a->aid;
-    memcpy(x->pk, a->pk, 32);
-    memcpy(x->sha, q->sha, 32);
-    memcpy(x->request, q->request, 16);
-    x->offer = a->offer;
-    x->has_channel = 1;
-    memcpy(x->channel, channel, 32);
-  }
+  attempt_action(rt, q, a); /* the glue learns the channel */
   set_state(rt, q, Q_RUN);
   call_attempt(rt, q, a);
 }
@@ -793,22 +787,22 @@ void mkt_route_error(mkt_route *rt, uint64_t now, uint32_t aid, int code, const 
   req *q = req_of(rt, aid, &a);
   if (!q) return;
   a->live = 0;
-  if (code == E_CHANNEL_RETRY && ++a->retries < CHANNEL_RETRIES) {
+  if (code == MKT_E_CHANNEL_RETRY && ++a->retries < CHANNEL_RETRIES) {
     a->retry_at = now + CHANNEL_RETRY_MS;
     return;
   }
   /* A link can close before anything came for a reason that is not the provider's (two
    * nodes dialled each other at once and one link was dropped): try it again. */
-  if (code == E_LINK_CLOSED && !a->gt && ++a->link_retries <= 2) {
+  if (code == RPC_LINK_CLOSED && !a->gt && ++a->link_retries <= 2) {
     a->retry_at = now + 200;
     return;
   }
-  if (code == E_INVALID) { /* the request's fault: no other provider would take it */
+  if (code == RPC_INVALID_PARAMS) { /* the request's fault: no other provider would take it */
     q->code = data_code && !strcmp(data_code, "context_length_exceeded") ? "context_length_exceeded" : "invalid_request";
     finish_req(rt, q, 0, 400, "the provider refused the request: %s", msg ? msg : "");
     return;
   }
-  fail_attempt(rt, q, a, code != E_PRICE && code != E_PAYMENT && code != MKT_RT_E_NO_CALL,
+  fail_attempt(rt, q, a, code != MKT_E_PRICE && code != MKT_E_PAYMENT && code != MKT_RT_E_NO_CALL,
                msg && *msg ? msg : "error");
 }
 

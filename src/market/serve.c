@@ -62,11 +62,11 @@ int mkt_serve_active(const mkt_serve *sv, const uint8_t *model) {
 int mkt_serve_admit(mkt_serve *sv, const mkt_serve_req *r, int *slot_out, const char **why) {
   if (mkt_serve_find(sv, r->request, 1) >= 0) {
     *why = "request id already in use";
-    return MKT_E_INVALID;
+    return RPC_INVALID_PARAMS;
   }
   if (mkt_serve_active(sv, r->model) >= (int)r->max_concurrent) {
     *why = "all slots for this model are busy";
-    return MKT_E_BUSY;
+    return RPC_BUSY;
   }
   for (int i = 0; i < MKT_SERVE_SLOTS; i++) {
     mkt_serve_slot *s = &sv->slots[i];
@@ -80,7 +80,7 @@ int mkt_serve_admit(mkt_serve *sv, const mkt_serve_req *r, int *slot_out, const 
     return 0;
   }
   *why = "too many generations in progress";
-  return MKT_E_BUSY;
+  return RPC_BUSY;
 }
 
 void mkt_serve_abort(mkt_serve *sv, int slot) { memset(&sv->slots[slot], 0, sizeof sv->slots[slot]); }
@@ -172,13 +172,13 @@ void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int
   s->pt = pt;
   s->gt = gt;
   if (finish == LOCAL_ERROR && kind == LOCAL_E_CONTEXT) {
-    error_answer(sv, slot, MKT_E_INVALID, error ? error : "the prompt does not fit the context",
+    error_answer(sv, slot, RPC_INVALID_PARAMS, error ? error : "the prompt does not fit the context",
                  "context_length_exceeded");
     settle(sv, slot, "partial");
     return;
   }
   if (finish == LOCAL_ERROR || finish == LOCAL_CANCELED) {
-    error_answer(sv, slot, finish == LOCAL_ERROR ? MKT_E_INTERNAL : MKT_E_CANCELLED,
+    error_answer(sv, slot, finish == LOCAL_ERROR ? RPC_INTERNAL_ERROR : RPC_REQUEST_CANCELLED,
                  finish == LOCAL_ERROR && error ? error : "canceled", NULL);
     settle(sv, slot, "partial");
     return;
@@ -217,7 +217,7 @@ int mkt_serve_stop(mkt_serve *sv, const uint8_t request[16], const uint8_t clien
   (void)now_ms;
   int slot = mkt_serve_find(sv, request, 1);
   if (slot < 0 || memcmp(sv->slots[slot].req.client, client, 32)) return 0;
-  error_answer(sv, slot, MKT_E_CANCELLED, "stopped by the client", NULL);
+  error_answer(sv, slot, RPC_REQUEST_CANCELLED, "stopped by the client", NULL);
   settle(sv, slot, "partial");
   return 1;
 }

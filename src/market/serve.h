@@ -27,11 +27,13 @@
 
 #include "llm/local.h"
 #include "market/receipt.h"
+#include "p2p/rpc.h"
 
 #define MKT_SERVE_SLOTS 64
 #define MKT_SERVE_ACTIONS 256
 
-/* `generate` error codes (docs/market.md). */
+/* `generate`'s own error codes (docs/market.md); the general ones are p2p/rpc's
+ * (RPC_BUSY, RPC_INVALID_PARAMS, RPC_INTERNAL_ERROR, RPC_REQUEST_CANCELLED). */
 enum {
   MKT_E_NO_MODEL = -32010,
   MKT_E_PRICE = -32013,
@@ -39,10 +41,6 @@ enum {
   MKT_E_CHANNEL_RETRY = -32015,
   MKT_E_UNPAID = -32016,
   MKT_E_DISK = -32017,
-  MKT_E_BUSY = -32002,         /* = RPC_BUSY */
-  MKT_E_INVALID = -32602,      /* = RPC_INVALID_PARAMS */
-  MKT_E_INTERNAL = -32603,     /* = RPC_INTERNAL_ERROR */
-  MKT_E_CANCELLED = -32800,    /* = RPC_REQUEST_CANCELLED */
 };
 
 typedef struct mkt_serve_req {
@@ -105,7 +103,7 @@ typedef struct mkt_serve {
 void mkt_serve_init(mkt_serve *sv, const uint8_t me[32], uint32_t credit_tokens, uint64_t pay_timeout_ms);
 
 /* A `generate` call. 0 and *slot_out, or an error code for the caller to answer with
- * (MKT_E_INVALID: request id in use; MKT_E_BUSY: the model's slots or all slots busy) and
+ * (RPC_INVALID_PARAMS: request id in use; RPC_BUSY: the model's slots or all slots busy) and
  * *why. */
 int mkt_serve_admit(mkt_serve *sv, const mkt_serve_req *r, int *slot_out, const char **why);
 /* The glue could not record or start it: the slot is freed, nothing emitted. */
@@ -117,7 +115,7 @@ void mkt_serve_progress(mkt_serve *sv, int slot, int prompt_tokens, int gen_toke
 /* Streaming to the client failed (the link is full or the call was canceled). */
 void mkt_serve_stream_failed(mkt_serve *sv, int slot, uint64_t now_ms);
 /* The job ended with finish (and its final counts; error's text and kind for LOCAL_ERROR:
- * a request that cannot fit the context is the client's fault, answered MKT_E_INVALID
+ * a request that cannot fit the context is the client's fault, answered RPC_INVALID_PARAMS
  * with code "context_length_exceeded", not a provider failure). */
 void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int gt, const char *error,
                        local_error_kind kind, uint64_t now_ms);

@@ -283,28 +283,38 @@ static int start_api_node(const char *home, pid_t *pid) {
   return port;
 }
 
+/* A node in a new home (dir, home: 256 and 300 bytes) with the tiny reference model as
+ * "tiny", its config edited by the sed expression, an API token in tok (128 bytes); returns
+ * its API port (pid in *pid). */
+static int tiny_api_node(char *dir, char *home, char *tok, const char *sed_expr, pid_t *pid) {
+  char model[1024], cfg[400];
+  tu_tmpdir(dir, 256);
+  snprintf(home, 300, "%s/n", dir);
+  assert_int_equal(apiary("init --home %s", home), 0);
+  snprintf(cfg, sizeof cfg, "%s/config.toml", home);
+  assert_int_equal(tu_sh("sed -i '%s' %s", sed_expr, cfg), 0);
+  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
+  assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
+  assert_int_equal(apiary("token --home %s create --json", home), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  snprintf(tok, 128, "%s", json_string_value(json_object_get(j, "token")));
+  json_decref(j);
+  int port = start_api_node(home, pid);
+  assert_true(port > 0);
+  return port;
+}
+
 /* What the API cannot honour is a clear 400, never silently ignored: a prompt past the
  * context (OpenAI's context_length_exceeded, also inside a stream), n > 1, logprobs, echo;
  * max_completion_tokens caps the answer like max_tokens (the smaller of the two wins). */
 static void test_api_limits(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
-  char dir[256], home[300], tok[128], model[1024], cfg[400];
-  tu_tmpdir(dir, sizeof dir);
-  snprintf(home, sizeof home, "%s/n", dir);
-  assert_int_equal(apiary("init --home %s", home), 0);
-  snprintf(cfg, sizeof cfg, "%s/config.toml", home);
-  assert_int_equal(tu_sh("sed -i 's|^context = .*|context = 16|; s|^cors_origins = .*|cors_origins = [\"http://app.example\"]|' %s",
-                         cfg), 0);
-  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
-  assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
-  assert_int_equal(apiary("token --home %s create --json", home), 0);
-  json_t *j = json_loads(out, 0, NULL);
-  snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
-  json_decref(j);
+  char dir[256], home[300], tok[128];
   pid_t pid;
-  int port = start_api_node(home, &pid);
-  assert_true(port > 0);
+  int port = tiny_api_node(dir, home, tok, "s|^context = .*|context = 16|; "
+                           "s|^cors_origins = .*|cors_origins = [\"http://app.example\"]|", &pid);
+  json_t *j;
   resp r;
   const char *longp = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time, in a small village by the sea, there "
                       "lived an old fisherman who had a small boat and a big dream\",\"max_tokens\":4}";
@@ -483,22 +493,10 @@ static long rss_kb(pid_t pid) {
 static void test_api_door(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
-  char dir[256], home[300], tok[128], model[1024], cfg[400];
-  tu_tmpdir(dir, sizeof dir);
-  snprintf(home, sizeof home, "%s/n", dir);
-  assert_int_equal(apiary("init --home %s", home), 0);
-  snprintf(cfg, sizeof cfg, "%s/config.toml", home);
-  assert_int_equal(tu_sh("sed -i 's|^max_generations = .*|max_generations = 1|; s|^max_tps = .*|max_tps = 5|; "
-                         "s|^max_per_address = .*|max_per_address = 4|' %s", cfg), 0);
-  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
-  assert_int_equal(apiary("model pull --home %s %s --name tiny", home, model), 0);
-  assert_int_equal(apiary("token --home %s create --json", home), 0);
-  json_t *j = json_loads(out, 0, NULL);
-  snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
-  json_decref(j);
+  char dir[256], home[300], tok[128];
   pid_t pid;
-  int port = start_api_node(home, &pid);
-  assert_true(port > 0);
+  int port = tiny_api_node(dir, home, tok, "s|^max_generations = .*|max_generations = 1|; s|^max_tps = .*|max_tps = 5|; "
+                           "s|^max_per_address = .*|max_per_address = 4|", &pid);
   long rss0 = rss_kb(pid);
   int fds[128];
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

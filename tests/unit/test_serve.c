@@ -159,10 +159,10 @@ static void test_admission(void **state) {
   mkt_serve_req r = req(4, 0, 7);
   int slot;
   const char *why;
-  assert_int_equal(mkt_serve_admit(&sv, &r, &slot, &why), MKT_E_INVALID); /* id in use */
+  assert_int_equal(mkt_serve_admit(&sv, &r, &slot, &why), RPC_INVALID_PARAMS); /* id in use */
   admit(5, 0, 7);
   r = req(6, 0, 7);
-  assert_int_equal(mkt_serve_admit(&sv, &r, &slot, &why), MKT_E_BUSY); /* max_concurrent 2 */
+  assert_int_equal(mkt_serve_admit(&sv, &r, &slot, &why), RPC_BUSY); /* max_concurrent 2 */
   assert_non_null(strstr(why, "busy"));
   r.max_concurrent = 3;
   memset(r.model, 0x22, 32); /* another model has its own slots */
@@ -196,7 +196,7 @@ static void test_stop_link_failure_shutdown(void **state) {
   none();
   assert_int_equal(mkt_serve_stop(&sv, rq, client, 5), 1);
   mkt_serve_action a = next(MKT_SV_ERROR);
-  assert_int_equal(a.code, MKT_E_CANCELLED);
+  assert_int_equal(a.code, RPC_REQUEST_CANCELLED);
   next(MKT_SV_CANCEL_JOB);
   assert_string_equal(next(MKT_SV_RECEIPT).receipt.status, "complete"); /* free and nothing owed */
   next(MKT_SV_FREE);
@@ -239,7 +239,7 @@ static void test_job_error(void **state) {
   next(MKT_SV_ALLOW);
   mkt_serve_job_end(&sv, s, LOCAL_ERROR, 3, 0, "the model file is unreadable", LOCAL_E_INTERNAL, 5);
   mkt_serve_action a = next(MKT_SV_ERROR);
-  assert_int_equal(a.code, MKT_E_INTERNAL);
+  assert_int_equal(a.code, RPC_INTERNAL_ERROR);
   assert_null(a.data_code);
   assert_string_equal(a.message, "the model file is unreadable");
   next(MKT_SV_RECEIPT);
@@ -251,7 +251,7 @@ static void test_job_error(void **state) {
   next(MKT_SV_ALLOW);
   mkt_serve_job_end(&sv, s, LOCAL_ERROR, 5000, 0, "the prompt has 5000 tokens", LOCAL_E_CONTEXT, 6);
   a = next(MKT_SV_ERROR);
-  assert_int_equal(a.code, MKT_E_INVALID);
+  assert_int_equal(a.code, RPC_INVALID_PARAMS);
   assert_string_equal(a.data_code, "context_length_exceeded");
   next(MKT_SV_RECEIPT);
   next(MKT_SV_FREE);
