@@ -46,29 +46,47 @@ prompt, want, want_prompt_tokens = ref["prompt"], ref["generated_text"], len(ref
 work = tempfile.mkdtemp(prefix="apiary-test-openai-")
 nodes = []
 
+def http_up(port):
+    """True when the node's API answers GET /health (the node is up and its HTTP port is its own)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            head = c.recv(64)
+            return head.startswith(b"HTTP/1.") and b" 200 " in head[:16]
+    except OSError:
+        return False
+
 def start_node(home, dht_port, boot_port, http_port):
-    """Starts a node; returns its (DHT port, HTTP port). A port chosen free may be taken by another
-    process before the node binds it: the node then exits at once and is started again on
-    new ports (at most 3 times)."""
-    for attempt in range(3):
+    """Starts a node and waits until its API answers; returns its (DHT port, HTTP port). A port
+    chosen free may be taken by another process before the node binds it: the node then exits
+    and is started again on new ports (at most 5 times)."""
+    for attempt in range(5):
+        log = open(home + ".log", "w")
         p = subprocess.Popen([BIN, "node", "--home", home, "--no-lan", "--listen", "127.0.0.1:0", "--dht-port",
                               str(dht_port), "--bootstrap", "127.0.0.1:%d" % boot_port, "--http",
-                              "127.0.0.1:%d" % http_port], stdout=subprocess.DEVNULL, stderr=open(home + ".log", "w"))
+                              "127.0.0.1:%d" % http_port], stdout=subprocess.DEVNULL, stderr=log)
         nodes.append(p)
-        for _ in range(100):
-            if p.poll() is not None or apiary("status", "--home", home)[0] == 0:
+        for _ in range(300):
+            if p.poll() is not None or http_up(http_port):
                 break
             time.sleep(0.1)
         if p.poll() is None:
-            break
+            return dht_port, http_port
         dht_port, http_port = free_ports(2)
     return dht_port, http_port
 
-def run_client(label, port, token):
+def log_tail(home):
+    try:
+        return open(home + ".log").read()[-3000:]
+    except OSError:
+        return ""
+
+def run_client(label, port, token, home):
     r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "openai_client.js"),
                         "http://127.0.0.1:%d/v1" % port, token, "stories15M", prompt],
                        capture_output=True, text=True, timeout=300)
-    check(label + "the openai client ran", r.returncode == 0, r.stderr[-2000:])
+    check(label + "the openai client ran", r.returncode == 0,
+          r.stderr[-2000:] + ("" if r.returncode == 0 else "\n  node log:\n" + log_tail(home)))
     res = json.loads(r.stdout) if r.returncode == 0 else {}
     check(label + "models.list names stories15M", "stories15M" in res.get("models", []), repr(res.get("models")))
     c = res.get("completion", {})
@@ -104,17 +122,19 @@ try:
     check("stories15M pulled from the mirror", rc == 0, err)
     token = apiary("token", "--home", home, "create")[1].strip()
     token_c = apiary("token", "--home", home_c, "create")[1].strip()
-    dht_a, dht_c, port, port_c = free_ports(4)
+    dht_a, dht_c, port = free_ports(3)
     dht_a, port = start_node(home, dht_a, dht_c, port)
-    run_client("", port, token)
-    # A node without the model: its API routes to the first node.
+    run_client("", port, token, home)
+    # A node without the model: its API routes to the first node. Its ports are chosen now, not
+    # before the first client ran, so nothing else had time to take them.
+    dht_c, port_c = free_ports(2)
     dht_c, port_c = start_node(home_c, dht_c, dht_a, port_c)
     for _ in range(100):
         rc, out, err = apiary("offers", "--home", home_c, "--json")
         if rc == 0 and json.loads(out).get("offers"):
             break
         time.sleep(0.2)
-    run_client("routed: ", port_c, token_c)
+    run_client("routed: ", port_c, token_c, home_c)
 finally:
     for n in nodes:
         n.terminate()
