@@ -132,6 +132,7 @@ static const char *stop_name(engine_stop s) {
   case ENGINE_STOP_CTX: return "context_full";
   case ENGINE_STOP_CALLBACK: return "end_of_turn";
   case ENGINE_STOP_CANCELED: return "canceled";
+  case ENGINE_STOP_GRAMMAR: return "grammar_complete";
   }
   return "unknown";
 }

@@ -19,7 +19,11 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/fs.h"
 #include "llm/engine.h"
+#include "llm/grammar.h"
+#include "llm/jsonschema.h"
+#include "llm/local.h"
 #include "llm/sample.h"
 #include "llm/tok.h"
 
@@ -41,6 +45,8 @@ static const char usage[] =
     "  -s, --seed S              sampling seed (default: random; printed with --json)\n"
     "      --stop TEXT           stop before TEXT (repeatable, up to 8)\n"
     "      --ignore-eos          keep generating after end-of-text tokens\n"
+    "      --grammar FILE        constrain the output to a GBNF grammar (start rule: root)\n"
+    "      --json-schema FILE    constrain the output to JSON valid under a JSON Schema\n"
     "  -t, --threads N           threads (default: the number of CPUs, at most 8)\n"
     "  -c, --ctx N               context size (default: the model's, at most 4096)\n"
     "  -b, --batch N             prompt tokens per forward pass (default 256)\n"
@@ -51,7 +57,7 @@ static const char usage[] =
 
 enum {
   OPT_LASTN = 0x2000, OPT_FREQ, OPT_PRES, OPT_STOP,
-  OPT_IGNORE_EOS, OPT_KV_F16, OPT_NO_PARSE_SPECIAL
+  OPT_IGNORE_EOS, OPT_KV_F16, OPT_NO_PARSE_SPECIAL, OPT_GRAMMAR, OPT_SCHEMA
 };
 
 static engine *volatile g_engine; /* for the SIGINT handler */
@@ -95,6 +101,7 @@ static const char *stop_name(engine_stop s) {
   case ENGINE_STOP_CTX: return "context_full";
   case ENGINE_STOP_CALLBACK: return "callback";
   case ENGINE_STOP_CANCELED: return "canceled";
+  case ENGINE_STOP_GRAMMAR: return "grammar_complete";
   }
   return "unknown";
 }
@@ -119,7 +126,10 @@ int cli_run_main(int argc, char **argv) {
                                        {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
                                        {"kv-f16", no_argument, 0, OPT_KV_F16},
                                        {"no-parse-special", no_argument, 0, OPT_NO_PARSE_SPECIAL},
+                                       {"grammar", required_argument, 0, OPT_GRAMMAR},
+                                       {"json-schema", required_argument, 0, OPT_SCHEMA},
                                        {0}};
+  const char *grammar_file = NULL, *schema_file = NULL;
   int opt;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "hvqp:n:s:t:c:b:", opts, NULL)) != -1) {
@@ -163,6 +173,8 @@ int cli_run_main(int argc, char **argv) {
       gp.stop[gp.n_stop++] = optarg;
       break;
     case OPT_IGNORE_EOS: gp.stop_at_eog = 0; break;
+    case OPT_GRAMMAR: grammar_file = optarg; break;
+    case OPT_SCHEMA: schema_file = optarg; break;
     case OPT_KV_F16: kv_f16 = 1; break;
     case OPT_NO_PARSE_SPECIAL: parse_special = 0; break;
     default: return cli_bad_opt("run", argv);
@@ -171,6 +183,7 @@ int cli_run_main(int argc, char **argv) {
   if (optind >= argc) return cli_usage_error("run", "missing MODEL (a .gguf file)");
   if (optind + 1 < argc) return cli_usage_error("run", "unexpected argument '%s'", argv[optind + 1]);
   if (!prompt) return cli_usage_error("run", "missing -p TEXT");
+  if (grammar_file && schema_file) return cli_usage_error("run", "give --grammar or --json-schema, not both");
   const char *path = argv[optind];
   if (!have_seed) sp.seed = cli_random_seed();
   gp.max_tokens = (int)n_predict;
@@ -183,6 +196,41 @@ int cli_run_main(int argc, char **argv) {
   sampler *s = NULL;
   int32_t *ids = NULL;
   run_out out = {.json = c.json};
+  grammar *gr = NULL;
+  grammar_vocab *gv = NULL;
+  grammar_matcher *gm = NULL;
+  char *gbnf = NULL;
+
+  if (grammar_file || schema_file) { /* the constraint is read and checked before the model loads */
+    buf fb;
+    buf_init(&fb);
+    if ((rc = fs_read_file(grammar_file ? grammar_file : schema_file, LOCAL_MAX_GRAMMAR, &fb)) || buf_append(&fb, "", 1)) {
+      log_error("cannot read %s: %s", grammar_file ? grammar_file : schema_file, err_str(rc ? rc : ERR_NOMEM));
+      buf_deinit(&fb);
+      goto done;
+    }
+    gbnf = (char *)fb.ptr; /* owned now */
+    if (schema_file) {
+      json_error_t je;
+      json_t *schema = json_loadb(gbnf, fb.len - 1, 0, &je);
+      free(gbnf);
+      gbnf = NULL;
+      if (!schema) {
+        log_error("%s:%d: not JSON: %s", schema_file, je.line, je.text);
+        goto done;
+      }
+      rc = jsonschema_to_gbnf(schema, "root", &gbnf, err, sizeof err);
+      json_decref(schema);
+      if (rc) {
+        log_error("%s: %s", schema_file, err);
+        goto done;
+      }
+    }
+    if ((rc = grammar_parse(gbnf, strlen(gbnf), "root", &gr, err, sizeof err))) {
+      log_error("%s: %s", grammar_file ? grammar_file : schema_file, err);
+      goto done;
+    }
+  }
 
   if ((rc = model_load(path, &m, err, sizeof err))) {
     if (rc == -ENOENT) log_error("no model file at %s; check the path", path);
@@ -230,6 +278,13 @@ int cli_run_main(int argc, char **argv) {
   if ((rc = sample_new(m->hp.n_vocab, &sp, &s))) {
     log_error("cannot set up sampling: %s", err_str(rc));
     goto done;
+  }
+  if (gr) {
+    if ((rc = grammar_vocab_from_tok(t, &gv)) || (rc = grammar_matcher_new(gr, gv, &gm))) {
+      log_error("cannot set up the grammar: %s", err_str(rc));
+      goto done;
+    }
+    gp.grammar = gm;
   }
   if (c.json) {
     out.cap = (int)n_predict;
@@ -281,6 +336,10 @@ int cli_run_main(int argc, char **argv) {
     ret = CLI_FAIL;
   }
 done:
+  grammar_matcher_free(gm);
+  grammar_vocab_free(gv);
+  grammar_free(gr);
+  free(gbnf);
   free(out.ids);
   buf_deinit(&out.text);
   free(ids);

@@ -22,6 +22,7 @@
 #include "http/openai.h"
 #include "http/reqparse.h"
 #include "llm/mstore.h"
+#include "llm/toolcall.h"
 
 #define STREAM_WAIT_MS 15000     /* a keepalive comment goes out after this much silence */
 #define FULL_WAIT_MS (30 * 60 * 1000)
@@ -40,6 +41,9 @@ typedef struct stream_ctx {
   buf out;               /* bytes ready for MHD */
   size_t out_pos;
   int state;             /* 0 streaming, 1 final chunk queued, 2 [DONE] queued, 3 end */
+  int tools;             /* tools were offered: calls are read out of the text */
+  int mode;              /* with tools: 0 not known yet, 1 plain text (streamed), 2 calls (held to the end) */
+  buf held;              /* text held back while it may be calls */
 } stream_ctx;
 
 static const char *finish_name(local_finish f) {
@@ -51,6 +55,43 @@ static void new_id(char *out, size_t cap, const char *prefix) {
   randombytes_buf(r, sizeof r);
   int n = snprintf(out, cap, "%s", prefix);
   for (size_t i = 0; i < sizeof r && (size_t)n + 2 < cap; i++) n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
+}
+
+/* OpenAI's tool_calls from toolcall_parse's calls (taken): each with a new id and its
+ * arguments as JSON text; index numbers them (for stream deltas). */
+static json_t *openai_calls(json_t *calls, int with_index) {
+  json_t *out = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(calls, i, c) {
+    char id[40], *args = json_dumps(json_object_get(c, "arguments"), JSON_COMPACT);
+    new_id(id, sizeof id, "call_");
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function", "function", "name",
+                          json_string_value(json_object_get(c, "name")), "arguments", args ? args : "{}");
+    free(args);
+    if (with_index) json_object_set_new(o, "index", json_integer((json_int_t)i));
+    json_array_append_new(out, o);
+  }
+  json_decref(calls);
+  return out;
+}
+
+/* The assistant message of a whole chat answer. With tools offered, calls in the text become
+ * tool_calls (and *finish "tool_calls"); the rest stays content (null when empty). */
+static json_t *chat_message(const char *text, size_t len, int tools, const char **finish) {
+  json_t *calls = NULL;
+  char *content = NULL;
+  if (tools) toolcall_parse(text, len, &calls, &content);
+  json_t *m = json_pack("{s:s}", "role", "assistant");
+  if (calls) {
+    json_object_set_new(m, "content", content ? json_string(content) : json_null());
+    json_object_set_new(m, "tool_calls", openai_calls(calls, 0));
+    *finish = "tool_calls";
+  } else {
+    json_object_set_new(m, "content", json_stringn(text, len));
+  }
+  free(content);
+  return m;
 }
 
 static void add_headers(struct MHD_Response *r, const char *node_id, const char *cost) {
@@ -77,7 +118,13 @@ static void queue_event(stream_ctx *s, json_t *j) {
   free(text);
 }
 
+static json_t *chunk_calls(stream_ctx *s, const char *text, size_t len, json_t *calls, const char *finish);
 static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *finish) {
+  return chunk_calls(s, text, len, NULL, finish);
+}
+
+/* A stream event: text (or none) and, for chat, tool_calls deltas (calls taken, may be NULL). */
+static json_t *chunk_calls(stream_ctx *s, const char *text, size_t len, json_t *calls, const char *finish) {
   json_t *choice;
   if (gen_is_remote(s->src)) { /* the provider may change on failover */
     char now[MKT_NODE_ID_MAX];
@@ -91,6 +138,7 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
       s->sent_role = 1;
     }
     if (text) json_object_set_new(delta, "content", json_stringn(text, len));
+    if (calls) json_object_set_new(delta, "tool_calls", calls);
     choice = json_pack("{s:i, s:o, s:s?}", "index", 0, "delta", delta, "finish_reason", finish);
     if (!finish) json_object_set_new(choice, "finish_reason", json_null());
   } else {
@@ -107,6 +155,20 @@ static json_t *chunk(stream_ctx *s, const char *text, size_t len, const char *fi
   return c;
 }
 
+/* With tools offered, whether streamed text so far may be the start of calls: 2 yes (hold
+ * it), 1 no (plain text: stream it), 0 cannot tell yet. */
+static int calls_ahead(const char *t, size_t len) {
+  static const char *const openers[] = {"<tool_call>", "<|python_tag|>", "{", "["};
+  size_t i = 0;
+  while (i < len && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) i++;
+  if (i == len) return 0;
+  for (size_t k = 0; k < sizeof openers / sizeof *openers; k++) {
+    size_t n = strlen(openers[k]), m = len - i < n ? len - i : n;
+    if (!memcmp(t + i, openers[k], m)) return m == n ? 2 : 0;
+  }
+  return 1;
+}
+
 /* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
 static void refill(stream_ctx *s) {
   buf_reset(&s->out);
@@ -114,6 +176,13 @@ static void refill(stream_ctx *s) {
   if (s->state == 0) {
     char text[4096];
     int n = gen_read(s->src, text, sizeof text, STREAM_WAIT_MS);
+    if (n > 0 && s->tools && s->mode != 1) { /* may be calls: hold until it is clear */
+      buf_append(&s->held, text, (size_t)n);
+      s->mode = calls_ahead((const char *)s->held.ptr, s->held.len);
+      if (s->mode == 1) queue_event(s, chunk(s, (const char *)s->held.ptr, s->held.len, NULL));
+      else buf_append_str(&s->out, ": holding a tool call\n\n");
+      return;
+    }
     if (n > 0) { queue_event(s, chunk(s, text, (size_t)n, NULL)); return; }
     if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
     mkt_result r;
@@ -129,7 +198,33 @@ static void refill(stream_ctx *s) {
         s->lg->wei = r.cost_wei;
         snprintf(s->lg->node, sizeof s->lg->node, "%s", s->node_id);
       }
-      json_t *last = chunk(s, NULL, 0, finish_name(r.finish));
+      const char *fin = finish_name(r.finish);
+      if (s->tools && s->mode != 1 && s->held.len) { /* the held text: calls, or text after all */
+        json_t *calls = NULL;
+        char *content = NULL;
+        toolcall_parse((const char *)s->held.ptr, s->held.len, &calls, &content);
+        if (!calls) queue_event(s, chunk(s, (const char *)s->held.ptr, s->held.len, NULL));
+        else {
+          if (content) queue_event(s, chunk(s, content, strlen(content), NULL));
+          json_t *oc = openai_calls(calls, 1);
+          size_t i;
+          json_t *c;
+          json_array_foreach(oc, i, c) { /* the name first, then the arguments, as OpenAI streams them */
+            json_t *fn = json_object_get(c, "function");
+            json_t *head = json_pack("[{s:I, s:O, s:s, s:{s:O, s:s}}]", "index", (json_int_t)i, "id",
+                                     json_object_get(c, "id"), "type", "function", "function", "name",
+                                     json_object_get(fn, "name"), "arguments", "");
+            queue_event(s, chunk_calls(s, NULL, 0, head, NULL));
+            json_t *args = json_pack("[{s:I, s:{s:O}}]", "index", (json_int_t)i, "function", "arguments",
+                                     json_object_get(fn, "arguments"));
+            queue_event(s, chunk_calls(s, NULL, 0, args, NULL));
+          }
+          json_decref(oc);
+          fin = "tool_calls";
+        }
+        free(content);
+      }
+      json_t *last = chunk(s, NULL, 0, fin);
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       queue_event(s, last);
       if (s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
@@ -167,6 +262,7 @@ static void stream_free(void *cls) {
   gen_cancel(s->src); /* the client may have gone: stop generating */
   gen_release(s->src);
   buf_deinit(&s->out);
+  buf_deinit(&s->held);
   free(s);
 }
 
@@ -218,6 +314,7 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   char name[128], node_id[MKT_NODE_ID_MAX];
   gen_error ge;
   gen_request gr = {.model = model};
+  int tools = lr->tools && strcmp(lr->tool_choice, "none") != 0;
   if (!req->gen) {
     local_req_clear(lr);
     return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
@@ -262,6 +359,8 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     if (!s) { gen_cancel(src); gen_release(src); return MHD_NO; }
     s->src = src;
     s->chat = chat;
+    s->tools = tools;
+    buf_init(&s->held);
     s->include_usage = include_usage;
     s->created = created;
     snprintf(s->id, sizeof s->id, "%s", id);
@@ -299,9 +398,9 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
                             res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
   }
-  json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", 0, "message", "role", "assistant", "content",
-                                    text.ptr ? (const char *)text.ptr : "", text.len, "finish_reason",
-                                    finish_name(res.finish))
+  const char *fin = finish_name(res.finish);
+  json_t *msg = chat ? chat_message(text.ptr ? (const char *)text.ptr : "", text.len, tools, &fin) : NULL;
+  json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", 0, "message", msg, "finish_reason", fin)
                         : json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
                                     text.len, "logprobs", "finish_reason", finish_name(res.finish));
   buf_deinit(&text);
@@ -399,11 +498,13 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
       memset(&lr, 0, sizeof lr);
       const char *code = NULL, *why = http_parse_sampling(body, &lr, default_max, &code);
       if (!why) why = chat ? http_parse_messages(body, &lr, &code) : http_parse_prompt_at(body, i, &lr, &code);
+      if (!why) why = http_parse_constraints(body, &lr, chat, &code);
       if (why) {
         local_req_clear(&lr);
         json_decref(choices);
         return bad_request(req, code, why);
       }
+      int tools = lr.tools && strcmp(lr.tool_choice, "none") != 0;
       lr.sp.seed += (uint64_t)j; /* n samples of one prompt differ (a given seed stays reproducible) */
       buf text;
       buf_init(&text);
@@ -421,9 +522,10 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
       }
       const char *t = text.ptr ? (const char *)text.ptr : "";
       int index = i * n + j;
+      const char *fin = finish_name(res.finish);
+      json_t *msg = chat ? chat_message(t, text.len, tools, &fin) : NULL;
       json_array_append_new(choices,
-                            chat ? json_pack("{s:i, s:{s:s, s:s%}, s:s}", "index", index, "message", "role", "assistant",
-                                             "content", t, text.len, "finish_reason", finish_name(res.finish))
+                            chat ? json_pack("{s:i, s:o, s:s}", "index", index, "message", msg, "finish_reason", fin)
                                  : json_pack("{s:i, s:s%, s:n, s:s}", "index", index, "text", t, text.len, "logprobs",
                                              "finish_reason", finish_name(res.finish)));
       buf_deinit(&text);
@@ -482,6 +584,7 @@ int http__chat_completions(const http_request *req) {
   }
   const char *code = NULL;
   const char *why = http_parse_messages(body, &lr, &code);
+  if (!why) why = http_parse_constraints(body, &lr, 1, &code);
   if (why) {
     local_req_clear(&lr);
     json_decref(body);
@@ -508,6 +611,7 @@ int http__completions(const http_request *req) {
   }
   const char *code = NULL;
   const char *why = http_parse_prompt(body, &lr, &code);
+  if (!why) why = http_parse_constraints(body, &lr, 0, &code);
   if (why) {
     local_req_clear(&lr);
     json_decref(body);

@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
+#include "llm/grammar.h"
+#include "llm/jsonschema.h"
+#include "llm/toolcall.h"
+
 static const char *fail(const char **code, const char *c, const char *msg) {
   *code = c;
   return msg;
@@ -80,29 +85,72 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
 }
 
 const char *http_parse_messages(json_t *body, local_req *lr, const char **code) {
-  json_t *msgs = json_object_get(body, "messages");
-  if (!json_is_array(msgs) || json_array_size(msgs) == 0)
-    return fail(code, "invalid_messages", "'messages' must be a non-empty array");
-  if (json_array_size(msgs) > LOCAL_MAX_MESSAGES)
-    return fail(code, "invalid_messages", "too many messages (at most 256)");
-  size_t i, total = 0;
-  json_t *m;
-  json_array_foreach(msgs, i, m) {
-    const char *role = json_string_value(json_object_get(m, "role"));
-    json_t *content = json_object_get(m, "content");
-    if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") &&
-                  strcmp(role, "developer")))
-      return fail(code, "invalid_messages", "each message needs a role: system, user or assistant");
-    if (!json_is_string(content))
-      return fail(code, "invalid_messages", "message content must be a string (content parts are not supported)");
-    total += json_string_length(content);
-    if (total > LOCAL_MAX_PROMPT) return fail(code, "invalid_messages", "the messages are larger than 1 MiB");
-    if (memchr(json_string_value(content), 0, json_string_length(content)))
-      return fail(code, "invalid_messages", "NUL byte in content");
-    local_msg *lm = &lr->msgs[lr->n_msgs++];
-    lm->role = strdup(!strcmp(role, "developer") ? "system" : role);
-    lm->content = strdup(json_string_value(content));
-    if (!lm->role || !lm->content) return fail(code, "server_error", "out of memory");
+  static __thread char why[320];
+  int rc = toolcall_check_messages(json_object_get(body, "messages"), LOCAL_MAX_MESSAGES, LOCAL_MAX_PROMPT,
+                                   &lr->messages, why, sizeof why);
+  if (rc == ERR_NOMEM) return fail(code, "server_error", "out of memory");
+  if (rc) return fail(code, rc == ERR_UNSUPPORTED ? "unsupported_content" : "invalid_messages", why);
+  return NULL;
+}
+
+const char *http_parse_constraints(json_t *body, local_req *lr, int chat, const char **code) {
+  static __thread char why[600];
+  char e[512] = "";
+  json_t *tools = json_object_get(body, "tools"), *rf = json_object_get(body, "response_format");
+  json_t *gr = json_object_get(body, "grammar");
+  if (tools && !json_is_null(tools)) {
+    if (!chat) return fail(code, "unsupported_parameter", "tools are for /v1/chat/completions");
+    int rc = toolcall_check_tools(tools, e, sizeof e);
+    if (rc) {
+      snprintf(why, sizeof why, "%s", e);
+      return fail(code, rc == ERR_UNSUPPORTED ? "unsupported_schema" : "invalid_tools", why);
+    }
+    if (!(lr->tools = json_deep_copy(tools))) return fail(code, "server_error", "out of memory");
+  }
+  if (toolcall_check_choice(json_object_get(body, "tool_choice"), lr->tools, lr->tool_choice, sizeof lr->tool_choice,
+                            e, sizeof e)) {
+    snprintf(why, sizeof why, "%s", e);
+    return fail(code, "invalid_tool_choice", why);
+  }
+  json_t *par = json_object_get(body, "parallel_tool_calls");
+  lr->parallel_tools = !json_is_false(par);
+  const char *type = json_string_value(json_object_get(rf, "type"));
+  if (rf && !json_is_null(rf) && !type)
+    return fail(code, "invalid_response_format", "response_format must be {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
+  if (gr && !json_is_null(gr) && type && strcmp(type, "text"))
+    return fail(code, "invalid_request", "give either grammar or response_format, not both");
+  char *gbnf = NULL;
+  if (type && !strcmp(type, "json_object")) {
+    json_t *obj = json_pack("{s:s}", "type", "object");
+    int rc = jsonschema_to_gbnf(obj, "root", &gbnf, e, sizeof e);
+    json_decref(obj);
+    if (rc) return fail(code, "server_error", "cannot build the JSON grammar");
+  } else if (type && !strcmp(type, "json_schema")) {
+    json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
+    if (!json_is_object(schema) && !json_is_boolean(schema))
+      return fail(code, "invalid_response_format", "response_format.json_schema.schema must be a JSON Schema");
+    int rc = jsonschema_to_gbnf(schema, "root", &gbnf, e, sizeof e);
+    if (rc) {
+      snprintf(why, sizeof why, "response_format.json_schema.schema: %s", e);
+      return fail(code, rc == ERR_UNSUPPORTED ? "unsupported_schema" : "invalid_response_format", why);
+    }
+  } else if (type && strcmp(type, "text")) {
+    return fail(code, "invalid_response_format", "response_format.type must be text, json_object or json_schema");
+  } else if (gr && !json_is_null(gr)) {
+    if (!json_is_string(gr) || json_string_length(gr) == 0 || json_string_length(gr) > LOCAL_MAX_GRAMMAR)
+      return fail(code, "invalid_grammar", "grammar must be GBNF text of at most 256 KiB");
+    if (!(gbnf = strndup(json_string_value(gr), json_string_length(gr)))) return fail(code, "server_error", "out of memory");
+  }
+  if (gbnf) {
+    grammar *g = NULL;
+    int rc = grammar_parse(gbnf, strlen(gbnf), "root", &g, e, sizeof e);
+    grammar_free(g);
+    if (rc) {
+      free(gbnf);
+      snprintf(why, sizeof why, "bad grammar: %s", e);
+      return fail(code, "invalid_grammar", why);
+    }
+    lr->grammar = gbnf;
   }
   return NULL;
 }

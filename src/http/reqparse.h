@@ -9,9 +9,13 @@
  *                        (0..2, default 1), top_p ((0, 1], default 1), presence_penalty,
  *                        frequency_penalty, seed (default random), stop (a string or at
  *                        most LOCAL_MAX_STOP non-empty strings of at most 255 bytes)
- *   http_parse_messages  messages: 1..LOCAL_MAX_MESSAGES {role, content} with role system,
- *                        user, assistant or developer (read as system) and string content
- *                        without NUL bytes, LOCAL_MAX_PROMPT bytes in all
+ *   http_parse_messages  messages: 1..LOCAL_MAX_MESSAGES OpenAI chat messages (system,
+ *                        developer, user, assistant with tool_calls, tool results; content
+ *                        a string or text parts), LOCAL_MAX_PROMPT bytes in all
+ *                        (llm/toolcall's toolcall_check_messages)
+ *   http_parse_constraints  tools, tool_choice, parallel_tool_calls (chat only);
+ *                        response_format (text, json_object, json_schema) or grammar (GBNF),
+ *                        made into lr->grammar and checked to parse
  *   http_parse_prompt    prompt: a non-empty string (or a one-string array) of at most
  *                        LOCAL_MAX_PROMPT bytes without NUL bytes */
 #ifndef APIARY_HTTP_REQPARSE_H
@@ -26,6 +30,7 @@
 const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code);
 const char *http_parse_messages(json_t *body, local_req *lr, const char **code);
 const char *http_parse_prompt(json_t *body, local_req *lr, const char **code);
+const char *http_parse_constraints(json_t *body, local_req *lr, int chat, const char **code);
 /* n (1..HTTP_MAX_N, default 1): how many choices to answer. */
 #define HTTP_MAX_N 8
 #define HTTP_MAX_PROMPTS 8

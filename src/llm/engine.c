@@ -834,6 +834,12 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
   gen_text tx = {.cap = max_stop + 3 * (TOK_MAX_PIECE + 3) + 8};
   tx.buf = malloc(tx.cap);
   if (!tx.buf) return ERR_NOMEM;
+  int n_vocab = e->m->hp.n_vocab;
+  uint32_t *mask = gp.grammar ? calloc(((size_t)n_vocab + 31) / 32, sizeof *mask) : NULL;
+  if (gp.grammar && !mask) {
+    free(tx.buf);
+    return ERR_NOMEM;
+  }
 
   /* prompt: reuse the cached prefix, evaluate at least the last token for its logits */
   int keep = 0;
@@ -882,9 +888,22 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
       st.stop = ENGINE_STOP_CANCELED;
       break;
     }
+    if (gp.grammar) { /* only tokens the grammar allows can be drawn */
+      if (grammar_matcher_mask(gp.grammar, mask) <= 0) {
+        st.stop = ENGINE_STOP_GRAMMAR;
+        break;
+      }
+      for (int i = 0; i < n_vocab; i++)
+        if (!(mask[i >> 5] >> (i & 31) & 1)) e->logits_buf[i] = -INFINITY;
+    }
     int32_t id = sample_next(s, e->logits_buf);
+    if (gp.grammar && !(mask[id >> 5] >> (id & 31) & 1)) id = sample_argmax(e->logits_buf, n_vocab); /* rounding */
     if (gp.stop_at_eog && tok_is_eog(t, id)) {
       st.stop = ENGINE_STOP_EOG;
+      break;
+    }
+    if (gp.grammar && grammar_matcher_accept(gp.grammar, id)) {
+      st.stop = ENGINE_STOP_GRAMMAR;
       break;
     }
     st.n_gen++;
@@ -902,6 +921,10 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
     }
     if (want_stop) {
       st.stop = ENGINE_STOP_CALLBACK;
+      break;
+    }
+    if (gp.grammar && grammar_matcher_must_end(gp.grammar)) {
+      st.stop = ENGINE_STOP_GRAMMAR;
       break;
     }
     if (st.n_gen >= gp.max_tokens) {
@@ -929,6 +952,7 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
   }
 done:
   free(tx.buf);
+  free(mask);
   if (st_out) *st_out = st;
   return rc;
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "llm/model.h"
+#include "llm/grammar.h"
 #include "llm/sample.h"
 
 #define ENGINE_DEFAULT_CTX 4096
@@ -85,6 +86,7 @@ typedef enum engine_stop {
   ENGINE_STOP_CTX,            /* the context is full */
   ENGINE_STOP_CALLBACK,       /* the token callback asked to stop */
   ENGINE_STOP_CANCELED,       /* engine_cancel */
+  ENGINE_STOP_GRAMMAR,        /* the grammar is complete and allows nothing more (or no token fits it) */
 } engine_stop;
 
 typedef struct engine_gen_params {
@@ -100,6 +102,11 @@ typedef struct engine_gen_params {
    * string) comes out first, so the joined text equals one uninterrupted generation. */
   int n_resume;                    /* 0..n_prompt */
   size_t resume_sent;
+  /* Constrained decoding (llm/grammar): every sampled token is one the matcher allows (its
+   * mask is applied to the logits first; end-of-generation only once the grammar is
+   * complete), and each is fed to it. Generation ends when the grammar allows nothing more.
+   * Borrowed; already advanced past the resumed tokens. NULL: free text. */
+  grammar_matcher *grammar;
 } engine_gen_params;
 
 /* Called once per generated token, in order: id is the token, text/len the newly final

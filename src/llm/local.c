@@ -13,9 +13,11 @@
 #include "core/err.h"
 #include "llm/chat.h"
 #include "llm/engine.h"
+#include "llm/grammar.h"
 #include "llm/gguf.h"
 #include "llm/model.h"
 #include "llm/tok.h"
+#include "llm/toolcall.h"
 
 struct local_job {
   local_svc *svc;
@@ -48,16 +50,16 @@ struct local_svc {
   model *m;
   tok *t;
   engine *e;
+  grammar_vocab *gv;       /* the loaded vocabulary prepared for grammars (built when first needed) */
 };
 
 void local_req_clear(local_req *lr) {
   free(lr->prompt);
   free(lr->cont_ids);
   for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
-  for (int i = 0; i < lr->n_msgs; i++) {
-    free(lr->msgs[i].role);
-    free(lr->msgs[i].content);
-  }
+  free(lr->grammar);
+  json_decref(lr->messages);
+  json_decref(lr->tools);
   memset(lr, 0, sizeof *lr);
 }
 
@@ -142,6 +144,8 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
 /* Loads (or keeps) the model at path. Worker thread. */
 static int ensure_model(local_svc *s, const char *path, char *err, size_t cap) {
   if (s->m && !strcmp(s->loaded, path)) return 0;
+  grammar_vocab_free(s->gv);
+  s->gv = NULL;
   engine_free(s->e);
   tok_free(s->t);
   model_free(s->m);
@@ -170,6 +174,125 @@ static int ensure_model(local_svc *s, const char *path, char *err, size_t cap) {
   return 0;
 }
 
+/* Ends a job with an error that is the request's fault (bad grammar, a template refusing
+ * the conversation). */
+static void fail_request(local_job *j, const char *why) {
+  pthread_mutex_lock(&j->mu);
+  j->result.kind = LOCAL_E_REQUEST;
+  pthread_mutex_unlock(&j->mu);
+  finish(j, LOCAL_ERROR, 0, 0, why);
+}
+
+/* The text of token id, for a template's bos_token / eos_token ("" when none). */
+static void token_text(const tok *t, int32_t id, char *out, size_t cap) {
+  size_t len = 0;
+  const char *p = id >= 0 ? tok_text(t, id, &len) : NULL;
+  if (!p || len >= cap) len = 0;
+  if (len) memcpy(out, p, len);
+  out[len] = 0;
+}
+
+/* Whether a template text mentions s (it then handles those messages or fields itself). */
+static int mentions(gguf_str tmpl, const char *s) { return tmpl.len && memmem(tmpl.ptr, (size_t)tmpl.len, s, strlen(s)); }
+
+/* Tokenizes a chat request: rendered with the model's own template when it has one (and
+ * the template takes what the request holds: tools, tool calls, tool results), else with
+ * the detected family's format; tools and tool turns the template does not know are laid
+ * out as plain turns (llm/toolcall). Returns the token count with *ids owned, or <0 with err
+ * (a template that refuses the conversation: its own message). Worker thread. */
+static int chat_ids(local_svc *s, const local_req *r, int32_t **ids, chat_format *fmt_out, toolcall_format *tf_out,
+                    char *err, size_t cap) {
+  gguf_str tmpl = {"", 0};
+  gguf_get_str(s->m->gguf, "tokenizer.chat_template", &tmpl);
+  int known;
+  *fmt_out = chat_detect_len(tmpl.ptr, (size_t)tmpl.len, &known);
+  *tf_out = toolcall_detect(tmpl.ptr, (size_t)tmpl.len);
+  const json_t *tools = strcmp(r->tool_choice, "none") ? r->tools : NULL;
+  int has_tool_turns = 0;
+  size_t i;
+  json_t *m;
+  json_array_foreach(r->messages, i, m) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    if ((role && !strcmp(role, "tool")) || json_object_get(m, "tool_calls")) has_tool_turns = 1;
+  }
+  json_t *msgs = json_incref(r->messages), *flat = NULL;
+  if ((tools && !mentions(tmpl, "tools")) || (has_tool_turns && !mentions(tmpl, "tool"))) {
+    if (toolcall_flatten(r->messages, tools, &flat)) {
+      json_decref(msgs);
+      return err_set(err, cap, ERR_NOMEM, "out of memory");
+    }
+    json_decref(msgs);
+    msgs = flat;
+    tools = NULL;
+  }
+  chat_prompt cp;
+  chat_prompt_init(&cp);
+  int rc = -1;
+  if (tmpl.len) {
+    char bos[64], eos[64];
+    token_text(s->t, tok_bos(s->t), bos, sizeof bos);
+    token_text(s->t, tok_eos(s->t), eos, sizeof eos);
+    rc = chat_render_jinja(tmpl.ptr, (size_t)tmpl.len, msgs, tools, 1, bos, eos, &cp, err, cap);
+    if (rc && rc != ERR_INVAL) rc = -1; /* cannot run the template: the family's format instead */
+    else if (rc) { /* the template refused the conversation (raise_exception) */
+      chat_prompt_deinit(&cp);
+      json_decref(msgs);
+      return rc;
+    }
+  }
+  if (rc) {
+    if (!flat && toolcall_flatten(r->messages, tools, &flat) == 0) {
+      json_decref(msgs);
+      msgs = flat;
+    }
+    chat_msg cm[LOCAL_MAX_MESSAGES + 1];
+    size_t k = 0;
+    json_array_foreach(msgs, i, m) {
+      if (k == LOCAL_MAX_MESSAGES + 1) break;
+      const char *c = json_string_value(json_object_get(m, "content"));
+      cm[k++] = (chat_msg){json_string_value(json_object_get(m, "role")), c ? c : ""};
+    }
+    rc = chat_apply(*fmt_out, cm, k, 1, &cp);
+    if (rc) err_set(err, cap, rc, "cannot lay out the conversation");
+  }
+  int n = rc ? rc : chat_tokenize(s->t, &cp, ids);
+  if (n < 0 && !rc) err_set(err, cap, n, "cannot tokenize the conversation");
+  chat_prompt_deinit(&cp);
+  json_decref(msgs);
+  return n;
+}
+
+/* The grammar a request's output must follow: its own (response_format, grammar) or, with a
+ * required or named tool choice, the model's call layout. 0 with *gm NULL when free. */
+static int grammar_of(local_svc *s, const local_req *r, toolcall_format tf, grammar **g, grammar_matcher **gm, char *err,
+                      size_t cap) {
+  *g = NULL;
+  *gm = NULL;
+  char *tools_gbnf = NULL;
+  int rc = 0;
+  if (r->tools && r->messages &&
+      (rc = toolcall_grammar(tf, r->tools, r->tool_choice, r->parallel_tools, &tools_gbnf, err, cap)))
+    return rc;
+  const char *text = tools_gbnf ? tools_gbnf : r->grammar;
+  if (!text) return 0;
+  if (!s->gv && (rc = grammar_vocab_from_tok(s->t, &s->gv))) {
+    free(tools_gbnf);
+    return err_set(err, cap, rc, "cannot prepare the vocabulary for grammars: %s", err_str(rc));
+  }
+  rc = grammar_parse(text, strlen(text), "root", g, err, cap);
+  free(tools_gbnf);
+  if (!rc) rc = grammar_matcher_new(*g, s->gv, gm);
+  if (rc) {
+    grammar_free(*g);
+    *g = NULL;
+    if (rc == ERR_NOMEM) return rc;
+    char why[512];
+    snprintf(why, sizeof why, "%s", err);
+    return err_set(err, cap, ERR_INVAL, "bad grammar: %s", why);
+  }
+  return 0;
+}
+
 static void run_job(local_svc *s, local_job *j) {
   char err[256] = "";
   if (atomic_load(&j->canceled)) { finish(j, LOCAL_CANCELED, 0, 0, NULL); return; }
@@ -184,19 +307,15 @@ static void run_job(local_svc *s, local_job *j) {
   int n;
   const char *chat_stops[CHAT_MAX_STOP];
   int n_chat_stops = 0;
-  if (j->req.n_msgs > 0) {
-    gguf_str tmpl = {"", 0};
-    gguf_get_str(s->m->gguf, "tokenizer.chat_template", &tmpl);
-    int known;
-    chat_format fmt = chat_detect_len(tmpl.ptr, (size_t)tmpl.len, &known);
-    chat_msg msgs[LOCAL_MAX_MESSAGES];
-    for (int i = 0; i < j->req.n_msgs; i++) msgs[i] = (chat_msg){j->req.msgs[i].role, j->req.msgs[i].content};
-    chat_prompt cp;
-    chat_prompt_init(&cp);
-    n = chat_apply(fmt, msgs, (size_t)j->req.n_msgs, 1, &cp);
-    if (n == 0) n = chat_tokenize(s->t, &cp, &ids);
-    else n = -1;
-    chat_prompt_deinit(&cp);
+  toolcall_format tf = TOOLCALL_HERMES;
+  if (j->req.messages) {
+    chat_format fmt;
+    n = chat_ids(s, &j->req, &ids, &fmt, &tf, err, sizeof err);
+    if (n < 0) {
+      free(ids);
+      fail_request(j, err);
+      return;
+    }
     const char *const *stops;
     int k = chat_stop_strings(fmt, &stops);
     for (int i = 0; i < k && i < CHAT_MAX_STOP; i++) chat_stops[n_chat_stops++] = stops[i];
@@ -241,9 +360,27 @@ static void run_job(local_svc *s, local_job *j) {
     finish(j, LOCAL_ERROR, n, 0, err);
     return;
   }
+  grammar *g = NULL;
+  grammar_matcher *gm = NULL;
+  if ((rc = grammar_of(s, &j->req, tf, &g, &gm, err, sizeof err))) {
+    free(ids);
+    if (rc == ERR_NOMEM) finish(j, LOCAL_ERROR, n, 0, "out of memory");
+    else fail_request(j, err);
+    return;
+  }
+  for (int i = 0; gm && i < j->req.n_cont; i++) /* a resumed answer already went this far */
+    if (grammar_matcher_accept(gm, j->req.cont_ids[i])) {
+      free(ids);
+      grammar_matcher_free(gm);
+      grammar_free(g);
+      fail_request(j, "the continued tokens do not fit the grammar");
+      return;
+    }
   sampler *smp = NULL;
   if ((rc = sample_new(s->m->hp.n_vocab, &j->req.sp, &smp))) {
     free(ids);
+    grammar_matcher_free(gm);
+    grammar_free(g);
     finish(j, LOCAL_ERROR, n, 0, "bad sampling parameters");
     return;
   }
@@ -254,12 +391,15 @@ static void run_job(local_svc *s, local_job *j) {
   for (int i = 0; i < n_chat_stops && gp.n_stop < ENGINE_MAX_STOP; i++) gp.stop[gp.n_stop++] = chat_stops[i];
   gp.n_resume = j->req.n_cont; /* their held-back text comes out first (engine.h) */
   gp.resume_sent = j->req.cont_bytes;
+  gp.grammar = gm;
   engine_gen_stats st;
   memset(&st, 0, sizeof st);
   engine_cancel_reset(s->e);
   gen_state gs = {j, mono_s(), atomic_load(&s->max_tps)};
   rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, &gs, &st);
   sample_free(smp);
+  grammar_matcher_free(gm);
+  grammar_free(g);
   free(ids);
   if (rc && rc != ERR_CANCELED) {
     snprintf(err, sizeof err, "generation failed: %s", err_str(rc));
@@ -289,6 +429,7 @@ static void *worker(void *arg) {
     else run_job(s, j);
     job_unref(j);
   }
+  grammar_vocab_free(s->gv);
   engine_free(s->e);
   tok_free(s->t);
   model_free(s->m);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "llm/sample.h"
 
 #define LOCAL_MAX_STOP 4
@@ -24,19 +26,22 @@ typedef struct local_svc local_svc;
 typedef struct local_job local_job;
 
 #define LOCAL_MAX_MESSAGES 256
-
-typedef struct local_msg {
-  char *role;                 /* owned */
-  char *content;              /* owned */
-} local_msg;
+#define LOCAL_MAX_GRAMMAR (256u << 10) /* bytes of GBNF a request may carry */
 
 typedef struct local_req {
   char model_path[1024];
-  /* A chat request: messages formatted with the model's chat template (detected from
-   * tokenizer.chat_template, or plain) and tokenized so that message text can never turn
-   * into control tokens. When n_msgs > 0, prompt is ignored. */
-  local_msg msgs[LOCAL_MAX_MESSAGES];
-  int n_msgs;
+  /* A chat request: OpenAI-style messages (a JSON array of {role, content (a string or
+   * null), tool_calls?, tool_call_id?, name?}, checked by the caller), rendered with the
+   * model's own chat template (llm/chat's Jinja interpreter; the hand-written formats are the
+   * fallback) and tokenized so that message text can never turn into control tokens. When
+   * set, prompt is ignored. Owned reference. */
+  json_t *messages;
+  json_t *tools;              /* OpenAI tools offered (owned reference) or NULL */
+  char tool_choice[72];       /* "" or "auto", "none", "required", or a function's name */
+  int parallel_tools;         /* several calls may follow one another */
+  /* GBNF the output must be a sentence of (owned; NULL: free text). Tools with a required
+   * or named choice add the model's own call grammar on the worker (llm/toolcall). */
+  char *grammar;
   char *prompt;               /* owned by the request (freed with the job) */
   size_t prompt_len;
   int parse_special;          /* 1 for chat prompts: template tokens are special tokens */
@@ -69,6 +74,7 @@ typedef enum local_finish { LOCAL_RUNNING = 0, LOCAL_STOP, LOCAL_LENGTH, LOCAL_E
 typedef enum local_error_kind {
   LOCAL_E_INTERNAL = 0,       /* the node's fault: the model would not load, out of memory, … */
   LOCAL_E_CONTEXT,            /* the request's: the prompt does not fit the context */
+  LOCAL_E_REQUEST,            /* the request's: a grammar or template the model cannot use */
 } local_error_kind;
 
 typedef struct local_result {

@@ -140,6 +140,7 @@ int gen_wait(gen_stream *s, int timeout_ms, mkt_result *r) {
   r->completion_tokens = lr.completion_tokens;
   snprintf(r->error, sizeof r->error, "%s", lr.error);
   if (lr.finish == LOCAL_ERROR && lr.kind == LOCAL_E_CONTEXT) r->http_status = 400, r->code = "context_length_exceeded";
+  if (lr.finish == LOCAL_ERROR && lr.kind == LOCAL_E_REQUEST) r->http_status = 400, r->code = "invalid_request";
   snprintf(r->node_id, sizeof r->node_id, "%s", s->self_id);
   r->n_providers = 1;
   snprintf(r->providers[0], sizeof r->providers[0], "%s", s->self_id);

@@ -3,7 +3,10 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "llm/toolcall.h"
 
 const char *mkt_genreq_parse(json_t *p, local_req *lr) {
   json_t *v;
@@ -13,20 +16,9 @@ const char *mkt_genreq_parse(json_t *p, local_req *lr) {
   lr->sp = sample_default_params();
   lr->sp.temp = 0.8f;
   if (json_is_array(msgs) && json_array_size(msgs) > 0) {
-    if (json_array_size(msgs) > LOCAL_MAX_MESSAGES) return "too many messages";
-    size_t i, total = 0;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-      const char *role = json_string_value(json_object_get(m, "role"));
-      const char *content = json_string_value(json_object_get(m, "content"));
-      if (!role || !content || strlen(role) > 16) return "each message needs a role and string content";
-      total += strlen(content);
-      if (total > LOCAL_MAX_PROMPT) return "the messages are too large";
-      lr->msgs[lr->n_msgs].role = strdup(role);
-      lr->msgs[lr->n_msgs].content = strdup(content);
-      lr->n_msgs++;
-      if (!lr->msgs[lr->n_msgs - 1].role || !lr->msgs[lr->n_msgs - 1].content) return "out of memory";
-    }
+    static __thread char why[320];
+    int rc = toolcall_check_messages(msgs, LOCAL_MAX_MESSAGES, LOCAL_MAX_PROMPT, &lr->messages, why, sizeof why);
+    if (rc) return why;
   } else {
     if (!prompt || !*prompt || strlen(prompt) > LOCAL_MAX_PROMPT) return "need a non-empty prompt or messages";
     lr->prompt = strdup(prompt);
@@ -65,6 +57,27 @@ const char *mkt_genreq_parse(json_t *p, local_req *lr) {
       if (!(lr->stop[lr->n_stop] = strdup(json_string_value(x)))) return "out of memory";
       lr->n_stop++;
     }
+  }
+  if ((v = json_object_get(p, "tools")) && !json_is_null(v)) {
+    static __thread char why[320];
+    if (toolcall_check_tools(v, why, sizeof why)) return why;
+    if (!(lr->tools = json_deep_copy(v))) return "out of memory";
+  }
+  if ((v = json_object_get(p, "tool_choice")) && !json_is_null(v)) {
+    const char *c = json_string_value(v);
+    int ok = c && (!strcmp(c, "auto") || !strcmp(c, "none") || (!strcmp(c, "required") && lr->tools));
+    size_t i;
+    json_t *t;
+    json_array_foreach(lr->tools, i, t) if (c && !strcmp(c, json_string_value(json_object_get(json_object_get(t, "function"), "name")))) ok = 1;
+    if (!ok || strlen(c) >= sizeof lr->tool_choice) return "tool_choice must be auto, none, required or an offered function's name";
+    snprintf(lr->tool_choice, sizeof lr->tool_choice, "%s", c);
+  }
+  lr->parallel_tools = !json_is_false(json_object_get(p, "parallel_tool_calls"));
+  if ((v = json_object_get(p, "grammar")) && !json_is_null(v)) {
+    if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > LOCAL_MAX_GRAMMAR ||
+        memchr(json_string_value(v), 0, json_string_length(v)))
+      return "grammar must be GBNF text of at most 256 KiB";
+    if (!(lr->grammar = strdup(json_string_value(v)))) return "out of memory";
   }
   v = json_object_get(p, "cont");
   if (json_is_array(v) && json_array_size(v) > 0) {

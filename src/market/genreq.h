@@ -2,11 +2,13 @@
  * they come from another node over the link). Fields and limits: docs/market.md.
  *
  * mkt_genreq_parse fills lr (which must start zeroed) from the params object p: prompt or
- * messages (role + string content each, at most LOCAL_MAX_MESSAGES, LOCAL_MAX_PROMPT bytes
- * in all), temperature, top_p, top_k, presence/frequency penalties, seed, max_tokens
+ * messages (OpenAI chat messages checked by llm/toolcall: at most LOCAL_MAX_MESSAGES,
+ * LOCAL_MAX_PROMPT bytes in all), tools, tool_choice ("auto", "none", "required" or an
+ * offered function's name), parallel_tool_calls, grammar (GBNF, at most LOCAL_MAX_GRAMMAR
+ * bytes; the worker parses it and refuses a bad one as the request's fault), temperature, top_p, top_k, presence/frequency penalties, seed, max_tokens
  * (1..8192, default 128), stop (at most LOCAL_MAX_STOP strings of 1..255 bytes), cont
  * (at most LOCAL_MAX_CONT token ids) and cont_bytes. Returns NULL, or why the request is
- * refused (a static string); either way lr may own memory: release it with
+ * refused (a static or thread-local string); either way lr may own memory: release it with
  * local_req_clear. The model path, notify hook and vocabulary range of cont are the
  * caller's to set and check. */
 #ifndef APIARY_MARKET_GENREQ_H

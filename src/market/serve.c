@@ -171,9 +171,9 @@ void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int
   s->job = 0; /* it ended by itself */
   s->pt = pt;
   s->gt = gt;
-  if (finish == LOCAL_ERROR && kind == LOCAL_E_CONTEXT) {
+  if (finish == LOCAL_ERROR && (kind == LOCAL_E_CONTEXT || kind == LOCAL_E_REQUEST)) {
     error_answer(sv, slot, RPC_INVALID_PARAMS, error ? error : "the prompt does not fit the context",
-                 "context_length_exceeded");
+                 kind == LOCAL_E_CONTEXT ? "context_length_exceeded" : "invalid_request");
     settle(sv, slot, "partial");
     return;
   }

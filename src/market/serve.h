@@ -116,7 +116,8 @@ void mkt_serve_progress(mkt_serve *sv, int slot, int prompt_tokens, int gen_toke
 void mkt_serve_stream_failed(mkt_serve *sv, int slot, uint64_t now_ms);
 /* The job ended with finish (and its final counts; error's text and kind for LOCAL_ERROR:
  * a request that cannot fit the context is the client's fault, answered RPC_INVALID_PARAMS
- * with code "context_length_exceeded", not a provider failure). */
+ * with code "context_length_exceeded", not a provider failure; a grammar or conversation
+ * the model cannot take likewise, with code "invalid_request"). */
 void mkt_serve_job_end(mkt_serve *sv, int slot, local_finish finish, int pt, int gt, const char *error,
                        local_error_kind kind, uint64_t now_ms);
 /* A payment for request on channel (already committed) of delta wei. Returns the slot it

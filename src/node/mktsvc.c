@@ -273,14 +273,15 @@ static void wake(void *ud) { uv_async_send(ud); }
 /* The `generate` params of a local request (any thread). */
 static json_t *params_of(const local_req *lr) {
   json_t *p = json_object();
-  if (lr->n_msgs > 0) {
-    json_t *msgs = json_array();
-    for (int i = 0; i < lr->n_msgs; i++)
-      json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", lr->msgs[i].role, "content", lr->msgs[i].content));
-    json_object_set_new(p, "messages", msgs);
+  if (lr->messages) {
+    json_object_set_new(p, "messages", json_deep_copy(lr->messages));
+    if (lr->tools) json_object_set_new(p, "tools", json_deep_copy(lr->tools));
+    if (lr->tool_choice[0]) json_object_set_new(p, "tool_choice", json_string(lr->tool_choice));
+    if (!lr->parallel_tools) json_object_set_new(p, "parallel_tool_calls", json_false());
   } else {
     json_object_set_new(p, "prompt", json_stringn(lr->prompt ? lr->prompt : "", lr->prompt_len));
   }
+  if (lr->grammar) json_object_set_new(p, "grammar", json_string(lr->grammar));
   json_object_set_new(p, "temperature", json_real(lr->sp.temp));
   json_object_set_new(p, "top_p", json_real(lr->sp.top_p));
   if (lr->sp.top_k > 0) json_object_set_new(p, "top_k", json_integer(lr->sp.top_k));

@@ -3,7 +3,8 @@
  * and a peer's `generate` params (market/genreq). Whatever they accept must respect the
  * limits the worker relies on: prompt length equal to its bytes, at most LOCAL_MAX_STOP
  * non-empty stop strings the engine takes (< ENGINE_MAX_STOP_LEN), at most
- * LOCAL_MAX_MESSAGES messages with role and content, max_tokens in 1..8192, at most
+ * LOCAL_MAX_MESSAGES messages with role and content (string, or null beside tool calls),
+ * tools, a grammar of at most LOCAL_MAX_GRAMMAR bytes, max_tokens in 1..8192, at most
  * LOCAL_MAX_CONT continuation ids, each a token id. Accepted or not, local_req_clear frees
  * everything (ASan/LSan check it). */
 #include <jansson.h>
@@ -22,14 +23,25 @@ static void limits(const local_req *lr) {
   if (lr->n_stop < 0 || lr->n_stop > LOCAL_MAX_STOP) abort();
   for (int i = 0; i < lr->n_stop; i++)
     if (!lr->stop[i] || !lr->stop[i][0] || strlen(lr->stop[i]) >= ENGINE_MAX_STOP_LEN) abort();
-  if (lr->n_msgs < 0 || lr->n_msgs > LOCAL_MAX_MESSAGES) abort();
-  size_t total = 0;
-  for (int i = 0; i < lr->n_msgs; i++) {
-    if (!lr->msgs[i].role || !lr->msgs[i].content) abort();
-    total += strlen(lr->msgs[i].content);
+  if (lr->messages) {
+    if (!json_is_array(lr->messages) || json_array_size(lr->messages) < 1 ||
+        json_array_size(lr->messages) > LOCAL_MAX_MESSAGES)
+      abort();
+    size_t total = 0, i;
+    json_t *m;
+    json_array_foreach(lr->messages, i, m) {
+      const char *role = json_string_value(json_object_get(m, "role"));
+      json_t *c = json_object_get(m, "content");
+      if (!role || (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool")))
+        abort();
+      if (!json_is_string(c) && !(json_is_null(c) && json_object_get(m, "tool_calls"))) abort();
+      total += json_string_length(c);
+    }
+    if (total > LOCAL_MAX_PROMPT) abort();
   }
-  if (total > LOCAL_MAX_PROMPT) abort();
-  if (lr->n_msgs == 0 && (!lr->prompt || !lr->prompt_len || strlen(lr->prompt) != lr->prompt_len ||
+  if (lr->grammar && (!lr->grammar[0] || strlen(lr->grammar) > LOCAL_MAX_GRAMMAR)) abort();
+  if (lr->tools && (!json_is_array(lr->tools) || json_array_size(lr->tools) > 64)) abort();
+  if (!lr->messages && (!lr->prompt || !lr->prompt_len || strlen(lr->prompt) != lr->prompt_len ||
                           lr->prompt_len > LOCAL_MAX_PROMPT))
     abort();
   if (lr->n_cont < 0 || lr->n_cont > LOCAL_MAX_CONT || (lr->n_cont && !lr->cont_ids)) abort();
@@ -52,8 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&lr, 0, sizeof lr);
     const char *code = NULL;
     const char *why = http_parse_sampling(api, &lr, 16, &code);
-    if (!why) why = json_object_get(api, "messages") ? http_parse_messages(api, &lr, &code)
-                                                     : http_parse_prompt(api, &lr, &code);
+    int chat = json_object_get(api, "messages") != NULL;
+    if (!why) why = chat ? http_parse_messages(api, &lr, &code) : http_parse_prompt(api, &lr, &code);
+    if (!why) why = http_parse_constraints(api, &lr, chat, &code);
     if (why && !code) abort(); /* every refusal names OpenAI's error code */
     if (!why) limits(&lr);
     local_req_clear(&lr);

@@ -5,7 +5,8 @@ Starts an apiary node with stories15M from the offline mirror (shared/models), c
 token, and has the client list models and run a completion streaming and not. Checks the
 text against llama.cpp's greedy continuation of the same prompt (shared/models/
 stories15M-Q8_0.ref.json), that streaming and non-streaming agree, that usage counts are
-right, and that a bad token is refused. Then the same client talks to a second node that
+right, and that a bad token is refused; then tool calls and structured output through the
+OpenAI client, LangChain and the Vercel AI SDK (tools_client.js), checked with ajv. Then the same client talks to a second node that
 has no model: its API buys the tokens from the first node over the network (free offer,
 no chain), and every check must hold again. Prints "N passed, N failed".
 """
@@ -114,6 +115,19 @@ def run_client(label, port, token, home):
     check(label + "streamed chat equals the non-streamed chat", chs.get("text") == ch.get("text") and
           chs.get("role") == "assistant", repr(chs)[:300])
 
+def run_tools(label, port, token, home):
+    """Tool calls and structured output through the OpenAI client, LangChain and the Vercel AI
+    SDK (tests/interop/tools_client.js); each of its checks becomes one line here."""
+    r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools_client.js"),
+                        "http://127.0.0.1:%d/v1" % port, token, "stories15M"], capture_output=True, text=True, timeout=600)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        check(label + "the tools client ran", False, r.stderr[-2000:] + "\n  node log:\n" + log_tail(home))
+        return
+    for name, ok, detail in res["checks"]:
+        check(label + name, ok, detail)
+
 try:
     home, home_c = os.path.join(work, "n"), os.path.join(work, "c")
     apiary("init", "--home", home)
@@ -125,6 +139,7 @@ try:
     dht_a, dht_c, port = free_ports(3)
     dht_a, port = start_node(home, dht_a, dht_c, port)
     run_client("", port, token, home)
+    run_tools("", port, token, home)
     # A node without the model: its API routes to the first node. Its ports are chosen now, not
     # before the first client ran, so nothing else had time to take them.
     dht_c, port_c = free_ports(2)
@@ -135,6 +150,7 @@ try:
             break
         time.sleep(0.2)
     run_client("routed: ", port_c, token_c, home_c)
+    run_tools("routed: ", port_c, token_c, home_c)
 finally:
     for n in nodes:
         n.terminate()
