@@ -69,7 +69,7 @@ static int read_template_file(const char *path, char **tmpl, size_t *len, char *
   const char *s = b.ptr ? (const char *)b.ptr : "";
   size_t n = b.len, i = 0;
   while (i < n && strchr(" \t\r\n", s[i])) i++;
-  json_t *cfg = i < n && s[i] == '{' ? json_loadb(s, n, 0, NULL) : NULL;
+  json_t *cfg = i < n && s[i] == '{' ? json_loadb(s, n, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
   if (cfg && json_is_object(cfg) && json_object_get(cfg, "chat_template")) {
     const json_t *ct = json_object_get(cfg, "chat_template");
     if (json_is_array(ct)) {
