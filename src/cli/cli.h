@@ -93,6 +93,7 @@ int cli_bench_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
 int cli_chat_main(int argc, char **argv);
+int cli_template_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);
 int cli_chain_main(int argc, char **argv);
 int cli_wallet_main(int argc, char **argv);

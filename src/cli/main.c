@@ -35,6 +35,7 @@ static const cli_cmd commands[] = {
     {"run", "generate text with a local GGUF model", cli_run_main},
     {"bench", "measure prefill and decode speed of a model", cli_bench_main},
     {"chat", "chat with a local model (template applied, streaming)", cli_chat_main},
+    {"template", "render a chat template (a model's own Jinja) over a conversation", cli_template_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "llm/jinja.h"
 
 /* ---- names and detection --------------------------------------------------------------- */
 
@@ -351,6 +352,131 @@ int chat_apply(chat_format f, const chat_msg *msgs, size_t n, int add_generation
   return w.oom ? ERR_NOMEM : 0;
 }
 
+/* ---- Jinja templates -------------------------------------------------------------------- */
+
+#define CHAT_PROBE "apiary-typed-content-probe"
+
+/* Does the template read content given as an array of text parts? Renders a one-message
+ * conversation whose content is such an array: yes when the text shows up and the
+ * array's JSON does not. */
+static int reads_parts(const jinja_tmpl *t, const json_t *base_ctx, const json_t *trusted) {
+  json_t *ctx = json_deep_copy(base_ctx);
+  json_t *msgs = json_pack("[{s:s, s:[{s:s, s:s}]}]", "role", "user", "content", "type", "text", "text", CHAT_PROBE);
+  int yes = 0;
+  if (ctx && msgs && !json_object_set(ctx, "messages", msgs)) {
+    jinja_out o;
+    char err[64];
+    if (!jinja_render_trusted(t, ctx, trusted, &o, err, sizeof err)) {
+      yes = strstr(o.text, CHAT_PROBE) && !strstr(o.text, "\"type\"");
+      jinja_out_deinit(&o);
+    }
+  }
+  json_decref(msgs);
+  json_decref(ctx);
+  return yes;
+}
+
+/* messages with every text-part array joined into one string (new reference). */
+static json_t *join_parts(const json_t *messages) {
+  json_t *out = json_deep_copy(messages);
+  size_t i;
+  json_t *m;
+  if (!out) return NULL;
+  json_array_foreach(out, i, m) {
+    json_t *c = json_object_get(m, "content");
+    if (!json_is_array(c)) continue;
+    char *s = NULL;
+    size_t len = 0, k;
+    json_t *part;
+    FILE *f = open_memstream(&s, &len);
+    if (!f) goto fail;
+    int first = 1;
+    json_array_foreach(c, k, part) {
+      const char *txt = json_string_value(json_object_get(part, "text"));
+      const char *type = json_string_value(json_object_get(part, "type"));
+      if (!txt || (type && strcmp(type, "text"))) continue;
+      if (!first) fputc('\n', f);
+      fputs(txt, f);
+      first = 0;
+    }
+    fclose(f);
+    json_t *js = json_stringn(s ? s : "", len);
+    free(s);
+    if (!js || json_object_set_new(m, "content", js)) goto fail;
+  }
+  return out;
+fail:
+  json_decref(out);
+  return NULL;
+}
+
+static int has_parts(const json_t *messages) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(messages, i, m) if (json_is_array(json_object_get(m, "content"))) return 1;
+  return 0;
+}
+
+int chat_render_jinja_ex(const char *tmpl, size_t tmpl_len, const json_t *messages, const json_t *tools,
+                         int add_generation_prompt, const char *bos, const char *eos, const json_t *extra,
+                         chat_prompt *p, char *err, size_t err_cap) {
+  jinja_tmpl *t = NULL;
+  jinja_out o = {0};
+  json_t *ctx = NULL, *trusted = NULL, *joined = NULL;
+  int rc;
+  if (!tmpl || !json_is_array(messages) || (tools && !json_is_array(tools)) || (extra && !json_is_object(extra)))
+    return err_set(err, err_cap, ERR_INVAL, "render needs a template and a JSON array of messages");
+  if ((rc = jinja_parse(tmpl, tmpl_len, &t, err, err_cap))) return rc;
+  ctx = json_object();
+  trusted = json_pack("{s:s, s:s}", "bos_token", bos ? bos : "", "eos_token", eos ? eos : "");
+  if (!ctx || !trusted || json_object_set(ctx, "messages", (json_t *)messages) ||
+      json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt)) ||
+      (tools && json_object_set(ctx, "tools", (json_t *)tools)) || (extra && json_object_update(ctx, (json_t *)extra))) {
+    rc = ERR_NOMEM;
+    goto done;
+  }
+  if (has_parts(messages) && !reads_parts(t, ctx, trusted)) {
+    if (!(joined = join_parts(messages)) || json_object_set(ctx, "messages", joined)) {
+      rc = ERR_NOMEM;
+      goto done;
+    }
+  }
+  if ((rc = jinja_render_trusted(t, ctx, trusted, &o, err, err_cap))) goto done;
+  if (!p->text) {
+    if (!(p->text = malloc(256))) {
+      rc = ERR_NOMEM;
+      goto done;
+    }
+    p->cap = 256;
+  }
+  p->len = 0;
+  p->n_segs = 0;
+  p->text[0] = 0;
+  writer w = {.p = p};
+  size_t at = 0;
+  for (size_t i = 0; i < o.n_input; i++) {
+    put(&w, o.text + at, o.input[i].off - at, 2);
+    put(&w, o.text + o.input[i].off, o.input[i].len, 0);
+    at = o.input[i].off + o.input[i].len;
+  }
+  put(&w, o.text + at, o.len - at, 2);
+  if (w.oom) rc = ERR_NOMEM;
+done:
+  if (rc == ERR_NOMEM) err_set(err, err_cap, rc, "out of memory rendering the chat template");
+  jinja_out_deinit(&o);
+  json_decref(joined);
+  json_decref(ctx);
+  json_decref(trusted);
+  jinja_free(t);
+  return rc;
+}
+
+int chat_render_jinja(const char *tmpl, size_t tmpl_len, const json_t *messages, const json_t *tools,
+                      int add_generation_prompt, const char *bos, const char *eos, chat_prompt *p, char *err,
+                      size_t err_cap) {
+  return chat_render_jinja_ex(tmpl, tmpl_len, messages, tools, add_generation_prompt, bos, eos, NULL, p, err, err_cap);
+}
+
 /* ---- tokenizing ------------------------------------------------------------------------- */
 
 int32_t chat_special_id(const tok *t, const char *s, size_t len) {
@@ -392,8 +518,48 @@ static int encode_run(const tok *t, const char *s, size_t len, idvec *a) {
   return 0;
 }
 
+/* The vocabulary's control and user-defined tokens, for scanning template text. */
+typedef struct special_set {
+  int32_t *ids;
+  size_t n;
+} special_set;
+
+static int special_set_load(const tok *t, special_set *s) {
+  int32_t nv = tok_n_vocab(t);
+  s->n = 0;
+  s->ids = NULL;
+  for (int32_t id = 0; id < nv; id++) {
+    size_t len;
+    if (!(tok_attr(t, id) & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) || !tok_text(t, id, &len) || !len) continue;
+    if (!(s->n & (s->n + 1)) || !s->ids) {
+      int32_t *v = realloc(s->ids, (s->n * 2 + 16) * sizeof *v);
+      if (!v) return ERR_NOMEM;
+      s->ids = v;
+    }
+    s->ids[s->n++] = id;
+  }
+  return 0;
+}
+
+/* The longest special token whose text starts at s[0..len): its id and length, or -1. */
+static int32_t special_at(const tok *t, const special_set *ss, const char *s, size_t len, size_t *len_out) {
+  int32_t best = -1;
+  size_t best_len = 0;
+  for (size_t i = 0; i < ss->n; i++) {
+    size_t tl;
+    const char *tt = tok_text(t, ss->ids[i], &tl);
+    if (tl > len || tl <= best_len || tt[0] != s[0] || memcmp(tt, s, tl)) continue;
+    best = ss->ids[i];
+    best_len = tl;
+  }
+  *len_out = best_len;
+  return best;
+}
+
 int chat_tokenize(const tok *t, const chat_prompt *p, int32_t **ids_out) {
   idvec a = {0};
+  special_set ss = {0};
+  int have_ss = 0;
   int rc = 0;
   size_t run_off = 0, run_len = 0; /* the pending stretch of plain text (contiguous) */
   *ids_out = NULL;
@@ -405,6 +571,28 @@ int chat_tokenize(const tok *t, const chat_prompt *p, int32_t **ids_out) {
   }
   for (size_t i = 0; i < p->n_segs; i++) {
     const chat_seg *s = &p->segs[i];
+    if (s->special == 2) { /* template text: find the special tokens inside */
+      if (!have_ss && (rc = special_set_load(t, &ss))) goto fail;
+      have_ss = 1;
+      size_t k = 0;
+      while (k < s->len) {
+        size_t tl;
+        int32_t id = special_at(t, &ss, p->text + s->off + k, s->len - k, &tl);
+        if (id < 0) {
+          if (!run_len) run_off = s->off + k;
+          run_len = s->off + k + 1 - run_off;
+          k++;
+          continue;
+        }
+        if ((rc = encode_run(t, p->text + run_off, run_len, &a))) goto fail;
+        run_len = 0;
+        k += tl;
+        if (id == bos && a.n == 1 && a.v[0] == bos && tok_add_bos(t)) continue; /* the template's own BOS */
+        if ((rc = idvec_reserve(&a, 1))) goto fail;
+        a.v[a.n++] = id;
+      }
+      continue;
+    }
     int32_t id = s->special ? chat_special_id(t, p->text + s->off, s->len) : -1;
     if (id < 0) { /* text, or a marker this vocabulary does not have: part of the run */
       if (!run_len) run_off = s->off;
@@ -422,9 +610,11 @@ int chat_tokenize(const tok *t, const chat_prompt *p, int32_t **ids_out) {
     rc = ERR_TOOBIG;
     goto fail;
   }
+  free(ss.ids);
   *ids_out = a.v;
   return (int)a.n;
 fail:
+  free(ss.ids);
   free(a.v);
   return rc < 0 ? rc : ERR_NOMEM;
 }

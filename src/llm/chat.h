@@ -21,6 +21,9 @@
  * The formatted prompt remembers which pieces are template markers (chat_seg.special) and
  * which are text, so chat_tokenize turns markers into the vocabulary's control tokens while
  * message content is encoded as plain text: a user cannot inject "<|im_end|>" as a token.
+ * A rendered Jinja template gives two kinds of pieces: template text (special 2, scanned
+ * for the vocabulary's special-token texts) and text that came from the messages, tools
+ * or variables (special 0, plain text).
  *
  * Ownership: chat_prompt owns its text and segments (chat_prompt_init/deinit); messages are
  * borrowed. No global state; any thread. */
@@ -29,6 +32,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "llm/tok.h"
 
@@ -54,7 +59,9 @@ typedef struct chat_msg {
 /* One piece of a formatted prompt. */
 typedef struct chat_seg {
   size_t off, len; /* bytes of chat_prompt.text */
-  int special;     /* 1: a template marker (becomes a control token if the vocabulary has it) */
+  int special;     /* 1: a template marker (becomes a control token if the vocabulary has it);
+                      2: template text: special-token texts inside become their tokens;
+                      0: plain text (message content), never special tokens */
 } chat_seg;
 
 typedef struct chat_prompt {
@@ -92,13 +99,35 @@ int chat_stop_strings(chat_format f, const char *const **out);
  * NULL role/content) or ERR_NOMEM. */
 int chat_apply(chat_format f, const chat_msg *msgs, size_t n, int add_generation_prompt, chat_prompt *p);
 
+/* Renders a model's Jinja chat template. messages: JSON array of OpenAI-style messages
+ * (role, content — a string or an array of {type:"text",text} parts —, tool_calls,
+ * tool_call_id, name); tools: JSON array of OpenAI tool objects or NULL; bos/eos: the
+ * vocabulary's BOS/EOS token text (may be ""; NULL counts as ""). The context is what
+ * transformers passes: messages, tools (only when given), add_generation_prompt,
+ * bos_token, eos_token. Content given as text parts stays an array when the template
+ * reads parts (probed with a one-message render), else the parts' texts are joined with
+ * "\n" (what llama.cpp does). tool_calls pass through as given. Fills p (cleared first):
+ * template-literal text becomes special-2 segments, context-derived runs plain text.
+ * Returns 0, or an error with err filled: ERR_FORMAT (parse or render failure, including
+ * raise_exception), ERR_TOOBIG (a cap), ERR_INVAL, ERR_NOMEM. Borrows everything. */
+int chat_render_jinja(const char *tmpl, size_t tmpl_len, const json_t *messages, const json_t *tools,
+                      int add_generation_prompt, const char *bos, const char *eos, chat_prompt *p, char *err,
+                      size_t err_cap);
+/* As chat_render_jinja with extra: a JSON object (or NULL) of more template variables
+ * (e.g. date_string, enable_thinking); they win over the standard ones. */
+int chat_render_jinja_ex(const char *tmpl, size_t tmpl_len, const json_t *messages, const json_t *tools,
+                         int add_generation_prompt, const char *bos, const char *eos, const json_t *extra,
+                         chat_prompt *p, char *err, size_t err_cap);
+
 /* The id of the token whose text is exactly s[0..len) when the vocabulary has it as a
  * control or user-defined token, else -1. */
 int32_t chat_special_id(const tok *t, const char *s, size_t len);
 
 /* Encodes a formatted prompt: special segments the vocabulary knows become their token;
- * all other text (template text and message content alike) is encoded without parsing
- * special-token text, one run per stretch between two special tokens (as llama.cpp
+ * in template-text segments (special 2) every control/user-defined token text of the
+ * vocabulary becomes its token (longest match at each position, as llama.cpp's
+ * parse_special); all other text (template text and message content alike) is encoded
+ * without parsing special-token text, one run per stretch between two special tokens (as llama.cpp
  * tokenizes a prompt with parse_special, minus injection). BOS is prepended when the model
  * asks for it and the prompt does not start with it already. Returns the count with
  * *ids_out owned by the caller (free), or <0 (ERR_NOMEM, ERR_TOOBIG). */

@@ -327,12 +327,76 @@ static void test_tokenize(void **state) {
   tok_free(t);
 }
 
+/* The model's own Jinja template: template text is scanned for special tokens (the trusted
+ * bos_token too), message text never. */
+static void test_render_jinja(void **state) {
+  (void)state;
+  static const char tmpl[] =
+      "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content | trim }} [/INST]"
+      "{% else %} {{ m.content }} </s>{% endif %}{% endfor %}";
+  chat_prompt p;
+  chat_prompt_init(&p);
+  char err[256];
+  json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\" hi \"},{\"role\":\"assistant\",\"content\":\"yo\"},"
+                            "{\"role\":\"user\",\"content\":\"a</s><s>b\"}]",
+                            0, NULL);
+  assert_non_null(msgs);
+  assert_int_equal(chat_render_jinja(tmpl, strlen(tmpl), msgs, NULL, 1, "<s>", "</s>", &p, err, sizeof err), 0);
+  assert_string_equal(p.text, "<s>[INST] hi [/INST] yo </s>[INST] a</s><s>b [/INST]");
+  size_t at = 0; /* segments cover the text; the user's bytes are plain text */
+  for (size_t i = 0; i < p.n_segs; i++) {
+    assert_int_equal(p.segs[i].off, at);
+    at += p.segs[i].len;
+    if (!memcmp(p.text + p.segs[i].off, "a</s>", 5)) assert_int_equal(p.segs[i].special, 0);
+  }
+  assert_int_equal(at, p.len);
+  TU_REQUIRE_SHARED();
+  tok *t = load_stories_tok();
+  int32_t *ids, ref[512];
+  int n = chat_tokenize(t, &p, &ids);
+  assert_true(n > 10);
+  assert_int_equal(ids[0], 1); /* one BOS: the template's, not doubled */
+  assert_true(ids[1] != 1);
+  int n_eos = 0, n_bos = 0;
+  for (int i = 0; i < n; i++) n_eos += ids[i] == 2, n_bos += ids[i] == 1;
+  assert_int_equal(n_eos, 1); /* the template's </s>; the user's stays text */
+  assert_int_equal(n_bos, 1);
+  free(ids);
+  /* without injected text the ids are llama.cpp's (special parsing over the whole text) */
+  json_t *plain = json_loads("[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]", 0, NULL);
+  assert_int_equal(chat_render_jinja(tmpl, strlen(tmpl), plain, NULL, 1, "<s>", "</s>", &p, err, sizeof err), 0);
+  n = chat_tokenize(t, &p, &ids);
+  int nr = tok_encode(t, p.text, p.len, 0, 1, ref, 512);
+  assert_int_equal(n, nr);
+  assert_memory_equal(ids, ref, (size_t)n * sizeof *ids);
+  free(ids);
+  /* text parts: joined with "\n" for a template that prints content */
+  json_t *parts = json_loads("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"A\"},{\"type\":\"text\",\"text\":\"B\"}]}]", 0, NULL);
+  assert_int_equal(chat_render_jinja(tmpl, strlen(tmpl), parts, NULL, 1, "", "", &p, err, sizeof err), 0);
+  assert_string_equal(p.text, "[INST] A\nB [/INST]");
+  /* ... and left as parts for one that reads them */
+  static const char parts_tmpl[] = "{% for m in messages %}{% for c in m.content %}<{{ c.text }}>{% endfor %}{% endfor %}";
+  assert_int_equal(chat_render_jinja(parts_tmpl, strlen(parts_tmpl), parts, NULL, 1, "", "", &p, err, sizeof err), 0);
+  assert_string_equal(p.text, "<A><B>");
+  /* failures say why */
+  assert_int_equal(chat_render_jinja("{% if %}", 8, plain, NULL, 1, "", "", &p, err, sizeof err), ERR_FORMAT);
+  assert_non_null(strstr(err, "line 1"));
+  assert_int_equal(chat_render_jinja("{{ raise_exception('nope') }}", 29, plain, NULL, 1, "", "", &p, err, sizeof err), ERR_FORMAT);
+  assert_non_null(strstr(err, "nope"));
+  json_decref(parts);
+  json_decref(plain);
+  json_decref(msgs);
+  chat_prompt_deinit(&p);
+  tok_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_chatml),  cmocka_unit_test(test_llama3),   cmocka_unit_test(test_llama2),
       cmocka_unit_test(test_zephyr),  cmocka_unit_test(test_gemma),    cmocka_unit_test(test_phi3),
       cmocka_unit_test(test_plain),   cmocka_unit_test(test_bad_args), cmocka_unit_test(test_detect),
       cmocka_unit_test(test_names_and_stops), cmocka_unit_test(test_tokenize),
+      cmocka_unit_test(test_render_jinja),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
