@@ -1,9 +1,9 @@
 /* cli/chat — `apiary chat MODEL`: an interactive conversation with a local GGUF model.
  *
  * Reads one user message per line from stdin (a terminal or a pipe; EOF ends), lays the
- * whole conversation out with the model's chat template (llm/chat: detected from
- * tokenizer.chat_template, or --template NAME; models without one get a plain
- * "User:/Assistant:" transcript) and streams the reply to stdout as tokens arrive. The
+ * whole conversation out with the model's own chat template (tokenizer.chat_template run
+ * by llm/jinja; when it fails, or with --template NAME, one of llm/chat's hand-written
+ * layouts; models without one get a plain "User:/Assistant:" transcript) and streams the reply to stdout as tokens arrive. The
  * conversation stays in memory and so does the KV cache: engine_generate reuses the
  * longest cached prefix, so each turn evaluates only what is new (the last reply as
  * re-encoded, the new message, the assistant header). When the conversation outgrows the
@@ -39,9 +39,9 @@ static const char usage[] =
     "streams to stdout. The model's chat template is applied to the whole conversation; the\n"
     "KV cache is kept across turns, so only the new part of the prompt is evaluated.\n"
     "Commands: /reset forgets the conversation, /exit quits, /help lists them.\n\n"
-    "      --template NAME       chat layout: chatml, llama3, llama2, zephyr, gemma, phi3 or\n"
-    "                            plain (default: detected from the model's chat template;\n"
-    "                            plain \"User:/Assistant:\" when it has none)\n"
+    "      --template NAME       a built-in layout instead of the model's own template:\n"
+    "                            chatml, llama3, llama2, zephyr, gemma, phi3 or plain (default:\n"
+    "                            the model's template; plain \"User:/Assistant:\" when it has none)\n"
     "      --system TEXT         a system message to start the conversation with\n"
     "  -n, --n-predict N         most tokens per reply (default 512)\n"
     "      --temp T              temperature; 0 = greedy (default 0.8)\n"
@@ -142,6 +142,9 @@ typedef struct session {
   engine *e;
   sampler *s;
   chat_format fmt;
+  const char *tmpl;  /* the model's Jinja template (borrowed from the GGUF; NULL: use fmt) */
+  size_t tmpl_len;
+  char bos[64], eos[64];
   engine_gen_params gp;
   int32_t stop_ids[CHAT_MAX_STOP];
   int n_stop_ids;
@@ -151,6 +154,22 @@ typedef struct session {
   int turn;
 } session;
 
+/* Renders the conversation with the model's own template; on failure (said once) the
+ * session uses the detected format from then on. */
+static int render_template(session *ss) {
+  json_t *msgs = json_array();
+  for (size_t i = 0; i < ss->c.n; i++)
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", ss->c.m[i].role, "content", ss->c.m[i].content));
+  char err[256];
+  int rc = chat_render_jinja(ss->tmpl, ss->tmpl_len, msgs, NULL, 1, ss->bos, ss->eos, &ss->p, err, sizeof err);
+  json_decref(msgs);
+  if (rc) {
+    log_info("the model's chat template failed (%s); using the %s layout instead", err, chat_name(ss->fmt));
+    ss->tmpl = NULL;
+  }
+  return rc;
+}
+
 /* Formats and encodes the conversation with a generation prompt, dropping the oldest
  * exchanges until it leaves room for a reply. Returns the token count (*ids_out owned),
  * 0 when even the newest message alone does not fit (it is removed), or <0 on error. */
@@ -159,7 +178,8 @@ static int fit_prompt(session *ss, int32_t **ids_out) {
   int room = ss->gp.max_tokens < n_ctx / 4 ? ss->gp.max_tokens : n_ctx / 4;
   if (room < 1) room = 1;
   for (;;) {
-    int rc = chat_apply(ss->fmt, ss->c.m, ss->c.n, 1, &ss->p);
+    int rc = ss->tmpl ? render_template(ss) : -1;
+    if (rc) rc = chat_apply(ss->fmt, ss->c.m, ss->c.n, 1, &ss->p);
     if (rc) return rc;
     int n = chat_tokenize(ss->t, &ss->p, ids_out);
     if (n < 0) return n;
@@ -318,21 +338,21 @@ int cli_chat_main(int argc, char **argv) {
               m->hp.n_vocab);
     goto done;
   }
+  const char *tmpl_text = NULL;
+  size_t tmpl_len = 0;
   if (!tmpl_name) {
     gguf_str js = {0};
     int known = 0;
-    if (!gguf_get_str(m->gguf, "tokenizer.chat_template", &js) && js.len)
+    if (!gguf_get_str(m->gguf, "tokenizer.chat_template", &js) && js.len) {
       fmt = chat_detect_len(js.ptr, (size_t)js.len, &known);
+      tmpl_text = js.ptr, tmpl_len = (size_t)js.len;
+    }
     if (!js.len)
       log_info("%s has no chat template; using a plain \"User: ...\\nAssistant:\" transcript "
                "(pick a layout with --template)",
                path);
-    else if (!known)
-      log_info("the chat template of %s is not one apiary knows; using a plain \"User: ...\\nAssistant:\" "
-               "transcript (pick one of %s with --template)",
-               path, chat_names());
     else
-      log_debug("chat template: %s (detected)", chat_name(fmt));
+      log_debug("chat template: the model's own (fallback layout: %s)", chat_name(fmt));
   }
   engine_params ep = engine_default_params();
   ep.n_threads = (int)n_threads;
@@ -347,6 +367,17 @@ int cli_chat_main(int argc, char **argv) {
   }
   ss.t = t;
   ss.fmt = fmt;
+  ss.tmpl = tmpl_text;
+  ss.tmpl_len = tmpl_len;
+  for (int k = 0; k < 2; k++) { /* BOS / EOS text for the template */
+    int32_t id = k ? tok_eos(t) : tok_bos(t);
+    size_t len = 0;
+    const char *tx = id >= 0 ? tok_text(t, id, &len) : NULL;
+    char *dst = k ? ss.eos : ss.bos;
+    if (!tx || len >= sizeof ss.bos) len = 0;
+    if (len) memcpy(dst, tx, len);
+    dst[len] = 0;
+  }
   ss.gp = engine_default_gen_params();
   ss.gp.max_tokens = (int)n_predict;
   const char *const *stops;

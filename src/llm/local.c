@@ -14,6 +14,7 @@
 #include "llm/chat.h"
 #include "llm/engine.h"
 #include "llm/grammar.h"
+#include "llm/jinja.h"
 #include "llm/gguf.h"
 #include "llm/model.h"
 #include "llm/tok.h"
@@ -233,12 +234,15 @@ static int chat_ids(local_svc *s, const local_req *r, int32_t **ids, chat_format
     token_text(s->t, tok_bos(s->t), bos, sizeof bos);
     token_text(s->t, tok_eos(s->t), eos, sizeof eos);
     rc = chat_render_jinja(tmpl.ptr, (size_t)tmpl.len, msgs, tools, 1, bos, eos, &cp, err, cap);
-    if (rc && rc != ERR_INVAL) rc = -1; /* cannot run the template: the family's format instead */
-    else if (rc) { /* the template refused the conversation (raise_exception) */
+    jinja_tmpl *jt = NULL;
+    char perr[128];
+    if (rc == ERR_FORMAT && jinja_parse(tmpl.ptr, (size_t)tmpl.len, &jt, perr, sizeof perr) == 0) {
+      jinja_free(jt); /* the template runs but refused this conversation (raise_exception): its message */
       chat_prompt_deinit(&cp);
       json_decref(msgs);
       return rc;
     }
+    if (rc) rc = -1; /* a template apiary cannot run: the detected family's format instead */
   }
   if (rc) {
     if (!flat && toolcall_flatten(r->messages, tools, &flat) == 0) {
