@@ -16,7 +16,7 @@
 #include "llm/toolcall.h"
 
 static json_t *J(const char *s) {
-  json_t *j = json_loads(s, 0, NULL);
+  json_t *j = json_loads(s, JSON_DECODE_ANY, NULL);
   assert_non_null(j);
   return j;
 }
