@@ -101,6 +101,8 @@ int cli_channel_main(int argc, char **argv);
 int cli_pay_main(int argc, char **argv);
 int cli_registry_main(int argc, char **argv);
 int cli_gov_main(int argc, char **argv);
+int cli_schema_main(int argc, char **argv);  /* cli/schema.c: schema match */
+int cli_grammar_main(int argc, char **argv); /* cli/schema.c: grammar check */
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */

@@ -36,6 +36,8 @@ static const cli_cmd commands[] = {
     {"bench", "measure prefill and decode speed of a model", cli_bench_main},
     {"chat", "chat with a local model (template applied, streaming)", cli_chat_main},
     {"template", "render a chat template (a model's own Jinja) over a conversation", cli_template_main},
+    {"schema", "check a JSON instance against a JSON Schema through its GBNF grammar", cli_schema_main},
+    {"grammar", "check a text against a GBNF grammar", cli_grammar_main},
     {"version", "print the version", cli_version_main},
 };
 static const size_t n_commands = sizeof commands / sizeof *commands;

@@ -152,7 +152,7 @@ static int add_class(pstate *p, int negate) {
   uint32_t off = p->n_ranges / 2, k = 0;
   uint32_t *r = p->ranges + p->n_ranges;
   if (!negate) {
-    memcpy(r, t, (size_t)m * 2 * sizeof *t);
+    if (m) memcpy(r, t, (size_t)m * 2 * sizeof *t);
     k = m;
   } else {
     uint32_t next = 0;

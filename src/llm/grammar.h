@@ -43,7 +43,7 @@
 #define GRAMMAR_MAX_REPEAT 10000        /* m and n of x{m,n} */
 #define GRAMMAR_MAX_STACKS 1024         /* stacks in one parse state */
 #define GRAMMAR_MAX_DEPTH 10000         /* nodes in one stack (nesting of the text) */
-#define GRAMMAR_MAX_NODES (1 << 20)     /* stack nodes alive in one matcher */
+#define GRAMMAR_MAX_NODES (1 << 17)     /* stack nodes in one matcher (live + one mask walk) */
 #define GRAMMAR_MAX_EXPAND (1 << 18)    /* expansion steps per byte */
 
 typedef struct grammar grammar;                 /* parsed grammar; immutable; shareable across threads */

@@ -17,8 +17,8 @@
 #include "core/err.h"
 #include "llm/grammar_impl.h"
 
-#define NODE_CAP (1u << 18)  /* arena nodes per matcher */
-#define SET_CAP (1u << 18)   /* stack-set entries per matcher */
+#define NODE_CAP ((uint32_t)GRAMMAR_MAX_NODES) /* arena nodes per matcher */
+#define SET_CAP (1u << 17)                      /* stack-set entries per matcher */
 #define BUCKETS (1u << 16)
 #define MAX_LOOPS 8   /* loop shortcut tables per matcher (reused round robin) */
 #define DEAD 1

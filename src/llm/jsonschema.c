@@ -320,6 +320,14 @@ static int gen_const(jctx *c, const json_t *v, const char *path, const char *kw,
 /* Integers: the decimal strings of [lo, hi] of one length (recursive on the first digit). */
 static void same_len(sb *o, const char *lo, const char *hi, size_t n) {
   if (!n) { sb_puts(o, "\"\""); return; }
+  size_t z = 1;
+  while (z < n && lo[z] == '0' && hi[z] == '9') z++;
+  if (z == n) { /* the rest is free */
+    if (lo[0] == hi[0]) sb_printf(o, "\"%c\"", lo[0]);
+    else sb_printf(o, "[%c-%c]", lo[0], hi[0]);
+    if (n > 1) sb_printf(o, " [0-9]{%zu}", n - 1);
+    return;
+  }
   if (lo[0] == hi[0]) {
     sb_printf(o, "\"%c\" ", lo[0]);
     if (n > 1) { sb_puts(o, "( "); same_len(o, lo + 1, hi + 1, n - 1); sb_puts(o, " )"); }
@@ -870,6 +878,10 @@ static int gen_object(jctx *c, const json_t *s, const char *path, int depth, sb 
     if (json_object_get(s, no[i])) return unsup(c, path, no[i], NULL);
   const json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required"),
                *add = json_object_get(s, "additionalProperties");
+  if (!json_object_size(props) && !json_array_size(req) && (!add || json_is_true(add))) {
+    sb_printf(o, "%s-object", P); /* any object */
+    return 0;
+  }
   if (props && !json_is_object(props)) return unsup(c, path, "properties", "not an object");
   if (req && !json_is_array(req)) return unsup(c, path, "required", "not an array");
   /* known keys: properties in order, then required names not among them */
@@ -1324,6 +1336,7 @@ int jsonschema_to_gbnf(const json_t *schema, const char *prefix, char **gbnf_out
   if (!c.keep) return ERR_NOMEM;
   char name[128];
   int rc = gen(&c, schema, "", 0, name, sizeof name);
+  if (!rc && strcmp(name, prefix)) sb_printf(&c.out, "%s ::= %s\n", prefix, name); /* a root that is a $ref */
   if (!rc) emit_base(&c);
   if (!rc && c.out.oom) rc = ERR_NOMEM;
   if (!rc) {
