@@ -219,7 +219,7 @@ int cli_run_main(int argc, char **argv) {
         log_error("%s:%d: not JSON: %s", schema_file, je.line, je.text);
         goto done;
       }
-      rc = jsonschema_to_gbnf(schema, "root", &gbnf, err, sizeof err);
+      rc = jsonschema_to_gbnf_ex(schema, "root", JSONSCHEMA_COMPACT, &gbnf, err, sizeof err);
       json_decref(schema);
       if (rc) {
         log_error("%s: %s", schema_file, err);

@@ -122,14 +122,14 @@ const char *http_parse_constraints(json_t *body, local_req *lr, int chat, const 
   char *gbnf = NULL;
   if (type && !strcmp(type, "json_object")) {
     json_t *obj = json_pack("{s:s}", "type", "object");
-    int rc = jsonschema_to_gbnf(obj, "root", &gbnf, e, sizeof e);
+    int rc = jsonschema_to_gbnf_ex(obj, "root", JSONSCHEMA_COMPACT, &gbnf, e, sizeof e);
     json_decref(obj);
     if (rc) return fail(code, "server_error", "cannot build the JSON grammar");
   } else if (type && !strcmp(type, "json_schema")) {
     json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
     if (!json_is_object(schema) && !json_is_boolean(schema))
       return fail(code, "invalid_response_format", "response_format.json_schema.schema must be a JSON Schema");
-    int rc = jsonschema_to_gbnf(schema, "root", &gbnf, e, sizeof e);
+    int rc = jsonschema_to_gbnf_ex(schema, "root", JSONSCHEMA_COMPACT, &gbnf, e, sizeof e);
     if (rc) {
       snprintf(why, sizeof why, "response_format.json_schema.schema: %s", e);
       return fail(code, rc == ERR_UNSUPPORTED ? "unsupported_schema" : "invalid_response_format", why);

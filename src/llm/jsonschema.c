@@ -157,6 +157,7 @@ typedef struct jctx {
   json_t *keep;   /* schemas made by merging, freed at the end */
   char *err;
   size_t err_cap;
+  int flags;      /* JSONSCHEMA_* */
 } jctx;
 
 static int unsup(jctx *c, const char *path, const char *kw, const char *why) {
@@ -275,7 +276,8 @@ static const json_t *resolve(jctx *c, const char *ref) {
 static void emit_base(jctx *c) {
   const char *P = c->prefix;
   sb *o = &c->out;
-  sb_printf(o, "%s-ws ::= [ \\t\\n]? [ \\t]{0,20}\n", P);
+  if (c->flags & JSONSCHEMA_COMPACT) sb_printf(o, "%s-ws ::= \" \"?\n", P);
+  else sb_printf(o, "%s-ws ::= [ \\t\\n]? [ \\t]{0,20}\n", P);
   sb_printf(o, "%s-char ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ( [\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4} )\n", P);
   sb_printf(o, "%s-string ::= \"\\\"\" %s-char* \"\\\"\"\n", P, P);
   sb_printf(o, "%s-int ::= \"-\"? ( \"0\" | [1-9] [0-9]* )\n", P);
@@ -1325,6 +1327,11 @@ static int gen_body(jctx *c, const json_t *s, const char *path, int depth, sb *o
 }
 
 int jsonschema_to_gbnf(const json_t *schema, const char *prefix, char **gbnf_out, char *err, size_t err_cap) {
+  return jsonschema_to_gbnf_ex(schema, prefix, 0, gbnf_out, err, err_cap);
+}
+
+int jsonschema_to_gbnf_ex(const json_t *schema, const char *prefix, int flags, char **gbnf_out, char *err,
+                          size_t err_cap) {
   *gbnf_out = NULL;
   if (!schema) return err_set(err, err_cap, ERR_INVAL, "no schema");
   if (!prefix) prefix = "root";
@@ -1332,7 +1339,7 @@ int jsonschema_to_gbnf(const json_t *schema, const char *prefix, char **gbnf_out
     if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
       return err_set(err, err_cap, ERR_INVAL, "prefix '%s' is not a rule name", prefix);
   if (!*prefix || strlen(prefix) > 64) return err_set(err, err_cap, ERR_INVAL, "prefix must have 1..64 characters");
-  jctx c = {.root = schema, .prefix = prefix, .err = err, .err_cap = err_cap, .keep = json_array()};
+  jctx c = {.root = schema, .prefix = prefix, .err = err, .err_cap = err_cap, .keep = json_array(), .flags = flags};
   if (!c.keep) return ERR_NOMEM;
   char name[128];
   int rc = gen(&c, schema, "", 0, name, sizeof name);

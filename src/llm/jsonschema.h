@@ -35,6 +35,13 @@
  * ERR_NOMEM. */
 int jsonschema_to_gbnf(const json_t *schema, const char *prefix, char **gbnf_out, char *err, size_t err_cap);
 
+/* As jsonschema_to_gbnf, with flags: JSONSCHEMA_COMPACT allows at most one space between
+ * tokens (no newlines or indents): the form to generate in, so a small model cannot spend
+ * its tokens on layout. */
+#define JSONSCHEMA_COMPACT 1
+int jsonschema_to_gbnf_ex(const json_t *schema, const char *prefix, int flags, char **gbnf_out, char *err,
+                          size_t err_cap);
+
 /* The canonical text of v (see above). Returns 0 with *out owned (free), or ERR_NOMEM /
  * ERR_INVAL. */
 int jsonschema_canonical(const json_t *v, char **out);

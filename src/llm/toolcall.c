@@ -116,7 +116,7 @@ int toolcall_grammar(toolcall_format f, const json_t *tools, const char *choice,
     int owned;
     json_t *schema = params_of(t, &owned);
     char *args = NULL;
-    rc = jsonschema_to_gbnf(schema, prefix, &args, err, cap);
+    rc = jsonschema_to_gbnf_ex(schema, prefix, JSONSCHEMA_COMPACT, &args, err, cap);
     if (owned) json_decref(schema);
     if (rc) goto fail;
     buf_printf(&fns, "%s tc-f%zu", n ? " |" : "", i);

@@ -14,12 +14,12 @@
 #include "llm/grammar.h"
 #include "llm/jsonschema.h"
 
-/* 1 accepted, 0 rejected. */
-static int accepts(const char *schema_text, const char *instance) {
+/* 1 accepted, 0 rejected (flags: jsonschema_to_gbnf_ex's). */
+static int accepts_ex(const char *schema_text, const char *instance, int flags) {
   json_t *s = json_loads(schema_text, JSON_DECODE_ANY, NULL);
   assert_non_null(s);
   char *gbnf, err[256];
-  int rc = jsonschema_to_gbnf(s, "root", &gbnf, err, sizeof err);
+  int rc = jsonschema_to_gbnf_ex(s, "root", flags, &gbnf, err, sizeof err);
   if (rc) fprintf(stderr, "%s: %s\n", schema_text, err);
   assert_int_equal(rc, 0);
   grammar *g;
@@ -37,6 +37,20 @@ static int accepts(const char *schema_text, const char *instance) {
   free(gbnf);
   json_decref(s);
   return ok;
+}
+
+static int accepts(const char *schema_text, const char *instance) { return accepts_ex(schema_text, instance, 0); }
+
+/* The compact form (what generation uses) allows one space between tokens, nothing more. */
+static void test_compact(void **state) {
+  (void)state;
+  const char *sch = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}}}";
+  assert_true(accepts_ex(sch, "{\"a\":[1,2]}", JSONSCHEMA_COMPACT));
+  assert_true(accepts_ex(sch, "{\"a\": [1, 2]}", JSONSCHEMA_COMPACT));
+  assert_true(accepts_ex(sch, "{ \"a\" : [ 1 , 2 ] }", JSONSCHEMA_COMPACT));
+  assert_false(accepts_ex(sch, "{\"a\":  [1,2]}", JSONSCHEMA_COMPACT));
+  assert_false(accepts_ex(sch, "{\n  \"a\": [1,2]\n}", JSONSCHEMA_COMPACT));
+  assert_true(accepts(sch, "{\n  \"a\": [1,2]\n}"));
 }
 
 static void test_integer_bounds(void **state) {
@@ -134,6 +148,7 @@ static void test_errors_and_prefix(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_integer_bounds),
+      cmocka_unit_test(test_compact),
       cmocka_unit_test(test_objects),
       cmocka_unit_test(test_misc),
       cmocka_unit_test(test_errors_and_prefix),
