@@ -420,6 +420,206 @@ static int gen_integer(jctx *c, const json_t *s, const char *path, sb *o) {
   return 0;
 }
 
+/* ---- numbers with bounds: decimal comparison as a grammar ----------------------------
+ * A bounded number is written without an exponent: "-"? int ("." digits)?. Its magnitude
+ * splits into an integer part (mag_range) and a fraction compared digit by digit with the
+ * bound's fraction (trailing zeros stripped). In the fraction helpers a digit string d
+ * stands for the value 0.d; ne = 1 excludes the empty string. Each writes one
+ * parenthesized alternative list, or the never rule when the set is empty. */
+
+typedef struct frac_out { sb *o; const char *P; int first; } frac_out;
+
+static void fr_alt(frac_out *f, const char *text) {
+  sb_puts(f->o, f->first ? "" : " | ");
+  f->first = 0;
+  sb_puts(f->o, text);
+}
+
+static void fr_open(frac_out *f, sb *o, const char *P) { f->o = o, f->P = P, f->first = 1; sb_puts(o, "( "); }
+static void fr_close(frac_out *f) {
+  if (f->first) sb_printf(f->o, "%s-never", f->P);
+  sb_puts(f->o, " )");
+}
+
+static void fr_ge(sb *o, const char *P, const char *F, int strict, int ne);
+static void fr_le(sb *o, const char *P, const char *F, int strict, int ne);
+
+/* d with 0.d >= 0.F (> when strict). */
+static void fr_ge(sb *o, const char *P, const char *F, int strict, int ne) {
+  frac_out f;
+  fr_open(&f, o, P);
+  if (!*F) {
+    if (!strict) fr_alt(&f, ne ? "[0-9]+" : "[0-9]*");
+    else fr_alt(&f, "[0-9]* [1-9] [0-9]*");
+  } else {
+    char t[32];
+    if (F[0] < '9') snprintf(t, sizeof t, "[%c-9] [0-9]*", F[0] + 1), fr_alt(&f, t);
+    snprintf(t, sizeof t, "\"%c\" ", F[0]);
+    fr_alt(&f, t);
+    fr_ge(o, P, F + 1, strict, 0);
+  }
+  fr_close(&f);
+}
+
+/* d with 0.d <= 0.F (< when strict). */
+static void fr_le(sb *o, const char *P, const char *F, int strict, int ne) {
+  frac_out f;
+  fr_open(&f, o, P);
+  if (!*F) {
+    if (!strict) fr_alt(&f, ne ? "\"0\"+" : "\"0\"*");
+  } else {
+    char t[32];
+    if (!ne) fr_alt(&f, "\"\""); /* 0 < F (F has no trailing zeros) */
+    if (F[0] > '0') snprintf(t, sizeof t, "[0-%c] [0-9]*", F[0] - 1), fr_alt(&f, t);
+    snprintf(t, sizeof t, "\"%c\" ", F[0]);
+    fr_alt(&f, t);
+    fr_le(o, P, F + 1, strict, 0);
+  }
+  fr_close(&f);
+}
+
+/* d with A <= 0.d <= B (each end strict or not); 0.A <= 0.B. */
+static void fr_bt(sb *o, const char *P, const char *A, const char *B, int sa, int sb_, int ne) {
+  frac_out f;
+  fr_open(&f, o, P);
+  if (!*A && !*B) { /* both ends 0: only zeros, when neither is strict */
+    if (!sa && !sb_) fr_alt(&f, ne ? "\"0\"+" : "\"0\"*");
+    fr_close(&f);
+    return;
+  }
+  if (!ne && !*A && !sa && !(!*B && sb_)) fr_alt(&f, "\"\"");
+  char a1 = *A ? A[0] : '0', b1 = *B ? B[0] : '0', t[32];
+  const char *Ar = *A ? A + 1 : A, *Br = *B ? B + 1 : B;
+  if (a1 + 1 <= b1 - 1) snprintf(t, sizeof t, "[%c-%c] [0-9]*", a1 + 1, b1 - 1), fr_alt(&f, t);
+  if (a1 == b1) {
+    snprintf(t, sizeof t, "\"%c\" ", a1);
+    fr_alt(&f, t);
+    fr_bt(o, P, Ar, Br, sa, sb_, 0);
+  } else {
+    snprintf(t, sizeof t, "\"%c\" ", a1);
+    fr_alt(&f, t);
+    fr_ge(o, P, Ar, sa, 0);
+    snprintf(t, sizeof t, "\"%c\" ", b1);
+    fr_alt(&f, t);
+    fr_le(o, P, Br, sb_, 0);
+  }
+  fr_close(&f);
+}
+
+/* A bound as a decimal: magnitude integer part and fraction digits (no trailing zeros). */
+typedef struct dec_bound { int present, strict, neg; uint64_t ip; char frac[24]; double v; } dec_bound;
+
+static int dec_parse(double d, dec_bound *b) {
+  char t[64];
+  for (int prec = 1; prec <= 17; prec++) { /* the shortest text that reads back */
+    snprintf(t, sizeof t, "%.*g", prec, d);
+    if (strtod(t, NULL) == d) break;
+  }
+  if (strchr(t, 'e') || strchr(t, 'E')) { /* write it out in full when it fits */
+    snprintf(t, sizeof t, "%.17f", d);
+    if (strtod(t, NULL) != d || strlen(t) > 40) return -1;
+  }
+  const char *p = t;
+  b->neg = *p == '-';
+  if (b->neg) p++;
+  char *end;
+  b->ip = strtoull(p, &end, 10);
+  size_t n = 0;
+  if (*end == '.') {
+    const char *q = end + 1;
+    while (q[n] >= '0' && q[n] <= '9' && n < sizeof b->frac - 1) n++;
+    if (q[n] >= '0' && q[n] <= '9') return -1;
+    memcpy(b->frac, q, n);
+  }
+  while (n && b->frac[n - 1] == '0') n--;
+  b->frac[n] = 0;
+  if (!b->ip && !n) b->neg = 0; /* -0 is 0 */
+  b->v = d;
+  return 0;
+}
+
+/* Fraction text ("" or "." digits) allowed with the integer part at a bound. */
+static void frac_text(sb *o, const char *P, int kind, const dec_bound *lo, const dec_bound *hi) {
+  /* kind 0: >= lo; 1: <= hi; 2: both; 3: any */
+  if (kind == 3) { sb_puts(o, "( \".\" [0-9]+ )?"); return; }
+  int zero_ok = kind == 0 ? (!lo->frac[0] && !lo->strict)
+                : kind == 1 ? !(!hi->frac[0] && hi->strict)
+                            : (!lo->frac[0] && !lo->strict) && !(!hi->frac[0] && hi->strict);
+  sb_printf(o, "( %s\".\" ", zero_ok ? "\"\" | " : "");
+  if (kind == 0) fr_ge(o, P, lo->frac, lo->strict, 1);
+  else if (kind == 1) fr_le(o, P, hi->frac, hi->strict, 1);
+  else fr_bt(o, P, lo->frac, hi->frac, lo->strict, hi->strict, 1);
+  sb_puts(o, " )");
+}
+
+/* Magnitudes m with lo <= m <= hi (hi->present 0: unbounded; lo is >= 0). */
+static void mag_dec(sb *o, const char *P, const dec_bound *lo, const dec_bound *hi, int *first) {
+  if (hi->present && (hi->v < lo->v || (hi->v == lo->v && (hi->strict || lo->strict)))) return;
+  sb_puts(o, *first ? "( " : " | ( ");
+  *first = 0;
+  if (hi->present && hi->ip == lo->ip) {
+    sb_printf(o, "\"%llu\" ", (unsigned long long)lo->ip);
+    frac_text(o, P, 2, lo, hi);
+  } else {
+    sb_printf(o, "\"%llu\" ", (unsigned long long)lo->ip);
+    frac_text(o, P, 0, lo, hi);
+    if (!hi->present || hi->ip > lo->ip + 1) {
+      sb_puts(o, " | ");
+      mag_range(o, lo->ip + 1, hi->present ? (int64_t)hi->ip - 1 : -1);
+      sb_puts(o, " ");
+      frac_text(o, P, 3, lo, hi);
+    }
+    if (hi->present) {
+      sb_printf(o, " | \"%llu\" ", (unsigned long long)hi->ip);
+      frac_text(o, P, 1, lo, hi);
+    }
+  }
+  sb_puts(o, " )");
+}
+
+static int gen_number_bounded(jctx *c, const json_t *s, const char *path, sb *o) {
+  dec_bound lo = {0}, hi = {0};
+  static const char *const kws[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+  for (int i = 0; i < 4; i++) {
+    const json_t *v = json_object_get(s, kws[i]);
+    if (!v) continue;
+    if (!json_is_number(v)) return unsup(c, path, kws[i], "not a number");
+    double d = json_number_value(v);
+    if (fabs(d) > 9e17) return unsup(c, path, kws[i], "bound beyond 9e17");
+    dec_bound b = {.present = 1, .strict = i == 1 || i == 3};
+    if (dec_parse(d, &b)) return unsup(c, path, kws[i], "a bound with more than 23 decimals");
+    dec_bound *t = i < 2 ? &lo : &hi;
+    int tighter = !t->present || (i < 2 ? d > t->v : d < t->v) || (d == t->v && b.strict);
+    if (tighter) *t = b;
+  }
+  int first = 1;
+  dec_bound zero = {.present = 1, .v = 0};
+  /* x >= 0: magnitudes from max(lo, 0) */
+  if (!hi.present || hi.v > 0 || (hi.v == 0 && !hi.strict)) {
+    const dec_bound *a = lo.present && lo.v >= 0 ? &lo : &zero;
+    dec_bound h = hi;
+    mag_dec(o, c->prefix, a, &h, &first);
+  }
+  /* x < 0: magnitudes in (max(-hi, 0), -lo] */
+  if (!lo.present || lo.v < 0) {
+    dec_bound a, h = {0};
+    if (hi.present && hi.v < 0) a = hi, a.neg = 0, a.v = -hi.v;
+    else a = zero, a.strict = 1;
+    if (lo.present) h = lo, h.neg = 0, h.v = -lo.v;
+    int f2 = 1;
+    sb neg = {0};
+    mag_dec(&neg, c->prefix, &a, &h, &f2);
+    if (!f2) {
+      sb_puts(o, first ? "\"-\" " : " | \"-\" ");
+      first = 0;
+      sb_puts(o, neg.p);
+    }
+    free(neg.p);
+  }
+  if (first) sb_printf(o, "%s-never", c->prefix);
+  return 0;
+}
+
 /* One unit of string content for code points in [lo, hi] (canonical escapes). */
 static void unit_range(jctx *c, sb *o, uint32_t lo, uint32_t hi, int *first) {
   for (uint32_t cp = lo; cp <= hi && cp < 0x20; cp++) {
@@ -1307,9 +1507,12 @@ static int gen_body(jctx *c, const json_t *s, const char *path, int depth, sb *o
   if (types & (T_INT | T_NUM)) {
     int bounded = json_object_get(s, "minimum") || json_object_get(s, "maximum") ||
                   json_object_get(s, "exclusiveMinimum") || json_object_get(s, "exclusiveMaximum");
-    if ((types & T_NUM) && bounded) return unsup(c, path, json_object_get(s, "minimum") ? "minimum" : json_object_get(s, "maximum") ? "maximum" : json_object_get(s, "exclusiveMinimum") ? "exclusiveMinimum" : "exclusiveMaximum", "bounds on non-integer numbers");
     sb_puts(o, ALT());
-    if (types & T_NUM) sb_printf(o, "%s-number", P);
+    if ((types & T_NUM) && bounded) {
+      sb_puts(o, "( ");
+      if ((rc = gen_number_bounded(c, s, path, o))) return rc;
+      sb_puts(o, " )");
+    } else if (types & T_NUM) sb_printf(o, "%s-number", P);
     else if ((rc = gen_integer(c, s, path, o))) return rc;
   }
   if (types & T_ARR) {
@@ -1339,6 +1542,11 @@ int jsonschema_to_gbnf_ex(const json_t *schema, const char *prefix, int flags, c
     if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
       return err_set(err, err_cap, ERR_INVAL, "prefix '%s' is not a rule name", prefix);
   if (!*prefix || strlen(prefix) > 64) return err_set(err, err_cap, ERR_INVAL, "prefix must have 1..64 characters");
+  /* Another metaschema may switch vocabularies off (or on): only the standard ones are known. */
+  const char *ms = json_string_value(json_object_get(schema, "$schema"));
+  if (ms && strcmp(ms, "https://json-schema.org/draft/2020-12/schema") && strcmp(ms, "https://json-schema.org/draft/2020-12/schema#") &&
+      strcmp(ms, "http://json-schema.org/draft-07/schema#") && strcmp(ms, "http://json-schema.org/draft-07/schema"))
+    return err_set(err, err_cap, ERR_UNSUPPORTED, "unsupported: $schema '%.200s' (a metaschema apiary does not know; its vocabularies may differ)", ms);
   jctx c = {.root = schema, .prefix = prefix, .err = err, .err_cap = err_cap, .keep = json_array(), .flags = flags};
   if (!c.keep) return ERR_NOMEM;
   char name[128];

@@ -53,6 +53,62 @@ static void test_compact(void **state) {
   assert_true(accepts(sch, "{\n  \"a\": [1,2]\n}"));
 }
 
+/* Numbers with decimal bounds: the grammar agrees with arithmetic on a grid of decimals
+ * (written as JSON writes them, no exponent) for every combination of bound kinds. */
+static void test_number_bounds(void **state) {
+  (void)state;
+  const double bounds[] = {-2.5, -1, -0.75, 0, 0.1, 1.1, 2, 2.375, 10.05, 99.9};
+  static const char *const kw[] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+  int checked = 0;
+  for (size_t a = 0; a < sizeof bounds / sizeof *bounds; a++)
+    for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b += 3)
+      for (int ka = 0; ka < 2; ka++)
+        for (int kb = 2; kb < 5; kb++) { /* kb 4: no upper bound */
+          char sch[256];
+          if (kb < 4)
+            snprintf(sch, sizeof sch, "{\"type\":\"number\",\"%s\":%.17g,\"%s\":%.17g}", kw[ka], bounds[a], kw[kb], bounds[b]);
+          else snprintf(sch, sizeof sch, "{\"type\":\"number\",\"%s\":%.17g}", kw[ka], bounds[a]);
+          json_t *sj = json_loads(sch, 0, NULL);
+          char *gbnf, err[256];
+          assert_int_equal(jsonschema_to_gbnf(sj, "root", &gbnf, err, sizeof err), 0);
+          grammar *g;
+          assert_int_equal(grammar_parse(gbnf, strlen(gbnf), "root", &g, err, sizeof err), 0);
+          const char *p[] = {"x"};
+          size_t l[] = {1};
+          grammar_vocab *v;
+          assert_int_equal(grammar_vocab_new(1, p, l, NULL, NULL, &v), 0);
+          grammar_matcher *m;
+          assert_int_equal(grammar_matcher_new(g, v, &m), 0);
+          for (int i = -1300; i <= 1300; i += 13) {
+            for (int form = 0; form < 3; form++) {
+              double x = i / 100.0 + (form == 2 ? 0.005 : 0);
+              char text[64];
+              if (form == 1) snprintf(text, sizeof text, "%.3f", x); /* trailing zeros */
+              else {
+                for (int prec = 1; prec <= 17; prec++) {
+                  snprintf(text, sizeof text, "%.*g", prec, x);
+                  if (strtod(text, NULL) == x) break;
+                }
+              }
+              if (strchr(text, 'e')) continue;
+              double xv = strtod(text, NULL);
+              int want = (ka == 0 ? xv >= bounds[a] : xv > bounds[a]) &&
+                         (kb == 4 || (kb == 2 ? xv <= bounds[b] : xv < bounds[b]));
+              grammar_matcher_reset(m);
+              int got = grammar_matcher_accept_bytes(m, text, strlen(text)) == 0 && grammar_matcher_can_end(m);
+              if (got != want) fail_msg("%s: %s %s (want %d)", sch, text, got ? "accepted" : "rejected", want);
+              checked++;
+            }
+          }
+          grammar_matcher_free(m);
+          grammar_vocab_free(v);
+          grammar_free(g);
+          free(gbnf);
+          json_decref(sj);
+        }
+  assert_true(checked > 10000);
+}
+
 static void test_integer_bounds(void **state) {
   (void)state;
   struct { const char *kw; long lo, hi; } cases[] = {
@@ -148,6 +204,7 @@ static void test_errors_and_prefix(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_integer_bounds),
+      cmocka_unit_test(test_number_bounds),
       cmocka_unit_test(test_compact),
       cmocka_unit_test(test_objects),
       cmocka_unit_test(test_misc),
