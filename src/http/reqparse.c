@@ -61,7 +61,7 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
     lr->sp.temp = (float)json_number_value(v);
   }
   if ((v = json_object_get(body, "top_p")) && !json_is_null(v)) {
-    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
+    if (!json_is_number(v) || (float)json_number_value(v) <= 0 || json_number_value(v) > 1)
       return fail(code, "invalid_top_p", "top_p must be a number in (0, 1]");
     lr->sp.top_p = (float)json_number_value(v);
   }

@@ -32,7 +32,7 @@ const char *mkt_genreq_parse(json_t *p, local_req *lr) {
   }
   if ((v = json_object_get(p, "top_p")) && json_is_number(v)) {
     double t = json_number_value(v);
-    if (t <= 0 || t > 1) return "top_p must be in (0, 1]";
+    if ((float)t <= 0 || t > 1) return "top_p must be in (0, 1]"; /* (a tiny positive double is a 0 float) */
     lr->sp.top_p = (float)t;
   }
   if ((v = json_object_get(p, "top_k")) && json_is_integer(v) && json_integer_value(v) >= 0)
