@@ -37,6 +37,20 @@ const char *mkt_genreq_parse(json_t *p, local_req *lr) {
   }
   if ((v = json_object_get(p, "top_k")) && json_is_integer(v) && json_integer_value(v) >= 0)
     lr->sp.top_k = (int)json_integer_value(v);
+  if ((v = json_object_get(p, "min_p")) && json_is_number(v)) {
+    double t = json_number_value(v);
+    if (!(t >= 0 && t <= 1)) return "min_p must be in [0, 1]";
+    lr->sp.min_p = (float)t;
+  }
+  if ((v = json_object_get(p, "repeat_penalty")) && json_is_number(v)) {
+    double t = json_number_value(v);
+    if (!(t > 0 && t <= 10)) return "repeat_penalty must be in (0, 10]";
+    lr->sp.repeat_penalty = (float)t;
+  }
+  if ((v = json_object_get(p, "penalty_last_n")) && json_is_integer(v)) {
+    if (json_integer_value(v) < 0 || json_integer_value(v) > SAMPLE_MAX_LAST_N) return "penalty_last_n must be 0..8192";
+    lr->sp.penalty_last_n = (int)json_integer_value(v);
+  }
   if ((v = json_object_get(p, "presence_penalty")) && json_is_number(v)) lr->sp.presence_penalty = (float)json_number_value(v);
   if ((v = json_object_get(p, "frequency_penalty")) && json_is_number(v)) lr->sp.freq_penalty = (float)json_number_value(v);
   if ((v = json_object_get(p, "seed")) && json_is_integer(v)) lr->sp.seed = (uint64_t)json_integer_value(v);

@@ -5,8 +5,9 @@
  * messages (OpenAI chat messages checked by llm/toolcall: at most LOCAL_MAX_MESSAGES,
  * LOCAL_MAX_PROMPT bytes in all), tools, tool_choice ("auto", "none", "required" or an
  * offered function's name), parallel_tool_calls, grammar (GBNF, at most LOCAL_MAX_GRAMMAR
- * bytes; the worker parses it and refuses a bad one as the request's fault), temperature, top_p, top_k, presence/frequency penalties, seed, max_tokens
- * (1..8192, default 128), stop (at most LOCAL_MAX_STOP strings of 1..255 bytes), cont
+ * bytes; the worker parses it and refuses a bad one as the request's fault), temperature,
+ * top_p, top_k, min_p, repeat_penalty, penalty_last_n, presence/frequency penalties, seed,
+ * max_tokens (1..8192, default 128), stop (at most LOCAL_MAX_STOP strings of 1..255 bytes), cont
  * (at most LOCAL_MAX_CONT token ids) and cont_bytes. Returns NULL, or why the request is
  * refused (a static or thread-local string); either way lr may own memory: release it with
  * local_req_clear. The model path, notify hook and vocabulary range of cont are the

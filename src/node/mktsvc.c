@@ -284,7 +284,11 @@ static json_t *params_of(const local_req *lr) {
   if (lr->grammar) json_object_set_new(p, "grammar", json_string(lr->grammar));
   json_object_set_new(p, "temperature", json_real(lr->sp.temp));
   json_object_set_new(p, "top_p", json_real(lr->sp.top_p));
-  if (lr->sp.top_k > 0) json_object_set_new(p, "top_k", json_integer(lr->sp.top_k));
+  /* every sampling knob, so the provider samples exactly as this node would (same seed, same text) */
+  json_object_set_new(p, "top_k", json_integer(lr->sp.top_k > 0 ? lr->sp.top_k : 0));
+  json_object_set_new(p, "min_p", json_real(lr->sp.min_p));
+  json_object_set_new(p, "repeat_penalty", json_real(lr->sp.repeat_penalty));
+  json_object_set_new(p, "penalty_last_n", json_integer(lr->sp.penalty_last_n));
   if (lr->sp.presence_penalty != 0) json_object_set_new(p, "presence_penalty", json_real(lr->sp.presence_penalty));
   if (lr->sp.freq_penalty != 0) json_object_set_new(p, "frequency_penalty", json_real(lr->sp.freq_penalty));
   json_object_set_new(p, "seed", json_integer((json_int_t)(lr->sp.seed & 0x7fffffffffffffffull)));
