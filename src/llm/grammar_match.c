@@ -21,6 +21,8 @@
 #define SET_CAP (1u << 17)                      /* stack-set entries per matcher */
 #define BUCKETS (1u << 16)
 #define MAX_LOOPS 8   /* loop shortcut tables per matcher (reused round robin) */
+#define MASK_CACHE 4  /* masks remembered per matcher, by the state they were computed in */
+#define SIG_CAP 256   /* int32s of a state's signature; longer states are not cached */
 #define DEAD 1
 
 typedef struct mnode {
@@ -61,7 +63,35 @@ struct grammar_matcher {
   int32_t *loop_slot; /* per class: slot in loops or -1 */
   loop_tab loops[MAX_LOOPS];
   uint32_t next_loop; /* slot to fill next */
+  /* Masks of recent states: a JSON string's body (and many other places) returns to the
+   * same state token after token, so its mask is computed once. A state is keyed by its
+   * signature: the partial character and every stack's element positions. */
+  struct {
+    int32_t sig[SIG_CAP];
+    uint32_t sig_len;   /* 0: empty slot */
+    int count;
+    uint32_t *mask;
+  } cache[MASK_CACHE];
+  uint32_t next_cache;
+  int32_t sig[SIG_CAP]; /* scratch: the current state's signature */
 };
+
+/* The current state's signature into m->sig; its length, or 0 when too long to cache. */
+static uint32_t state_sig(grammar_matcher *m) {
+  const mstate *c = &m->cur;
+  uint32_t k = 0;
+  m->sig[k++] = (int32_t)c->acc;
+  m->sig[k++] = c->need | c->blo << 8 | c->bhi << 16 | c->can_end << 24;
+  m->sig[k++] = (int32_t)c->n;
+  for (uint32_t j = 0; j < c->n; j++) {
+    for (int32_t x = m->sets[c->off + j]; x >= 0; x = m->nodes[x].parent) {
+      if (k + 2 > SIG_CAP) return 0;
+      m->sig[k++] = m->nodes[x].pos;
+    }
+    m->sig[k++] = -1;
+  }
+  return k;
+}
 
 static inline uint32_t node_hash(int32_t pos, int32_t parent) {
   return (((uint32_t)pos * 0x9E3779B1u) ^ ((uint32_t)(parent + 1) * 0x85EBCA77u)) >> 16 & (BUCKETS - 1);
@@ -240,6 +270,7 @@ void grammar_matcher_free(grammar_matcher *m) {
   free(m->fnodes);
   free(m->fsets);
   free(m->loop_slot);
+  for (uint32_t i = 0; i < MASK_CACHE; i++) free(m->cache[i].mask);
   for (uint32_t i = 0; i < MAX_LOOPS; i++) {
     free(m->loops[i].allow);
     free(m->loops[i].escape);
@@ -265,6 +296,8 @@ int grammar_matcher_new(const grammar *g, const grammar_vocab *v, grammar_matche
   memset(m->buckets, 0xFF, BUCKETS * sizeof *m->buckets);
   for (uint32_t c = 0; c < g->n_classes; c++) m->loop_slot[c] = -1;
   size_t words = ((size_t)v->n_vocab + 31) / 32;
+  for (uint32_t i = 0; i < MASK_CACHE; i++)
+    if (!(m->cache[i].mask = malloc(words * sizeof *m->cache[i].mask))) goto nomem;
   for (uint32_t i = 0; i < MAX_LOOPS; i++) {
     loop_tab *t = &m->loops[i];
     t->cls = -1;
@@ -356,6 +389,12 @@ int grammar_matcher_mask(grammar_matcher *m, uint32_t *mask) {
   if (m->err) return m->err;
   if (!m->cur.need && m->cur.can_end)
     for (int32_t i = 0; i < v->n_eog; i++) mask[v->eogs[i] >> 5] |= 1u << (v->eogs[i] & 31);
+  uint32_t sig_len = state_sig(m);
+  for (uint32_t i = 0; sig_len && i < MASK_CACHE; i++)
+    if (m->cache[i].sig_len == sig_len && !memcmp(m->cache[i].sig, m->sig, sig_len * sizeof *m->sig)) {
+      memcpy(mask, m->cache[i].mask, words * sizeof *mask);
+      return m->cache[i].count;
+    }
   uint32_t nm = m->n_nodes, sm = m->n_sets;
   const loop_tab *lt = loop_for_state(m);
   if (lt)
@@ -393,6 +432,14 @@ int grammar_matcher_mask(grammar_matcher *m, uint32_t *mask) {
   }
   int count = 0;
   for (size_t w = 0; w < words; w++) count += __builtin_popcount(mask[w]);
+  if (sig_len) { /* remember it (round robin) */
+    uint32_t i = m->next_cache;
+    m->next_cache = (i + 1) % MASK_CACHE;
+    memcpy(m->cache[i].sig, m->sig, sig_len * sizeof *m->sig);
+    m->cache[i].sig_len = sig_len;
+    m->cache[i].count = count;
+    memcpy(m->cache[i].mask, mask, words * sizeof *mask);
+  }
   return count;
 }
 
