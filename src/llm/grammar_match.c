@@ -481,6 +481,10 @@ int grammar_matcher_allows(grammar_matcher *m, int32_t id) {
   uint8_t f = v->flags[id];
   if (f & GRAMMAR__TF_EOG) return !m->cur.need && m->cur.can_end;
   if (f & GRAMMAR__TF_NEVER) return 0;
+  /* as the mask decides it: a token of the loop's class is allowed by the shortcut (even
+   * where stepping through it would hit a cap on a pathological grammar) */
+  const loop_tab *lt = loop_for_state(m);
+  if (lt && ((lt->allow[id >> 5] >> (id & 31)) & 1)) return 1;
   uint32_t nm = m->n_nodes, sm = m->n_sets;
   size_t len;
   const uint8_t *s = piece(v, id, &len);
