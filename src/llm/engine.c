@@ -888,6 +888,7 @@ int engine_generate(engine *e, const tok *t, sampler *s, const int32_t *prompt, 
       st.stop = ENGINE_STOP_CANCELED;
       break;
     }
+    if (gp.on_logits) gp.on_logits(user, e->logits_buf, n_vocab);
     if (gp.grammar) { /* only tokens the grammar allows can be drawn */
       if (grammar_matcher_mask(gp.grammar, mask) <= 0) {
         st.stop = ENGINE_STOP_GRAMMAR;

@@ -107,6 +107,10 @@ typedef struct engine_gen_params {
    * complete), and each is fed to it. Generation ends when the grammar allows nothing more.
    * Borrowed; already advanced past the resumed tokens. NULL: free text. */
   grammar_matcher *grammar;
+  /* Called (with the token callback's user) with each position's raw logits just before a
+   * token is drawn from them: the model's own distribution, before the grammar mask and the
+   * sampler's penalties, temperature and filters (llm/logprob reports it). NULL: none. */
+  void (*on_logits)(void *user, const float *logits, int n_vocab);
 } engine_gen_params;
 
 /* Called once per generated token, in order: id is the token, text/len the newly final

@@ -34,6 +34,9 @@ struct local_job {
   int prompt_tokens;     /* once tokenized */
   int64_t allowance;     /* tokens it may generate; -1 unlimited */
   int waiting_credit;
+  logprob_log lp;        /* req.logprobs: the records (sized once the prompt is known) */
+  int lp_released;       /* records whose text is out (or was cut: never) */
+  int lp_read;           /* records the reader has taken */
   int refs;              /* caller + queue/worker */
   local_job *next;
 };
@@ -71,6 +74,7 @@ static void job_unref(local_job *j) {
   if (left) return;
   local_req_clear(&j->req);
   free(j->ids);
+  logprob_log_deinit(&j->lp);
   buf_deinit(&j->text);
   pthread_mutex_destroy(&j->mu);
   pthread_cond_destroy(&j->cv);
@@ -97,14 +101,32 @@ static double mono_s(void) {
 typedef struct gen_state {
   local_job *j;
   double t0, tps;
+  const tok *t;          /* for the pieces of logprob records */
+  float *raw;            /* req.logprobs: the position's raw logits [n_vocab] */
+  int n_vocab;
 } gen_state;
+
+/* The engine's on_logits: keeps the position's raw logits for the token drawn from them. */
+static void on_logits(void *user, const float *logits, int n_vocab) {
+  gen_state *g = user;
+  memcpy(g->raw, logits, (size_t)n_vocab * sizeof *logits);
+}
+
+/* Records whose text is now out: every one so far (j->mu held). */
+static void lp_release(local_job *j) {
+  for (int i = j->lp_released; i < j->lp.n; i++) j->lp.recs[i].text_end = j->text.len;
+  j->lp_released = j->lp.n;
+}
 
 static int on_token(void *user, int32_t id, const char *text, size_t len) {
   gen_state *g = user;
   local_job *j = g->j;
   if (atomic_load(&j->canceled)) return 1; /* stop */
   pthread_mutex_lock(&j->mu);
-  int rc = buf_append(&j->text, text, len);
+  int rc = 0;
+  if (g->raw && id >= 0) rc = logprob_log_add(&j->lp, g->t, g->raw, g->n_vocab, logprob_lse(g->raw, g->n_vocab), id, 0);
+  if (!rc) rc = buf_append(&j->text, text, len);
+  if (!rc && len) lp_release(j); /* a token held back goes out with the text that releases it */
   if (!rc && id >= 0) {
     if (j->n_ids == j->cap_ids) {
       int nc = j->cap_ids ? j->cap_ids * 2 : 256;
@@ -297,6 +319,26 @@ static int grammar_of(local_svc *s, const local_req *r, toolcall_format tf, gram
   return 0;
 }
 
+/* echo_logprobs: each prompt token's log-probability given those before it, from the
+ * prompt evaluated one position at a time (a batch's logits are only the last position's;
+ * one by one gives the same numbers, see engine.h). A leading BOS is not text and is not
+ * reported; without one the first token has no logprob. 0 or an engine error. */
+static int echo_logprobs(local_svc *s, local_job *j, const int32_t *ids, int n, float *raw) {
+  int nv = s->m->hp.n_vocab, rc = 0;
+  for (int i = 0; i < n && !rc; i++) {
+    if (atomic_load(&j->canceled)) return ERR_CANCELED;
+    if (i > 0 || ids[0] != tok_bos(s->t)) {
+      pthread_mutex_lock(&j->mu);
+      rc = logprob_log_add(&j->lp, s->t, i ? raw : NULL, nv, i ? logprob_lse(raw, nv) : 0, ids[i], 1);
+      lp_release(j);
+      pthread_mutex_unlock(&j->mu);
+      if (j->req.notify) j->req.notify(j->req.notify_ud);
+    }
+    if (!rc && i + 1 < n) rc = engine_eval(s->e, &ids[i], 1, i, raw);
+  }
+  return rc;
+}
+
 static void run_job(local_svc *s, local_job *j) {
   char err[256] = "";
   if (atomic_load(&j->canceled)) { finish(j, LOCAL_CANCELED, 0, 0, NULL); return; }
@@ -399,8 +441,23 @@ static void run_job(local_svc *s, local_job *j) {
   engine_gen_stats st;
   memset(&st, 0, sizeof st);
   engine_cancel_reset(s->e);
-  gen_state gs = {j, mono_s(), atomic_load(&s->max_tps)};
-  rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, &gs, &st);
+  gen_state gs = {j, mono_s(), atomic_load(&s->max_tps), s->t, NULL, s->m->hp.n_vocab};
+  if (j->req.logprobs) { /* every store sized now: the token loop does not allocate */
+    int echo = j->req.echo_logprobs;
+    pthread_mutex_lock(&j->mu);
+    rc = logprob_log_init(&j->lp, j->req.max_tokens + (echo ? n : 0) + 1, j->req.top_logprobs);
+    pthread_mutex_unlock(&j->mu);
+    gs.raw = rc ? NULL : malloc((size_t)gs.n_vocab * sizeof *gs.raw);
+    if (!rc && !gs.raw) rc = ERR_NOMEM;
+    if (!rc && echo) rc = echo_logprobs(s, j, ids, n, gs.raw);
+    gp.on_logits = on_logits;
+  }
+  if (!rc) rc = engine_generate(s->e, s->t, smp, ids, n, &gp, on_token, &gs, &st);
+  free(gs.raw);
+  pthread_mutex_lock(&j->mu);
+  if (st.stop == ENGINE_STOP_STRING) j->lp.n = j->lp_released; /* tokens of the stop string: cut with their text */
+  else lp_release(j);
+  pthread_mutex_unlock(&j->mu);
   sample_free(smp);
   grammar_matcher_free(gm);
   grammar_free(g);
@@ -548,6 +605,16 @@ void local_job_cancel(local_job *j) {
 
 void local_job_release(local_job *j) {
   if (j) job_unref(j);
+}
+
+int local_job_read_logprobs(local_job *j, logprob_rec *out, int cap, buf *bytes) {
+  pthread_mutex_lock(&j->mu);
+  int n = 0;
+  while (n < cap && j->lp_read + n < j->lp_released && j->lp.recs[j->lp_read + n].text_end <= j->read_pos) n++;
+  int rc = n ? logprob_log_copy(&j->lp, j->lp_read, n, out, bytes) : 0;
+  if (!rc) j->lp_read += n;
+  pthread_mutex_unlock(&j->mu);
+  return rc ? rc : n;
 }
 
 int local_job_read_ids(local_job *j, int32_t *out, int cap) {

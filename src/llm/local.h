@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
+#include "llm/logprob.h"
 #include "llm/sample.h"
 
 #define LOCAL_MAX_STOP 4
@@ -56,6 +58,12 @@ typedef struct local_req {
   int32_t *cont_ids;
   int n_cont;
   size_t cont_bytes; /* bytes of the continued tokens' text the client already has */
+  /* Log-probabilities (llm/logprob: of the model's raw logits): logprobs 1 records every
+   * generated token with its top_logprobs (0..LOGPROB_MAX_TOP) most likely alternatives;
+   * echo_logprobs 1 records the prompt's tokens first (the prompt is then evaluated one
+   * position at a time, each giving the next token's distribution). Read them with
+   * local_job_read_logprobs. */
+  int logprobs, top_logprobs, echo_logprobs;
   /* Called from the worker thread whenever the job has new text/tokens or ends (may be
    * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
   void (*notify)(void *ud);
@@ -97,6 +105,12 @@ int local_job_read(local_job *j, char *buf, size_t cap, int timeout_ms);
 /* Waits for the end (or timeout_ms); fills r. Returns 0 or -ETIMEDOUT. */
 int local_job_wait(local_job *j, int timeout_ms, local_result *r);
 void local_job_cancel(local_job *j);
+
+/* Copies up to cap log-probability records not read yet whose text local_job_read has
+ * handed out (prompt records at once; a token whose text a stop string cut off never) into
+ * out, their bytes appended to bytes. Returns the count (0: none now, or none asked) or
+ * ERR_NOMEM. */
+int local_job_read_logprobs(local_job *j, logprob_rec *out, int cap, buf *bytes);
 
 /* Copies up to cap token ids generated since the last call into out; returns the count. */
 int local_job_read_ids(local_job *j, int32_t *out, int cap);

@@ -65,7 +65,7 @@ static int refuse(gen_error *e, local_req *lr, int status, const char *code, con
   e->status = status;
   e->code = code;
   snprintf(e->message, sizeof e->message, fmt, arg);
-  return status == 404 ? ERR_NOTFOUND : status == 403 ? ERR_PERM : ERR_BUSY; /* 429, 503: busy */
+  return status == 404 ? ERR_NOTFOUND : status == 403 ? ERR_PERM : status == 400 ? ERR_UNSUPPORTED : ERR_BUSY; /* 429, 503: busy */
 }
 
 int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, char *name_out, size_t name_cap,
@@ -81,6 +81,11 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
               mstore_resolve(g->models_dir, model, &m, err, sizeof err) == 0;
   if (!local && !g->o.network)
     return refuse(e, lr, 404, "model_not_found", "model '%.200s' is not on this node (see GET /v1/models)", model);
+  if (!local && lr->logprobs) /* providers do not send them (docs/api.md) */
+    return refuse(e, lr, 400, "unsupported_parameter",
+                  "logprobs are given only for models this node runs itself, and '%.200s' would be bought from "
+                  "another node",
+                  model);
   gen_where where = local ? GEN_LOCAL : GEN_NETWORK;
   if (g->policy) {
     char why[600] = "";
@@ -125,8 +130,12 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
   return 0;
 }
 
-int gen_read(gen_stream *s, char *buf, size_t cap, int timeout_ms) {
-  return s->job ? local_job_read(s->job, buf, cap, timeout_ms) : mkt_stream_read(s->ms, buf, cap, timeout_ms);
+int gen_read(gen_stream *s, char *out, size_t cap, int timeout_ms) {
+  return s->job ? local_job_read(s->job, out, cap, timeout_ms) : mkt_stream_read(s->ms, out, cap, timeout_ms);
+}
+
+int gen_read_logprobs(gen_stream *s, logprob_rec *out, int cap, buf *bytes) {
+  return s->job ? local_job_read_logprobs(s->job, out, cap, bytes) : 0;
 }
 
 int gen_wait(gen_stream *s, int timeout_ms, mkt_result *r) {
