@@ -2,9 +2,11 @@
  *
  * Request fields (OpenAI's): model, prompt (a string or a one-string array), max_tokens
  * (default 16, as OpenAI), temperature (1.0), top_p (1.0), presence_penalty,
- * frequency_penalty, seed, stop (a string or up to 4), stream, stream_options.include_usage.
- * POST /v1/chat/completions takes "messages" ({role, content} with string content)
- * instead of "prompt" and answers in the chat.completion shapes; max_tokens defaults to 256.
+ * frequency_penalty, seed, stop (a string or up to 4), stream, stream_options.include_usage,
+ * n, logprobs (0..5) and echo. POST /v1/chat/completions takes "messages" instead of
+ * "prompt" (and logprobs true/false with top_logprobs 0..20) and answers in the
+ * chat.completion shapes; max_tokens defaults to 256. Several choices (n, a prompt array)
+ * are generated one after another, streamed each with its own index and finish chunk.
  * Responses carry the serving node's id and the cost (0 wei: local) in headers and in an
  * "apiary" object. Streams are server-sent events ending with "data: [DONE]". */
 #include <errno.h>
@@ -19,6 +21,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "http/logprobs.h"
 #include "http/openai.h"
 #include "http/reqparse.h"
 #include "llm/mstore.h"
@@ -44,6 +47,21 @@ typedef struct stream_ctx {
   int tools;             /* tools were offered: calls are read out of the text */
   int mode;              /* with tools: 0 not known yet, 1 plain text (streamed), 2 calls (held to the end) */
   buf held;              /* text held back while it may be calls */
+  int logprobs;          /* the chunks carry logprobs */
+  http_lp lp;            /* the streamed choice's records not sent yet */
+  char *prompt;          /* completions: the streamed choice's prompt (owned), for echo and text_offset */
+  size_t prompt_len;
+  int echo, echo_sent;   /* echo: the prompt goes out before the choice's first text */
+  /* several choices: the ones after the first, submitted in turn when one ends */
+  gen *gen;
+  char asked[256];       /* the model as the client named it */
+  local_req *queue;      /* [n_queue]: owned until submitted */
+  char **queue_prompt;   /* [n_queue]: their prompts (owned) */
+  int n_queue, next;
+  int index;             /* the choice being streamed */
+  int per_prompt;        /* n: a prompt's tokens count once per n choices */
+  int pt, ct;            /* usage so far */
+  uint64_t cost;         /* paid so far (bought choices) */
 } stream_ctx;
 
 static const char *finish_name(local_finish f) {
@@ -139,13 +157,15 @@ static json_t *chunk_calls(stream_ctx *s, const char *text, size_t len, json_t *
     }
     if (text) json_object_set_new(delta, "content", json_stringn(text, len));
     if (calls) json_object_set_new(delta, "tool_calls", calls);
-    choice = json_pack("{s:i, s:o, s:s?}", "index", 0, "delta", delta, "finish_reason", finish);
+    choice = json_pack("{s:i, s:o, s:s?}", "index", s->index, "delta", delta, "finish_reason", finish);
     if (!finish) json_object_set_new(choice, "finish_reason", json_null());
   } else {
-    choice = json_pack("{s:i, s:s%, s:n, s:s?}", "index", 0, "text", text ? text : "", text ? len : 0, "logprobs",
-                       "finish_reason", finish);
+    choice = json_pack("{s:i, s:s%, s:n, s:s?}", "index", s->index, "text", text ? text : "", text ? len : 0,
+                       "logprobs", "finish_reason", finish);
     if (!finish) json_object_set_new(choice, "finish_reason", json_null());
   }
+  if (s->logprobs) /* the tokens read since the last chunk */
+    json_object_set_new(choice, "logprobs", http_lp_pending(&s->lp) ? http_lp_take(&s->lp) : json_null());
   json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", s->id, "object",
                    s->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)s->created, "model",
                    s->model, "choices", choice, "apiary",
@@ -169,6 +189,51 @@ static int calls_ahead(const char *t, size_t len) {
   return 1;
 }
 
+/* Queues a text chunk, the prompt first when it is echoed and has not gone out yet. */
+static void send_text(stream_ctx *s, const char *text, size_t len) {
+  if (s->echo && !s->echo_sent) {
+    s->echo_sent = 1;
+    buf both;
+    buf_init(&both);
+    buf_append(&both, s->prompt, s->prompt_len);
+    buf_append(&both, text, len);
+    queue_event(s, chunk(s, both.ptr ? (const char *)both.ptr : "", both.len, NULL));
+    buf_deinit(&both);
+    return;
+  }
+  queue_event(s, chunk(s, text, len, NULL));
+}
+
+/* The next choice: submits queue[next] and resets the per-choice state. 0, or -1 with an
+ * error event queued. */
+static int start_next(stream_ctx *s) {
+  gen_release(s->src);
+  s->src = NULL;
+  local_req *lr = &s->queue[s->next];
+  free(s->prompt);
+  s->prompt = s->queue_prompt[s->next];
+  s->queue_prompt[s->next] = NULL;
+  s->prompt_len = s->prompt ? strlen(s->prompt) : 0;
+  s->next++;
+  s->index++;
+  s->sent_role = s->mode = s->echo_sent = 0;
+  buf_reset(&s->held);
+  http_lp_deinit(&s->lp);
+  http_lp_init(&s->lp, s->logprobs, s->chat, s->echo ? 0 : (long)s->prompt_len,
+               s->echo && s->prompt && s->prompt[0] != ' ');
+  char name[128];
+  gen_error ge;
+  gen_request gr = {.model = s->asked};
+  if (gen_submit(s->gen, &gr, lr, &s->src, name, sizeof name, &ge)) { /* takes lr */
+    s->src = NULL;
+    queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", ge.message, "type",
+                             ge.status < 500 ? "invalid_request_error" : "server_error", "code",
+                             ge.code ? ge.code : "generation_failed"));
+    return -1;
+  }
+  return 0;
+}
+
 /* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
 static void refill(stream_ctx *s) {
   buf_reset(&s->out);
@@ -176,6 +241,7 @@ static void refill(stream_ctx *s) {
   if (s->state == 0) {
     char text[4096];
     int n = gen_read(s->src, text, sizeof text, STREAM_WAIT_MS);
+    if (n > 0) http_lp_drain(&s->lp, s->src); /* the records of the text just read */
     if (n > 0 && s->tools && s->mode != 1) { /* may be calls: hold until it is clear */
       buf_append(&s->held, text, (size_t)n);
       s->mode = calls_ahead((const char *)s->held.ptr, s->held.len);
@@ -183,19 +249,23 @@ static void refill(stream_ctx *s) {
       else buf_append_str(&s->out, ": holding a tool call\n\n");
       return;
     }
-    if (n > 0) { queue_event(s, chunk(s, text, (size_t)n, NULL)); return; }
+    if (n > 0) { send_text(s, text, (size_t)n); return; }
     if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
     mkt_result r;
     gen_wait(s->src, 0, &r);
+    http_lp_drain(&s->lp, s->src);
     if (r.finish == LOCAL_ERROR) {
       queue_event(s, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", r.error, "type",
                                r.http_status == 400 ? "invalid_request_error" : "server_error", "code",
                                r.code ? r.code : "generation_failed"));
     } else {
+      if (s->index % s->per_prompt == 0) s->pt += r.prompt_tokens; /* a prompt counts once, whatever n */
+      s->ct += r.completion_tokens;
+      if (gen_is_remote(s->src)) s->cost += r.cost_wei;
       if (s->lg) {
-        s->lg->prompt_tokens = r.prompt_tokens;
-        s->lg->completion_tokens = r.completion_tokens;
-        s->lg->wei = r.cost_wei;
+        s->lg->prompt_tokens = s->pt;
+        s->lg->completion_tokens = s->ct;
+        s->lg->wei = s->cost;
         snprintf(s->lg->node, sizeof s->lg->node, "%s", s->node_id);
       }
       const char *fin = finish_name(r.finish);
@@ -224,15 +294,16 @@ static void refill(stream_ctx *s) {
         }
         free(content);
       }
+      if (s->echo && !s->echo_sent) send_text(s, "", 0); /* no text came: the prompt alone */
       json_t *last = chunk(s, NULL, 0, fin);
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       queue_event(s, last);
-      if (s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
+      if (s->next < s->n_queue && start_next(s) == 0) return; /* the next choice streams on */
+      if (s->next >= s->n_queue && s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
         json_t *u = chunk(s, NULL, 0, NULL);
         json_object_set_new(u, "choices", json_array());
-        json_object_set_new(u, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", r.prompt_tokens,
-                                                  "completion_tokens", r.completion_tokens, "total_tokens",
-                                                  r.prompt_tokens + r.completion_tokens));
+        json_object_set_new(u, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", s->pt, "completion_tokens",
+                                                  s->ct, "total_tokens", s->pt + s->ct));
         queue_event(s, u);
       }
     }
@@ -259,8 +330,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 
 static void stream_free(void *cls) {
   stream_ctx *s = cls;
-  gen_cancel(s->src); /* the client may have gone: stop generating */
+  if (s->src) gen_cancel(s->src); /* the client may have gone: stop generating */
   gen_release(s->src);
+  for (int i = s->next; i < s->n_queue; i++) {
+    local_req_clear(&s->queue[i]);
+    free(s->queue_prompt[i]);
+  }
+  free(s->queue);
+  free(s->queue_prompt);
+  free(s->prompt);
+  http_lp_deinit(&s->lp);
   buf_deinit(&s->out);
   buf_deinit(&s->held);
   free(s);
@@ -308,18 +387,34 @@ static int send_answer(const http_request *req, json_t *j, const char *node, con
   return ret;
 }
 
-int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
-                   int include_usage) {
+int http__generate(const http_request *req, local_req *lrs, int n_lr, const char *model, const http_gen_plan *p) {
   gen_stream *src = NULL;
   char name[128], node_id[MKT_NODE_ID_MAX];
   gen_error ge;
   gen_request gr = {.model = model};
-  int tools = lr->tools && strcmp(lr->tool_choice, "none") != 0;
+  local_req *lr = &lrs[0];
+  int chat = p->chat, tools = lr->tools && strcmp(lr->tool_choice, "none") != 0;
   if (!req->gen) {
-    local_req_clear(lr);
+    for (int i = 0; i < n_lr; i++) local_req_clear(&lrs[i]);
     return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   }
-  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) { /* takes lr */
+  /* completions: each choice's prompt, for echo and text_offset (lr's own is taken) */
+  char **prompts = chat ? NULL : calloc((size_t)n_lr, sizeof *prompts);
+  for (int i = 0; prompts && i < n_lr; i++) prompts[i] = lrs[i].prompt ? strndup(lrs[i].prompt, lrs[i].prompt_len) : NULL;
+  if (!chat && (!prompts || !prompts[0])) {
+    for (int i = 0; i < n_lr; i++) local_req_clear(&lrs[i]), free(prompts ? prompts[i] : NULL);
+    free(prompts);
+    return http__send_error(req->conn, 500, "server_error", "server_error", "out of memory");
+  }
+  http_lp lp;
+  size_t plen = prompts ? strlen(prompts[0]) : 0;
+  http_lp_init(&lp, p->logprobs, chat, p->echo ? 0 : (long)plen, p->echo && prompts && prompts[0][0] != ' ');
+  int rc = gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge); /* takes lr */
+  if (rc) {
+    for (int i = 1; i < n_lr; i++) local_req_clear(&lrs[i]);
+    for (int i = 0; prompts && i < n_lr; i++) free(prompts[i]);
+    free(prompts);
+    http_lp_deinit(&lp);
     if (ge.status == 429) return http__send_busy(req->conn, ge.message);
     return http__send_error(req->conn, (unsigned)ge.status,
                             ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
@@ -333,40 +428,75 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     snprintf(lg->model, sizeof lg->model, "%.90s", name);
     snprintf(lg->served, sizeof lg->served, "%s", remote ? "network" : "local");
   }
+  int ret = MHD_NO;
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
     while (gen_wait_started(src, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
       if (client_gone(req->conn)) { /* left while a provider was being found */
         gen_cancel(src);
         gen_release(src);
-        return MHD_NO;
+        src = NULL;
+        goto out;
       }
     }
     if (gen_failed_early(src)) {
       mkt_result mr;
       gen_wait(src, 0, &mr);
       gen_release(src);
+      src = NULL;
       unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
-      return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
-                              mr.code ? mr.code : st == 404 ? "model_not_found" : "provider_failed", mr.error);
+      ret = http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                             mr.code ? mr.code : st == 404 ? "model_not_found" : "provider_failed", mr.error);
+      goto out;
     }
     if (!node_id[0]) snprintf(node_id, sizeof node_id, "%s", req->node_id);
   }
   char id[40];
   new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
   long long created = (long long)time(NULL);
-  if (stream) {
+  if (p->stream) {
     stream_ctx *s = calloc(1, sizeof *s);
-    if (!s) { gen_cancel(src); gen_release(src); return MHD_NO; }
+    if (!s) { gen_cancel(src); gen_release(src); src = NULL; goto out; }
     s->src = src;
+    src = NULL;
     s->chat = chat;
     s->tools = tools;
     buf_init(&s->held);
-    s->include_usage = include_usage;
+    s->include_usage = p->include_usage;
     s->created = created;
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->model, sizeof s->model, "%s", name);
     snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
     s->lg = lg;
+    s->logprobs = p->logprobs;
+    s->lp = lp;
+    lp.acc = NULL; /* the stream's now */
+    s->echo = p->echo;
+    s->per_prompt = p->per_prompt > 0 ? p->per_prompt : 1;
+    s->gen = req->gen;
+    snprintf(s->asked, sizeof s->asked, "%s", model);
+    if (prompts) {
+      s->prompt = prompts[0];
+      s->prompt_len = plen;
+      prompts[0] = NULL;
+    }
+    if (n_lr > 1) { /* the other choices wait their turn */
+      s->queue = calloc((size_t)n_lr - 1, sizeof *s->queue);
+      s->queue_prompt = calloc((size_t)n_lr - 1, sizeof *s->queue_prompt);
+      if (!s->queue || !s->queue_prompt) {
+        free(s->queue);
+        free(s->queue_prompt);
+        s->queue = NULL;
+        s->queue_prompt = NULL;
+        stream_free(s);
+        goto out;
+      }
+      for (int i = 1; i < n_lr; i++) {
+        s->queue[i - 1] = lrs[i];
+        memset(&lrs[i], 0, sizeof lrs[i]);
+        if (prompts) s->queue_prompt[i - 1] = prompts[i], prompts[i] = NULL;
+      }
+      s->n_queue = n_lr - 1;
+    }
     if (lg) lg->status = 200;
     buf_init(&s->out);
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
@@ -374,9 +504,9 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     http__cors(r);
     add_headers(r, node_id, remote ? NULL : "0"); /* remote: the cost is in the last event */
-    int ret = MHD_queue_response(req->conn, 200, r);
+    ret = MHD_queue_response(req->conn, 200, r);
     MHD_destroy_response(r);
-    return ret;
+    goto out;
   }
   mkt_result res;
   buf text;
@@ -385,24 +515,32 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
   if (wrc) {
     gen_cancel(src);
     gen_release(src);
-    if (wrc == ERR_CANCELED) return MHD_NO; /* the client left: close, nothing to answer */
-    return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
+    src = NULL;
+    buf_deinit(&text);
+    if (wrc != ERR_CANCELED) /* the client left: close, nothing to answer */
+      ret = http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
+    goto out;
   }
+  if (p->echo) buf_append(&text, prompts[0], plen);
   char tmp[8192];
   int n;
   while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
+  http_lp_drain(&lp, src);
   gen_release(src);
+  src = NULL;
   if (res.finish == LOCAL_ERROR) {
     buf_deinit(&text);
     unsigned st = res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
-    return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
-                            res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
+    ret = http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                           res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
+    goto out;
   }
   const char *fin = finish_name(res.finish);
   json_t *msg = chat ? chat_message(text.ptr ? (const char *)text.ptr : "", text.len, tools, &fin) : NULL;
   json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", 0, "message", msg, "finish_reason", fin)
-                        : json_pack("{s:i, s:s%, s:n, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
-                                    text.len, "logprobs", "finish_reason", finish_name(res.finish));
+                        : json_pack("{s:i, s:s%, s:o, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
+                                    text.len, "logprobs", http_lp_take(&lp), "finish_reason", finish_name(res.finish));
+  if (chat && p->logprobs) json_object_set_new(choice, "logprobs", http_lp_take(&lp));
   buf_deinit(&text);
   if (remote && res.node_id[0]) snprintf(node_id, sizeof node_id, "%s", res.node_id);
   if (lg) {
@@ -420,8 +558,12 @@ int http__generate(const http_request *req, json_t *body, local_req *lr, const c
                         apiary_info(req->node_id, remote ? &res : NULL));
   char cost[24];
   snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
-  int ret = send_answer(req, j, node_id, cost);
-  (void)body;
+  ret = send_answer(req, j, node_id, cost);
+out:
+  for (int i = 1; i < n_lr; i++) local_req_clear(&lrs[i]); /* not queued (already moved when they were) */
+  for (int i = 0; prompts && i < n_lr; i++) free(prompts[i]);
+  free(prompts);
+  http_lp_deinit(&lp);
   return ret;
 }
 
@@ -455,10 +597,10 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   return -1; /* go on */
 }
 
-/* One whole (non-streamed) answer for lr: its text and result; 0, or an HTTP status with
- * e (or res) saying why. Takes lr. */
-static int one_answer(const http_request *req, const char *model, local_req *lr, buf *text, mkt_result *res,
-                      gen_error *e, int *remote) {
+/* One whole (non-streamed) answer for lr: its text, result and (lp) logprobs; 0, or an
+ * HTTP status with e (or res) saying why. Takes lr. */
+static int one_answer(const http_request *req, const char *model, local_req *lr, buf *text, http_lp *lp,
+                      mkt_result *res, gen_error *e, int *remote) {
   gen_stream *src = NULL;
   char name[128], node[MKT_NODE_ID_MAX];
   gen_request gr = {.model = model};
@@ -478,13 +620,29 @@ static int one_answer(const http_request *req, const char *model, local_req *lr,
   char tmp[8192];
   int n;
   while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(text, tmp, (size_t)n);
+  http_lp_drain(lp, src);
   gen_release(src);
   if (res->finish == LOCAL_ERROR) return res->http_status ? res->http_status : *remote ? 502 : 500;
   return 0;
 }
 
+/* Choice j of prompt i (chat: of the messages): every field parsed into lr (*echo:
+ * completions' echo); n > 1: each choice takes the next seed, so they differ (a given seed
+ * stays reproducible). NULL or the client's error (lr cleared). */
+static const char *parse_choice(json_t *body, int chat, int i, int j, int default_max, local_req *lr, int *echo,
+                                const char **code) {
+  memset(lr, 0, sizeof *lr);
+  const char *why = http_parse_sampling(body, lr, default_max, code);
+  if (!why) why = chat ? http_parse_messages(body, lr, code) : http_parse_prompt_at(body, i, lr, code);
+  if (!why) why = http_parse_constraints(body, lr, chat, code);
+  if (!why) why = http_parse_logprobs(body, lr, chat, echo, code);
+  if (why) local_req_clear(lr);
+  lr->sp.seed += (uint64_t)j;
+  return why;
+}
+
 /* n choices for each of k prompts (or for the messages): each its own generation, one after
- * another (n > 1: each choice takes the next seed, so they differ). Not streamed. */
+ * another. Not streamed. */
 static int generate_many(const http_request *req, json_t *body, const char *model, int chat, int n, int k,
                          int default_max) {
   json_t *choices = json_array();
@@ -495,24 +653,24 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
   for (int i = 0; i < k; i++)
     for (int j = 0; j < n; j++) {
       local_req lr;
-      memset(&lr, 0, sizeof lr);
-      const char *code = NULL, *why = http_parse_sampling(body, &lr, default_max, &code);
-      if (!why) why = chat ? http_parse_messages(body, &lr, &code) : http_parse_prompt_at(body, i, &lr, &code);
-      if (!why) why = http_parse_constraints(body, &lr, chat, &code);
+      int echo = 0;
+      const char *code = NULL, *why = parse_choice(body, chat, i, j, default_max, &lr, &echo, &code);
       if (why) {
-        local_req_clear(&lr);
         json_decref(choices);
         return bad_request(req, code, why);
       }
       int tools = lr.tools && strcmp(lr.tool_choice, "none") != 0;
-      lr.sp.seed += (uint64_t)j; /* n samples of one prompt differ (a given seed stays reproducible) */
       buf text;
       buf_init(&text);
+      if (echo) buf_append(&text, lr.prompt, lr.prompt_len);
+      http_lp lp;
+      http_lp_init(&lp, lr.logprobs, chat, echo ? 0 : (long)lr.prompt_len, echo && lr.prompt[0] != ' ');
       mkt_result res;
       gen_error e;
-      int remote = 0, st = one_answer(req, model, &lr, &text, &res, &e, &remote);
+      int remote = 0, st = one_answer(req, model, &lr, &text, &lp, &res, &e, &remote);
       if (st) {
         buf_deinit(&text);
+        http_lp_deinit(&lp);
         json_decref(choices);
         if (st == 499) return MHD_NO;
         if (e.status) return http__send_error(req->conn, (unsigned)e.status, st < 500 ? "invalid_request_error" : "server_error", e.code, e.message);
@@ -524,10 +682,12 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
       int index = i * n + j;
       const char *fin = finish_name(res.finish);
       json_t *msg = chat ? chat_message(t, text.len, tools, &fin) : NULL;
-      json_array_append_new(choices,
-                            chat ? json_pack("{s:i, s:o, s:s}", "index", index, "message", msg, "finish_reason", fin)
-                                 : json_pack("{s:i, s:s%, s:n, s:s}", "index", index, "text", t, text.len, "logprobs",
-                                             "finish_reason", finish_name(res.finish)));
+      json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", index, "message", msg, "finish_reason", fin)
+                            : json_pack("{s:i, s:s%, s:o, s:s}", "index", index, "text", t, text.len, "logprobs",
+                                        http_lp_take(&lp), "finish_reason", finish_name(res.finish));
+      if (chat && lp.on) json_object_set_new(choice, "logprobs", http_lp_take(&lp));
+      json_array_append_new(choices, choice);
+      http_lp_deinit(&lp);
       buf_deinit(&text);
       if (j == 0) pt += res.prompt_tokens; /* a prompt counts once, whatever n */
       ct += res.completion_tokens;
@@ -557,67 +717,56 @@ static int generate_many(const http_request *req, json_t *body, const char *mode
   return ret;
 }
 
-/* How many choices a request asks for (n per prompt); a stream may ask for one only. */
-static int choices_asked(const http_request *req, json_t *body, int chat, int stream, int *n, int *k) {
+/* How many choices a request asks for: n per prompt, k prompts. */
+static int choices_asked(const http_request *req, json_t *body, int chat, int *n, int *k) {
   const char *code = NULL, *why = http_parse_n(body, n, &code);
   if (why) return bad_request(req, code, why);
   *k = chat ? 1 : http_prompt_count(body);
   if (*k < 1 || *k > HTTP_MAX_PROMPTS) return bad_request(req, "invalid_prompt", "a prompt array holds 1 to 8 strings");
-  if (*n * *k > 1 && stream)
-    return bad_request(req, "unsupported_parameter", "several choices (n > 1 or a prompt array) are answered without streaming");
   return -1;
 }
 
-int http__chat_completions(const http_request *req) {
+/* POST /v1/chat/completions and /v1/completions: parse, then one answer, several (not
+ * streamed: one JSON), or several streamed one after another. */
+static int complete(const http_request *req, int chat) {
   json_t *body = NULL;
   local_req lr;
   char name[256];
-  int stream, usage;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 256);
+  int stream, usage, default_max = chat ? 256 : 16;
+  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, default_max);
   if (rc != -1) return rc;
-  int n, k;
-  if ((rc = choices_asked(req, body, 1, stream, &n, &k)) != -1 || n > 1) {
-    local_req_clear(&lr);
-    if (rc == -1) rc = generate_many(req, body, name, 1, n, 1, 256);
-    json_decref(body);
-    return rc;
+  local_req_clear(&lr); /* parsed again per choice */
+  int n = 1, k = 1;
+  if ((rc = choices_asked(req, body, chat, &n, &k)) != -1) goto done;
+  if (!stream && n * k > 1) {
+    rc = generate_many(req, body, name, chat, n, k, default_max);
+    goto done;
   }
-  const char *code = NULL;
-  const char *why = http_parse_messages(body, &lr, &code);
-  if (!why) why = http_parse_constraints(body, &lr, 1, &code);
-  if (why) {
-    local_req_clear(&lr);
-    json_decref(body);
-    return bad_request(req, code, why);
+  local_req *lrs = calloc((size_t)(n * k), sizeof *lrs);
+  if (!lrs) {
+    rc = http__send_error(req->conn, 500, "server_error", "server_error", "out of memory");
+    goto done;
   }
-  rc = http__generate(req, body, &lr, name, 1, stream, usage);
+  int echo = 0;
+  for (int i = 0; i < k; i++)
+    for (int j = 0; j < n; j++) {
+      const char *code = NULL, *why = parse_choice(body, chat, i, j, default_max, &lrs[i * n + j], &echo, &code);
+      if (why) {
+        for (int x = 0; x < n * k; x++) local_req_clear(&lrs[x]);
+        free(lrs);
+        rc = bad_request(req, code, why);
+        goto done;
+      }
+    }
+  http_gen_plan plan = {.chat = chat, .stream = stream, .include_usage = usage, .logprobs = lrs[0].logprobs,
+                        .echo = echo, .per_prompt = n};
+  rc = http__generate(req, lrs, n * k, name, &plan); /* takes them */
+  free(lrs);
+done:
   json_decref(body);
   return rc;
 }
 
-int http__completions(const http_request *req) {
-  json_t *body = NULL;
-  local_req lr;
-  char name[256];
-  int stream, usage;
-  int rc = http__begin(req, &body, &lr, name, sizeof name, &stream, &usage, 16);
-  if (rc != -1) return rc;
-  int n, k;
-  if ((rc = choices_asked(req, body, 0, stream, &n, &k)) != -1 || n * k > 1) {
-    local_req_clear(&lr);
-    if (rc == -1) rc = generate_many(req, body, name, 0, n, k, 16);
-    json_decref(body);
-    return rc;
-  }
-  const char *code = NULL;
-  const char *why = http_parse_prompt(body, &lr, &code);
-  if (!why) why = http_parse_constraints(body, &lr, 0, &code);
-  if (why) {
-    local_req_clear(&lr);
-    json_decref(body);
-    return bad_request(req, code, why);
-  }
-  rc = http__generate(req, body, &lr, name, 0, stream, usage);
-  json_decref(body);
-  return rc;
-}
+int http__chat_completions(const http_request *req) { return complete(req, 1); }
+
+int http__completions(const http_request *req) { return complete(req, 0); }

@@ -39,8 +39,16 @@ int http__completions(const http_request *req);
 int http__chat_completions(const http_request *req);
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
                 int *stream, int *include_usage, int default_max);
-int http__generate(const http_request *req, json_t *body, local_req *lr, const char *model, int chat, int stream,
-                   int include_usage);
+/* How the choices of one request are answered. */
+typedef struct http_gen_plan {
+  int chat;              /* chat.completion shapes */
+  int stream, include_usage;
+  int logprobs;          /* the choices carry logprobs (http/logprobs) */
+  int echo;              /* completions: each choice's text starts with its prompt */
+  int per_prompt;        /* n: choices per prompt (usage counts a prompt once) */
+} http_gen_plan;
+/* Answers lrs[0..n_lr) (takes them all): one choice, or (streamed) several one after another. */
+int http__generate(const http_request *req, local_req *lrs, int n_lr, const char *model, const http_gen_plan *p);
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j /* taken */);
 
 /* The log line of the request being handled on this thread (one per request, written when

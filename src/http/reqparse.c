@@ -42,9 +42,6 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
   }
   /* What this node cannot do yet is refused, never silently ignored. */
   static const struct { const char *field, *msg; } unsupported[] = {
-      {"logprobs", "'logprobs' is not supported by this node yet"},
-      {"top_logprobs", "'top_logprobs' is not supported by this node yet"},
-      {"echo", "'echo' is not supported by this node yet"},
       {"best_of", "'best_of' other than 1 is not supported by this node yet"},
       {"logit_bias", "'logit_bias' is not supported by this node yet"},
   };
@@ -52,7 +49,7 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
     v = json_object_get(body, unsupported[i].field);
     int unset = !v || json_is_null(v) || json_is_false(v) || (json_is_integer(v) && json_integer_value(v) == 0) ||
                 (json_is_object(v) && json_object_size(v) == 0) ||
-                (i == 3 && json_is_integer(v) && json_integer_value(v) == 1);
+                (i == 0 && json_is_integer(v) && json_integer_value(v) == 1);
     if (!unset) return fail(code, "unsupported_parameter", unsupported[i].msg);
   }
   if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
@@ -195,5 +192,41 @@ const char *http_parse_prompt(json_t *body, local_req *lr, const char **code) {
   lr->prompt = strndup(json_string_value(p), json_string_length(p));
   if (!lr->prompt) return fail(code, "server_error", "out of memory");
   lr->prompt_len = json_string_length(p);
+  return NULL;
+}
+
+const char *http_parse_logprobs(json_t *body, local_req *lr, int chat, int *echo, const char **code) {
+  json_t *lp = json_object_get(body, "logprobs"), *top = json_object_get(body, "top_logprobs");
+  json_t *ec = json_object_get(body, "echo");
+  int lp_on = 0, k = 0;
+  *echo = 0;
+  if (chat) {
+    if (lp && !json_is_null(lp) && !json_is_boolean(lp))
+      return fail(code, "invalid_logprobs", "logprobs must be true or false (/v1/completions takes a number)");
+    lp_on = json_is_true(lp);
+    if (top && !json_is_null(top)) {
+      if (!json_is_integer(top) || json_integer_value(top) < 0 || json_integer_value(top) > LOGPROB_MAX_TOP)
+        return fail(code, "invalid_top_logprobs", "top_logprobs must be an integer from 0 to 20");
+      k = (int)json_integer_value(top);
+      if (k && !lp_on) return fail(code, "invalid_top_logprobs", "top_logprobs needs logprobs: true");
+    }
+    if (ec && !json_is_null(ec) && !json_is_false(ec))
+      return fail(code, "unsupported_parameter", "echo is a /v1/completions field");
+  } else {
+    if (lp && !json_is_null(lp) && !json_is_false(lp)) {
+      if (!json_is_integer(lp) || json_integer_value(lp) < 0 || json_integer_value(lp) > HTTP_MAX_LOGPROBS)
+        return fail(code, "invalid_logprobs", "logprobs must be an integer from 0 to 5 on /v1/completions");
+      lp_on = 1;
+      k = (int)json_integer_value(lp);
+    }
+    if (top && !json_is_null(top))
+      return fail(code, "unsupported_parameter",
+                  "top_logprobs is a /v1/chat/completions field; /v1/completions takes logprobs: 0 to 5");
+    if (ec && !json_is_null(ec) && !json_is_boolean(ec)) return fail(code, "invalid_echo", "echo must be true or false");
+    *echo = json_is_true(ec);
+  }
+  lr->logprobs = lp_on;
+  lr->top_logprobs = k;
+  lr->echo_logprobs = lp_on && *echo;
   return NULL;
 }

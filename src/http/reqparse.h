@@ -16,6 +16,9 @@
  *   http_parse_constraints  tools, tool_choice, parallel_tool_calls (chat only);
  *                        response_format (text, json_object, json_schema) or grammar (GBNF),
  *                        made into lr->grammar and checked to parse
+ *   http_parse_logprobs  chat: logprobs (true/false), top_logprobs (0..20, needs logprobs);
+ *                        completions: logprobs (0..HTTP_MAX_LOGPROBS alternatives), echo
+ *                        (true/false; *echo); into lr's logprobs, top_logprobs, echo_logprobs
  *   http_parse_prompt    prompt: a non-empty string (or a one-string array) of at most
  *                        LOCAL_MAX_PROMPT bytes without NUL bytes */
 #ifndef APIARY_HTTP_REQPARSE_H
@@ -31,6 +34,8 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
 const char *http_parse_messages(json_t *body, local_req *lr, const char **code);
 const char *http_parse_prompt(json_t *body, local_req *lr, const char **code);
 const char *http_parse_constraints(json_t *body, local_req *lr, int chat, const char **code);
+#define HTTP_MAX_LOGPROBS 5 /* OpenAI's cap for /v1/completions */
+const char *http_parse_logprobs(json_t *body, local_req *lr, int chat, int *echo, const char **code);
 /* n (1..HTTP_MAX_N, default 1): how many choices to answer. */
 #define HTTP_MAX_N 8
 #define HTTP_MAX_PROMPTS 8
