@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/time.h>
 
 #include "../support/testutil.h"
+#include "core/buf.h"
 #include "llm/mstore.h"
 
 static char out[65536], err[65536];
@@ -305,7 +307,8 @@ static int tiny_api_node(char *dir, char *home, char *tok, const char *sed_expr,
 }
 
 /* What the API cannot honour is a clear 400, never silently ignored: a prompt past the
- * context (OpenAI's context_length_exceeded, also inside a stream), n > 1, logprobs, echo;
+ * context (OpenAI's context_length_exceeded, also inside a stream), logprobs and
+ * top_logprobs out of range or on the wrong endpoint, best_of, logit_bias;
  * max_completion_tokens caps the answer like max_tokens (the smaller of the two wins). */
 static void test_api_limits(void **state) {
   (void)state;
@@ -361,17 +364,28 @@ static void test_api_limits(void **state) {
   j = json_loads(r.body, 0, NULL);
   assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 2);
   json_decref(j);
-  /* fields this node cannot honour */
-  const char *refused[] = {
-      "{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":3}",
-      "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true}",
-      "{\"model\":\"tiny\",\"prompt\":\"x\",\"echo\":true}",
+  /* fields this node cannot honour, and values out of range */
+  const char *refused[][2] = {
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":6}", "invalid_logprobs"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":-1}", "invalid_logprobs"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":true}", "invalid_logprobs"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"top_logprobs\":2}", "unsupported_parameter"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"echo\":1}", "invalid_echo"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"best_of\":2}", "unsupported_parameter"},
+      {"{\"model\":\"tiny\",\"prompt\":\"x\",\"logit_bias\":{\"5\":1}}", "unsupported_parameter"},
+      {"{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":3}", "invalid_logprobs"},
+      {"{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,\"top_logprobs\":21}",
+       "invalid_top_logprobs"},
+      {"{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":true,\"top_logprobs\":1.5}",
+       "invalid_top_logprobs"},
+      {"{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}", "invalid_top_logprobs"},
+      {"{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"echo\":true}", "unsupported_parameter"},
   };
   for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
-    const char *path = strstr(refused[i], "messages") ? "/v1/chat/completions" : "/v1/completions";
-    http(&r, port, "POST", path, tok, refused[i], strlen(refused[i]));
+    const char *path = strstr(refused[i][0], "messages") ? "/v1/chat/completions" : "/v1/completions";
+    http(&r, port, "POST", path, tok, refused[i][0], strlen(refused[i][0]));
     check_openai_error(&r, 400, "invalid_request_error");
-    assert_non_null(strstr(r.body, "unsupported_parameter"));
+    if (!strstr(r.body, refused[i][1])) fail_msg("%s: %s, not %s", refused[i][0], r.body, refused[i][1]);
   }
   /* one log line per request: what was served, never the prompt */
   const char *secret = "{\"model\":\"tiny\",\"prompt\":\"Zanzibar marmalade secret\",\"max_tokens\":2}";
@@ -439,7 +453,7 @@ static void test_api_limits(void **state) {
   assert_int_equal(p1, p0 + 1);
   assert_non_null(strstr(r.body, "# TYPE apiary_generation_seconds histogram"));
   /* n choices, and prompt arrays: each choice its own generation, indexed prompt by prompt;
-   * the usage sums them (a prompt counted once); a stream may ask for one choice only */
+   * the usage sums them (a prompt counted once); streamed, see test_api_logprobs */
   const char *n2 = "{\"model\":\"tiny\",\"prompt\":[\"Once upon\",\"The cat\"],\"n\":2,\"max_tokens\":3,\"seed\":7}";
   http(&r, port, "POST", "/v1/completions", tok, n2, strlen(n2));
   assert_int_equal(r.status, 200);
@@ -460,9 +474,6 @@ static void test_api_limits(void **state) {
   assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 2),
                                                                         "message"), "role")), "assistant");
   json_decref(j);
-  const char *ns = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":2,\"stream\":true}";
-  http(&r, port, "POST", "/v1/completions", tok, ns, strlen(ns));
-  check_openai_error(&r, 400, "invalid_request_error");
   const char *n9 = "{\"model\":\"tiny\",\"prompt\":\"x\",\"n\":9}";
   http(&r, port, "POST", "/v1/completions", tok, n9, strlen(n9));
   check_openai_error(&r, 400, "invalid_request_error");
@@ -662,10 +673,305 @@ static void test_api_tools(void **state) {
   tu_rm_rf(dir);
 }
 
+/* ---- logprobs, echo, several streamed choices --------------------------------------- */
+
+/* The JSON events of a server-sent event stream up to [DONE] (an array; the caller
+ * decrefs). Fails when it does not end with [DONE]. */
+static json_t *sse_events(const char *body) {
+  json_t *ev = json_array();
+  int done = 0;
+  for (const char *p = body; (p = strstr(p, "data: ")); p += 6) {
+    if (!strncmp(p + 6, "[DONE]", 6)) { done = 1; break; }
+    json_error_t je;
+    json_t *j = json_loadb(p + 6, strcspn(p + 6, "\n"), 0, &je);
+    if (!j) fail_msg("not JSON in the stream: %.80s", p + 6);
+    json_array_append_new(ev, j);
+  }
+  assert_true(done);
+  return ev;
+}
+
+static json_t *choice0(json_t *j) { return json_array_get(json_object_get(j, "choices"), 0); }
+
+/* bytes as a string of the byte list */
+static size_t bytes_of(json_t *list, char *dst, size_t cap) {
+  size_t n = 0, i;
+  json_t *b;
+  json_array_foreach(list, i, b) {
+    assert_true(n + 1 < cap);
+    dst[n++] = (char)json_integer_value(b);
+  }
+  dst[n] = 0;
+  return n;
+}
+
+/* A chat logprobs.content entry as OpenAI shapes it: token (its bytes when valid UTF-8,
+ * else "bytes:\x.."), a logprob <= 0, bytes, k alternatives most likely first; greedy: the
+ * token is the first of them. Appends its bytes to all. */
+static void check_chat_entry(json_t *e, size_t k, int greedy, buf *all) {
+  char b[512];
+  size_t n = bytes_of(json_object_get(e, "bytes"), b, sizeof b);
+  const char *t = json_string_value(json_object_get(e, "token"));
+  assert_non_null(t);
+  if (strncmp(t, "bytes:", 6)) {
+    assert_int_equal(strlen(t), n);
+    assert_memory_equal(t, b, n);
+  }
+  double lp = json_number_value(json_object_get(e, "logprob"));
+  assert_true(json_is_number(json_object_get(e, "logprob")) && lp <= 0);
+  json_t *top = json_object_get(e, "top_logprobs");
+  assert_int_equal(json_array_size(top), k);
+  for (size_t i = 1; i < k; i++)
+    assert_true(json_number_value(json_object_get(json_array_get(top, i), "logprob")) <=
+                json_number_value(json_object_get(json_array_get(top, i - 1), "logprob")));
+  if (greedy && k) {
+    assert_string_equal(json_string_value(json_object_get(json_array_get(top, 0), "token")), t);
+    assert_true(json_number_value(json_object_get(json_array_get(top, 0), "logprob")) == lp);
+  }
+  buf_append(all, b, n);
+}
+
+/* logprobs on the tiny model, against the answers' own text and against each other:
+ *   - chat: one entry per generated token whose bytes spell the content, greedy tokens first
+ *     among top_logprobs; streamed, the chunks' entries spell each chunk's text and are the
+ *     whole answer's entries;
+ *   - completions: tokens/token_logprobs/top_logprobs/text_offset; echo gives the prompt's
+ *     tokens first, each prompt position's alternatives equal to what a generation from the
+ *     prompt up to there reports (position by position vs a batch), and the generated
+ *     tokens' numbers unchanged; streamed the same;
+ *   - n = 2 streamed (chat and a prompt array): each choice's chunks under its index with
+ *     its own finish chunk, the same texts as the whole answer with the same seed, usage
+ *     summed with a prompt counted once;
+ *   - a model bought from the network: logprobs are refused (400). */
+static void test_api_logprobs(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], tok[128];
+  pid_t pid;
+  int port = tiny_api_node(dir, home, tok, "", &pid);
+  resp r;
+  /* chat, whole */
+  const char *cb = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
+                   "\"max_tokens\":12,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":3";
+  char body[1024];
+  snprintf(body, sizeof body, "%s}", cb);
+  json_t *a = chat_post(port, tok, body, 200);
+  json_t *content = json_object_get(json_object_get(choice0(a), "logprobs"), "content");
+  assert_int_equal(json_array_size(content), json_integer_value(json_object_get(json_object_get(a, "usage"), "completion_tokens")));
+  buf all;
+  buf_init(&all);
+  size_t i;
+  json_t *e;
+  json_array_foreach(content, i, e) check_chat_entry(e, 3, 1, &all);
+  const char *text = content_of(a);
+  if (!strstr(text, "\xef\xbf\xbd")) { /* no replacement character: the bytes are the text */
+    assert_int_equal(all.len, strlen(text));
+    assert_memory_equal(all.ptr, text, all.len);
+  }
+  /* chat, streamed: the same entries, chunk by chunk */
+  snprintf(body, sizeof body, "%s,\"stream\":true}", cb);
+  http(&r, port, "POST", "/v1/chat/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  json_t *ev = sse_events(r.body), *c;
+  buf streamed;
+  buf_init(&streamed);
+  size_t k = 0, finishes = 0;
+  json_array_foreach(ev, i, c) {
+    json_t *ch = choice0(c);
+    if (json_is_string(json_object_get(ch, "finish_reason"))) finishes++;
+    json_t *lp = json_object_get(ch, "logprobs");
+    const char *delta = json_string_value(json_object_get(json_object_get(ch, "delta"), "content"));
+    if (delta) buf_append_str(&streamed, delta);
+    if (json_is_null(lp)) continue;
+    buf chunk;
+    buf_init(&chunk);
+    size_t x;
+    json_t *se;
+    json_array_foreach(json_object_get(lp, "content"), x, se) {
+      if (!json_equal(se, json_array_get(content, k))) fail_msg("stream entry %zu differs from the whole answer's", k);
+      check_chat_entry(se, 3, 1, &chunk);
+      k++;
+    }
+    if (delta && !strstr(delta, "\xef\xbf\xbd") && chunk.len == strlen(delta)) assert_memory_equal(chunk.ptr, delta, chunk.len);
+    buf_deinit(&chunk);
+  }
+  assert_int_equal(k, json_array_size(content));
+  assert_int_equal(finishes, 1);
+  assert_int_equal(streamed.len, strlen(text));
+  assert_memory_equal(streamed.ptr, text, streamed.len);
+  json_decref(ev);
+  json_decref(a);
+  buf_deinit(&streamed);
+  buf_deinit(&all);
+
+  /* completions: logprobs 2, without and with echo */
+  const char *prompt = "Once upon a time";
+  snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":2}", prompt);
+  http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  json_t *plain = json_loads(r.body, 0, NULL);
+  json_t *pl = json_object_get(choice0(plain), "logprobs");
+  size_t ng = json_array_size(json_object_get(pl, "tokens"));
+  assert_int_equal(ng, 6);
+  long off = (long)strlen(prompt);
+  for (i = 0; i < ng; i++) {
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(pl, "text_offset"), i)), off);
+    off += (long)strlen(json_string_value(json_array_get(json_object_get(pl, "tokens"), i)));
+    json_t *top = json_array_get(json_object_get(pl, "top_logprobs"), i);
+    assert_true(json_object_size(top) >= 1 && json_object_size(top) <= 2);
+    /* greedy: the token's logprob is the largest of its alternatives */
+    double lp = json_number_value(json_array_get(json_object_get(pl, "token_logprobs"), i));
+    assert_true(lp <= 0);
+    const char *key;
+    json_t *v;
+    json_object_foreach(top, key, v) assert_true(json_number_value(v) <= lp);
+  }
+  snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":2,\"echo\":true}", prompt);
+  http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  json_t *echo = json_loads(r.body, 0, NULL);
+  json_t *el = json_object_get(choice0(echo), "logprobs");
+  const char *etext = json_string_value(json_object_get(choice0(echo), "text"));
+  assert_int_equal(strncmp(etext, prompt, strlen(prompt)), 0);
+  assert_string_equal(etext + strlen(prompt), json_string_value(json_object_get(choice0(plain), "text")));
+  size_t ne = json_array_size(json_object_get(el, "tokens"));
+  assert_true(ne > ng);
+  size_t np = ne - ng; /* the prompt's tokens (BOS is not text) */
+  for (i = 0; i < ng; i++) { /* the generated tokens: the same numbers */
+    assert_string_equal(json_string_value(json_array_get(json_object_get(el, "tokens"), np + i)),
+                        json_string_value(json_array_get(json_object_get(pl, "tokens"), i)));
+    double x = json_number_value(json_array_get(json_object_get(el, "token_logprobs"), np + i));
+    double y = json_number_value(json_array_get(json_object_get(pl, "token_logprobs"), i));
+    if (fabs(x - y) > 1e-5) fail_msg("generated token %zu: %.6f with echo, %.6f without", i, x, y);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(el, "text_offset"), np + i)),
+                     json_integer_value(json_array_get(json_object_get(pl, "text_offset"), i)));
+  }
+  /* the prompt's tokens spell the prompt (the first one's space prefix aside), offsets into it */
+  buf ptoks;
+  buf_init(&ptoks);
+  for (i = 0; i < np; i++) buf_append_str(&ptoks, json_string_value(json_array_get(json_object_get(el, "tokens"), i)));
+  const char *spelled = (const char *)ptoks.ptr + (ptoks.ptr[0] == ' ' && prompt[0] != ' ');
+  assert_string_equal(spelled, prompt);
+  assert_int_equal(json_integer_value(json_array_get(json_object_get(el, "text_offset"), 0)), 0);
+  /* each prompt position's alternatives: what a generation from the prompt up to there says */
+  size_t at = 0;
+  for (i = 0; i + 1 < np; i++) {
+    at += strlen(json_string_value(json_array_get(json_object_get(el, "tokens"), i)));
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)(at - (ptoks.ptr[0] == ' ' && prompt[0] != ' ')), prompt);
+    snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":1,\"temperature\":0,\"logprobs\":2}", prefix);
+    http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+    assert_int_equal(r.status, 200);
+    json_t *g = json_loads(r.body, 0, NULL);
+    json_t *want = json_array_get(json_object_get(json_object_get(choice0(g), "logprobs"), "top_logprobs"), 0);
+    json_t *got = json_array_get(json_object_get(el, "top_logprobs"), i + 1);
+    const char *key;
+    json_t *v;
+    assert_int_equal(json_object_size(got), json_object_size(want));
+    json_object_foreach(want, key, v) {
+      json_t *w = json_object_get(got, key);
+      if (!w || fabs(json_number_value(w) - json_number_value(v)) > 1e-5)
+        fail_msg("prompt position %zu ('%s'): alternative '%s' %.6f, a generation says %.6f", i + 1, prefix, key,
+                 json_number_value(w), json_number_value(v));
+    }
+    json_decref(g);
+  }
+  buf_deinit(&ptoks);
+  /* completions with echo, streamed: the same text and tokens */
+  snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":\"%s\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":2,"
+           "\"echo\":true,\"stream\":true}", prompt);
+  http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  ev = sse_events(r.body);
+  buf st;
+  buf_init(&st);
+  k = 0;
+  json_array_foreach(ev, i, c) {
+    json_t *ch = choice0(c);
+    buf_append_str(&st, json_string_value(json_object_get(ch, "text")));
+    json_t *lp = json_object_get(ch, "logprobs");
+    size_t x;
+    json_t *t;
+    json_array_foreach(json_object_get(lp, "tokens"), x, t) {
+      assert_string_equal(json_string_value(t), json_string_value(json_array_get(json_object_get(el, "tokens"), k)));
+      assert_true(json_equal(json_array_get(json_object_get(lp, "text_offset"), x),
+                             json_array_get(json_object_get(el, "text_offset"), k)));
+      k++;
+    }
+  }
+  assert_int_equal(k, ne);
+  assert_string_equal((const char *)st.ptr, etext);
+  buf_deinit(&st);
+  json_decref(ev);
+  json_decref(echo);
+  json_decref(plain);
+
+  /* n = 2, streamed, against the whole answer with the same seed */
+  const char *nb = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"n\":2,\"max_tokens\":5,\"seed\":11";
+  snprintf(body, sizeof body, "%s}", nb);
+  json_t *whole = chat_post(port, tok, body, 200);
+  snprintf(body, sizeof body, "%s,\"stream\":true,\"stream_options\":{\"include_usage\":true}}", nb);
+  http(&r, port, "POST", "/v1/chat/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  ev = sse_events(r.body);
+  buf texts[2];
+  buf_init(&texts[0]);
+  buf_init(&texts[1]);
+  int fin[2] = {0, 0}, last_index = 0;
+  json_t *usage = NULL;
+  json_array_foreach(ev, i, c) {
+    json_t *ch = choice0(c);
+    if (!ch) { usage = json_object_get(c, "usage"); continue; }
+    int idx = (int)json_integer_value(json_object_get(ch, "index"));
+    assert_true(idx >= last_index && idx < 2); /* one choice after another */
+    last_index = idx;
+    assert_int_equal(fin[idx], 0); /* nothing after a choice's finish chunk */
+    const char *d = json_string_value(json_object_get(json_object_get(ch, "delta"), "content"));
+    if (d) buf_append_str(&texts[idx], d);
+    if (json_is_string(json_object_get(ch, "finish_reason"))) fin[idx] = 1;
+  }
+  assert_true(fin[0] && fin[1]);
+  for (int x = 0; x < 2; x++) {
+    const char *w = json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(whole, "choices"), (size_t)x), "message"), "content"));
+    assert_int_equal(texts[x].len, strlen(w));
+    assert_memory_equal(texts[x].ptr ? (const char *)texts[x].ptr : "", w, texts[x].len);
+    buf_deinit(&texts[x]);
+  }
+  assert_non_null(usage);
+  assert_true(json_equal(usage, json_object_get(whole, "usage")));
+  json_decref(ev);
+  json_decref(whole);
+  /* a prompt array streamed: indexes prompt by prompt, n each */
+  const char *pa = "{\"model\":\"tiny\",\"prompt\":[\"Once upon\",\"The cat\"],\"n\":2,\"max_tokens\":2,\"seed\":3,\"stream\":true}";
+  http(&r, port, "POST", "/v1/completions", tok, pa, strlen(pa));
+  assert_int_equal(r.status, 200);
+  ev = sse_events(r.body);
+  int seen[4] = {0, 0, 0, 0};
+  json_array_foreach(ev, i, c) {
+    json_t *ch = choice0(c);
+    int idx = (int)json_integer_value(json_object_get(ch, "index"));
+    assert_true(idx >= 0 && idx < 4);
+    if (json_is_string(json_object_get(ch, "finish_reason"))) seen[idx]++;
+  }
+  for (int x = 0; x < 4; x++) assert_int_equal(seen[x], 1);
+  json_decref(ev);
+  /* logprobs of a model this node would buy: refused, not ignored */
+  const char *bought = "{\"model\":\"someone/else\",\"prompt\":\"x\",\"logprobs\":1}";
+  http(&r, port, "POST", "/v1/completions", tok, bought, strlen(bought));
+  if (r.status != 404) { /* a node without the network hook says the model is unknown */
+    check_openai_error(&r, 400, "invalid_request_error");
+    assert_non_null(strstr(r.body, "unsupported_parameter"));
+  }
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits),
-                                     cmocka_unit_test(test_api_door), cmocka_unit_test(test_api_tools)};
+                                     cmocka_unit_test(test_api_door), cmocka_unit_test(test_api_tools),
+                                     cmocka_unit_test(test_api_logprobs)};
   int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
   curl_global_cleanup();
   return rc;
