@@ -6,7 +6,9 @@ token, and has the client list models and run a completion streaming and not. Ch
 text against llama.cpp's greedy continuation of the same prompt (shared/models/
 stories15M-Q8_0.ref.json), that streaming and non-streaming agree, that usage counts are
 right, and that a bad token is refused; then tool calls and structured output through the
-OpenAI client, LangChain and the Vercel AI SDK (tools_client.js), checked with ajv. Then the same client talks to a second node that
+OpenAI client, LangChain and the Vercel AI SDK (tools_client.js), checked with ajv;
+logprobs, echo and n = 2 streamed through the same three (logprobs_client.js), the first
+position's logprobs against llama.cpp's logits. Then the same client talks to a second node that
 has no model: its API buys the tokens from the first node over the network (free offer,
 no chain), and every check must hold again. Prints "N passed, N failed".
 """
@@ -128,6 +130,34 @@ def run_tools(label, port, token, home):
     for name, ok, detail in res["checks"]:
         check(label + name, ok, detail)
 
+def run_logprobs(label, port, token, home, routed):
+    """logprobs, echo and n = 2 streamed through the OpenAI client, LangChain and the Vercel AI
+    SDK (tests/interop/logprobs_client.js); the completion's first generated position against
+    llama.cpp's logits for the same prompt (logit - logsumexp; the model is Q8_0, whose
+    logits test_engine holds to llama.cpp's within 0.3, so within 0.1 here)."""
+    r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "logprobs_client.js"),
+                        "http://127.0.0.1:%d/v1" % port, token, "stories15M", prompt, "1" if routed else "0"],
+                       capture_output=True, text=True, timeout=600)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        check(label + "the logprobs client ran", False, r.stderr[-2000:] + "\n  node log:\n" + log_tail(home))
+        return
+    for name, ok, detail in res["checks"]:
+        check(label + name, ok, detail)
+    if routed:
+        return
+    first, last = res.get("first") or {}, ref["last_prompt_token_logits"]
+    lse, top = last["logsumexp"], last["top"]
+    want = top[0][1] - lse
+    check(label + "completion logprob of the first token: llama.cpp's logit - logsumexp",
+          abs((first.get("logprob") or 0) - want) < 0.1, "%r vs %.4f" % (first.get("logprob"), want))
+    got = [v for _, v in first.get("top", [])]
+    check(label + "its 5 alternatives: llama.cpp's 5 largest, in order, within 0.1",
+          len(got) == 5 and [t for t, _ in first.get("top", [])][0] == first.get("token") and
+          all(abs(got[i] - (top[i][1] - lse)) < 0.1 for i in range(5)),
+          "%r vs %r" % (got, [round(t[1] - lse, 4) for t in top[:5]]))
+
 def post_chat(port, token, body):
     import urllib.request
     req = urllib.request.Request("http://127.0.0.1:%d/v1/chat/completions" % port, data=json.dumps(body).encode(),
@@ -177,6 +207,7 @@ try:
     dht_a, port = start_node(home, dht_a, dht_c, port)
     run_client("", port, token, home)
     run_tools("", port, token, home)
+    run_logprobs("", port, token, home, False)
     # A node without the model: its API routes to the first node. Its ports are chosen now, not
     # before the first client ran, so nothing else had time to take them.
     dht_c, port_c = free_ports(2)
@@ -188,6 +219,7 @@ try:
         time.sleep(0.2)
     run_client("routed: ", port_c, token_c, home_c)
     run_tools("routed: ", port_c, token_c, home_c)
+    run_logprobs("routed: ", port_c, token_c, home_c, True)
     same_as_local(port, token, port_c, token_c)
 finally:
     for n in nodes:
