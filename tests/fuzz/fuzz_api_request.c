@@ -5,7 +5,8 @@
  * non-empty stop strings the engine takes (< ENGINE_MAX_STOP_LEN), at most
  * LOCAL_MAX_MESSAGES messages with role and content (string, or null beside tool calls),
  * tools, a grammar of at most LOCAL_MAX_GRAMMAR bytes, max_tokens in 1..8192, at most
- * LOCAL_MAX_CONT continuation ids, each a token id. Accepted or not, local_req_clear frees
+ * LOCAL_MAX_CONT continuation ids, each a token id; logprobs on, with 0..20 alternatives
+ * (chat) or 0..5 (completions, where echo may ask for the prompt's too). Accepted or not, local_req_clear frees
  * everything (ASan/LSan check it). */
 #include <jansson.h>
 #include <sodium.h>
@@ -67,8 +68,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int chat = json_object_get(api, "messages") != NULL;
     if (!why) why = chat ? http_parse_messages(api, &lr, &code) : http_parse_prompt(api, &lr, &code);
     if (!why) why = http_parse_constraints(api, &lr, chat, &code);
+    int echo = -1;
+    if (!why) why = http_parse_logprobs(api, &lr, chat, &echo, &code);
     if (why && !code) abort(); /* every refusal names OpenAI's error code */
-    if (!why) limits(&lr);
+    if (!why) {
+      limits(&lr);
+      /* logprobs: chat 0..20 alternatives, completions 0..5 and echo; never on the other endpoint's terms */
+      if (lr.logprobs != 0 && lr.logprobs != 1) abort();
+      if (lr.top_logprobs < 0 || lr.top_logprobs > (chat ? LOGPROB_MAX_TOP : HTTP_MAX_LOGPROBS)) abort();
+      if (lr.top_logprobs && !lr.logprobs) abort();
+      if (echo != 0 && echo != 1) abort();
+      if ((chat && echo) || lr.echo_logprobs != (lr.logprobs && echo)) abort();
+    }
     local_req_clear(&lr);
     /* n and prompt arrays: every prompt of an array parses within the same limits */
     int n = 0;
