@@ -81,10 +81,10 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
               mstore_resolve(g->models_dir, model, &m, err, sizeof err) == 0;
   if (!local && !g->o.network)
     return refuse(e, lr, 404, "model_not_found", "model '%.200s' is not on this node (see GET /v1/models)", model);
-  if (!local && lr->logprobs) /* providers do not send them (docs/api.md) */
+  if (!local && lr->echo_logprobs) /* providers send the generated tokens' records only (docs/api.md) */
     return refuse(e, lr, 400, "unsupported_parameter",
-                  "logprobs are given only for models this node runs itself, and '%.200s' would be bought from "
-                  "another node",
+                  "echo with logprobs (the prompt's logprobs) is given only for models this node runs itself, and "
+                  "'%.200s' would be bought from another node",
                   model);
   gen_where where = local ? GEN_LOCAL : GEN_NETWORK;
   if (g->policy) {
@@ -135,7 +135,7 @@ int gen_read(gen_stream *s, char *out, size_t cap, int timeout_ms) {
 }
 
 int gen_read_logprobs(gen_stream *s, logprob_rec *out, int cap, buf *bytes) {
-  return s->job ? local_job_read_logprobs(s->job, out, cap, bytes) : 0;
+  return s->job ? local_job_read_logprobs(s->job, out, cap, bytes) : mkt_stream_read_logprobs(s->ms, out, cap, bytes);
 }
 
 int gen_wait(gen_stream *s, int timeout_ms, mkt_result *r) {

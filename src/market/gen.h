@@ -80,9 +80,10 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
 /* The stream. read: bytes (> 0), 0 at the end with all text read, ERR_INVAL when it ended
  * in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. */
 int gen_read(gen_stream *s, char *buf, size_t cap, int timeout_ms);
-/* Log-probability records whose text has been read (llm/local's local_job_read_logprobs):
- * the count (0: none now) or ERR_NOMEM. Only local generations have them: gen_submit refuses
- * logprobs for a model it would buy. */
+/* Log-probability records whose text has been read (llm/local's local_job_read_logprobs, or
+ * the provider's, carried in its chunks): the count (0: none now) or ERR_NOMEM. A prompt's
+ * records (echo) only come from local generations: gen_submit refuses them for a model it
+ * would buy. */
 int gen_read_logprobs(gen_stream *s, logprob_rec *out, int cap, buf *bytes);
 /* Waits for the end: 0 and r filled (finish, token counts, error, providers, cost), or
  * -ETIMEDOUT. Local answers name this node as the provider, at no cost. */

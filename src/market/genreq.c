@@ -110,5 +110,13 @@ const char *mkt_genreq_parse(json_t *p, local_req *lr) {
     if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) return "cont_bytes must be a byte count";
     lr->cont_bytes = v ? (size_t)json_integer_value(v) : SIZE_MAX;
   }
+  /* logprobs: the chunks carry each token's record with this many alternatives (lpwire) */
+  if ((v = json_object_get(p, "logprobs")) && !json_is_null(v)) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > LOGPROB_MAX_TOP)
+      return "logprobs must be 0..20 alternatives";
+    if (lr->n_cont) return "logprobs cannot continue another provider's answer";
+    lr->logprobs = 1;
+    lr->top_logprobs = (int)json_integer_value(v);
+  }
   return NULL;
 }

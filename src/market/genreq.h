@@ -8,7 +8,8 @@
  * bytes; the worker parses it and refuses a bad one as the request's fault), temperature,
  * top_p, top_k, min_p, repeat_penalty, penalty_last_n, presence/frequency penalties, seed,
  * max_tokens (1..8192, default 128), stop (at most LOCAL_MAX_STOP strings of 1..255 bytes), cont
- * (at most LOCAL_MAX_CONT token ids) and cont_bytes. Returns NULL, or why the request is
+ * (at most LOCAL_MAX_CONT token ids), cont_bytes and logprobs (0..LOGPROB_MAX_TOP
+ * alternatives; not with cont). Returns NULL, or why the request is
  * refused (a static or thread-local string); either way lr may own memory: release it with
  * local_req_clear. The model path, notify hook and vocabulary range of cont are the
  * caller's to set and check. */

@@ -524,6 +524,11 @@ static void fail_attempt(mkt_route *rt, req *q, attempt *a, int provider_fault, 
     finish_req(rt, q, 0, 502, "gave up after %d providers failed (%s)", q->n_hist, q->last_err);
     return;
   }
+  if (q->n_ids && json_object_get(q->params, "logprobs")) { /* another provider could not give the held-back tokens' records */
+    finish_req(rt, q, 0, 502, "the provider failed after %d tokens, and an answer with logprobs cannot be continued by another one (%s)",
+               q->n_ids, q->last_err);
+    return;
+  }
   if (q->n_ids) q->failovers++;
   set_state(rt, q, Q_FIND);
   find_provider(rt, q);
@@ -698,6 +703,7 @@ static void start_verify(mkt_route *rt, req *q) {
   req *v = calloc(1, sizeof *v);
   if (!v) return;
   v->params = json_deep_copy(q->params);
+  json_object_del(v->params, "logprobs"); /* the text is compared, not the records */
   v->expect = malloc((size_t)q->n_ids * sizeof *v->expect);
   if (!v->params || !v->expect) { json_decref(v->params); free(v->expect); free(v); return; }
   memcpy(v->expect, q->ids, (size_t)q->n_ids * sizeof *v->expect);
@@ -779,6 +785,18 @@ void mkt_route_chunk(mkt_route *rt, uint64_t now, uint32_t aid, const int32_t *i
     if (q->stream) mkt_stream_push(q->stream, text, len);
   }
   pay(rt, a, 0);
+}
+
+void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob_rec *recs, int n, const uint8_t *bytes) {
+  rt->now = now;
+  attempt *a;
+  req *q = req_of(rt, aid, &a);
+  if (!q) return;
+  if (n < 0 || !json_object_get(q->params, "logprobs")) { /* malformed, or not asked for */
+    fail_attempt(rt, q, a, 1, "malformed logprobs in its stream");
+    return;
+  }
+  if (q->stream && n) mkt_stream_push_logprobs(q->stream, recs, n, bytes);
 }
 
 void mkt_route_error(mkt_route *rt, uint64_t now, uint32_t aid, int code, const char *msg, const char *data_code) {

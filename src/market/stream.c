@@ -17,6 +17,9 @@ struct mkt_stream {
   int refs;
   buf text;
   size_t read_pos;
+  logprob_rec *lp;       /* records pushed (their text_end: the text length when pushed) */
+  int n_lp, cap_lp, lp_read;
+  buf lp_bytes;          /* their pieces */
   int started, done, canceled;
   char node_id[MKT_NODE_ID_MAX];
   mkt_result result;
@@ -47,6 +50,8 @@ void mkt_stream_unref(mkt_stream *s) {
   pthread_mutex_unlock(&s->mu);
   if (left) return;
   buf_deinit(&s->text);
+  buf_deinit(&s->lp_bytes);
+  free(s->lp);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   free(s);
@@ -106,6 +111,56 @@ static void deadline_in(struct timespec *ts, int ms) {
   ts->tv_sec += ms / 1000;
   ts->tv_nsec += (long)(ms % 1000) * 1000000L;
   if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes) {
+  pthread_mutex_lock(&s->mu);
+  int rc = 0;
+  if (s->n_lp + n > s->cap_lp) {
+    int nc = s->cap_lp ? s->cap_lp : 64;
+    while (nc < s->n_lp + n) nc *= 2;
+    logprob_rec *p = realloc(s->lp, (size_t)nc * sizeof *p);
+    if (!p) rc = ERR_NOMEM;
+    else s->lp = p, s->cap_lp = nc;
+  }
+  for (int i = 0; !rc && i < n; i++) {
+    logprob_rec r = recs[i];
+    logprob_tok *ts[1 + LOGPROB_MAX_TOP];
+    ts[0] = &r.tok;
+    for (int k = 0; k < r.n_top; k++) ts[1 + k] = &r.top[k];
+    for (int k = 0; !rc && k < 1 + r.n_top; k++) {
+      uint32_t off = ts[k]->off;
+      ts[k]->off = (uint32_t)s->lp_bytes.len;
+      rc = buf_append(&s->lp_bytes, bytes + off, ts[k]->len);
+    }
+    r.text_end = s->text.len;
+    if (!rc) s->lp[s->n_lp++] = r;
+  }
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int mkt_stream_read_logprobs(mkt_stream *s, logprob_rec *out, int cap, buf *bytes) {
+  pthread_mutex_lock(&s->mu);
+  int n = 0, rc = 0;
+  while (n < cap && s->lp_read < s->n_lp && s->lp[s->lp_read].text_end <= s->read_pos) {
+    logprob_rec *o = &out[n];
+    *o = s->lp[s->lp_read];
+    logprob_tok *ts[1 + LOGPROB_MAX_TOP];
+    ts[0] = &o->tok;
+    for (int k = 0; k < o->n_top; k++) ts[1 + k] = &o->top[k];
+    for (int k = 0; !rc && k < 1 + o->n_top; k++) {
+      uint32_t off = ts[k]->off;
+      ts[k]->off = (uint32_t)bytes->len;
+      rc = buf_append(bytes, s->lp_bytes.ptr + off, ts[k]->len);
+    }
+    if (rc) break;
+    n++;
+    s->lp_read++;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return rc ? rc : n;
 }
 
 int mkt_stream_read(mkt_stream *s, char *out, size_t cap, int timeout_ms) {

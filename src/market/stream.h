@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "llm/local.h"
+#include "llm/logprob.h"
 
 #define MKT_NODE_ID_MAX 64
 #define MKT_MAX_PROVIDERS 8
@@ -38,6 +40,9 @@ void mkt_stream_unref(mkt_stream *s); /* NULL ok */
 
 /* Producer side. */
 int mkt_stream_push(mkt_stream *s, const char *text, size_t len); /* 0 or ERR_NOMEM */
+/* Log-probability records of the text pushed so far (recs[n], pieces in bytes): the
+ * consumer gets them once it has read that text. 0 or ERR_NOMEM. */
+int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes);
 void mkt_stream_set_node(mkt_stream *s, const char *node_id);   /* the provider chosen (first sets "started") */
 void mkt_stream_finish(mkt_stream *s, const mkt_result *r);      /* once */
 void mkt_stream_on_cancel(mkt_stream *s, void (*fn)(void *ud), void *ud);
@@ -48,6 +53,9 @@ int mkt_stream_done(mkt_stream *s);
  * ended in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. */
 int mkt_stream_read(mkt_stream *s, char *buf, size_t cap, int timeout_ms);
 int mkt_stream_wait(mkt_stream *s, int timeout_ms, mkt_result *r); /* 0 or -ETIMEDOUT */
+/* Copies up to cap records whose text has been read into out, pieces appended to bytes.
+ * The count, or ERR_NOMEM. */
+int mkt_stream_read_logprobs(mkt_stream *s, logprob_rec *out, int cap, buf *bytes);
 /* Waits until a provider is chosen, text arrived, or the end. Copies the node id (may be
  * ""). 0 or -ETIMEDOUT. */
 int mkt_stream_wait_started(mkt_stream *s, int timeout_ms, char node_id[MKT_NODE_ID_MAX]);

@@ -234,7 +234,9 @@ static void pump(gensvc *g, int slot) {
   for (;;) {
     int n_ids = io->handle ? local_job_read_ids(io->job, g->ids, IDS_CHUNK) : 0;
     int n = io->handle ? local_job_read(io->job, g->text, sizeof g->text, 0) : -ETIMEDOUT;
-    if (n_ids <= 0 && n <= 0) {
+    buf_reset(&g->lp_bytes);
+    int n_lp = io->handle ? local_job_read_logprobs(io->job, g->lp, MKT_LP_MAX_RECS, &g->lp_bytes) : 0;
+    if (n_ids <= 0 && n <= 0 && n_lp <= 0) {
       if (n == -ETIMEDOUT) { /* still generating */
         mkt_serve_progress(&g->sv, slot, pt, io->sent, now);
         return;
@@ -246,6 +248,7 @@ static void pump(gensvc *g, int slot) {
     for (int i = 0; i < n_ids; i++) json_array_append_new(ids, json_integer(g->ids[i]));
     json_t *d = json_pack("{s:s%, s:o, s:i, s:i}", "text", g->text, (size_t)(n > 0 ? n : 0), "ids", ids, "pt", pt,
                           "n", io->sent);
+    if (n_lp > 0) json_object_set_new(d, "lp", mkt_lp_encode(g->lp, n_lp, g->lp_bytes.ptr)); /* the records of this text */
     int rc = rpc_stream(io->r, io->handle, d, NULL, 0);
     json_decref(d);
     if (rc) { /* canceled by the caller, or the link is full */
@@ -392,7 +395,10 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
 
 static void on_closed(uv_handle_t *h) {
   gensvc *g = h->data;
-  if (--g->handles == 0) free(g);
+  if (--g->handles == 0) {
+    buf_deinit(&g->lp_bytes);
+    free(g);
+  }
 }
 
 void gensvc_stop(gensvc *g) {

@@ -4,6 +4,7 @@
 #ifndef APIARY_NODE_GENSVC_IMPL_H
 #define APIARY_NODE_GENSVC_IMPL_H
 
+#include "market/lpwire.h"
 #include "market/serve.h"
 #include "node/gensvc.h"
 
@@ -44,6 +45,8 @@ struct gensvc {
   slot_io io[MKT_SERVE_SLOTS];
   int32_t ids[IDS_CHUNK];
   char text[8192];
+  logprob_rec lp[MKT_LP_MAX_RECS]; /* a chunk's log-probability records (requests asking for them) */
+  buf lp_bytes;           /* their pieces */
   int closing;
 };
 

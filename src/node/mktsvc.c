@@ -15,6 +15,7 @@
 #include "crypto/wallet.h"
 #include "llm/gguf.h"
 #include "llm/mstore.h"
+#include "market/lpwire.h"
 #include "node/mktsvc_impl.h"
 
 uint64_t mktsvc__now_ms(mktsvc *m) { return uv_now(m->loop); }
@@ -107,6 +108,18 @@ static int64_t env_wall(void *ud) {
 
 /* ---- calls ------------------------------------------------------------------------------- */
 
+/* A chunk's `lp` records (market/lpwire) to the route engine; a malformed list is the
+ * provider's fault like a bad chunk: the records are dropped and the request fails. */
+static void chunk_logprobs(mktsvc *m, uint64_t now, uint32_t aid, const json_t *lp) {
+  logprob_rec *recs = malloc(MKT_LP_MAX_RECS * sizeof *recs);
+  buf b;
+  buf_init(&b);
+  int n = recs ? mkt_lp_decode(lp, LOGPROB_MAX_TOP, recs, MKT_LP_MAX_RECS, &b) : ERR_NOMEM;
+  mkt_route_logprobs(m->rt, now, aid, n >= 0 ? recs : NULL, n, b.ptr ? b.ptr : (const uint8_t *)"");
+  buf_deinit(&b);
+  free(recs);
+}
+
 static void on_gen_reply(void *ud, const rpc_reply *reply) {
   attempt *a = ud;
   mktsvc *m = a->m;
@@ -129,6 +142,8 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
                         json_string_length(json_object_get(d, "text")),
                         (int)json_integer_value(json_object_get(d, "pt")));
         if (v != stack) free(v);
+        json_t *lp = json_object_get(d, "lp");
+        if (lp) chunk_logprobs(m, now, a->aid, lp); /* the records of this chunk's text */
       }
     }
   } else if (reply->kind == RPC_REPLY_ERROR) {
@@ -282,6 +297,7 @@ static json_t *params_of(const local_req *lr) {
     json_object_set_new(p, "prompt", json_stringn(lr->prompt ? lr->prompt : "", lr->prompt_len));
   }
   if (lr->grammar) json_object_set_new(p, "grammar", json_string(lr->grammar));
+  if (lr->logprobs) json_object_set_new(p, "logprobs", json_integer(lr->top_logprobs));
   json_object_set_new(p, "temperature", json_real(lr->sp.temp));
   json_object_set_new(p, "top_p", json_real(lr->sp.top_p));
   /* every sampling knob, so the provider samples exactly as this node would (same seed, same text) */

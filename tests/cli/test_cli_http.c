@@ -742,7 +742,7 @@ static void check_chat_entry(json_t *e, size_t k, int greedy, buf *all) {
  *   - n = 2 streamed (chat and a prompt array): each choice's chunks under its index with
  *     its own finish chunk, the same texts as the whole answer with the same seed, usage
  *     summed with a prompt counted once;
- *   - a model bought from the network: logprobs are refused (400). */
+ *   - a model bought from the network: echo with logprobs is refused (400). */
 static void test_api_logprobs(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -955,8 +955,9 @@ static void test_api_logprobs(void **state) {
   }
   for (int x = 0; x < 4; x++) assert_int_equal(seen[x], 1);
   json_decref(ev);
-  /* logprobs of a model this node would buy: refused, not ignored */
-  const char *bought = "{\"model\":\"someone/else\",\"prompt\":\"x\",\"logprobs\":1}";
+  /* the prompt's logprobs (echo) of a model this node would buy: refused, not ignored (the
+   * provider sends the generated tokens' records only) */
+  const char *bought = "{\"model\":\"someone/else\",\"prompt\":\"x\",\"logprobs\":1,\"echo\":true}";
   http(&r, port, "POST", "/v1/completions", tok, bought, strlen(bought));
   if (r.status != 404) { /* a node without the network hook says the model is unknown */
     check_openai_error(&r, 400, "invalid_request_error");

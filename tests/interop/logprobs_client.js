@@ -5,7 +5,8 @@
 // Usage: node logprobs_client.js BASE_URL TOKEN MODEL PROMPT ROUTED — prints one JSON object:
 // {checks: [[name, ok, detail]...], first: {token, logprob, top: [[token, logprob]...]}} (the
 // completion's first generated position, compared with llama.cpp by openai_api.py).
-// ROUTED "1": the model is bought from another node, where logprobs must be refused (400).
+// ROUTED "1": the model is bought from another node: the provider's chunks carry the records
+// (the same checks hold); echo with logprobs (the prompt's records) is refused there (400).
 const path = require('path');
 const mod = (m) => require(path.join(__dirname, '../../tools/node_modules', m));
 const OpenAI = mod('openai').default;
@@ -30,10 +31,7 @@ async function refused(name, f) {
 async function openaiFlows(baseURL, apiKey, model, prompt, routed) {
   const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 180000 });
   const messages = [{ role: 'user', content: 'Tell me about a cat.' }];
-  if (routed) {
-    await refused('openai chat logprobs (bought)', () => client.chat.completions.create({ model, messages, max_tokens: 4, logprobs: true }));
-    await refused('openai completions logprobs (bought)', () => client.completions.create({ model, prompt, max_tokens: 4, logprobs: 2 }));
-  } else {
+  {
     const r = await client.chat.completions.create({ model, messages, max_tokens: 16, temperature: 0, logprobs: true, top_logprobs: 4 });
     const entries = r.choices[0].logprobs.content;
     wellShaped('openai chat logprobs', entries, 4);
@@ -62,6 +60,10 @@ async function openaiFlows(baseURL, apiKey, model, prompt, routed) {
       lp.tokens.join('') === c.choices[0].text, lp);
     const top0 = Object.entries(lp.top_logprobs[0]).sort((a, b) => b[1] - a[1]);
     out.first = { token: lp.tokens[0], logprob: lp.token_logprobs[0], top: top0 };
+    if (routed) {
+      await refused('openai completions echo + logprobs (bought)', () => client.completions.create({ model, prompt, max_tokens: 4, logprobs: 1, echo: true }));
+      return;
+    }
     const e = await client.completions.create({ model, prompt, max_tokens: 8, temperature: 0, logprobs: 1, echo: true });
     const el = e.choices[0].logprobs;
     check('openai completions echo: the prompt, then the same text', e.choices[0].text === prompt + c.choices[0].text, e.choices[0].text);
@@ -70,6 +72,11 @@ async function openaiFlows(baseURL, apiKey, model, prompt, routed) {
       el.text_offset[el.tokens.length - 8] === prompt.length &&
       el.token_logprobs.slice(-8).every((v, i) => Math.abs(v - lp.token_logprobs[i]) < 1e-5), el);
   }
+}
+
+async function moreFlows(baseURL, apiKey, model, prompt) {
+  const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 180000 });
+  const messages = [{ role: 'user', content: 'Tell me about a cat.' }];
   // echo without logprobs, and n = 2 streamed, work bought as well as local
   const e2 = await client.completions.create({ model, prompt, max_tokens: 4, temperature: 0, echo: true });
   check('openai completions echo: text starts with the prompt', e2.choices[0].text.startsWith(prompt) && e2.choices[0].text.length > prompt.length, e2.choices[0].text);
@@ -95,12 +102,6 @@ async function openaiFlows(baseURL, apiKey, model, prompt, routed) {
 async function langchainFlows(baseURL, apiKey, model, prompt, routed) {
   const { ChatOpenAI } = mod('@langchain/openai');
   const llm = new ChatOpenAI({ model, apiKey, temperature: 0, maxTokens: 12, maxRetries: 0, logprobs: true, topLogprobs: 2, configuration: { baseURL } });
-  if (routed) {
-    let status = 0;
-    try { await llm.invoke('Tell me about a dog.'); } catch (e) { status = e.status || (e.response && e.response.status) || 0; }
-    check('langchain ChatOpenAI logprobs (bought): refused with 400', status === 400, status);
-    return;
-  }
   const m = await llm.invoke('Tell me about a dog.');
   const entries = (m.response_metadata.logprobs || {}).content || [];
   wellShaped('langchain ChatOpenAI logprobs: response_metadata.logprobs', entries, 2);
@@ -115,7 +116,6 @@ async function vercelFlows(baseURL, apiKey, model, prompt, routed) {
     providerOptions: { apiary: { echo: true } } });
   // the SDK lays the prompt out as a "user:"/"assistant:" conversation: that text comes back first
   check('vercel completion echo: the answer starts with the prompt as sent', /^user:\n/.test(c.text) && c.text.includes(prompt), c.text);
-  if (routed) return;
   const r = await ai.generateText({ model: provider.chatModel(model), prompt: 'Tell me about a bird.', maxOutputTokens: 8, temperature: 0,
     maxRetries: 0, providerOptions: { apiary: { logprobs: true, top_logprobs: 3 } } });
   const entries = (((r.response.body || {}).choices || [{}])[0].logprobs || {}).content || [];
@@ -124,7 +124,7 @@ async function vercelFlows(baseURL, apiKey, model, prompt, routed) {
 
 async function main() {
   const [baseURL, apiKey, model, prompt, routed] = process.argv.slice(2);
-  for (const [name, f] of [['openai', openaiFlows], ['langchain', langchainFlows], ['vercel', vercelFlows]]) {
+  for (const [name, f] of [['openai', openaiFlows], ['openai (echo, n)', moreFlows], ['langchain', langchainFlows], ['vercel', vercelFlows]]) {
     try { await f(baseURL, apiKey, model, prompt, routed === '1'); } catch (e) { check(name + ': the flow ran', false, String(e && e.stack || e).slice(0, 600)); }
   }
   console.log(JSON.stringify(out));

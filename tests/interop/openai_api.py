@@ -130,9 +130,12 @@ def run_tools(label, port, token, home):
     for name, ok, detail in res["checks"]:
         check(label + name, ok, detail)
 
+local_first = {}
+
 def run_logprobs(label, port, token, home, routed):
     """logprobs, echo and n = 2 streamed through the OpenAI client, LangChain and the Vercel AI
-    SDK (tests/interop/logprobs_client.js); the completion's first generated position against
+    SDK (tests/interop/logprobs_client.js), bought ones equal to local ones (the provider's
+    chunks carry them); the completion's first generated position against
     llama.cpp's logits for the same prompt (logit - logsumexp; the model is Q8_0, whose
     logits test_engine holds to llama.cpp's within 0.3, so within 0.1 here)."""
     r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "logprobs_client.js"),
@@ -146,7 +149,11 @@ def run_logprobs(label, port, token, home, routed):
     for name, ok, detail in res["checks"]:
         check(label + name, ok, detail)
     if routed:
+        check(label + "the provider's logprobs equal this node's own (same model, greedy)",
+              res.get("first") is not None and res.get("first") == local_first.get("first"),
+              "%r vs %r" % (res.get("first"), local_first.get("first")))
         return
+    local_first["first"] = res.get("first")
     first, last = res.get("first") or {}, ref["last_prompt_token_logits"]
     lse, top = last["logsumexp"], last["top"]
     want = top[0][1] - lse
