@@ -6,7 +6,8 @@
  * LOCAL_MAX_MESSAGES messages with role and content (string, or null beside tool calls),
  * tools, a grammar of at most LOCAL_MAX_GRAMMAR bytes, max_tokens in 1..8192, at most
  * LOCAL_MAX_CONT continuation ids, each a token id; logprobs on, with 0..20 alternatives
- * (chat) or 0..5 (completions, where echo may ask for the prompt's too). Accepted or not, local_req_clear frees
+ * (chat) or 0..5 (completions, where echo may ask for the prompt's too); a stream chunk's
+ * `lp` records (market/lpwire) within their caps, pieces inside the byte store. Accepted or not, local_req_clear frees
  * everything (ASan/LSan check it). */
 #include <jansson.h>
 #include <sodium.h>
@@ -15,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "http/reqparse.h"
 #include "llm/engine.h"
 #include "market/genreq.h"
+#include "market/lpwire.h"
 
 static void limits(const local_req *lr) {
   if (lr->max_tokens < 1 || lr->max_tokens > 8192) abort();
@@ -102,8 +105,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (json_is_object(peer)) {
     local_req lr;
     memset(&lr, 0, sizeof lr);
-    if (!mkt_genreq_parse(peer, &lr)) limits(&lr);
+    if (!mkt_genreq_parse(peer, &lr)) {
+      limits(&lr);
+      if (lr.logprobs && (lr.top_logprobs < 0 || lr.top_logprobs > LOGPROB_MAX_TOP || lr.n_cont)) abort();
+    }
     local_req_clear(&lr);
+    /* a provider's stream chunk: its `lp` records within their caps */
+    json_t *lp = json_object_get(peer, "lp");
+    if (lp) {
+      static logprob_rec recs[MKT_LP_MAX_RECS];
+      buf b;
+      buf_init(&b);
+      int n = mkt_lp_decode(lp, 5, recs, MKT_LP_MAX_RECS, &b);
+      if (n != ERR_FORMAT && n != ERR_NOMEM && (n < 0 || n > MKT_LP_MAX_RECS)) abort();
+      for (int i = 0; i < n; i++) {
+        if (recs[i].n_top < 0 || recs[i].n_top > 5 || !(recs[i].tok.logprob <= 0)) abort();
+        if ((size_t)recs[i].tok.off + recs[i].tok.len > b.len || recs[i].tok.len > MKT_LP_MAX_PIECE) abort();
+        for (int k = 0; k < recs[i].n_top; k++)
+          if ((size_t)recs[i].top[k].off + recs[i].top[k].len > b.len || (k && recs[i].top[k].logprob > recs[i].top[k - 1].logprob))
+            abort();
+      }
+      buf_deinit(&b);
+    }
   }
   json_decref(peer);
   return 0;

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/hex.h"
 #include "crypto/ident.h"
+#include "market/lpwire.h"
 #include "market/route.h"
 
 static uint8_t SHA[32], P1[32], P2[32];
@@ -445,6 +446,77 @@ static void test_verification(void **state) {
   assert_true(seen);
 }
 
+/* logprobs: asked for in the params, the provider's records reach the stream with their text
+ * (not before it is read); a failover after tokens came would mix providers' records, so the
+ * request fails instead; malformed records are the provider's fault. */
+static void test_logprobs(void **state) {
+  (void)state;
+  rt = make(0, 0);
+  mkt_offer o = offer(0, 0);
+  mkt_route_offers(rt, 1, P1, &o, 1);
+  mkt_route_offers(rt, 1, P2, &o, 1);
+  st = mkt_stream_new();
+  mkt_stream_ref(st);
+  json_t *p0 = json_pack("{s:s, s:i, s:i}", "prompt", "Once", "seed", 3, "logprobs", 2);
+  assert_int_equal(mkt_route_submit(rt, 0, "m", p0, 10, NULL, st), 0);
+  mkt_route_action a = next(MKT_RT_ATTEMPT);
+  json_t *p;
+  uint32_t aid = call_to(a.pk, &p);
+  assert_int_equal(json_integer_value(json_object_get(p, "logprobs")), 2);
+  json_decref(p);
+  int32_t ids[2] = {7, 8};
+  mkt_route_chunk(rt, 100, aid, ids, 2, "ab", 2, 3);
+  next(MKT_RT_PAY);
+  json_t *lp = json_loads("[[7, -0.5, \"61\", [[7, -0.5, \"61\"], [9, -1.5, \"7a\"]]], [8, -0.25, \"62\", []]]", 0, NULL);
+  logprob_rec recs[MKT_LP_MAX_RECS];
+  buf b;
+  buf_init(&b);
+  assert_int_equal(mkt_lp_decode(lp, 2, recs, MKT_LP_MAX_RECS, &b), 2);
+  json_decref(lp);
+  mkt_route_logprobs(rt, 110, aid, recs, 2, b.ptr);
+  none();
+  buf got;
+  buf_init(&got);
+  logprob_rec out[4];
+  assert_int_equal(mkt_stream_read_logprobs(st, out, 4, &got), 0); /* the text is not read yet */
+  char text[8];
+  assert_int_equal(mkt_stream_read(st, text, sizeof text, 0), 2);
+  assert_int_equal(mkt_stream_read_logprobs(st, out, 4, &got), 2);
+  assert_int_equal(out[0].tok.id, 7);
+  assert_true(out[0].tok.logprob == -0.5f);
+  assert_int_equal(out[0].n_top, 2);
+  assert_memory_equal(got.ptr + out[0].top[1].off, "z", 1);
+  assert_memory_equal(got.ptr + out[1].tok.off, "b", 1);
+  /* the provider dies after tokens came: no other provider continues an answer with logprobs */
+  mkt_route_error(rt, 200, aid, -32003, "link closed", NULL);
+  assert_int_equal(next(MKT_RT_STATS).ok, 0);
+  assert_string_equal(next(MKT_RT_RECEIPT).status, "partial");
+  next(MKT_RT_DROP);
+  none();
+  mkt_result r = result();
+  assert_int_equal(r.finish, LOCAL_ERROR);
+  assert_int_equal(r.http_status, 502);
+  assert_non_null(strstr(r.error, "logprobs"));
+  mkt_stream_unref(st);
+  /* malformed records: the provider's fault (before any token came: the next provider) */
+  st = mkt_stream_new();
+  mkt_stream_ref(st);
+  p0 = json_pack("{s:s, s:i, s:i}", "prompt", "Once", "seed", 3, "logprobs", 0);
+  assert_int_equal(mkt_route_submit(rt, 300, "m", p0, 10, NULL, st), 0);
+  a = next(MKT_RT_ATTEMPT);
+  const uint8_t *first = !memcmp(a.pk, P1, 32) ? P1 : P2;
+  aid = call_to(first, NULL);
+  mkt_route_logprobs(rt, 400, aid, NULL, ERR_FORMAT, b.ptr);
+  assert_int_equal(next(MKT_RT_STATS).ok, 0);
+  next(MKT_RT_RECEIPT);
+  next(MKT_RT_STOP);
+  a = next(MKT_RT_ATTEMPT);
+  assert_memory_not_equal(a.pk, first, 32);
+  call_to(a.pk, NULL);
+  buf_deinit(&b);
+  buf_deinit(&got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_answer, setup, teardown),
@@ -455,6 +527,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_nobody_and_refusal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_and_shutdown, setup, teardown),
       cmocka_unit_test_setup_teardown(test_verification, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_logprobs, setup, teardown),
   };
   return cmocka_run_group_tests_name("route", tests, NULL, NULL);
 }
