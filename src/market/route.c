@@ -787,7 +787,8 @@ void mkt_route_chunk(mkt_route *rt, uint64_t now, uint32_t aid, const int32_t *i
   pay(rt, a, 0);
 }
 
-void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob_rec *recs, int n, const uint8_t *bytes) {
+void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob_rec *recs, int n, const uint8_t *bytes,
+                        size_t text_len) {
   rt->now = now;
   attempt *a;
   req *q = req_of(rt, aid, &a);
@@ -796,7 +797,7 @@ void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob
     fail_attempt(rt, q, a, 1, "malformed logprobs in its stream");
     return;
   }
-  if (q->stream && n) mkt_stream_push_logprobs(q->stream, recs, n, bytes);
+  if (q->stream && n) mkt_stream_push_logprobs(q->stream, recs, n, bytes, text_len);
 }
 
 void mkt_route_error(mkt_route *rt, uint64_t now, uint32_t aid, int code, const char *msg, const char *data_code) {

@@ -116,9 +116,11 @@ void mkt_route_names(mkt_route *rt, uint64_t now, const char *const *names, cons
 
 /* A channel for aid: rc 0 with its id, else a reason. */
 void mkt_route_channel(mkt_route *rt, uint64_t now, uint32_t aid, int rc, const uint8_t channel[32], const char *msg);
-/* The log-probability records of the text of aid's last chunk (recs NULL, n < 0: the
- * provider sent malformed ones: the attempt fails as the provider's fault). */
-void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob_rec *recs, int n, const uint8_t *bytes);
+/* The log-probability records of the text_len bytes of text in aid's next chunk (given just
+ * before mkt_route_chunk; recs NULL, n < 0: the provider sent malformed ones: the attempt
+ * fails as the provider's fault). */
+void mkt_route_logprobs(mkt_route *rt, uint64_t now, uint32_t aid, const logprob_rec *recs, int n, const uint8_t *bytes,
+                        size_t text_len);
 /* A chunk of aid's stream: ids, text, the prompt size pt (with the continuation). */
 void mkt_route_chunk(mkt_route *rt, uint64_t now, uint32_t aid, const int32_t *ids, int n_ids, const char *text,
                      size_t len, int pt);

@@ -113,7 +113,7 @@ static void deadline_in(struct timespec *ts, int ms) {
   if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
-int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes) {
+int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes, size_t text_to_come) {
   pthread_mutex_lock(&s->mu);
   int rc = 0;
   if (s->n_lp + n > s->cap_lp) {
@@ -133,7 +133,7 @@ int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, cons
       ts[k]->off = (uint32_t)s->lp_bytes.len;
       rc = buf_append(&s->lp_bytes, bytes + off, ts[k]->len);
     }
-    r.text_end = s->text.len;
+    r.text_end = s->text.len + text_to_come;
     if (!rc) s->lp[s->n_lp++] = r;
   }
   pthread_cond_broadcast(&s->cv);

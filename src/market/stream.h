@@ -40,9 +40,11 @@ void mkt_stream_unref(mkt_stream *s); /* NULL ok */
 
 /* Producer side. */
 int mkt_stream_push(mkt_stream *s, const char *text, size_t len); /* 0 or ERR_NOMEM */
-/* Log-probability records of the text pushed so far (recs[n], pieces in bytes): the
- * consumer gets them once it has read that text. 0 or ERR_NOMEM. */
-int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes);
+/* Log-probability records (recs[n], pieces in bytes) of the text pushed so far and the
+ * next text_to_come bytes (pushed next: a chunk's records go first, so a reader never takes
+ * its text without them): the consumer gets them once it has read that text. 0 or
+ * ERR_NOMEM. */
+int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, const uint8_t *bytes, size_t text_to_come);
 void mkt_stream_set_node(mkt_stream *s, const char *node_id);   /* the provider chosen (first sets "started") */
 void mkt_stream_finish(mkt_stream *s, const mkt_result *r);      /* once */
 void mkt_stream_on_cancel(mkt_stream *s, void (*fn)(void *ud), void *ud);

@@ -110,12 +110,12 @@ static int64_t env_wall(void *ud) {
 
 /* A chunk's `lp` records (market/lpwire) to the route engine; a malformed list is the
  * provider's fault like a bad chunk: the records are dropped and the request fails. */
-static void chunk_logprobs(mktsvc *m, uint64_t now, uint32_t aid, const json_t *lp) {
+static void chunk_logprobs(mktsvc *m, uint64_t now, uint32_t aid, const json_t *lp, size_t text_len) {
   logprob_rec *recs = malloc(MKT_LP_MAX_RECS * sizeof *recs);
   buf b;
   buf_init(&b);
   int n = recs ? mkt_lp_decode(lp, LOGPROB_MAX_TOP, recs, MKT_LP_MAX_RECS, &b) : ERR_NOMEM;
-  mkt_route_logprobs(m->rt, now, aid, n >= 0 ? recs : NULL, n, b.ptr ? b.ptr : (const uint8_t *)"");
+  mkt_route_logprobs(m->rt, now, aid, n >= 0 ? recs : NULL, n, b.ptr ? b.ptr : (const uint8_t *)"", text_len);
   buf_deinit(&b);
   free(recs);
 }
@@ -138,12 +138,13 @@ static void on_gen_reply(void *ud, const rpc_reply *reply) {
       int32_t stack[256], *v = n <= 256 ? stack : malloc(n * sizeof *v);
       if (v) {
         for (size_t i = 0; i < n; i++) v[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        json_t *lp = json_object_get(d, "lp");
+        if (lp) /* the records of this chunk's text, before it: a reader never takes the text without them */
+          chunk_logprobs(m, now, a->aid, lp, json_string_length(json_object_get(d, "text")));
         mkt_route_chunk(m->rt, now, a->aid, v, (int)n, json_string_value(json_object_get(d, "text")),
                         json_string_length(json_object_get(d, "text")),
                         (int)json_integer_value(json_object_get(d, "pt")));
         if (v != stack) free(v);
-        json_t *lp = json_object_get(d, "lp");
-        if (lp) chunk_logprobs(m, now, a->aid, lp); /* the records of this chunk's text */
       }
     }
   } else if (reply->kind == RPC_REPLY_ERROR) {

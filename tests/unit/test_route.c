@@ -465,19 +465,20 @@ static void test_logprobs(void **state) {
   assert_int_equal(json_integer_value(json_object_get(p, "logprobs")), 2);
   json_decref(p);
   int32_t ids[2] = {7, 8};
-  mkt_route_chunk(rt, 100, aid, ids, 2, "ab", 2, 3);
-  next(MKT_RT_PAY);
   json_t *lp = json_loads("[[7, -0.5, \"61\", [[7, -0.5, \"61\"], [9, -1.5, \"7a\"]]], [8, -0.25, \"62\", []]]", 0, NULL);
   logprob_rec recs[MKT_LP_MAX_RECS];
   buf b;
   buf_init(&b);
   assert_int_equal(mkt_lp_decode(lp, 2, recs, MKT_LP_MAX_RECS, &b), 2);
   json_decref(lp);
-  mkt_route_logprobs(rt, 110, aid, recs, 2, b.ptr);
+  mkt_route_logprobs(rt, 100, aid, recs, 2, b.ptr, 2); /* the chunk's records come before its text */
   none();
   buf got;
   buf_init(&got);
   logprob_rec out[4];
+  assert_int_equal(mkt_stream_read_logprobs(st, out, 4, &got), 0); /* no text yet */
+  mkt_route_chunk(rt, 100, aid, ids, 2, "ab", 2, 3);
+  next(MKT_RT_PAY);
   assert_int_equal(mkt_stream_read_logprobs(st, out, 4, &got), 0); /* the text is not read yet */
   char text[8];
   assert_int_equal(mkt_stream_read(st, text, sizeof text, 0), 2);
@@ -506,7 +507,7 @@ static void test_logprobs(void **state) {
   a = next(MKT_RT_ATTEMPT);
   const uint8_t *first = !memcmp(a.pk, P1, 32) ? P1 : P2;
   aid = call_to(first, NULL);
-  mkt_route_logprobs(rt, 400, aid, NULL, ERR_FORMAT, b.ptr);
+  mkt_route_logprobs(rt, 400, aid, NULL, ERR_FORMAT, b.ptr, 0);
   assert_int_equal(next(MKT_RT_STATS).ok, 0);
   next(MKT_RT_RECEIPT);
   next(MKT_RT_STOP);
