@@ -298,8 +298,9 @@ static void refill(stream_ctx *s) {
       json_t *last = chunk(s, NULL, 0, fin);
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       queue_event(s, last);
-      if (s->next < s->n_queue && start_next(s) == 0) return; /* the next choice streams on */
-      if (s->next >= s->n_queue && s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
+      if (s->next < s->n_queue) { /* the next choice streams on (or its error event ends the stream) */
+        if (start_next(s) == 0) return;
+      } else if (s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
         json_t *u = chunk(s, NULL, 0, NULL);
         json_object_set_new(u, "choices", json_array());
         json_object_set_new(u, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", s->pt, "completion_tokens",
