@@ -57,6 +57,8 @@ http_log *http__log(void);
 /* Adds the CORS headers to r when the request on this thread came from an allowed origin. */
 struct MHD_Response;
 void http__cors(struct MHD_Response *r);
+/* 1 when the client of c closed its end (a hang-up or a reset): nobody will read an answer. */
+int http__client_gone(struct MHD_Connection *c);
 /* 429 rate_limit_exceeded with Retry-After: 1. */
 int http__send_busy(struct MHD_Connection *c, const char *message);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,

@@ -15,6 +15,7 @@
 #include "http/auth.h"
 #include "p2p/peers.h"
 #include "chain/chain_config.h"
+#include "agent/agent_config.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -33,7 +34,7 @@ static const config_key node_keys[] = {
 static const struct { const config_key *keys; const size_t *n; } layers[] = {
     {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
     {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
-    {pay_config_keys, &pay_config_keys_n},
+    {pay_config_keys, &pay_config_keys_n}, {agent_config_keys, &agent_config_keys_n},
 };
 
 static config_key schema[128];
