@@ -80,6 +80,7 @@ int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_ask_main(int argc, char **argv);
+int cli_mcp_main(int argc, char **argv);
 int cli_offers_main(int argc, char **argv);
 int cli_receipts_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);

@@ -25,6 +25,7 @@ static const cli_cmd commands[] = {
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
+    {"mcp", "serve the node's MCP tools on stdio (for MCP hosts)", cli_mcp_main},
     {"wallet", "show the wallet address and balance, send coin, import a key", cli_wallet_main},
     {"chain", "deploy the apiary contracts and show the configured chain", cli_chain_main},
     {"channel", "open, list, top up, extend, refund and claim payment channels", cli_channel_main},
