@@ -44,7 +44,8 @@ static int client_gone(struct MHD_Connection *c) {
 
 /* Writes one vector v[0..dim) as a JSON array of numbers (%.9g: float32 round-trips) or
  * a base64 string of its little-endian float32 bytes. ERR_RANGE for a non-finite value. */
-static int write_vector(buf *out, const float *v, int dim, int base64, unsigned char *bytes, char *b64, size_t b64_cap) {
+static int write_vector(buf *out, const float *v, int dim, int base64, unsigned char *bytes, char *b64,
+                        size_t b64_cap) {
   for (int i = 0; i < dim; i++)
     if (!isfinite(v[i])) return ERR_RANGE;
   if (base64) {
@@ -68,7 +69,8 @@ static int write_answer(buf *out, const char *model, const float *vecs, int n, i
   unsigned char *bytes = malloc((size_t)dim * 4);
   char *b64 = malloc(b64_cap);
   json_t *name = json_string(model), *node = json_string(node_id);
-  char *name_json = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL, *node_json = node ? json_dumps(node, JSON_ENCODE_ANY) : NULL;
+  char *name_json = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+  char *node_json = node ? json_dumps(node, JSON_ENCODE_ANY) : NULL;
   json_decref(name);
   json_decref(node);
   int rc = bytes && b64 && name_json && node_json ? buf_printf(out, "{\"object\":\"list\",\"data\":[") : ERR_NOMEM;

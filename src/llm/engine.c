@@ -788,7 +788,8 @@ static int run_batches(engine *e, const int32_t *tokens, int n, int pos, float *
     if (e->stop) return ERR_CANCELED;
     for (int t = 0; t < nt && pooling != ENGINE_POOL_NONE; t++) { /* in token order: deterministic */
       int at = done + t;
-      int want = pooling == ENGINE_POOL_MEAN || (pooling == ENGINE_POOL_CLS && at == 0) || (pooling == ENGINE_POOL_LAST && at == n - 1);
+      int want = pooling == ENGINE_POOL_MEAN || (pooling == ENGINE_POOL_CLS && at == 0) ||
+                 (pooling == ENGINE_POOL_LAST && at == n - 1);
       const float *row = e->xb + (size_t)t * e->xb_dim;
       for (int i = 0; want && i < e->d; i++) e->pooled[i] += row[i];
     }
