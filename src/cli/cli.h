@@ -93,6 +93,7 @@ int cli_model_convert_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
+int cli_embed_main(int argc, char **argv);
 int cli_chat_main(int argc, char **argv);
 int cli_template_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);

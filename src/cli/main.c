@@ -34,6 +34,7 @@ static const cli_cmd commands[] = {
     {"gov", "propose, vote on and execute Governance proposals (one node, one vote)", cli_gov_main},
     {"model", "pull, list, inspect, tokenize, quantize and synthesize GGUF models", cli_model_main},
     {"run", "generate text with a local GGUF model", cli_run_main},
+    {"embed", "print embeddings of texts under a local GGUF model", cli_embed_main},
     {"bench", "measure prefill and decode speed of a model", cli_bench_main},
     {"chat", "chat with a local model (template applied, streaming)", cli_chat_main},
     {"template", "render a chat template (a model's own Jinja) over a conversation", cli_template_main},
