@@ -31,17 +31,6 @@ static int bad_request(const http_request *req, const char *code, const char *ms
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
 }
 
-/* The client closed its end: nobody will read an answer. */
-static int client_gone(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (!ci) return 0;
-  struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
-  if (poll(&p, 1, 0) <= 0) return 0;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
-  char b;
-  return (p.revents & POLLIN) && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
 /* Writes one vector v[0..dim) as a JSON array of numbers (%.9g: float32 round-trips) or
  * a base64 string of its little-endian float32 bytes. ERR_RANGE for a non-finite value. */
 static int write_vector(buf *out, const float *v, int dim, int base64, unsigned char *bytes, char *b64,
@@ -129,7 +118,7 @@ static int embed(const http_request *req, const char *model, local_req *lr, int 
   int waited = 0, wrc;
   while ((wrc = gen_wait(src, GONE_CHECK_MS, &res)) == -ETIMEDOUT && waited < FULL_WAIT_MS) {
     waited += GONE_CHECK_MS;
-    if (client_gone(req->conn)) break;
+    if (http__client_gone(req->conn)) break;
   }
   if (wrc) { /* the client left (close, nothing to answer) or it took too long */
     gen_cancel(src);
