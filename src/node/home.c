@@ -16,6 +16,7 @@
 #include "p2p/peers.h"
 #include "chain/chain_config.h"
 #include "agent/agent_config.h"
+#include "agent/agent_store.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -57,6 +58,7 @@ static const store_migration migrations[] = {
     {"pay", pay_schema_v1},
     {"market", market_schema_v1},
     {"market", market_schema_v2},
+    {"agent", agent_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -33,6 +33,7 @@
 #include "http/metrics.h"
 #include "http/openai.h"
 #include "http/server.h"
+#include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
 #include "node/mktsvc.h"
@@ -270,6 +271,21 @@ static void gen_release_state(void *st) {
   free(s);
 }
 
+/* ---- agents ---------------------------------------------------------------------------- */
+
+static int agents_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
+  agentsvc_opts ao = {.gen = c->gen, .db = c->db, .db_path = c->paths->db, .home = c->paths->dir, .ctl = c->ctl};
+  agentsvc *a;
+  int rc = agentsvc_start(&ao, &a, err, cap);
+  if (!rc) *st = a;
+  return rc;
+}
+
+static void agents_stop(node_ctx *c, void *st) { (void)c; agentsvc_stop(st); }
+
+static void agents_release(void *st) { agentsvc_free(st); }
+
 /* ---- mcp ------------------------------------------------------------------------------ */
 
 /* The MCP server at /mcp: the node's tools reach it through its own control socket, as
@@ -373,6 +389,7 @@ static const svc_def table[] = {
     {"sell", sell_start, sell_stop, NULL, NULL},
     {"buy", buy_start, buy_stop, buy_status, buy_release},
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
+    {"agents", agents_start, agents_stop, NULL, agents_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };
