@@ -331,7 +331,9 @@ int agent_step_put(store *s, int64_t task, const agent_step *p, int64_t add_toke
 
 int agent_step_decide(store *s, int64_t task, int approve) {
   sqlite3_stmt *st;
-  if (exec1(s, "UPDATE agent_steps SET state = ?2, updated = ?3 WHERE task = ?1 AND state = 'a'", &st)) return ERR_STORE;
+  if (exec1(s, "UPDATE agent_steps SET state = ?2, updated = ?3 WHERE task = ?1 AND state = 'a' AND EXISTS (SELECT 1"
+               " FROM agent_tasks t WHERE t.id = ?1 AND t.state = 'waiting' AND t.cancel = 0)", &st))
+    return ERR_STORE;
   sqlite3_bind_int64(st, 1, task);
   sqlite3_bind_text(st, 2, approve ? "o" : "x", -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, now_s());

@@ -178,8 +178,8 @@ static void c_agent_add(ctl_req *req, json_t *params, void *ud) {
   int exists = agent_get(a->db, name, &old) == 0;
   json_decref(old);
   if (exists && !json_is_true(json_object_get(params, "replace"))) {
-    json_decref(def);
     ctl_reply_err(req, CTL_FAILED, "an agent named %s exists; remove it first or use --replace", name);
+    json_decref(def);
     return;
   }
   int rc = agent_put(a->db, name, def);
