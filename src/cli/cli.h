@@ -80,6 +80,9 @@ int cli_stop_main(int argc, char **argv);
 int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_ask_main(int argc, char **argv);
+int cli_mcp_main(int argc, char **argv);
+int cli_agent_main(int argc, char **argv); /* cli/agent.c */
+int cli_task_main(int argc, char **argv);  /* cli/agent.c */
 int cli_offers_main(int argc, char **argv);
 int cli_receipts_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);
@@ -92,6 +95,7 @@ int cli_model_convert_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
 int cli_run_main(int argc, char **argv);
+int cli_embed_main(int argc, char **argv);
 int cli_chat_main(int argc, char **argv);
 int cli_template_main(int argc, char **argv);
 int cli_model_main(int argc, char **argv);

@@ -4,9 +4,7 @@
 
 #include "cli/cli.h"
 
-#ifndef APIARY_VERSION
-#define APIARY_VERSION "0.1.0"
-#endif
+#include "core/version.h"
 
 int cli_version_main(int argc, char **argv) {
   static const char usage[] = "usage: apiary version [--json]\n\nPrints the version of apiary.\n";

@@ -346,16 +346,6 @@ static void stream_free(void *cls) {
   free(s);
 }
 
-/* The client closed its end (a hang-up or a reset): nobody will read an answer. */
-static int client_gone(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (!ci) return 0;
-  struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
-  if (poll(&p, 1, 0) <= 0) return 0;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
-  char b;
-  return (p.revents & POLLIN) && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
 
 /* Waits for the end of a generation while the client is there; a client that left
  * cancels it (so it stops within GONE_CHECK_MS, and stops paying when bought). 0, -ETIMEDOUT
@@ -363,7 +353,7 @@ static int client_gone(struct MHD_Connection *c) {
 static int wait_while_there(const http_request *req, gen_stream *src, mkt_result *r) {
   for (int waited = 0; waited < FULL_WAIT_MS; waited += GONE_CHECK_MS) {
     if (gen_wait(src, GONE_CHECK_MS, r) == 0) return 0;
-    if (client_gone(req->conn)) return ERR_CANCELED;
+    if (http__client_gone(req->conn)) return ERR_CANCELED;
   }
   return -ETIMEDOUT;
 }
@@ -432,7 +422,7 @@ int http__generate(const http_request *req, local_req *lrs, int n_lr, const char
   int ret = MHD_NO;
   if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
     while (gen_wait_started(src, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
-      if (client_gone(req->conn)) { /* left while a provider was being found */
+      if (http__client_gone(req->conn)) { /* left while a provider was being found */
         gen_cancel(src);
         gen_release(src);
         src = NULL;
@@ -610,7 +600,7 @@ static int one_answer(const http_request *req, const char *model, local_req *lr,
   *remote = gen_is_remote(src);
   if (*remote) {
     while (gen_wait_started(src, GONE_CHECK_MS, node) == -ETIMEDOUT)
-      if (client_gone(req->conn)) { gen_cancel(src); gen_release(src); return 499; }
+      if (http__client_gone(req->conn)) { gen_cancel(src); gen_release(src); return 499; }
   }
   int wrc = wait_while_there(req, src, res);
   if (wrc) {

@@ -81,10 +81,16 @@ static int completions(const http_request *req, void *data) {
   return http__completions(req);
 }
 
+static int embeddings(const http_request *req, void *data) {
+  (void)data;
+  return http__embeddings(req);
+}
+
 int openai_routes_add(http_routes *t) {
   int rc = http_route_add(t, "GET", "/v1/models", list_models, NULL, 0);
   if (!rc) rc = http_route_add(t, "GET", "/v1/models/*", get_model, NULL, 0);
   if (!rc) rc = http_route_add(t, "POST", "/v1/chat/completions", chat_completions, NULL, 0);
   if (!rc) rc = http_route_add(t, "POST", "/v1/completions", completions, NULL, 0);
+  if (!rc) rc = http_route_add(t, "POST", "/v1/embeddings", embeddings, NULL, 0);
   return rc;
 }

@@ -2,7 +2,8 @@
  *
  * GET /v1/models lists the models in the local store and those the network sells; POST
  * /v1/completions and POST /v1/chat/completions generate from one of them, locally or
- * bought from another node (streamed as server-sent events with "stream": true). The
+ * bought from another node (streamed as server-sent events with "stream": true); POST
+ * /v1/embeddings embeds text with one of this node's own models (http/embeddings). The
  * routes join the node's table through openai_routes_add. Handlers run on HTTP threads. */
 #ifndef APIARY_HTTP_OPENAI_H
 #define APIARY_HTTP_OPENAI_H
@@ -37,6 +38,7 @@ int openai_routes_add(http_routes *t);
 /* Internal helpers shared by the http files. */
 int http__completions(const http_request *req);
 int http__chat_completions(const http_request *req);
+int http__embeddings(const http_request *req); /* http/embeddings */
 int http__begin(const http_request *req, json_t **body_out, local_req *lr, char *name, size_t name_cap,
                 int *stream, int *include_usage, int default_max);
 /* How the choices of one request are answered. */
@@ -65,6 +67,8 @@ http_log *http__log(void);
 /* Adds the CORS headers to r when the request on this thread came from an allowed origin. */
 struct MHD_Response;
 void http__cors(struct MHD_Response *r);
+/* 1 when the client of c closed its end (a hang-up or a reset): nobody will read an answer. */
+int http__client_gone(struct MHD_Connection *c);
 /* 429 rate_limit_exceeded with Retry-After: 1. */
 int http__send_busy(struct MHD_Connection *c, const char *message);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +159,17 @@ static int unauthorized(struct MHD_Connection *c, const char *authz) {
                           authz ? "invalid or revoked API token"
                                 : "missing bearer token: send 'Authorization: Bearer <token>' (create one with 'apiary "
                                   "token create')");
+}
+
+/* The client closed its end (a hang-up or a reset): nobody will read an answer. */
+int http__client_gone(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci) return 0;
+  struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+  if (poll(&p, 1, 0) <= 0) return 0;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
+  char b;
+  return (p.revents & POLLIN) && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {

@@ -99,7 +99,9 @@ struct engine {
   int nt;               /* tokens in this job */
   int pos;              /* position of tok[0] */
   float *logits;        /* [n_vocab] or NULL */
+  int normed_rows;      /* 1: every token's output-normed hidden state into xb (engine_embed) */
   int stop;             /* latched cancel request, read by all threads after a barrier */
+  double *pooled;       /* [d] engine_embed's running sum (allocated once) */
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -558,7 +560,12 @@ static void forward_job(void *arg, int ith, int nth) {
     pool_barrier(P);
   }
 
-  if (!e->logits || e->stop) return;
+  if (e->stop) return;
+  if (e->normed_rows) { /* engine_embed: each token's hidden state after the output norm */
+    for (int t = ith; t < nt; t += nth) rmsnorm(e->xb + t * xs, e->x + (size_t)t * d, m->output_norm, d, hp->rms_eps);
+    return;
+  }
+  if (!e->logits) return;
   /* output norm of the last token, then the logits */
   const model_mat *out[1] = {&m->output};
   if (priv) {
@@ -658,7 +665,8 @@ int engine_new(const model *m, const engine_params *p, engine **out, char *err, 
   }
   e->cached = calloc((size_t)e->n_ctx, sizeof *e->cached);
   e->logits_buf = alloc_floats((size_t)hp->n_vocab, &total);
-  if (!e->x || !e->xb || !e->q || !e->hb || !e->att || !e->up || !e->rope || !e->kc || !e->vc || !e->cached ||
+  e->pooled = calloc((size_t)e->d, sizeof *e->pooled);
+  if (!e->pooled || !e->x || !e->xb || !e->q || !e->hb || !e->att || !e->up || !e->rope || !e->kc || !e->vc || !e->cached ||
       !e->logits_buf) {
     rc = err_set(err, err_cap, ERR_NOMEM, "out of memory for a %d-position context (%.1f MiB)", e->n_ctx,
               (double)total / (1 << 20));
@@ -737,6 +745,7 @@ void engine_free(engine *e) {
   free(e->half);
   free(e->cached);
   free(e->logits_buf);
+  free(e->pooled);
   free(e);
 }
 
@@ -757,7 +766,9 @@ void engine_cancel(engine *e) { atomic_store(&e->cancel, 1); }
 void engine_cancel_reset(engine *e) { atomic_store(&e->cancel, 0); }
 int engine_canceled(const engine *e) { return atomic_load((atomic_int *)&e->cancel); }
 
-int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_out) {
+/* Runs tokens[0..n) at pos.. in batches of n_batch. With pool set (engine_embed), each
+ * batch's output-normed rows are added into e->pooled as that pooling needs them. */
+static int run_batches(engine *e, const int32_t *tokens, int n, int pos, float *logits_out, engine_pooling pooling) {
   if (n <= 0 || !tokens) return ERR_INVAL;
   if (pos < 0 || pos > e->n_cached || n > e->n_ctx - pos) return ERR_RANGE;
   for (int i = 0; i < n; i++)
@@ -770,14 +781,63 @@ int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_
     e->nt = nt;
     e->pos = pos + done;
     e->logits = done + nt == n ? logits_out : NULL;
+    e->normed_rows = pooling != ENGINE_POOL_NONE;
     e->stop = 0;
     pool_run(e->pool, forward_job, e);
+    e->normed_rows = 0;
     if (e->stop) return ERR_CANCELED;
+    for (int t = 0; t < nt && pooling != ENGINE_POOL_NONE; t++) { /* in token order: deterministic */
+      int at = done + t;
+      int want = pooling == ENGINE_POOL_MEAN || (pooling == ENGINE_POOL_CLS && at == 0) ||
+                 (pooling == ENGINE_POOL_LAST && at == n - 1);
+      const float *row = e->xb + (size_t)t * e->xb_dim;
+      for (int i = 0; want && i < e->d; i++) e->pooled[i] += row[i];
+    }
     memcpy(e->cached + pos + done, tokens + done, (size_t)nt * sizeof *tokens);
     done += nt;
     e->n_cached = pos + done;
   }
   return 0;
+}
+
+int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_out) {
+  return run_batches(e, tokens, n, pos, logits_out, ENGINE_POOL_NONE);
+}
+
+int engine_embed(engine *e, const int32_t *tokens, int n, engine_pooling pooling, float *out) {
+  if (pooling != ENGINE_POOL_MEAN && pooling != ENGINE_POOL_CLS && pooling != ENGINE_POOL_LAST) return ERR_UNSUPPORTED;
+  for (int i = 0; i < e->d; i++) e->pooled[i] = 0;
+  int rc = run_batches(e, tokens, n, 0, NULL, pooling);
+  if (rc) return rc;
+  double scale = pooling == ENGINE_POOL_MEAN ? 1.0 / n : 1.0;
+  for (int i = 0; i < e->d; i++) out[i] = (float)(e->pooled[i] * scale);
+  return 0;
+}
+
+int engine_n_embd(const engine *e) { return e->d; }
+
+int engine_embd_pooling(const model *m, engine_pooling *out, char *err, size_t cap) {
+  *out = ENGINE_POOL_MEAN;
+  switch (m->hp.pooling) {
+  case -1: return 0;
+  case ENGINE_POOL_MEAN: case ENGINE_POOL_CLS: case ENGINE_POOL_LAST:
+    *out = (engine_pooling)m->hp.pooling;
+    return 0;
+  case ENGINE_POOL_NONE:
+    return err_set(err, cap, ERR_UNSUPPORTED,
+                   "this model's metadata asks for no pooling (%s.pooling_type = 0: a vector per token), "
+                   "which cannot be answered as one embedding per input", m->arch_name);
+  default:
+    return err_set(err, cap, ERR_UNSUPPORTED,
+                   "this model is a reranker (%s.pooling_type = 4), not an embedding model", m->arch_name);
+  }
+}
+
+void engine_embd_normalize(float *v, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += (double)v[i] * v[i];
+  float scale = sum > 0 ? (float)(1.0 / sqrt(sum)) : 0.0f;
+  for (int i = 0; i < n; i++) v[i] *= scale;
 }
 
 /* ---- generation ----------------------------------------------------------------------- */

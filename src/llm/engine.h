@@ -65,6 +65,34 @@ int engine_n_vocab(const engine *e);
  * before pos, plus possibly garbage after them, which later evals overwrite). */
 int engine_eval(engine *e, const int32_t *tokens, int n, int pos, float *logits_out);
 
+/* ---- embeddings ----------------------------------------------------------------------- */
+
+/* How per-token hidden states become one vector: llama.cpp's enum llama_pooling_type, the
+ * values of the GGUF key "{arch}.pooling_type". */
+typedef enum engine_pooling {
+  ENGINE_POOL_NONE = 0, /* one vector per token (not pooled) */
+  ENGINE_POOL_MEAN = 1, /* the average over the tokens */
+  ENGINE_POOL_CLS = 2,  /* the first token's */
+  ENGINE_POOL_LAST = 3, /* the last token's */
+  ENGINE_POOL_RANK = 4, /* a classifier head's score (reranking models) */
+} engine_pooling;
+
+/* The embedding of tokens[0..n): each token's final hidden state after the output norm (the
+ * input of the lm_head, llama.cpp's "result_norm"), pooled as pooling says (MEAN, CLS or LAST; else
+ * ERR_UNSUPPORTED), into out[engine_n_embd] (not normalized). The tokens are evaluated from
+ * position 0 in batches of n_batch, so the cache then holds them (no prefix is reused: mean
+ * pooling needs every token's state). Errors as engine_eval (ERR_RANGE when n > n_ctx). */
+int engine_embed(engine *e, const int32_t *tokens, int n, engine_pooling pooling, float *out);
+int engine_n_embd(const engine *e);
+/* The pooling m's embeddings use: its "{arch}.pooling_type" when that is mean, cls or
+ * last, and mean when the file has none (decoder-only chat models never set it; mean over
+ * the whole text is what sentence-embedding practice and llama.cpp's --pooling mean give).
+ * 0, or ERR_UNSUPPORTED with a reason in err for none (per-token vectors) and rank. */
+int engine_embd_pooling(const model *m, engine_pooling *out, char *err, size_t cap);
+/* Scales v[0..n) to unit Euclidean length (sum of squares in double; a zero vector stays
+ * zero), as llama.cpp's common_embd_normalize with embd_norm = 2. */
+void engine_embd_normalize(float *v, int n);
+
 /* Tokens currently held in the KV cache (positions 0..n-1), for prefix reuse. */
 int engine_n_cached(const engine *e);
 const int32_t *engine_cached_tokens(const engine *e);

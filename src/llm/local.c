@@ -32,6 +32,8 @@ struct local_job {
   int32_t *ids;          /* generated token ids */
   int n_ids, cap_ids, ids_read;
   int prompt_tokens;     /* once tokenized */
+  float *embd;           /* embeddings job: [n_embed][embd_dim], set when it ends well */
+  int embd_dim;
   int64_t allowance;     /* tokens it may generate; -1 unlimited */
   int waiting_credit;
   logprob_log lp;        /* req.logprobs: the records (sized once the prompt is known) */
@@ -62,6 +64,11 @@ void local_req_clear(local_req *lr) {
   free(lr->cont_ids);
   for (int i = 0; i < lr->n_stop; i++) free(lr->stop[i]);
   free(lr->grammar);
+  for (int i = 0; lr->embed && i < lr->n_embed; i++) {
+    free(lr->embed[i].text);
+    free(lr->embed[i].ids);
+  }
+  free(lr->embed);
   json_decref(lr->messages);
   json_decref(lr->tools);
   memset(lr, 0, sizeof *lr);
@@ -73,6 +80,7 @@ static void job_unref(local_job *j) {
   pthread_mutex_unlock(&j->mu);
   if (left) return;
   local_req_clear(&j->req);
+  free(j->embd);
   free(j->ids);
   logprob_log_deinit(&j->lp);
   buf_deinit(&j->text);
@@ -339,6 +347,100 @@ static int echo_logprobs(local_svc *s, local_job *j, const int32_t *ids, int n, 
   return rc;
 }
 
+/* Ends a job with an error of the given kind. */
+static void fail_kind(local_job *j, local_error_kind kind, int pt, const char *why) {
+  pthread_mutex_lock(&j->mu);
+  j->result.kind = kind;
+  pthread_mutex_unlock(&j->mu);
+  finish(j, LOCAL_ERROR, pt, 0, why);
+}
+
+/* An input's token ids: text tokenized (BOS and EOS as the model asks) or ids checked
+ * against the vocabulary, into ids[0..cap). Returns the count (may exceed cap: too long)
+ * or <0 with err. */
+static int embed_ids(local_svc *s, const local_embed_in *in, int idx, int32_t *ids, int cap, char *err,
+                     size_t err_cap) {
+  if (!in->text) {
+    for (int i = 0; i < in->n_ids; i++)
+      if (in->ids[i] < 0 || in->ids[i] >= s->m->hp.n_vocab)
+        return err_set(err, err_cap, ERR_INVAL, "input %d: token id %d is outside the vocabulary (0..%d)", idx,
+                       (int)in->ids[i], s->m->hp.n_vocab - 1);
+    if (in->n_ids <= cap) memcpy(ids, in->ids, (size_t)in->n_ids * sizeof *ids);
+    return in->n_ids;
+  }
+  int eos = tok_add_eos(s->t) && tok_eos(s->t) >= 0;
+  int n = tok_encode(s->t, in->text, in->text_len, tok_add_bos(s->t), 0, ids, (size_t)(cap > eos ? cap - eos : 0));
+  if (n < 0) return err_set(err, err_cap, n, "input %d cannot be tokenized: %s", idx, err_str(n));
+  if (eos && n + 1 <= cap) ids[n] = tok_eos(s->t);
+  n += eos;
+  if (n == 0) return err_set(err, err_cap, ERR_INVAL, "input %d has no tokens", idx);
+  return n;
+}
+
+/* An embeddings job: one pooled, normalized vector per input. Worker thread. */
+static void run_embed_job(local_svc *s, local_job *j) {
+  char err[320] = "";
+  const local_req *r = &j->req;
+  int dim = engine_n_embd(s->e), n_ctx = engine_n_ctx(s->e), total = 0;
+  local_error_kind kind = LOCAL_E_REQUEST;
+  int32_t *ids = NULL;
+  float *out = NULL;
+  engine_pooling pool;
+  if (engine_embd_pooling(s->m, &pool, err, sizeof err)) goto fail;
+  if (r->embed_dims && r->embed_dims != dim) {
+    snprintf(err, sizeof err, "'dimensions' is %d, but this model's embeddings have %d (they cannot be shortened)",
+             r->embed_dims, dim);
+    goto fail;
+  }
+  /* one buffer of n_ctx + 1 ids (one more shows an input that is too long) */
+  ids = malloc((size_t)(n_ctx + 1) * sizeof *ids);
+  out = malloc((size_t)r->n_embed * (size_t)dim * sizeof *out);
+  if (!ids || !out) {
+    kind = LOCAL_E_INTERNAL;
+    snprintf(err, sizeof err, "out of memory");
+    goto fail;
+  }
+  engine_cancel_reset(s->e);
+  for (int i = 0; i < r->n_embed; i++) {
+    if (atomic_load(&j->canceled)) {
+      free(ids);
+      free(out);
+      finish(j, LOCAL_CANCELED, total, 0, NULL);
+      return;
+    }
+    int n = embed_ids(s, &r->embed[i], i, ids, n_ctx + 1, err, sizeof err);
+    if (n < 0) goto fail;
+    total += n;
+    if (n > n_ctx) {
+      kind = LOCAL_E_CONTEXT;
+      snprintf(err, sizeof err, "input %d has %d tokens; this node's context holds %d", i, n, n_ctx);
+      goto fail;
+    }
+    float *v = out + (size_t)i * dim;
+    int rc = engine_embed(s->e, ids, n, pool, v);
+    if (rc) {
+      kind = LOCAL_E_INTERNAL;
+      snprintf(err, sizeof err, "embedding failed: %s", err_str(rc));
+      goto fail;
+    }
+    engine_embd_normalize(v, dim);
+    pthread_mutex_lock(&j->mu);
+    j->prompt_tokens = total;
+    pthread_mutex_unlock(&j->mu);
+  }
+  free(ids);
+  pthread_mutex_lock(&j->mu);
+  j->embd = out;
+  j->embd_dim = dim;
+  pthread_mutex_unlock(&j->mu);
+  finish(j, LOCAL_STOP, total, 0, NULL);
+  return;
+fail:
+  free(ids);
+  free(out);
+  fail_kind(j, kind, total, err);
+}
+
 static void run_job(local_svc *s, local_job *j) {
   char err[256] = "";
   if (atomic_load(&j->canceled)) { finish(j, LOCAL_CANCELED, 0, 0, NULL); return; }
@@ -347,6 +449,10 @@ static void run_job(local_svc *s, local_job *j) {
     char msg[320];
     snprintf(msg, sizeof msg, "cannot load the model: %s", err[0] ? err : err_str(rc));
     finish(j, LOCAL_ERROR, 0, 0, msg);
+    return;
+  }
+  if (j->req.n_embed > 0) {
+    run_embed_job(s, j);
     return;
   }
   int32_t *ids = NULL;
@@ -615,6 +721,15 @@ int local_job_read_logprobs(local_job *j, logprob_rec *out, int cap, buf *bytes)
   if (!rc) j->lp_read += n;
   pthread_mutex_unlock(&j->mu);
   return rc ? rc : n;
+}
+
+int local_job_embeddings(local_job *j, const float **out, int *dim) {
+  pthread_mutex_lock(&j->mu);
+  int n = j->embd && j->result.finish == LOCAL_STOP ? j->req.n_embed : 0;
+  *out = n ? j->embd : NULL;
+  *dim = n ? j->embd_dim : 0;
+  pthread_mutex_unlock(&j->mu);
+  return n;
 }
 
 int local_job_read_ids(local_job *j, int32_t *out, int cap) {

@@ -28,6 +28,15 @@ typedef struct local_svc local_svc;
 typedef struct local_job local_job;
 
 #define LOCAL_MAX_MESSAGES 256
+#define LOCAL_MAX_EMBED_INPUTS 2048 /* inputs of one embeddings request (OpenAI's limit) */
+
+/* One input of an embeddings request: text, or token ids used as they are. */
+typedef struct local_embed_in {
+  char *text;                 /* owned UTF-8 text of text_len bytes, or NULL for ids */
+  size_t text_len;
+  int32_t *ids;               /* owned token ids when text is NULL */
+  int n_ids;
+} local_embed_in;
 #define LOCAL_MAX_GRAMMAR (256u << 10) /* bytes of GBNF a request may carry */
 
 typedef struct local_req {
@@ -64,6 +73,15 @@ typedef struct local_req {
    * position at a time, each giving the next token's distribution). Read them with
    * local_job_read_logprobs. */
   int logprobs, top_logprobs, echo_logprobs;
+  /* An embeddings request instead of a generation: one vector per input (owned, n_embed of
+   * them), read with local_job_embeddings. Text gets BOS (and EOS) as the model asks; each
+   * input must fit the context. Vectors are the final hidden state after the output norm,
+   * pooled as the model's "{arch}.pooling_type" says (mean when it says nothing; none and
+   * rank are refused), then scaled to unit length. embed_dims: the size the client
+   * wants (0: the model's own); any other size is refused. */
+  local_embed_in *embed;
+  int n_embed;
+  int embed_dims;
   /* Called from the worker thread whenever the job has new text/tokens or ends (may be
    * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
   void (*notify)(void *ud);
@@ -111,6 +129,10 @@ void local_job_cancel(local_job *j);
  * out, their bytes appended to bytes. Returns the count (0: none now, or none asked) or
  * ERR_NOMEM. */
 int local_job_read_logprobs(local_job *j, logprob_rec *out, int cap, buf *bytes);
+/* An ended embeddings job's vectors: *out points at n_embed rows of *dim floats (borrowed
+ * until the job is released). Returns n_embed, or 0 when there are none (not finished, or
+ * failed). */
+int local_job_embeddings(local_job *j, const float **out, int *dim);
 
 /* Copies up to cap token ids generated since the last call into out; returns the count. */
 int local_job_read_ids(local_job *j, int32_t *out, int cap);

@@ -96,6 +96,7 @@ static int read_hparams(binder *b, model *m) {
   else return fail(b, ERR_UNSUPPORTED, "architecture '%s' is not supported (llama, qwen2, qwen3 are)", arch);
 
   int rc;
+  char key[160];
   if ((rc = hp_int(b, arch, "embedding_length", -1, 1, MAX_EMBD, &hp->n_embd)) ||
       (rc = hp_int(b, arch, "block_count", -1, 1, MODEL_MAX_LAYERS, &hp->n_layer)) ||
       (rc = hp_int(b, arch, "attention.head_count", -1, 1, MAX_HEADS, &hp->n_head)) ||
@@ -119,9 +120,11 @@ static int read_hparams(binder *b, model *m) {
   if (hp->rope_base <= 0) return fail(b, ERR_FORMAT, "%s.rope.freq_base must be positive", arch);
   if ((rc = hp_float(b, arch, "attention.layer_norm_rms_epsilon", 1e-5, 1, &hp->rms_eps))) return rc;
   if (hp->rms_eps < 0) return fail(b, ERR_FORMAT, "%s.attention.layer_norm_rms_epsilon is negative", arch);
+  snprintf(key, sizeof key, "%s.pooling_type", arch);
+  hp->pooling = -1; /* absent */
+  if (gguf_find_kv(b->f, key) && (rc = hp_int(b, arch, "pooling_type", 0, 0, 4, &hp->pooling))) return rc;
 
   /* RoPE scaling: only "none" (or linear with factor 1) is implemented. */
-  char key[160];
   snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
   gguf_str st;
   if (gguf_get_str(b->f, key, &st) == 0 && !gguf_str_eq(st, "none")) {

@@ -48,6 +48,8 @@ typedef struct model_hparams {
   model_rope rope;    /* pairing of rotated elements: (2i, 2i+1) or (i, i + n_rot/2) */
   int has_qkv_bias;   /* qwen2: attn_q/k/v have biases */
   int has_qk_norm;    /* qwen3: RMSNorm over each q and k head before RoPE */
+  int pooling;        /* "{arch}.pooling_type" for embeddings (llama.cpp's enum, 0..4; see
+                         engine_pooling), -1 when the file has none */
 } model_hparams;
 
 /* A weight matrix in the mapping: n_out rows of n_in elements of type `type`, each row

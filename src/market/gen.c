@@ -79,6 +79,10 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
   char err[512];
   int local = !r->only && g->o.local && !strchr(model, '/') &&
               mstore_resolve(g->models_dir, model, &m, err, sizeof err) == 0;
+  if (!local && lr->n_embed > 0) /* the market sells generations only */
+    return refuse(e, lr, 404, "model_not_found",
+                  "model '%.200s' is not on this node; embeddings are served by this node's own models only "
+                  "(see GET /v1/models: those owned by this node)", model);
   if (!local && !g->o.network)
     return refuse(e, lr, 404, "model_not_found", "model '%.200s' is not on this node (see GET /v1/models)", model);
   if (!local && lr->echo_logprobs) /* providers send the generated tokens' records only (docs/api.md) */
@@ -174,6 +178,12 @@ int gen_failed_early(gen_stream *s) {
 void gen_node(gen_stream *s, char node_id[MKT_NODE_ID_MAX]) {
   if (s->job) snprintf(node_id, MKT_NODE_ID_MAX, "%s", s->self_id);
   else mkt_stream_node(s->ms, node_id);
+}
+
+int gen_embeddings(gen_stream *s, const float **out, int *dim) {
+  *out = NULL;
+  *dim = 0;
+  return s->job ? local_job_embeddings(s->job, out, dim) : 0;
 }
 
 int gen_is_remote(const gen_stream *s) { return s->ms != NULL; }

@@ -10,6 +10,7 @@
  *   2. local or network: a model in this node's store runs on its own worker
  *      (llm/local) unless the caller names a provider; anything else is bought from the
  *      network through the hook the node sets (gen_opts.network: node/mktsvc), or is a 404.
+ *      Embeddings (local_req.n_embed > 0) run on local models only: others are a 404.
  *   3. one stream type for both: gen_stream, read as text arrives, waited on for the end.
  *
  * Thread-safety: gen_submit, gen_shutdown and every gen_stream function may be called from
@@ -96,6 +97,9 @@ int gen_failed_early(gen_stream *s);
 /* The provider producing text now. */
 void gen_node(gen_stream *s, char node_id[MKT_NODE_ID_MAX]);
 int gen_is_remote(const gen_stream *s);
+/* An ended embeddings request's vectors (lr->n_embed > 0; local models only: gen_submit
+ * refuses others with a 404): see local_job_embeddings. */
+int gen_embeddings(gen_stream *s, const float **out, int *dim);
 void gen_cancel(gen_stream *s);       /* stops the generation (and its payments) */
 void gen_release(gen_stream *s);      /* NULL ok */
 

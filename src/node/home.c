@@ -15,6 +15,8 @@
 #include "http/auth.h"
 #include "p2p/peers.h"
 #include "chain/chain_config.h"
+#include "agent/agent_config.h"
+#include "agent/agent_store.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -33,7 +35,7 @@ static const config_key node_keys[] = {
 static const struct { const config_key *keys; const size_t *n; } layers[] = {
     {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
     {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
-    {pay_config_keys, &pay_config_keys_n},
+    {pay_config_keys, &pay_config_keys_n}, {agent_config_keys, &agent_config_keys_n},
 };
 
 static config_key schema[128];
@@ -56,6 +58,7 @@ static const store_migration migrations[] = {
     {"pay", pay_schema_v1},
     {"market", market_schema_v1},
     {"market", market_schema_v2},
+    {"agent", agent_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -26,9 +26,7 @@
 #include "p2p/dht.h"
 #include "core/hex.h"
 
-#ifndef APIARY_VERSION
-#define APIARY_VERSION "0.1.0"
-#endif
+#include "core/version.h"
 
 static void m_status(ctl_req *req, json_t *params, void *ud) {
   node *n = ud;

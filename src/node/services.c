@@ -21,12 +21,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/mcp.h"
+#include "agent/mcp_fixtures.h"
+#include "agent/mcp_node.h"
 #include "core/err.h"
+#include "core/version.h"
+#include "http/mcp_http.h"
+#include "node/control.h"
 #include "core/log.h"
 #include "http/health.h"
 #include "http/metrics.h"
 #include "http/openai.h"
 #include "http/server.h"
+#include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
 #include "node/mktsvc.h"
@@ -264,6 +271,76 @@ static void gen_release_state(void *st) {
   free(s);
 }
 
+/* ---- agents ---------------------------------------------------------------------------- */
+
+static int agents_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
+  agentsvc_opts ao = {.gen = c->gen, .db = c->db, .db_path = c->paths->db, .home = c->paths->dir, .ctl = c->ctl};
+  agentsvc *a;
+  int rc = agentsvc_start(&ao, &a, err, cap);
+  if (!rc) *st = a;
+  return rc;
+}
+
+static void agents_stop(node_ctx *c, void *st) { (void)c; agentsvc_stop(st); }
+
+static void agents_release(void *st) { agentsvc_free(st); }
+
+/* ---- mcp ------------------------------------------------------------------------------ */
+
+/* The MCP server at /mcp: the node's tools reach it through its own control socket, as
+ * `apiary mcp` on stdio does beside it. Registered before the http service starts. */
+typedef struct mcp_state {
+  mcp_server srv;
+  mcp_node_ops ops;
+  mcp_http *http;
+  char home[HOME_PATH_MAX];
+} mcp_state;
+
+static int mcp_ctl(void *ud, const char *method, json_t *params, int timeout_ms, json_t **result, char *err,
+                   size_t cap) {
+  mcp_state *m = ud;
+  char *msg = NULL;
+  int rc = ctl_call(m->home, method, params, timeout_ms, result, &msg);
+  if (rc) snprintf(err, cap, "%s", msg ? msg : err_str(rc));
+  free(msg);
+  return rc;
+}
+
+static int mcp_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!config_bool(c->cfg, "http", "enabled") || !config_bool(c->cfg, "mcp", "enabled")) return 0;
+  mcp_state *m = calloc(1, sizeof *m);
+  if (!m) return ERR_NOMEM;
+  snprintf(m->home, sizeof m->home, "%s", c->paths->dir);
+  m->ops = (mcp_node_ops){.call = mcp_ctl, .ud = m};
+  mcp_server_init(&m->srv, "apiary", APIARY_VERSION,
+                  "An apiary node: generate text with local or bought models, and see the node's offers, peers, "
+                  "balance and receipts.");
+  const node_opts *o = c->node->opts;
+  const char *listen = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen");
+  int loopback = !strncmp(listen, "127.", 4) || !strncmp(listen, "localhost:", 10) || !strncmp(listen, "[::1]", 5);
+  int rc = mcp_node_add(&m->srv, &m->ops);
+  if (!rc && config_bool(c->cfg, "mcp", "conformance_fixtures")) rc = mcp_fixtures_add(&m->srv);
+  if (!rc) rc = mcp_http_new(&m->srv, loopback, &m->http);
+  if (!rc) rc = mcp_http_routes_add(c->routes, m->http);
+  if (rc) {
+    snprintf(err, cap, "cannot set up MCP at /mcp: %s", err_str(rc));
+    mcp_http_free(m->http);
+    free(m);
+    return rc;
+  }
+  *st = m;
+  return 0;
+}
+
+static void mcp_stop(node_ctx *c, void *st) { (void)c; (void)st; /* the http service stops first */ }
+
+static void mcp_release(void *st) {
+  mcp_state *m = st;
+  mcp_http_free(m->http);
+  free(m);
+}
+
 /* ---- http ----------------------------------------------------------------------------- */
 
 static json_t *http_remote_models(void *ud) { return mktsvc_models(ud); }
@@ -312,6 +389,8 @@ static const svc_def table[] = {
     {"sell", sell_start, sell_stop, NULL, NULL},
     {"buy", buy_start, buy_stop, buy_status, buy_release},
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
+    {"agents", agents_start, agents_stop, NULL, agents_release},
+    {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };
 

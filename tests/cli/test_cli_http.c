@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -577,6 +578,112 @@ static void test_api_door(void **state) {
 }
 
 
+static int threads_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  int n = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "Threads:", 8)) n = atoi(line + 8);
+  if (f) fclose(f);
+  return n;
+}
+
+typedef struct crowd_req { resp r; char retry_after; } crowd_req;
+
+static size_t crowd_header(char *p, size_t sz, size_t n, void *ud) {
+  crowd_req *c = ud;
+  if (sz * n >= 12 && !strncasecmp(p, "Retry-After:", 12)) c->retry_after = 1;
+  return sz * n;
+}
+
+/* A crowd: 200 clients at once each ask for a short completion. Every one gets an answer
+ * (200) or a 429 with Retry-After, none is left hanging (each has 120 s, the crowd's work
+ * is a few seconds); afterwards the node's threads come back down and a fresh request is
+ * answered at once. */
+static void test_api_crowd(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], tok[128];
+  pid_t pid;
+  int port = tiny_api_node(dir, home, tok, "s|^max_generations = .*|max_generations = 16|", &pid);
+  enum { N = 200 };
+  static crowd_req reqs[N];
+  CURL *easy[N];
+  CURLM *m = curl_multi_init();
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)N);
+  char url[128], auth[200];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", port);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+  struct curl_slist *h = curl_slist_append(NULL, auth);
+  h = curl_slist_append(h, "Content-Type: application/json");
+  const char *body = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"max_tokens\":4,\"temperature\":0}";
+  int threads0 = threads_of(pid);
+  for (int i = 0; i < N; i++) {
+    memset(&reqs[i], 0, sizeof reqs[i]);
+    easy[i] = curl_easy_init();
+    curl_easy_setopt(easy[i], CURLOPT_URL, url);
+    curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &reqs[i].r);
+    curl_easy_setopt(easy[i], CURLOPT_HEADERFUNCTION, crowd_header);
+    curl_easy_setopt(easy[i], CURLOPT_HEADERDATA, &reqs[i]);
+    curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(easy[i], CURLOPT_FORBID_REUSE, 1L);
+    curl_multi_add_handle(m, easy[i]);
+  }
+  int running = 1, peak = 0;
+  while (running) {
+    curl_multi_perform(m, &running);
+    int t = threads_of(pid);
+    if (t > peak) peak = t;
+    if (running) curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+  int ok = 0, busy = 0;
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(m, &left)))
+    if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK)
+      fail_msg("a request of the crowd failed: %s", curl_easy_strerror(msg->data.result));
+  for (int i = 0; i < N; i++) {
+    curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &reqs[i].r.status);
+    if (reqs[i].r.status == 200) {
+      json_t *j = json_loads(reqs[i].r.body, 0, NULL);
+      assert_non_null(json_object_get(j, "choices"));
+      json_decref(j);
+      ok++;
+    } else if (reqs[i].r.status == 429) {
+      assert_true(reqs[i].retry_after);
+      assert_non_null(strstr(reqs[i].r.body, "rate_limit_exceeded"));
+      busy++;
+    } else {
+      fail_msg("request %d of the crowd: status %ld: %s", i, reqs[i].r.status, reqs[i].r.body);
+    }
+    curl_multi_remove_handle(m, easy[i]);
+    curl_easy_cleanup(easy[i]);
+  }
+  curl_multi_cleanup(m);
+  curl_slist_free_all(h);
+  print_message("crowd of %d: %d answered, %d told to retry; node threads %d before, %d at peak\n", N, ok, busy,
+                threads0, peak);
+  assert_int_equal(ok + busy, N);
+  assert_true(ok >= 16);
+  /* the crowd's threads end with its connections */
+  int t = threads_of(pid);
+  for (int i = 0; i < 100 && t > threads0 + 2; i++) {
+    usleep(100000);
+    t = threads_of(pid);
+  }
+  if (t > threads0 + 2) fail_msg("the node kept %d threads after the crowd left (%d before)", t, threads0);
+  resp r;
+  http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  tu_rm_rf(dir);
+}
+
 /* POSTs a chat body and returns its parsed answer (the caller decrefs). */
 static json_t *chat_post(int port, const char *tok, const char *body, long want_status) {
   resp r;
@@ -971,8 +1078,8 @@ static void test_api_logprobs(void **state) {
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits),
-                                     cmocka_unit_test(test_api_door), cmocka_unit_test(test_api_tools),
-                                     cmocka_unit_test(test_api_logprobs)};
+                                     cmocka_unit_test(test_api_door), cmocka_unit_test(test_api_crowd),
+                                     cmocka_unit_test(test_api_tools), cmocka_unit_test(test_api_logprobs)};
   int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
   curl_global_cleanup();
   return rc;

@@ -6,9 +6,11 @@ token, and has the client list models and run a completion streaming and not. Ch
 text against llama.cpp's greedy continuation of the same prompt (shared/models/
 stories15M-Q8_0.ref.json), that streaming and non-streaming agree, that usage counts are
 right, and that a bad token is refused; then tool calls and structured output through the
-OpenAI client, LangChain and the Vercel AI SDK (tools_client.js), checked with ajv;
-logprobs, echo and n = 2 streamed through the same three (logprobs_client.js), the first
-position's logprobs against llama.cpp's logits. Then the same client talks to a second node that
+OpenAI client, LangChain and the Vercel AI SDK (tools_client.js), checked with ajv,
+embeddings through the same three (embed_client.js) against llama.cpp's vectors
+(tests/data/embeddings), and logprobs, echo and n = 2 streamed through the same three
+(logprobs_client.js), the first position's logprobs against llama.cpp's logits. Then the
+same client talks to a second node that
 has no model: its API buys the tokens from the first node over the network (free offer,
 no chain), and every check must hold again. Prints "N passed, N failed".
 """
@@ -130,6 +132,20 @@ def run_tools(label, port, token, home):
     for name, ok, detail in res["checks"]:
         check(label + name, ok, detail)
 
+def run_embed(label, port, token, home):
+    """POST /v1/embeddings through the OpenAI client, LangChain and the Vercel AI SDK
+    (tests/interop/embed_client.js), against llama.cpp's vectors for the same file."""
+    ref = os.path.join(ROOT, "tests/data/embeddings/stories15M-Q8_0.json")
+    r = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "embed_client.js"),
+                        "http://127.0.0.1:%d/v1" % port, token, "stories15M", ref], capture_output=True, text=True, timeout=300)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        check(label + "the embeddings client ran", False, r.stderr[-2000:] + "\n  node log:\n" + log_tail(home))
+        return
+    for name, ok, detail in res["checks"]:
+        check(label + name, ok, detail)
+
 local_first = {}
 
 def run_logprobs(label, port, token, home, routed):
@@ -214,6 +230,7 @@ try:
     dht_a, port = start_node(home, dht_a, dht_c, port)
     run_client("", port, token, home)
     run_tools("", port, token, home)
+    run_embed("", port, token, home)
     run_logprobs("", port, token, home, False)
     # A node without the model: its API routes to the first node. Its ports are chosen now, not
     # before the first client ran, so nothing else had time to take them.
