@@ -116,6 +116,7 @@ int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *sto
       return 0;
     }
     json_t *def = NULL;
+    int more = 1;
     if (agent_get(s, t.agent, &def)) {
       rc = agent_task_set(s, id, AGENT_FAILED, NULL, "its agent no longer exists");
       agent_task_clear(&t);
@@ -127,7 +128,6 @@ int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *sto
     if ((rc = agent_steps_load(s, id, &steps, &n))) goto out;
     agent_action a;
     agent_plan(def, &t, steps, n, agent_spent_since(s, t.agent, (int64_t)time(NULL) - 86400), &a);
-    int more = 1;
     switch (a.kind) {
     case AGENT_ACT_MODEL: rc = do_model(s, &t, def, &a, ops); break;
     case AGENT_ACT_TOOL: rc = do_tool(s, &t, def, &a, ops); break;
