@@ -109,6 +109,7 @@ static int do_tool(store *s, const agent_task *t, const json_t *def, agent_actio
 int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *stop) {
   for (;;) {
     agent_task t;
+    int more = 1; /* before any goto out */
     int rc = agent_task_get(s, id, &t);
     if (rc) return rc;
     if (ended(t.state)) {
@@ -127,7 +128,6 @@ int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *sto
     if ((rc = agent_steps_load(s, id, &steps, &n))) goto out;
     agent_action a;
     agent_plan(def, &t, steps, n, agent_spent_since(s, t.agent, (int64_t)time(NULL) - 86400), &a);
-    int more = 1;
     switch (a.kind) {
     case AGENT_ACT_MODEL: rc = do_model(s, &t, def, &a, ops); break;
     case AGENT_ACT_TOOL: rc = do_tool(s, &t, def, &a, ops); break;
