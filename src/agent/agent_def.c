@@ -7,7 +7,7 @@
 #include "core/err.h"
 
 static const char *const builtins[] = {"files_read", "files_write", "files_list", "http_fetch",
-                                       "generate", "offers", "peers", "balance"};
+                                       "generate", "offers", "peers", "balance", "delegate"};
 static const char *const reads[] = {"files_read", "files_list", "offers", "peers", "balance"};
 
 int agent_builtin_known(const char *name) {
@@ -121,12 +121,31 @@ static int check_mcp(const json_t *in, json_t *out, char *err, size_t cap) {
   return 0;
 }
 
+/* "sell": {"price_wei": N, "description": "..."}: other nodes may give this agent tasks. */
+static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
+  json_t *v = json_object_get(in, "sell");
+  if (!v || json_is_null(v)) return 0;
+  json_t *p = json_object_get(v, "price_wei"), *d = json_object_get(v, "description");
+  const char *k;
+  json_t *x;
+  if (!json_is_object(v)) return fail(err, cap, "%s", "\"sell\" must be an object: {\"price_wei\": N, \"description\": \"...\"}");
+  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description"))
+      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, description)", k);
+  if (!json_is_integer(p) || json_integer_value(p) < 0)
+    return fail(err, cap, "%s", "\"sell.price_wei\" must be an integer >= 0 (wei per task)");
+  if (d && (!json_is_string(d) || json_string_length(d) > AGENT_DEF_MAX_SELL_DESC ||
+            strlen(json_string_value(d)) != json_string_length(d)))
+    return fail(err, cap, "%s", "\"sell.description\" must be a string of at most 1024 bytes");
+  json_object_set_new(out, "sell", json_pack("{s:O, s:s}", "price_wei", p, "description", d ? json_string_value(d) : ""));
+  return 0;
+}
+
 int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
   *out_def = NULL;
   if (!json_is_object(in)) return fail(err, cap, "%s", "an agent definition is a JSON object");
   static const char *const known[] = {"name", "instructions", "model", "tools", "approve", "idempotent", "max_steps",
                                       "max_tokens", "temperature", "seed", "tool_choice", "max_wei_task", "max_wei_day",
-                                      "fetch_allow", "mcp"};
+                                      "fetch_allow", "mcp", "sell", "delegate_allow"};
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
@@ -147,11 +166,13 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
   if (!rc) rc = string_list(in, o, "approve", AGENT_DEF_MAX_TOOLS, 96, err, cap);
   if (!rc) rc = string_list(in, o, "idempotent", AGENT_DEF_MAX_TOOLS, 96, err, cap);
   if (!rc) rc = string_list(in, o, "fetch_allow", 32, 1024, err, cap);
+  if (!rc) rc = string_list(in, o, "delegate_allow", 32, 63, err, cap);
   if (!rc) rc = int_field(in, o, "max_steps", 8, 1, 100, err, cap);
   if (!rc) rc = int_field(in, o, "max_tokens", 256, 1, 8192, err, cap);
   if (!rc) rc = int_field(in, o, "max_wei_task", 0, 0, INT64_MAX, err, cap);
   if (!rc) rc = int_field(in, o, "max_wei_day", 0, 0, INT64_MAX, err, cap);
   if (!rc) rc = check_mcp(in, o, err, cap);
+  if (!rc) rc = check_sell(in, o, err, cap);
   if (!rc) {
     json_t *t = json_object_get(in, "temperature");
     if (t && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
@@ -179,7 +200,7 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
     else if (sep) snprintf(server, sizeof server, "%.*s", (int)(sep - t < 32 ? sep - t : 32), t);
     else if (!agent_builtin_known(t)) {
       rc = fail(err, cap, "unknown tool \"%s\" (built-ins: files_read, files_write, files_list, http_fetch, generate, "
-                          "offers, peers, balance; MCP tools as mcp:SERVER or SERVER__TOOL)", t);
+                          "offers, peers, balance, delegate; MCP tools as mcp:SERVER or SERVER__TOOL)", t);
       break;
     }
     if (server[0]) {

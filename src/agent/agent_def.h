@@ -14,7 +14,10 @@
  *    "max_wei_task": 0, "max_wei_day": 0,    spending caps in wei (0: no cap)
  *    "fetch_allow": ["https://example.org/"],URL prefixes http_fetch may read
  *    "mcp": [{"name": "notes", "command": "node", "args": ["server.js"], "env": {"K": "V"}},
- *            {"name": "web", "url": "https://host/mcp", "bearer": "..."}]}
+ *            {"name": "web", "url": "https://host/mcp", "bearer": "..."}],
+ *    "delegate_allow": ["scribe"],           agent names the delegate tool may hire (empty: any)
+ *    "sell": {"price_wei": 0, "description": "Writes haiku."}}   for sale to other nodes
+ *                                            (agent/a2a): wei per task, what it does
  *
  * Built-in tools: files_read, files_write, files_list (inside the agent's own folder),
  * http_fetch (GET, allowlisted prefixes), generate (a model through the market), offers,
@@ -28,6 +31,7 @@
 
 #define AGENT_DEF_MAX_TOOLS 32
 #define AGENT_DEF_MAX_MCP 8
+#define AGENT_DEF_MAX_SELL_DESC 1024
 
 /* Checks def (untrusted JSON) and fills in defaults: 0, or ERR_INVAL with err naming the
  * field and the rule. *out is a new normalized object. */

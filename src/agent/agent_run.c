@@ -109,6 +109,7 @@ static int do_tool(store *s, const agent_task *t, const json_t *def, agent_actio
 int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *stop) {
   for (;;) {
     agent_task t;
+    int more = 1; /* before any goto out */
     int rc = agent_task_get(s, id, &t);
     if (rc) return rc;
     if (ended(t.state)) {
@@ -116,7 +117,6 @@ int agent_run_task(store *s, int64_t id, const agent_ops *ops, volatile int *sto
       return 0;
     }
     json_t *def = NULL;
-    int more = 1;
     if (agent_get(s, t.agent, &def)) {
       rc = agent_task_set(s, id, AGENT_FAILED, NULL, "its agent no longer exists");
       agent_task_clear(&t);

@@ -94,6 +94,17 @@ json_t *agent_builtin_specs(const json_t *def) {
     } else if (!strcmp(name, "peers")) {
       desc = "List this node's peers.";
       schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}";
+    } else if (!strcmp(name, "delegate")) {
+      desc = "Give a task to another owner's agent on the network (paid from your budget); returns its answer.";
+      json_t *names = json_object_get(def, "delegate_allow");
+      json_t *ag = json_array_size(names) ? json_pack("{s:s, s:O}", "type", "string", "enum", names)
+                                          : json_pack("{s:s, s:s}", "type", "string", "pattern", "^[A-Za-z0-9_-]{1,63}$");
+      json_t *s = json_pack("{s:s, s:{s:o, s:{s:s, s:i}}, s:[s, s], s:b}", "type", "object", "properties", "agent", ag,
+                            "task", "type", "string", "maxLength", 4000, "required", "agent", "task",
+                            "additionalProperties", 0);
+      owned = json_dumps(s, JSON_COMPACT);
+      json_decref(s);
+      schema = owned;
     } else if (!strcmp(name, "balance")) {
       desc = "Show this node's wallet balance and payment channels.";
       schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}";
@@ -277,6 +288,47 @@ static int node_json(const agent_tools_env *env, const char *method, json_t *par
   return 0;
 }
 
+/* delegate {agent, task}: node/a2acall's a2a.delegate, with the task's spending cap
+ * (max_wei_task; none: no limit) as the budget. Not idempotent: a call in flight when the
+ * node dies is not made again (the provider may have taken, and been paid for, the task). */
+static int agent_tools__delegate(const agent_tools_env *env, const json_t *def, json_t *args, char **text, int *is_error,
+                                 int64_t *wei) {
+  const char *who = json_string_value(json_object_get(args, "agent"));
+  if (json_array_size(json_object_get(def, "delegate_allow")) && (!who || !agent_def_lists(def, "delegate_allow", who))) {
+    *text = strdup("that agent is not in this agent's delegate_allow list");
+    *is_error = 1;
+    return 0;
+  }
+  int64_t cap = agent_def_int(def, "max_wei_task");
+  char budget[24];
+  snprintf(budget, sizeof budget, "%llu", cap > 0 ? (unsigned long long)cap : (unsigned long long)UINT64_MAX);
+  json_t *p = json_pack("{s:O, s:O, s:s}", "agent", json_object_get(args, "agent"), "input", json_object_get(args, "task"),
+                        "max_wei", budget);
+  if (!p || !json_is_string(json_object_get(args, "agent")) || !json_is_string(json_object_get(args, "task"))) {
+    json_decref(p);
+    *text = strdup("delegate needs an agent and a task");
+    *is_error = 1;
+    return 0;
+  }
+  json_t *res = NULL;
+  node_json(env, "a2a.delegate", p, text, is_error, &res);
+  if (res) {
+    const char *w = json_string_value(json_object_get(res, "wei")), *st = json_string_value(json_object_get(res, "state"));
+    const char *t = json_string_value(json_object_get(res, "text")), *e = json_string_value(json_object_get(res, "error"));
+    *wei = w ? strtoll(w, NULL, 10) : 0;
+    free(*text);
+    if (st && !strcmp(st, "completed")) *text = strdup(t ? t : "");
+    else {
+      char m[1200];
+      snprintf(m, sizeof m, "the delegated task ended %s: %.1000s", st ? st : "?", e ? e : "no reason given");
+      *text = strdup(m);
+      *is_error = 1;
+    }
+    json_decref(res);
+  }
+  return 0;
+}
+
 int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char *name, json_t *args, char **text,
                       int *is_error, int64_t *wei) {
   *text = NULL;
@@ -289,6 +341,7 @@ int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char 
   if (!strcmp(name, "offers")) return node_json(env, "market.offers", NULL, text, is_error, NULL);
   if (!strcmp(name, "peers")) return node_json(env, "peers", NULL, text, is_error, NULL);
   if (!strcmp(name, "balance")) return node_json(env, "pay.info", NULL, text, is_error, NULL);
+  if (!strcmp(name, "delegate")) return agent_tools__delegate(env, def, args, text, is_error, wei);
   if (!strcmp(name, "generate")) {
     json_t *mt = json_object_get(args, "max_tokens");
     json_t *p = json_pack("{s:O, s:O, s:i, s:f}", "model", json_object_get(args, "model"), "prompt",

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/err.h"
 #include "core/log.h"
+#include "node/control.h"
 
 static const char agent_usage[] =
     "usage: apiary agent add NAME --model MODEL [options] | add --file DEF.json [--replace]\n"
@@ -18,7 +20,7 @@ static const char agent_usage[] =
     "  --model MODEL          the model it thinks with\n"
     "  --instructions TEXT    its system message\n"
     "  --tool T               a tool it may use (repeat): files_read, files_write, files_list,\n"
-    "                         http_fetch, generate, offers, peers, balance, mcp:SERVER,\n"
+    "                         http_fetch, generate, offers, peers, balance, delegate, mcp:SERVER,\n"
     "                         SERVER__TOOL (MCP servers are configured with --file)\n"
     "  --approve T            calls of T wait for 'apiary task approve' (repeat)\n"
     "  --idempotent T         T may run again after a crash (repeat; reads always may)\n"
@@ -34,13 +36,17 @@ static const char agent_usage[] =
 
 static const char task_usage[] =
     "usage: apiary task run AGENT TEXT [--wait] | list [--agent NAME] | show ID | cancel ID |\n"
-    "       approve ID [--deny]   [--home DIR] [--json]\n\n"
+    "       approve ID [--deny] | delegate NODE_ID|--any AGENT TEXT [--max-wei W]\n"
+    "       [--home DIR] [--json]\n\n"
     "Tasks given to agents. 'run' queues one and prints its id; with --wait it follows the\n"
     "steps on stderr until the task ends (or waits for your approval) and prints the answer.\n"
-    "'approve' lets a call that waits for you run (--deny refuses it; the agent is told).\n";
+    "'approve' lets a call that waits for you run (--deny refuses it; the agent is told).\n"
+    "'delegate' gives the task to an agent another owner sells on node NODE_ID (or on the\n"
+    "cheapest node selling it, --any), pays its price (at most --max-wei, default 0) and\n"
+    "prints its answer.\n";
 
 enum { O_MODEL = 0x3000, O_INSTR, O_TOOL, O_APPROVE, O_IDEM, O_FETCH, O_STEPS, O_TOKENS, O_WTASK, O_WDAY, O_CHOICE,
-       O_TEMP, O_SEED, O_FILE, O_REPLACE, O_WAIT, O_AGENT, O_DENY };
+       O_TEMP, O_SEED, O_FILE, O_REPLACE, O_WAIT, O_AGENT, O_DENY, O_ANY, O_MAXWEI };
 
 static const struct option opts[] = {
     CLI_COMMON_LONGOPTS, {"model", required_argument, 0, O_MODEL}, {"instructions", required_argument, 0, O_INSTR},
@@ -51,13 +57,14 @@ static const struct option opts[] = {
     {"tool-choice", required_argument, 0, O_CHOICE}, {"temp", required_argument, 0, O_TEMP},
     {"seed", required_argument, 0, O_SEED}, {"file", required_argument, 0, O_FILE},
     {"replace", no_argument, 0, O_REPLACE}, {"wait", no_argument, 0, O_WAIT}, {"agent", required_argument, 0, O_AGENT},
-    {"deny", no_argument, 0, O_DENY}, {0}};
+    {"deny", no_argument, 0, O_DENY}, {"any", no_argument, 0, O_ANY}, {"max-wei", required_argument, 0, O_MAXWEI}, {0}};
 
 typedef struct args {
   cli_common c;
   json_t *def;        /* built from the flags */
   const char *file, *agent;
-  int replace, wait, deny;
+  int replace, wait, deny, any;
+  const char *max_wei;
   const char *pos[4]; /* positional arguments */
   int n_pos;
 } args;
@@ -99,6 +106,12 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, args
     case O_WAIT: a->wait = 1; break;
     case O_AGENT: a->agent = optarg; break;
     case O_DENY: a->deny = 1; break;
+    case O_ANY: a->any = 1; break;
+    case O_MAXWEI:
+      if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 20)
+        return cli_usage_error(cmd, "bad --max-wei '%s' (wei, a whole number)", optarg);
+      a->max_wei = optarg;
+      break;
     case O_TEMP:
       if (cli_parse_float(optarg, 0, 2, &f)) return cli_usage_error(cmd, "bad --temp '%s' (0..2)", optarg);
       json_object_set_new(a->def, "temperature", json_real(f));
@@ -236,6 +249,40 @@ static void show_tasks(json_t *r) {
              json_string_value(json_object_get(x, "input")));
 }
 
+/* `task delegate`: a2a.delegate waits until the other node's task ends, so the call gets
+ * the delegation's own time limit rather than the usual 30 s. */
+static int delegate(const args *a) {
+  int want = a->any ? 3 : 4;
+  if (a->n_pos != want)
+    return cli_usage_error("task", "delegate wants NODE_ID AGENT TEXT, or --any AGENT TEXT");
+  const char *agent = a->pos[want - 2], *text = a->pos[want - 1];
+  json_t *p = json_pack("{s:s, s:s, s:s, s:i}", "agent", agent, "input", text, "max_wei", a->max_wei ? a->max_wei : "0",
+                        "timeout_s", 600);
+  if (!a->any) json_object_set_new(p, "node_id", json_string(a->pos[1]));
+  char dir[HOME_PATH_MAX], *msg = NULL;
+  if (cli_home(&a->c, dir, sizeof dir)) {
+    json_decref(p);
+    log_error("cannot work out the node home; pass --home DIR or set APIARY_HOME");
+    return CLI_FAIL;
+  }
+  json_t *res = NULL;
+  int rc = ctl_call(dir, "a2a.delegate", p, 610000, &res, &msg);
+  if (rc) {
+    log_error("delegate: %s", msg ? msg : err_str(rc));
+    free(msg);
+    return CLI_FAIL;
+  }
+  if (a->c.json) return cli_print_json(res);
+  const char *state = json_string_value(json_object_get(res, "state"));
+  int ok = state && !strcmp(state, "completed");
+  if (ok) printf("%s\n", json_string_value(json_object_get(res, "text")));
+  else fprintf(stderr, "the task ended %s: %s\n", state ? state : "?", json_string_value(json_object_get(res, "error")) ? json_string_value(json_object_get(res, "error")) : "no reason given");
+  fprintf(stderr, "node %s, task %s, %s wei\n", json_string_value(json_object_get(res, "node_id")),
+          json_string_value(json_object_get(res, "id")), json_string_value(json_object_get(res, "wei")));
+  json_decref(res);
+  return ok ? CLI_OK : CLI_FAIL;
+}
+
 int cli_task_main(int argc, char **argv) {
   args a;
   int rc = parse("task", task_usage, argc, argv, &a);
@@ -249,7 +296,8 @@ int cli_task_main(int argc, char **argv) {
     id = a.n_pos == 2 ? strtoll(a.pos[1], &end, 10) : 0;
     if (a.n_pos != 2 || *end || id <= 0) return cli_usage_error("task", "%s wants a task ID (see 'apiary task list')", action);
   }
-  if (!action) return cli_usage_error("task", "expected run, list, show, cancel or approve");
+  if (!action) return cli_usage_error("task", "expected run, list, show, cancel, approve or delegate");
+  if (!strcmp(action, "delegate")) return delegate(&a);
   if (!strcmp(action, "run")) {
     if (a.n_pos != 3) return cli_usage_error("task", "run wants an AGENT and the task TEXT");
     if ((rc = cli_ctl_call(&a.c, "task.run", json_pack("{s:s, s:s}", "agent", a.pos[1], "input", a.pos[2]), &res))) return rc;

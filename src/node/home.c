@@ -17,6 +17,7 @@
 #include "chain/chain_config.h"
 #include "agent/agent_config.h"
 #include "agent/agent_store.h"
+#include "agent/a2a_task.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -59,6 +60,7 @@ static const store_migration migrations[] = {
     {"market", market_schema_v1},
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
+    {"agent", a2a_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -8,6 +8,8 @@
  *   sell    selling generations (node/gensvc)
  *   buy     buying them: routing, failover, paying (node/mktsvc)
  *   gen     the one generation path (market/gen) and `ask` (node/asksvc)
+ *   agents  the agent runtime (node/agentsvc)
+ *   a2a     delegation between owners' agents (node/a2asvc)
  *   http    the local API (http/server) with every layer's routes
  *
  * Reverse order makes shutdown safe: the API stops first (gen_shutdown ends every stream
@@ -29,10 +31,12 @@
 #include "http/mcp_http.h"
 #include "node/control.h"
 #include "core/log.h"
+#include "http/agentcard.h"
 #include "http/health.h"
 #include "http/metrics.h"
 #include "http/openai.h"
 #include "http/server.h"
+#include "node/a2asvc.h"
 #include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
@@ -286,6 +290,21 @@ static void agents_stop(node_ctx *c, void *st) { (void)c; agentsvc_stop(st); }
 
 static void agents_release(void *st) { agentsvc_free(st); }
 
+/* ---- a2a: other nodes' tasks for our agents, and ours for theirs ------------------------- */
+
+static int a2a_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
+  a2asvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .pay = c->pay, .ctl = c->ctl, .me = c->id->pk};
+  a2asvc *a;
+  int rc = a2asvc_start(&o, &a, err, cap);
+  if (!rc) *st = a;
+  return rc;
+}
+
+static void a2a_stop(node_ctx *c, void *st) { (void)c; a2asvc_stop(st); }
+
+static void a2a_release(void *st) { a2asvc_free(st); }
+
 /* ---- mcp ------------------------------------------------------------------------------ */
 
 /* The MCP server at /mcp: the node's tools reach it through its own control socket, as
@@ -350,6 +369,11 @@ static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
   int rc = openai_routes_add(c->routes);
   if (!rc) rc = http_health_routes_add(c->routes);
   if (!rc) rc = http_metrics_routes_add(c->routes, c->gen);
+  static http_agentcard card; /* one node per process; read by the HTTP threads */
+  snprintf(card.db_path, sizeof card.db_path, "%s", c->paths->db);
+  snprintf(card.node_id, sizeof card.node_id, "%s", c->node_id);
+  snprintf(card.node_name, sizeof card.node_name, "%s", config_str(c->cfg, "node", "name"));
+  if (!rc && config_bool(c->cfg, "agent", "enabled")) rc = http_agentcard_routes_add(c->routes, &card);
   if (rc) {
     snprintf(err, cap, "cannot register the API routes: %s", err_str(rc));
     return rc;
@@ -390,6 +414,7 @@ static const svc_def table[] = {
     {"buy", buy_start, buy_stop, buy_status, buy_release},
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
     {"agents", agents_start, agents_stop, NULL, agents_release},
+    {"a2a", a2a_start, a2a_stop, NULL, a2a_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };

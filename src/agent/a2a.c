@@ -1,0 +1,274 @@
+/* agent/a2a — see a2a.h. */
+#include "agent/a2a.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/hex.h"
+
+enum { INVALID_PARAMS = -32602 };
+
+static int name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (!n || n > 63) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return 0;
+  }
+  return 1;
+}
+
+int a2a_wei_parse(const json_t *v, uint64_t *out) {
+  if (json_is_integer(v)) {
+    if (json_integer_value(v) < 0) return ERR_FORMAT;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+  }
+  const char *s = json_string_value(v);
+  if (!s || !*s || json_string_length(v) > 20 || strlen(s) != json_string_length(v)) return ERR_FORMAT;
+  for (const char *p = s; *p; p++)
+    if (*p < '0' || *p > '9') return ERR_FORMAT;
+  errno = 0;
+  char *end;
+  unsigned long long x = strtoull(s, &end, 10);
+  if (*end || errno) return ERR_FORMAT;
+  *out = x;
+  return 0;
+}
+
+static int hex16(const json_t *v, uint8_t out[16]) {
+  const char *s = json_string_value(v);
+  if (!s || json_string_length(v) != 32) return ERR_FORMAT;
+  return hex_parse(s, out, 16) ? ERR_FORMAT : 0;
+}
+
+void a2a_send_clear(a2a_send *s) {
+  free(s->text);
+  memset(s, 0, sizeof *s);
+}
+
+const char *a2a_send_parse(const json_t *p, a2a_send *out, int *code_out) {
+  memset(out, 0, sizeof *out);
+  *code_out = INVALID_PARAMS;
+  const char *agent = json_string_value(json_object_get(p, "agent"));
+  if (!agent || strlen(agent) != json_string_length(json_object_get(p, "agent")) || !name_ok(agent))
+    return "\"agent\" must be an agent's name, [A-Za-z0-9_-]{1,63}";
+  snprintf(out->agent, sizeof out->agent, "%s", agent);
+  json_t *mw = json_object_get(p, "max_wei");
+  if (mw && a2a_wei_parse(mw, &out->max_wei)) return "\"max_wei\" must be a wei amount (a decimal string)";
+  json_t *ch = json_object_get(p, "channel");
+  if (ch && !json_is_null(ch)) {
+    const char *c = json_string_value(ch);
+    if (!c || json_string_length(ch) != 64 || hex_parse(c, out->channel, 32)) return "\"channel\" must be 32 bytes hex";
+    out->has_channel = 1;
+  }
+  json_t *m = json_object_get(p, "message");
+  if (!json_is_object(m)) return "\"message\" must be an A2A Message object";
+  if (hex16(json_object_get(m, "messageId"), out->id)) return "\"message.messageId\" must be 16 random bytes as 32 hex digits";
+  const char *role = json_string_value(json_object_get(m, "role"));
+  if (!role || (strcmp(role, "user") && strcmp(role, "ROLE_USER"))) return "\"message.role\" must be \"user\"";
+  json_t *parts = json_object_get(m, "parts");
+  if (!json_is_array(parts) || !json_array_size(parts) || json_array_size(parts) > A2A_MAX_PARTS)
+    return "\"message.parts\" must be a list of 1 to 16 parts";
+  size_t total = 0, i;
+  json_t *x;
+  json_array_foreach(parts, i, x) {
+    json_t *t = json_object_get(x, "text");
+    const char *kind = json_string_value(json_object_get(x, "kind"));
+    if (!json_is_object(x) || !json_is_string(t) || (kind && strcmp(kind, "text"))) {
+      *code_out = A2A_E_CONTENT;
+      return "only text parts are supported ({\"kind\": \"text\", \"text\": ...})";
+    }
+    size_t n = json_string_length(t);
+    if (memchr(json_string_value(t), 0, n)) return "a text part holds a NUL byte";
+    total += n + (i ? 1 : 0);
+    if (total > A2A_MAX_TEXT) return "the message's text is over 64 KiB";
+  }
+  if (!total) return "the message's text is empty";
+  out->text = malloc(total + 1);
+  if (!out->text) {
+    *code_out = -32603;
+    return "out of memory";
+  }
+  size_t off = 0;
+  json_array_foreach(parts, i, x) {
+    json_t *t = json_object_get(x, "text");
+    if (i) out->text[off++] = '\n';
+    memcpy(out->text + off, json_string_value(t), json_string_length(t));
+    off += json_string_length(t);
+  }
+  out->text[off] = 0;
+  out->text_len = off;
+  *code_out = 0;
+  return NULL;
+}
+
+json_t *a2a_send_params(const char *agent, const uint8_t id[16], const char *text, uint64_t max_wei,
+                        const uint8_t *channel) {
+  char hex[33], wei[24];
+  hex_encode(id, 16, hex);
+  snprintf(wei, sizeof wei, "%llu", (unsigned long long)max_wei);
+  json_t *p = json_pack("{s:s, s:{s:s, s:s, s:[{s:s, s:s}]}, s:s}", "agent", agent, "message", "messageId", hex, "role",
+                        "user", "parts", "kind", "text", "text", text, "max_wei", wei);
+  if (p && channel) {
+    char ch[65];
+    hex_encode(channel, 32, ch);
+    json_object_set_new(p, "channel", json_string(ch));
+  }
+  return p;
+}
+
+int a2a_id_parse(const json_t *params, uint8_t id_out[16]) { return hex16(json_object_get(params, "id"), id_out); }
+
+static const char *const map[][2] = {{"queued", "submitted"}, {"running", "working"}, {"waiting", "input-required"},
+                                     {"done", "completed"},   {"failed", "failed"},   {"canceled", "canceled"}};
+
+const char *a2a_state(const char *s) {
+  for (size_t i = 0; s && i < sizeof map / sizeof *map; i++)
+    if (!strcmp(map[i][0], s)) return map[i][1];
+  return "unknown";
+}
+
+int a2a_state_terminal(const char *s) {
+  return !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "canceled") || !strcmp(s, "rejected");
+}
+
+static json_t *text_parts(const char *text) { return json_pack("[{s:s, s:s}]", "kind", "text", "text", text); }
+
+json_t *a2a_task_json(const a2a_task_info *t) {
+  char hex[33], wei[24];
+  hex_encode(t->id, 16, hex);
+  snprintf(wei, sizeof wei, "%llu", (unsigned long long)t->price_wei);
+  json_t *status = json_pack("{s:s}", "state", t->state);
+  if (t->error)
+    json_object_set_new(status, "message", json_pack("{s:s, s:o}", "role", "agent", "parts", text_parts(t->error)));
+  json_t *j = json_pack("{s:s, s:s, s:o, s:{s:s, s:s, s:I, s:b}}", "kind", "task", "id", hex, "status", status,
+                        "metadata", "agent", t->agent, "price_wei", wei, "tokens", (json_int_t)t->tokens, "payment_due",
+                        t->payment_due);
+  if (j && t->text)
+    json_object_set_new(j, "artifacts", json_pack("[{s:s, s:o}]", "artifactId", "result", "parts", text_parts(t->text)));
+  return j;
+}
+
+void a2a_task_view_clear(a2a_task_view *v) {
+  free(v->text);
+  free(v->error);
+  memset(v, 0, sizeof *v);
+}
+
+/* The text parts of an untrusted parts list, joined; ERR_FORMAT over the cap. */
+static int join_parts(const json_t *parts, char **out) {
+  if (!json_is_array(parts) || json_array_size(parts) > 64) return ERR_FORMAT;
+  size_t total = 0, i;
+  json_t *x;
+  json_array_foreach(parts, i, x) {
+    json_t *t = json_object_get(x, "text");
+    if (!json_is_string(t)) continue;
+    total += json_string_length(t) + 1;
+    if (total > A2A_MAX_RESULT) return ERR_FORMAT;
+  }
+  char *s = malloc(total + 1), *p = s;
+  if (!s) return ERR_NOMEM;
+  json_array_foreach(parts, i, x) {
+    json_t *t = json_object_get(x, "text");
+    if (!json_is_string(t)) continue;
+    if (p != s) *p++ = '\n';
+    memcpy(p, json_string_value(t), json_string_length(t));
+    p += json_string_length(t);
+  }
+  *p = 0;
+  *out = s;
+  return 0;
+}
+
+int a2a_task_parse(const json_t *t, a2a_task_view *out) {
+  memset(out, 0, sizeof *out);
+  const char *state = json_string_value(json_object_get(json_object_get(t, "status"), "state"));
+  int known = 0;
+  for (size_t i = 0; state && i < sizeof map / sizeof *map; i++) known |= !strcmp(map[i][1], state);
+  if (!json_is_object(t) || !known) return ERR_FORMAT;
+  snprintf(out->state, sizeof out->state, "%s", state);
+  json_t *md = json_object_get(t, "metadata");
+  if (json_object_get(md, "price_wei") && a2a_wei_parse(json_object_get(md, "price_wei"), &out->price_wei))
+    return ERR_FORMAT;
+  out->tokens = json_is_integer(json_object_get(md, "tokens")) ? (int64_t)json_integer_value(json_object_get(md, "tokens")) : 0;
+  out->payment_due = json_is_true(json_object_get(md, "payment_due"));
+  json_t *arts = json_object_get(t, "artifacts");
+  int rc = 0;
+  if (json_is_array(arts) && json_array_size(arts)) {
+    if (json_array_size(arts) > 16) rc = ERR_FORMAT;
+    /* one artifact is what apiary sends; the first one's parts are the result */
+    else rc = join_parts(json_object_get(json_array_get(arts, 0), "parts"), &out->text);
+  }
+  json_t *msg = json_object_get(json_object_get(t, "status"), "message");
+  if (!rc && msg) rc = join_parts(json_object_get(msg, "parts"), &out->error);
+  if (rc) a2a_task_view_clear(out);
+  return rc ? ERR_FORMAT : 0;
+}
+
+json_t *a2a_agents_to_json(const a2a_agent_offer *a, size_t n) {
+  json_t *l = json_array();
+  for (size_t i = 0; l && i < n; i++) {
+    char wei[24];
+    snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
+    json_array_append_new(l, json_pack("{s:s, s:s, s:s}", "name", a[i].name, "description", a[i].description,
+                                       "price_wei", wei));
+  }
+  return l;
+}
+
+int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, size_t *n_out) {
+  *n_out = 0;
+  if (!json_is_array(list)) return ERR_FORMAT;
+  size_t i, n = 0;
+  json_t *x;
+  json_array_foreach(list, i, x) {
+    if (n >= cap) break;
+    json_t *name = json_object_get(x, "name"), *d = json_object_get(x, "description");
+    a2a_agent_offer o;
+    memset(&o, 0, sizeof o);
+    if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name) ||
+        !name_ok(json_string_value(name)) || a2a_wei_parse(json_object_get(x, "price_wei"), &o.price_wei))
+      continue;
+    if (d && (!json_is_string(d) || json_string_length(d) > A2A_MAX_DESC ||
+              strlen(json_string_value(d)) != json_string_length(d)))
+      continue;
+    snprintf(o.name, sizeof o.name, "%s", json_string_value(name));
+    snprintf(o.description, sizeof o.description, "%s", d ? json_string_value(d) : "");
+    out[n++] = o;
+  }
+  *n_out = n;
+  return 0;
+}
+
+json_t *a2a_card_json(const char *node_name, const char *node_id, const char *version, const a2a_agent_offer *a,
+                      size_t n) {
+  char url[160], name[200], desc[400];
+  snprintf(url, sizeof url, "apiary:%s", node_id);
+  if (node_name && *node_name) snprintf(name, sizeof name, "%s", node_name);
+  else snprintf(name, sizeof name, "apiary node %.12s", node_id);
+  snprintf(desc, sizeof desc,
+           "Agents for sale on apiary node %s. Tasks travel over the apiary link (Noise, JSON-RPC methods "
+           "a2a.message/send, a2a.tasks/get, a2a.tasks/cancel) and are paid per task through apiary payment channels.",
+           node_id);
+  json_t *skills = json_array();
+  for (size_t i = 0; i < n; i++) {
+    char wei[24];
+    snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
+    json_array_append_new(skills, json_pack("{s:s, s:s, s:s, s:[s], s:[s], s:[s], s:{s:{s:s, s:s}}}", "id", a[i].name,
+                                            "name", a[i].name, "description", a[i].description, "tags", "apiary",
+                                            "inputModes", "text/plain", "outputModes", "text/plain", "metadata",
+                                            "apiary", "price_wei", wei, "per", "task"));
+  }
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:{s:b, s:b, s:b, s:[{s:s, s:s, s:b}]},"
+                   " s:[s], s:[s], s:o}",
+                   "name", name, "description", desc, "url", url, "version", version, "protocolVersion", "0.3.0",
+                   "preferredTransport", "JSONRPC", "supportedInterfaces", "url", url, "protocolBinding", "JSONRPC",
+                   "protocolVersion", "0.3", "capabilities", "streaming", 0, "pushNotifications", 0,
+                   "extendedAgentCard", 0, "extensions", "uri", "urn:apiary:a2a:price:v1", "description",
+                   "skill.metadata.apiary.price_wei: wei per task, paid through an apiary channel", "required", 0,
+                   "defaultInputModes", "text/plain", "defaultOutputModes", "text/plain", "skills", skills);
+}

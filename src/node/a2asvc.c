@@ -1,0 +1,181 @@
+/* node/a2asvc — the provider's side of delegation: the peer methods a2a.message/send,
+ * a2a.tasks/get and a2a.tasks/cancel (see a2asvc.h; the checks and the JSON are
+ * agent/a2a's, the rows agent/a2a_task's). Loop thread. */
+#include "node/a2asvc_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/a2a.h"
+#include "agent/a2a_task.h"
+#include "agent/agent_store.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "crypto/ident.h"
+#include "p2p/rpc.h"
+
+static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *data /* taken */) {
+  rpc_respond_error(r, handle, code, msg, data);
+  json_decref(data);
+}
+
+/* Answers with the caller's task `local` as an A2A Task. */
+static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, uint64_t price) {
+  agent_task t;
+  if (agent_task_get(a->db, local, &t)) {
+    refuse(r, handle, A2A_E_STORE, "cannot read the task", NULL);
+    return;
+  }
+  a2a_task_info info = {.agent = t.agent, .state = a2a_state(t.state), .price_wei = price, .tokens = t.tokens};
+  memcpy(info.id, rid, 16);
+  if (!strcmp(t.state, AGENT_DONE)) info.text = t.result ? t.result : "";
+  if (!strcmp(t.state, AGENT_FAILED)) info.error = t.error ? t.error : "failed";
+  json_t *j = a2a_task_json(&info);
+  rpc_respond(r, handle, j, NULL, 0);
+  json_decref(j);
+  agent_task_clear(&t);
+}
+
+static void m_send(void *ud, rpc *r, const rpc_request *req) {
+  a2asvc *a = ud;
+  uint8_t caller[32];
+  if (netsvc_rpc_peer(a->ns, r, caller)) {
+    refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
+    return;
+  }
+  a2a_send s;
+  int code;
+  const char *why = a2a_send_parse(req->params, &s, &code);
+  if (why) {
+    refuse(r, req->handle, code, why, NULL);
+    a2a_send_clear(&s);
+    return;
+  }
+  json_t *def = NULL;
+  json_t *sell = agent_get(a->db, s.agent, &def) ? NULL : json_object_get(def, "sell");
+  if (!json_is_object(sell)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no agent named %s is for sale on this node", s.agent);
+    refuse(r, req->handle, A2A_E_NO_AGENT, msg, NULL);
+    goto done;
+  }
+  uint64_t price = (uint64_t)json_integer_value(json_object_get(sell, "price_wei"));
+  if (price > s.max_wei) {
+    char msg[200], p[24];
+    snprintf(p, sizeof p, "%llu", (unsigned long long)price);
+    snprintf(msg, sizeof msg, "agent %s costs %s wei per task, above your max_wei %llu", s.agent, p,
+             (unsigned long long)s.max_wei);
+    refuse(r, req->handle, A2A_E_PRICE, msg, json_pack("{s:s}", "price_wei", p));
+    goto done;
+  }
+  if (price) { /* paying for agents comes with the payment stage */
+    refuse(r, req->handle, A2A_E_PAYMENT, "this node does not take payment for agents yet", NULL);
+    goto done;
+  }
+  int64_t local;
+  int rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, price, &local);
+  if (rc && rc != ERR_EXISTS) {
+    log_error("cannot record a task from another node: %s", store_errmsg(a->db));
+    refuse(r, req->handle, A2A_E_STORE, "this node cannot record the task; it takes no new work", NULL);
+    goto done;
+  }
+  if (!rc) {
+    char who[IDENT_ID_BUF];
+    ident_id_encode(caller, who);
+    log_info("agent %s: task %lld from %s", s.agent, (long long)local, who);
+  }
+  answer_task(a, r, req->handle, s.id, local, price);
+done:
+  json_decref(def);
+  a2a_send_clear(&s);
+}
+
+/* The caller's task named by params {id}; answers the error itself when there is none. */
+static int find(a2asvc *a, rpc *r, const rpc_request *req, uint8_t rid[16], int64_t *local, uint64_t *price) {
+  uint8_t caller[32];
+  if (netsvc_rpc_peer(a->ns, r, caller)) {
+    refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
+    return -1;
+  }
+  if (a2a_id_parse(req->params, rid)) {
+    refuse(r, req->handle, RPC_INVALID_PARAMS, "need id: the task's id (32 hex digits)", NULL);
+    return -1;
+  }
+  int rc = a2a_task_find(a->db, caller, rid, local, price);
+  if (rc) {
+    refuse(r, req->handle, rc == ERR_NOTFOUND ? A2A_E_NOT_FOUND : A2A_E_STORE,
+           rc == ERR_NOTFOUND ? "no task of yours with that id" : "cannot read the task", NULL);
+    return -1;
+  }
+  return 0;
+}
+
+static void m_get(void *ud, rpc *r, const rpc_request *req) {
+  a2asvc *a = ud;
+  uint8_t rid[16];
+  int64_t local;
+  uint64_t price;
+  if (find(a, r, req, rid, &local, &price)) return;
+  answer_task(a, r, req->handle, rid, local, price);
+}
+
+static void m_cancel(void *ud, rpc *r, const rpc_request *req) {
+  a2asvc *a = ud;
+  uint8_t rid[16];
+  int64_t local;
+  uint64_t price;
+  if (find(a, r, req, rid, &local, &price)) return;
+  int rc = agent_task_cancel(a->db, local);
+  if (rc == ERR_INVAL) {
+    refuse(r, req->handle, A2A_E_NOT_CANCELABLE, "the task has already ended", NULL);
+    return;
+  }
+  if (rc) {
+    refuse(r, req->handle, A2A_E_STORE, "cannot record the cancel", NULL);
+    return;
+  }
+  answer_task(a, r, req->handle, rid, local, price);
+}
+
+static void m_agents(void *ud, rpc *r, const rpc_request *req) {
+  a2asvc *a = ud;
+  a2a_agent_offer list[A2A_MAX_AGENTS];
+  int n = a2a_agents_for_sale(a->db, list, A2A_MAX_AGENTS);
+  json_t *res = json_pack("{s:o, s:i}", "agents", a2a_agents_to_json(list, n > 0 ? (size_t)n : 0), "v", 1);
+  rpc_respond(r, req->handle, res, NULL, 0);
+  json_decref(res);
+}
+
+int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap) {
+  a2asvc *a = calloc(1, sizeof *a);
+  if (!a) return ERR_NOMEM;
+  a->loop = o->loop;
+  a->db = o->db;
+  a->ns = o->ns;
+  a->pay = o->pay;
+  a->ctl = o->ctl;
+  memcpy(a->me, o->me, 32);
+  rpc_method ms[] = {{"a2a.message/send", RPC_PARAMS_OBJECT, m_send, a},
+                     {"a2a.tasks/get", RPC_PARAMS_OBJECT, m_get, a},
+                     {"a2a.tasks/cancel", RPC_PARAMS_OBJECT, m_cancel, a},
+                     {"a2a.agents", RPC_PARAMS_ANY, m_agents, a}};
+  int rc = 0;
+  for (size_t i = 0; i < sizeof ms / sizeof *ms && !rc; i++) rc = netsvc_register(a->ns, &ms[i]);
+  if (!rc) rc = a2asvc__call_start(a);
+  if (rc) {
+    snprintf(err, cap, "cannot register the agent methods: %s", err_str(rc));
+    free(a);
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+void a2asvc_stop(a2asvc *a) {
+  if (!a || a->closing) return;
+  a->closing = 1;
+  a2asvc__call_stop(a);
+}
+
+void a2asvc_free(a2asvc *a) { free(a); }

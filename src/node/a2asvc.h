@@ -1,0 +1,39 @@
+/* node/a2asvc — delegation between owners' agents over the Noise links (the wire format is
+ * agent/a2a's; docs/protocol.md "Agent methods", docs/agents.md "Delegation").
+ *
+ *   provider  (a2asvc.c) the peer methods a2a.message/send, a2a.tasks/get and
+ *             a2a.tasks/cancel: a task for one of our agents that is for sale (its
+ *             definition's "sell") is queued in the store with its caller's node key
+ *             (agent/a2a_task) and run by the agent worker like the owner's tasks; a caller
+ *             sees only its own tasks.
+ *   caller    (a2acall.c) the control method a2a.delegate {node_id?, agent, input, max_wei}:
+ *             picks the provider (the given node, or the cheapest offer of that agent name),
+ *             sends the task, polls tasks/get until it ends, answers {text, node_id, wei,
+ *             state}. The agent tool `delegate` and `apiary task delegate` call it.
+ * Loop thread only. */
+#ifndef APIARY_NODE_A2ASVC_H
+#define APIARY_NODE_A2ASVC_H
+
+#include <uv.h>
+
+#include "core/store.h"
+#include "node/control.h"
+#include "node/netsvc.h"
+#include "node/paysvc.h"
+
+typedef struct a2asvc a2asvc;
+
+typedef struct a2asvc_opts {
+  uv_loop_t *loop;
+  store *db;          /* the loop thread's store (borrowed) */
+  netsvc *ns;         /* borrowed */
+  paysvc *pay;        /* borrowed; may be NULL */
+  ctl_server *ctl;    /* borrowed */
+  const uint8_t *me;  /* our node key (32 bytes, borrowed) */
+} a2asvc_opts;
+
+int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap);
+void a2asvc_stop(a2asvc *a); /* ends delegations in flight (their callers get an error) */
+void a2asvc_free(a2asvc *a); /* once libuv is done with it; NULL is a no-op */
+
+#endif
