@@ -60,7 +60,7 @@ json_t *agent_builtin_specs(const json_t *def) {
     } else if (!strcmp(name, "files_write")) {
       desc = "Write a text file in your own folder (replacing it).";
       schema = "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$\"},"
-               "\"content\":{\"type\":\"string\",\"maxLength\":65536}},\"required\":[\"path\",\"content\"],\"additionalProperties\":false}";
+               "\"content\":{\"type\":\"string\",\"maxLength\":8000}},\"required\":[\"path\",\"content\"],\"additionalProperties\":false}";
     } else if (!strcmp(name, "files_list")) {
       desc = "List the files in your own folder.";
       schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}";
