@@ -81,6 +81,7 @@ int cli_peers_main(int argc, char **argv);
 int cli_ping_main(int argc, char **argv);
 int cli_ask_main(int argc, char **argv);
 int cli_mcp_main(int argc, char **argv);
+int cli_mcp_client_main(int argc, char **argv); /* cli/mcp_client.c: mcp tools|call (argv[0] is the subcommand) */
 int cli_agent_main(int argc, char **argv); /* cli/agent.c */
 int cli_task_main(int argc, char **argv);  /* cli/agent.c */
 int cli_offers_main(int argc, char **argv);

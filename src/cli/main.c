@@ -25,7 +25,7 @@ static const cli_cmd commands[] = {
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
-    {"mcp", "serve the node's MCP tools on stdio (for MCP hosts)", cli_mcp_main},
+    {"mcp", "serve the node's MCP tools on stdio; list or call another MCP server's tools", cli_mcp_main},
     {"agent", "add, list, show or remove agents (instructions, model, tools, limits)", cli_agent_main},
     {"task", "give an agent a task, follow it, approve its calls, cancel it", cli_task_main},
     {"wallet", "show the wallet address and balance, send coin, import a key", cli_wallet_main},

@@ -1,5 +1,6 @@
-/* cli/mcp — `apiary mcp`: the node's MCP server on stdio, for MCP hosts that start their
- * servers as child processes (an editor, a desktop assistant).
+/* cli/mcp — `apiary mcp [serve]`: the node's MCP server on stdio, for MCP hosts that start
+ * their servers as child processes (an editor, a desktop assistant). `apiary mcp tools|call`
+ * (the client side) are in cli/mcp_client.c.
  *
  * Newline-delimited JSON-RPC on stdin and stdout (stdout carries only MCP messages; logs go
  * to stderr). The tools are the node's (generate, offers, peers, balance, receipts): they
@@ -115,15 +116,24 @@ static void dispatch(stdio_srv *s, const char *line, size_t len) {
 }
 
 int cli_mcp_main(int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "tools") || !strcmp(argv[1], "call"))) return cli_mcp_client_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "serve")) { /* the explicit name of the default */
+    argc--;
+    argv++;
+  }
   static const char usage[] =
-      "usage: apiary mcp [--home DIR]\n\n"
+      "usage: apiary mcp [serve] [--home DIR]\n"
+      "       apiary mcp tools SERVER ...      list another MCP server's tools\n"
+      "       apiary mcp call SERVER TOOL ...  call one of them ('apiary mcp tools --help')\n\n"
       "Serves the node's MCP tools on stdin/stdout (newline-delimited JSON-RPC, MCP revision\n"
       "2025-11-25), for MCP hosts that start servers as child processes, e.g. in a host's\n"
       "config: {\"command\": \"apiary\", \"args\": [\"mcp\", \"--home\", \"/path/to/home\"]}.\n"
       "Tools: generate (a local model, or bought from the network), offers, peers, balance,\n"
       "receipts; resources apiary://offers and apiary://receipts. The tools ask the running node\n"
       "(start it with 'apiary node'). The same server answers over HTTP at /mcp on the node's\n"
-      "API (Streamable HTTP, with a token from 'apiary token create').\n";
+      "API (Streamable HTTP, with a token from 'apiary token create').\n\n"
+      "'apiary mcp tools' and 'apiary mcp call' are the other side: the node's MCP client\n"
+      "(what agents use) talking to a server given as an http(s):// URL or a stdio command.\n";
   cli_common c = {0};
   int pr = cli_parse_common("mcp", argc, argv, usage, &c);
   if (pr) return pr < 0 ? CLI_OK : pr;
