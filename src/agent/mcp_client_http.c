@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/mcp_client_int.h"
 #include "core/buf.h"
@@ -39,6 +41,7 @@
 #define MAX_RESUMES 10
 #define DEFAULT_RETRY_MS 1000
 #define CLOSE_TIMEOUT_MS 3000
+#define LISTEN_READY_MS 3000 /* longest wait for the standalone stream to open */
 
 typedef struct http_tr {
   mcp_client *c;
@@ -48,11 +51,22 @@ typedef struct http_tr {
   CURL *curl;                 /* requests, resumptions, notifications */
   CURL *side;                 /* answers to server requests sent while a stream is open */
   int reinit;                 /* inside a re-initialization: no second one */
+  /* The standalone stream (GET), read by the listener thread with its own handles. */
+  pthread_t listener;
+  int listening;              /* the thread runs (caller thread's view) */
+  CURL *lcurl, *lside;        /* listener thread only */
+  pthread_mutex_t lmu;        /* guards lstop, lsock */
+  pthread_cond_t lcv;
+  int lstop;                  /* the listener is asked to end */
+  int lready;                 /* its first GET was answered (or failed) */
+  curl_socket_t lsock;        /* its connection (shut down to wake it), CURL_SOCKET_BAD = none */
 } http_tr;
 
 /* One HTTP exchange: what its headers and body said. */
 typedef struct exch {
   http_tr *t;
+  CURL *h;                    /* the handle of the exchange */
+  CURL **side;                /* the handle answers to the server's requests go out on */
   long status;                /* the final response's status */
   int sse;                    /* Content-Type: text/event-stream */
   int www_auth;               /* a WWW-Authenticate header came */
@@ -121,36 +135,38 @@ static size_t discard_cb(char *p, size_t size, size_t n, void *ud) {
   return size * n;
 }
 
+/* timeout_ms < 0: none (the standalone stream). */
 static void common_opts(CURL *h, const char *url, long timeout_ms) {
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms < 0 ? 0L : timeout_ms > 0 ? timeout_ms : 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 && timeout_ms > 0 ? timeout_ms : 10000L);
 }
 
 /* POSTs a message (taken) on the side handle; 2xx expected. Logged, not returned: the
  * server notices a missing answer itself. */
-static void side_post(http_tr *t, json_t *msg) {
+static void side_post(http_tr *t, CURL **side, json_t *msg) {
   char *text = json_dumps(msg, JSON_COMPACT);
   json_decref(msg);
   struct curl_slist *h = base_headers(t, "application/json, text/event-stream");
-  if (!text || !h || (!t->side && !(t->side = curl_easy_init()))) {
+  if (!text || !h || (!*side && !(*side = curl_easy_init()))) {
     free(text);
     curl_slist_free_all(h);
     log_warn("MCP server '%s': out of memory answering its request", t->c->name);
     return;
   }
-  curl_easy_reset(t->side);
-  common_opts(t->side, t->url, t->c->timeout_ms);
-  curl_easy_setopt(t->side, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(t->side, CURLOPT_POSTFIELDS, text);
-  curl_easy_setopt(t->side, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
-  curl_easy_setopt(t->side, CURLOPT_WRITEFUNCTION, discard_cb);
-  CURLcode cc = curl_easy_perform(t->side);
+  CURL *sh = *side;
+  curl_easy_reset(sh);
+  common_opts(sh, t->url, t->c->timeout_ms);
+  curl_easy_setopt(sh, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(sh, CURLOPT_POSTFIELDS, text);
+  curl_easy_setopt(sh, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+  curl_easy_setopt(sh, CURLOPT_WRITEFUNCTION, discard_cb);
+  CURLcode cc = curl_easy_perform(sh);
   long status = 0;
-  curl_easy_getinfo(t->side, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(sh, CURLINFO_RESPONSE_CODE, &status);
   if (cc != CURLE_OK || status / 100 != 2)
     log_warn("MCP server '%s' did not take the client's answer (%s, HTTP %ld)", t->c->name,
              cc ? curl_easy_strerror(cc) : "sent", status);
@@ -177,7 +193,7 @@ static int on_message(exch *x, const char *text, size_t len) {
   if (kind == MCP_CLIENT_MSG_REQUEST) {
     json_t *answer = mcp_client__answer(msg);
     json_decref(msg);
-    if (answer) side_post(x->t, answer);
+    if (answer) side_post(x->t, x->side, answer);
     return 0;
   }
   if (kind == MCP_CLIENT_MSG_NOTIFICATION) {
@@ -207,6 +223,12 @@ static int on_event(void *ud, const char *event, const char *data, size_t len) {
 static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
   exch *x = ud;
   size_t len = size * n;
+  if (len <= 2 && x->h == x->t->lcurl && x->status / 100 != 1) { /* the listener's stream is open */
+    pthread_mutex_lock(&x->t->lmu);
+    x->t->lready = 1;
+    pthread_cond_broadcast(&x->t->lcv);
+    pthread_mutex_unlock(&x->t->lmu);
+  }
   if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a 100, say): forget the last */
     const char *sp = memchr(p, ' ', len);
     x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
@@ -258,12 +280,40 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/* The listener handle's socket hooks (see "the standalone stream" below). */
+static curl_socket_t listen_open_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  http_tr *t = ud;
+  (void)purpose;
+  pthread_mutex_lock(&t->lmu);
+  curl_socket_t fd = t->lstop ? CURL_SOCKET_BAD : socket(a->family, a->socktype, a->protocol);
+  if (fd != CURL_SOCKET_BAD) t->lsock = fd;
+  pthread_mutex_unlock(&t->lmu);
+  return fd;
+}
+
+static int listen_close_cb(void *ud, curl_socket_t fd) {
+  http_tr *t = ud;
+  pthread_mutex_lock(&t->lmu);
+  if (t->lsock == fd) t->lsock = CURL_SOCKET_BAD;
+  pthread_mutex_unlock(&t->lmu);
+  return close(fd);
+}
+
+static int listen_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl_off_t d) {
+  http_tr *t = ud;
+  (void)a, (void)b, (void)c2, (void)d;
+  pthread_mutex_lock(&t->lmu);
+  int stop = t->lstop;
+  pthread_mutex_unlock(&t->lmu);
+  return stop;
+}
+
 /* ---- exchanges -------------------------------------------------------------------------- */
-typedef enum { M_POST, M_GET, M_DELETE } method;
+typedef enum { M_POST, M_GET, M_DELETE } http_method;
 
 /* Performs one exchange; returns the curl code (CURLE_WRITE_ERROR when the write callback
  * stopped the transfer on purpose: check x->resp). body may be NULL. */
-static CURLcode perform(http_tr *t, exch *x, method m, const char *body, const char *last_id, long timeout_ms) {
+static CURLcode perform(http_tr *t, exch *x, http_method m, const char *body, const char *last_id, long timeout_ms) {
   struct curl_slist *h = base_headers(t, m == M_GET ? "text/event-stream" : "application/json, text/event-stream");
   if (!h) return CURLE_OUT_OF_MEMORY;
   if (last_id && *last_id) {
@@ -276,7 +326,7 @@ static CURLcode perform(http_tr *t, exch *x, method m, const char *body, const c
     }
     h = n;
   }
-  CURL *c = t->curl;
+  CURL *c = x->h;
   curl_easy_reset(c);
   common_opts(c, t->url, timeout_ms);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -292,14 +342,27 @@ static CURLcode perform(http_tr *t, exch *x, method m, const char *body, const c
   } else {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   }
+  if (c == t->lcurl) {
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, listen_open_cb);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, listen_close_cb);
+    curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, t);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, listen_progress_cb);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* the socket is ours to shut down: never a cached one */
+  }
   CURLcode cc = curl_easy_perform(c);
   curl_slist_free_all(h);
   return cc;
 }
 
+/* An exchange on the caller's handles. */
 static void exch_init(exch *x, http_tr *t, mcp_client_sse *parser, int want, json_int_t id) {
   memset(x, 0, sizeof *x);
   x->t = t;
+  x->h = t->curl;
+  x->side = &t->side;
   x->parser = parser;
   x->want = want;
   x->want_id = id;
@@ -428,6 +491,111 @@ done:
   return rc;
 }
 
+/* ---- the standalone stream -------------------------------------------------------------
+ * After initialize, a listener thread holds a GET open on the URL, so that requests and
+ * notifications the server sends outside any request of ours (an elicitation a tool asks
+ * for through the server object, say) reach the client; a 405 (or any answer that is not an
+ * event stream) means the server offers none, and the thread ends. A stream that ends is
+ * resumed after its retry: delay with Last-Event-ID; three failures in a row end it. Close
+ * (and re-initialization) stops the thread: a flag, and a shutdown of its socket so a read
+ * in progress returns at once. */
+/* Waits ms or until asked to stop; 1 when asked. */
+static int listen_wait(http_tr *t, long ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&t->lmu);
+  while (!t->lstop && pthread_cond_timedwait(&t->lcv, &t->lmu, &ts) == 0) {
+  }
+  int stop = t->lstop;
+  pthread_mutex_unlock(&t->lmu);
+  return stop;
+}
+
+static void *listen_main(void *arg) {
+  http_tr *t = arg;
+  mcp_client_sse parser;
+  mcp_client__sse_init(&parser, MCP_CLIENT_MAX_MSG);
+  int failures = 0;
+  for (;;) {
+    exch x;
+    exch_init(&x, t, &parser, 0, 0);
+    x.h = t->lcurl;
+    x.side = &t->lside;
+    CURLcode cc = perform(t, &x, M_GET, NULL, parser.last_id, -1);
+    buf_deinit(&x.body);
+    pthread_mutex_lock(&t->lmu);
+    t->lready = 1;
+    pthread_cond_broadcast(&t->lcv);
+    pthread_mutex_unlock(&t->lmu);
+    if (listen_wait(t, 0)) break;
+    if (x.status && (x.status / 100 != 2 || !x.sse)) {
+      log_debug("MCP server '%s' offers no standalone event stream (GET: HTTP %ld)", t->c->name, x.status);
+      break;
+    }
+    failures = x.status ? 0 : failures + 1;
+    if (failures == 3) {
+      log_debug("MCP server '%s': the standalone event stream failed 3 times (%s); given up", t->c->name,
+                curl_easy_strerror(cc));
+      break;
+    }
+    if (listen_wait(t, parser.retry_ms >= 0 ? parser.retry_ms : DEFAULT_RETRY_MS)) break;
+    mcp_client_sse next;
+    mcp_client__sse_init(&next, MCP_CLIENT_MAX_MSG);
+    memcpy(next.last_id, parser.last_id, sizeof next.last_id);
+    next.retry_ms = parser.retry_ms;
+    mcp_client__sse_deinit(&parser);
+    parser = next;
+  }
+  mcp_client__sse_deinit(&parser);
+  return NULL;
+}
+
+static void listen_start(http_tr *t) {
+  if (t->listening) return;
+  if (!t->lcurl && !(t->lcurl = curl_easy_init())) return;
+  t->lstop = t->lready = 0;
+  t->lsock = CURL_SOCKET_BAD;
+  if (pthread_create(&t->listener, NULL, listen_main, t)) {
+    log_warn("MCP server '%s': no thread for its event stream; requests it sends on its own will go unanswered",
+             t->c->name);
+    return;
+  }
+  t->listening = 1;
+  /* Wait until the stream is open (or refused), so that nothing the server sends on it
+   * after our next request is lost; a server that keeps the GET's headers back costs
+   * LISTEN_READY_MS once. */
+  long long deadline = mcp_client__now_ms() + LISTEN_READY_MS;
+  pthread_mutex_lock(&t->lmu);
+  while (!t->lready && mcp_client__now_ms() < deadline) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 20 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&t->lcv, &t->lmu, &ts);
+  }
+  pthread_mutex_unlock(&t->lmu);
+}
+
+static void listen_stop(http_tr *t) {
+  if (!t->listening) return;
+  pthread_mutex_lock(&t->lmu);
+  t->lstop = 1;
+  if (t->lsock != CURL_SOCKET_BAD) shutdown(t->lsock, SHUT_RDWR);
+  pthread_cond_broadcast(&t->lcv);
+  pthread_mutex_unlock(&t->lmu);
+  pthread_join(t->listener, NULL);
+  t->listening = 0;
+}
+
 static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_ms, json_t **resp_out, char *err,
                         size_t cap) {
   http_tr *t = c->tr;
@@ -440,6 +608,7 @@ static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_m
   int rc = try_request(t, text, id, is_init, timeout_ms, resp_out, err, cap);
   if (rc == 1 && !t->reinit) { /* the session is gone: a new one, and the request again */
     log_info("MCP server '%s' forgot the session; initializing again", c->name);
+    listen_stop(t);
     t->session[0] = 0;
     t->reinit = 1;
     rc = mcp_client__initialize(c, err, cap);
@@ -453,6 +622,8 @@ static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_m
 
 static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
   http_tr *t = c->tr;
+  const char *method = json_string_value(json_object_get(msg, "method"));
+  int is_initialized = method && !strcmp(method, "notifications/initialized");
   char *text = json_dumps(msg, JSON_COMPACT);
   json_decref(msg);
   if (!text) return err_set(err, cap, ERR_NOMEM, "out of memory");
@@ -463,6 +634,7 @@ static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
   CURLcode cc = perform(t, &x, M_POST, text, NULL, c->timeout_ms);
   int rc = 0;
   if ((cc != CURLE_OK && cc != CURLE_WRITE_ERROR) || x.status / 100 != 2) rc = exch_error(t, &x, cc, c->timeout_ms, err, cap);
+  else if (is_initialized) listen_start(t);
   buf_deinit(&x.body);
   mcp_client__sse_deinit(&parser);
   free(text);
@@ -472,6 +644,7 @@ static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
 static void http_close(mcp_client *c) {
   http_tr *t = c->tr;
   if (!t) return;
+  listen_stop(t);
   if (t->session[0] && t->curl) {
     mcp_client_sse parser;
     mcp_client__sse_init(&parser, 4096);
@@ -484,6 +657,10 @@ static void http_close(mcp_client *c) {
   }
   if (t->curl) curl_easy_cleanup(t->curl);
   if (t->side) curl_easy_cleanup(t->side);
+  if (t->lcurl) curl_easy_cleanup(t->lcurl);
+  if (t->lside) curl_easy_cleanup(t->lside);
+  pthread_mutex_destroy(&t->lmu);
+  pthread_cond_destroy(&t->lcv);
   if (t->bearer) {
     sodium_memzero(t->bearer, strlen(t->bearer));
     free(t->bearer);
@@ -505,6 +682,9 @@ int mcp_client__http_open(mcp_client *c, const mcp_client_cfg *cfg, char *err, s
   http_tr *t = calloc(1, sizeof *t);
   if (!t) return err_set(err, cap, ERR_NOMEM, "out of memory");
   t->c = c;
+  pthread_mutex_init(&t->lmu, NULL);
+  pthread_cond_init(&t->lcv, NULL);
+  t->lsock = CURL_SOCKET_BAD;
   t->url = strdup(cfg->url);
   t->bearer = cfg->bearer ? strdup(cfg->bearer) : NULL;
   t->curl = curl_easy_init();
