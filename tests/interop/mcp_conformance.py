@@ -10,8 +10,20 @@ header to each request and passes everything else (Host and Origin included, so 
 rebinding scenario reaches the node unchanged) and streams answers back as they come.
 Each scenario is one check ("ok"/"FAIL" with the suite's own lines on failure). Then the
 official TypeScript SDK client (mcp_client.js) uses the node's real tools over HTTP and
-over stdio (`apiary mcp`). Prints "N passed, N failed".
+over stdio (`apiary mcp`).
+
+Then the other side, the node's MCP client (`apiary mcp tools|call`, agent/mcp_client),
+against the suite's client scenarios: initialize, tools_call, sse-retry and
+elicitation-sep1034-client-defaults, each one check (the suite runs
+mcp_conformance_client.sh, which maps a scenario onto the real CLI commands). The auth/*
+client scenarios are not run: every one of them is an OAuth 2.1 flow (protected-resource
+and authorization-server metadata discovery, dynamic or CIMD client registration, PKCE
+authorization, token endpoint authentication, scope step-up, client credentials), which a
+client holding a static bearer token does not do; none applies to it. Last, the client
+talks to this node's own /mcp with its token (tools/list, an elicitation with defaults).
+Prints "N passed, N failed".
 """
+import shlex
 import http.client, http.server, json, os, re, socketserver, subprocess, sys, tempfile, threading, time
 from ports import free_ports
 
@@ -171,6 +183,31 @@ try:
             if m:
                 check("sdk client: " + m.group(2), m.group(1) == "ok", line)
         check("sdk client ran to the end", r.returncode == 0 and "END" in r.stdout, (r.stdout + r.stderr)[-3000:])
+
+    # The node's MCP client against the suite's client scenarios.
+    wrapper = os.path.join(ROOT, "tests/interop/mcp_conformance_client.sh")
+    for sc in ("initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"):
+        r = subprocess.run([NODE22, SUITE, "client", "--command", "%s %s" % (shlex.quote(wrapper), shlex.quote(BIN)),
+                            "--scenario", sc], capture_output=True, text=True, timeout=180, cwd=work)
+        out = r.stdout + r.stderr
+        m = re.search(r"Passed:\s+(\d+)/(\d+), (\d+) failed, (\d+) warnings", out)
+        ok = (r.returncode == 0 and m is not None and int(m.group(1)) > 0 and m.group(3) == "0" and m.group(4) == "0"
+              and "OVERALL: PASSED" in out)
+        detail = "\n".join(l for l in out.splitlines() if "INFO" not in l)[-3000:]
+        check("conformance client %s (%s)" % (sc, m.group(0) if m else "no result"), ok, detail)
+
+    # The same client against this node's /mcp (with its token): tools, and an elicitation
+    # the node's fixture sends, answered with the form's defaults.
+    node_url = "http://127.0.0.1:%d/mcp" % http_port
+    rc, out, err = apiary("mcp", "tools", node_url, "--bearer", token, "--json")
+    names = [t.get("name") for t in json.loads(out)] if rc == 0 else []
+    check("apiary mcp tools on the node's /mcp", "generate" in names and "test_elicitation_sep1034_defaults" in names,
+          err + out[-500:])
+    rc, out, err = apiary("mcp", "call", node_url, "test_elicitation_sep1034_defaults", "--bearer", token)
+    check("apiary mcp call: the node's elicitation answered with defaults",
+          rc == 0 and "action=accept" in out and '"name":"John Doe"' in out, err + out)
+    rc, out, err = apiary("mcp", "tools", node_url)
+    check("apiary mcp tools without the token: a clear refusal", rc == 1 and "--bearer" in err, err)
 finally:
     if node and node.poll() is None:
         node.terminate()
