@@ -43,7 +43,7 @@ function callTool(id, name, a) {
   switch (name) {
     case "echo": return done(text(String(a.text)));
     case "add": return done(text(`${a.a}+${a.b}=${a.a + a.b}`));
-    case "env": return done(text(JSON.stringify({value: process.env[a.name] ?? null, argv: process.argv.slice(2)})));
+    case "env": return done(text(JSON.stringify({value: process.env[a.name] ?? null, argv: process.argv.slice(2), pid: process.pid})));
     case "sleep": return setTimeout(() => done(text("slept")), a.ms);
     case "cancelled": return done(text(JSON.stringify(cancelled)));
     case "crash": process.stderr.write("echo server: crashing on purpose\n"); return process.exit(a.code ?? 3);
