@@ -401,6 +401,18 @@ static pid_t start_node(const char *home, const char *http) {
   return tu_spawn(argv, log);
 }
 
+static pid_t node_pid; /* the node of test_http_node, for its teardown when an assertion fails */
+
+static int stop_node(void **state) {
+  (void)state;
+  if (node_pid > 0) {
+    kill(node_pid, SIGTERM);
+    tu_wait_exit(node_pid, 10000);
+    node_pid = 0;
+  }
+  return 0;
+}
+
 static void test_http_node(void **state) {
   (void)state;
   char dir[256], home[300], cfgp[400], tok[128], url[128], err[800];
@@ -413,7 +425,7 @@ static void test_http_node(void **state) {
   json_t *j = json_loads(out, 0, NULL);
   snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
   json_decref(j);
-  pid_t pid = start_node(home, "127.0.0.1:0");
+  pid_t pid = node_pid = start_node(home, "127.0.0.1:0");
   int port = node_port(home);
   assert_true(port > 0);
   snprintf(url, sizeof url, "http://127.0.0.1:%d/mcp", port);
@@ -460,9 +472,10 @@ static void test_http_node(void **state) {
    * again and the call goes through. */
   kill(pid, SIGTERM);
   assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  node_pid = 0;
   char http[64];
   snprintf(http, sizeof http, "127.0.0.1:%d", port);
-  pid = start_node(home, http);
+  pid = node_pid = start_node(home, http);
   assert_int_equal(node_port(home), port);
   assert_string_equal(call_text(c, "test_simple_text", NULL, &rc, err, sizeof err),
                       "This is a simple text response for testing.");
@@ -485,6 +498,7 @@ static void test_http_node(void **state) {
   assert_non_null(strstr(err, "HTTP 404"));
   kill(pid, SIGTERM);
   assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  node_pid = 0;
   /* nobody there */
   cfg = (mcp_client_cfg){.url = url, .bearer = tok, .timeout_ms = 3000};
   assert_int_equal(mcp_client_open(&cfg, &c, err, sizeof err), -ECONNREFUSED);
@@ -504,7 +518,7 @@ int main(void) {
       cmocka_unit_test(test_stdio_timeout_and_cap),
       cmocka_unit_test(test_stdio_dead_child),
       cmocka_unit_test(test_stdio_stubborn_close),
-      cmocka_unit_test(test_http_node),
+      cmocka_unit_test_teardown(test_http_node, stop_node),
   };
   return cmocka_run_group_tests_name("mcp_client", tests, NULL, NULL);
 }
