@@ -10,14 +10,16 @@
  * stream is dropped as soon as the response is in. A stream that ends before the response
  * is resumed: after the server's `retry:` delay (1 s when it gave none), a GET with
  * `Last-Event-ID`, up to MAX_RESUMES times; a stream without any event id cannot be
- * resumed and is an error. A 404 while holding a session means the server forgot it: the
- * client initializes again (once per request) and resends. Notifications expect 202 (any
- * 2xx is taken). Close sends DELETE with the session id.
+ * resumed and is an error. After initialize, agent/mcp_client_listen holds the standalone
+ * GET stream for what the server sends outside our requests. A 404 while holding a session
+ * means the server forgot it: the client initializes again (once per request) and resends.
+ * Notifications expect 202 (any 2xx is taken). Close sends DELETE with the session id.
  *
  * Caps: a JSON body or an SSE event at most MCP_CLIENT_MAX_MSG bytes; an error body is
  * kept to ERR_BODY_MAX bytes for the message. Only http and https; redirects are not
- * followed. The bearer token is never logged and is wiped on close. Caller thread only:
- * the core's mutex serializes requests; the callbacks run inside curl_easy_perform. */
+ * followed. The bearer token is never logged and is wiped on close. Caller thread (the
+ * core's mutex serializes requests); the callbacks run inside curl_easy_perform, on the
+ * caller's thread or the listener's. */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,67 +29,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "agent/mcp_client_http.h"
 #include "agent/mcp_client_int.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 
-#define SESSION_MAX 256
 #define ERR_BODY_MAX 300
 #define MAX_RESUMES 10
-#define DEFAULT_RETRY_MS 1000
 #define CLOSE_TIMEOUT_MS 3000
-#define LISTEN_READY_MS 3000 /* longest wait for the standalone stream to open */
-
-typedef struct http_tr {
-  mcp_client *c;
-  char *url;                  /* owned */
-  char *bearer;               /* owned, secret; NULL = none */
-  char session[SESSION_MAX + 1]; /* "" = no session */
-  CURL *curl;                 /* requests, resumptions, notifications */
-  CURL *side;                 /* answers to server requests sent while a stream is open */
-  int reinit;                 /* inside a re-initialization: no second one */
-  /* The standalone stream (GET), read by the listener thread with its own handles. */
-  pthread_t listener;
-  int listening;              /* the thread runs (caller thread's view) */
-  CURL *lcurl, *lside;        /* listener thread only */
-  pthread_mutex_t lmu;        /* guards lstop, lsock */
-  pthread_cond_t lcv;
-  int lstop;                  /* the listener is asked to end */
-  int lready;                 /* its first GET was answered (or failed) */
-  curl_socket_t lsock;        /* its connection (shut down to wake it), CURL_SOCKET_BAD = none */
-} http_tr;
-
-/* One HTTP exchange: what its headers and body said. */
-typedef struct exch {
-  http_tr *t;
-  CURL *h;                    /* the handle of the exchange */
-  CURL **side;                /* the handle answers to the server's requests go out on */
-  long status;                /* the final response's status */
-  int sse;                    /* Content-Type: text/event-stream */
-  int www_auth;               /* a WWW-Authenticate header came */
-  char session[SESSION_MAX + 1]; /* Mcp-Session-Id received ("" = none) */
-  int session_bad;
-  buf body;                   /* a JSON body, or the start of an error body */
-  int body_too_big;
-  mcp_client_sse *parser;     /* the SSE parser (outlives the exchange across resumptions) */
-  int want;                   /* a response is awaited ... */
-  json_int_t want_id;         /* ... with this id */
-  json_t *resp;               /* the response (owned until taken) */
-  int sse_too_big;            /* an event over the cap was dropped */
-} exch;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- answering the server while a stream is open ---------------------------------------- */
-static struct curl_slist *base_headers(http_tr *t, const char *accept) {
+static struct curl_slist *base_headers(mcp_client_http *t, const char *accept) {
   struct curl_slist *h = NULL, *n;
-  char line[SESSION_MAX + 64];
+  char line[MCP_CLIENT_SESSION_MAX + 64];
 #define ADD(s)                                 \
   do {                                         \
     if (!(n = curl_slist_append(h, (s)))) {    \
@@ -147,7 +107,7 @@ static void common_opts(CURL *h, const char *url, long timeout_ms) {
 
 /* POSTs a message (taken) on the side handle; 2xx expected. Logged, not returned: the
  * server notices a missing answer itself. */
-static void side_post(http_tr *t, CURL **side, json_t *msg) {
+static void side_post(mcp_client_http *t, CURL **side, json_t *msg) {
   char *text = json_dumps(msg, JSON_COMPACT);
   json_decref(msg);
   struct curl_slist *h = base_headers(t, "application/json, text/event-stream");
@@ -176,7 +136,7 @@ static void side_post(http_tr *t, CURL **side, json_t *msg) {
 
 /* ---- one exchange's callbacks ----------------------------------------------------------- */
 /* A message from the server (any kind); 1 when it is the awaited response. */
-static int on_message(exch *x, const char *text, size_t len) {
+static int on_message(mcp_client_exch *x, const char *text, size_t len) {
   json_t *msg = NULL;
   char why[300];
   int kind = mcp_client__parse(text, len, &msg, why, sizeof why);
@@ -212,7 +172,7 @@ static int on_message(exch *x, const char *text, size_t len) {
 }
 
 static int on_event(void *ud, const char *event, const char *data, size_t len) {
-  exch *x = ud;
+  mcp_client_exch *x = ud;
   size_t i = 0;
   while (i < len && isspace((unsigned char)data[i])) i++;
   if (i == len) return 0; /* a priming event, or a keep-alive */
@@ -221,7 +181,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len) {
 }
 
 static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
-  exch *x = ud;
+  mcp_client_exch *x = ud;
   size_t len = size * n;
   if (len <= 2 && x->h == x->t->lcurl && x->status / 100 != 1) { /* the listener's stream is open */
     pthread_mutex_lock(&x->t->lmu);
@@ -245,7 +205,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
   if (nlen == 12 && !strncasecmp(p, "content-type", 12)) {
     x->sse = vlen >= 17 && !strncasecmp(v, "text/event-stream", 17);
   } else if (nlen == 14 && !strncasecmp(p, "mcp-session-id", 14)) {
-    x->session_bad = vlen == 0 || vlen > SESSION_MAX;
+    x->session_bad = vlen == 0 || vlen > MCP_CLIENT_SESSION_MAX;
     for (size_t i = 0; i < vlen && !x->session_bad; i++) x->session_bad = v[i] < 0x21 || v[i] > 0x7e;
     if (!x->session_bad) {
       memcpy(x->session, v, vlen);
@@ -258,7 +218,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
 }
 
 static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
-  exch *x = ud;
+  mcp_client_exch *x = ud;
   size_t len = size * n;
   if (x->status / 100 == 2 && x->sse) {
     int rc = mcp_client__sse_feed(x->parser, p, len, on_event, x);
@@ -280,41 +240,12 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-/* The listener handle's socket hooks (see "the standalone stream" below). */
-static curl_socket_t listen_open_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
-  http_tr *t = ud;
-  (void)purpose;
-  pthread_mutex_lock(&t->lmu);
-  curl_socket_t fd = t->lstop ? CURL_SOCKET_BAD : socket(a->family, a->socktype, a->protocol);
-  if (fd != CURL_SOCKET_BAD) t->lsock = fd;
-  pthread_mutex_unlock(&t->lmu);
-  return fd;
-}
-
-static int listen_close_cb(void *ud, curl_socket_t fd) {
-  http_tr *t = ud;
-  pthread_mutex_lock(&t->lmu);
-  if (t->lsock == fd) t->lsock = CURL_SOCKET_BAD;
-  pthread_mutex_unlock(&t->lmu);
-  return close(fd);
-}
-
-static int listen_progress_cb(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl_off_t d) {
-  http_tr *t = ud;
-  (void)a, (void)b, (void)c2, (void)d;
-  pthread_mutex_lock(&t->lmu);
-  int stop = t->lstop;
-  pthread_mutex_unlock(&t->lmu);
-  return stop;
-}
-
 /* ---- exchanges -------------------------------------------------------------------------- */
-typedef enum { M_POST, M_GET, M_DELETE } http_method;
 
 /* Performs one exchange; returns the curl code (CURLE_WRITE_ERROR when the write callback
  * stopped the transfer on purpose: check x->resp). body may be NULL. */
-static CURLcode perform(http_tr *t, exch *x, http_method m, const char *body, const char *last_id, long timeout_ms) {
-  struct curl_slist *h = base_headers(t, m == M_GET ? "text/event-stream" : "application/json, text/event-stream");
+CURLcode mcp_client__http_perform(mcp_client_http *t, mcp_client_exch *x, mcp_client_http_method m, const char *body, const char *last_id, long timeout_ms) {
+  struct curl_slist *h = base_headers(t, m == MCP_HTTP_GET ? "text/event-stream" : "application/json, text/event-stream");
   if (!h) return CURLE_OUT_OF_MEMORY;
   if (last_id && *last_id) {
     char line[MCP_CLIENT_SSE_ID_MAX + 32];
@@ -334,31 +265,22 @@ static CURLcode perform(http_tr *t, exch *x, http_method m, const char *body, co
   curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-  if (m == M_POST) {
+  if (m == MCP_HTTP_POST) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-  } else if (m == M_DELETE) {
+  } else if (m == MCP_HTTP_DELETE) {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
   } else {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   }
-  if (c == t->lcurl) {
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, listen_open_cb);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, t);
-    curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, listen_close_cb);
-    curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, t);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, listen_progress_cb);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* the socket is ours to shut down: never a cached one */
-  }
+  if (c == t->lcurl) mcp_client__listen_hooks(t, c);
   CURLcode cc = curl_easy_perform(c);
   curl_slist_free_all(h);
   return cc;
 }
 
 /* An exchange on the caller's handles. */
-static void exch_init(exch *x, http_tr *t, mcp_client_sse *parser, int want, json_int_t id) {
+void mcp_client__http_exch_init(mcp_client_exch *x, mcp_client_http *t, mcp_client_sse *parser, int want, json_int_t id) {
   memset(x, 0, sizeof *x);
   x->t = t;
   x->h = t->curl;
@@ -370,7 +292,7 @@ static void exch_init(exch *x, http_tr *t, mcp_client_sse *parser, int want, jso
 }
 
 /* An error for an exchange that did not work (transport or status), into err. */
-static int exch_error(http_tr *t, exch *x, CURLcode cc, int timeout_ms, char *err, size_t cap) {
+static int exch_error(mcp_client_http *t, mcp_client_exch *x, CURLcode cc, int timeout_ms, char *err, size_t cap) {
   if (cc == CURLE_OPERATION_TIMEDOUT) return err_set(err, cap, -ETIMEDOUT, "no answer within %d ms", timeout_ms);
   if (cc == CURLE_WRITE_ERROR && (x->body_too_big))
     return err_set(err, cap, ERR_TOOBIG, "the server's answer is over %u bytes (the cap)", MCP_CLIENT_MAX_MSG);
@@ -402,15 +324,15 @@ static void sleep_ms(long ms) {
 
 /* One try of a request: POST, then resumptions. 0 with *resp_out; 1 when the server forgot
  * the session (404); or an error. */
-static int try_request(http_tr *t, const char *text, json_int_t id, int is_init, int timeout_ms, json_t **resp_out,
+static int try_request(mcp_client_http *t, const char *text, json_int_t id, int is_init, int timeout_ms, json_t **resp_out,
                        char *err, size_t cap) {
   long long deadline = mcp_client__now_ms() + timeout_ms;
   mcp_client_sse parser;
   mcp_client__sse_init(&parser, MCP_CLIENT_MAX_MSG);
-  exch x;
-  exch_init(&x, t, &parser, 1, id);
+  mcp_client_exch x;
+  mcp_client__http_exch_init(&x, t, &parser, 1, id);
   int rc = 0;
-  CURLcode cc = perform(t, &x, M_POST, text, NULL, remaining(deadline));
+  CURLcode cc = mcp_client__http_perform(t, &x, MCP_HTTP_POST, text, NULL, remaining(deadline));
   if (!x.resp && x.status == 404 && t->session[0] && !is_init) {
     rc = 1;
     goto done;
@@ -422,7 +344,7 @@ static int try_request(http_tr *t, const char *text, json_int_t id, int is_init,
   }
   if (is_init && x.status / 100 == 2) {
     if (x.session_bad) {
-      rc = err_set(err, cap, -EPROTO, "the server's Mcp-Session-Id is not 1-%d visible ASCII characters", SESSION_MAX);
+      rc = err_set(err, cap, -EPROTO, "the server's Mcp-Session-Id is not 1-%d visible ASCII characters", MCP_CLIENT_SESSION_MAX);
       goto done;
     }
     memcpy(t->session, x.session, sizeof t->session);
@@ -451,7 +373,7 @@ static int try_request(http_tr *t, const char *text, json_int_t id, int is_init,
       rc = err_set(err, cap, -EPROTO, "the server closed its event stream %d times without answering", MAX_RESUMES);
       goto done;
     }
-    long wait = parser.retry_ms >= 0 ? parser.retry_ms : DEFAULT_RETRY_MS;
+    long wait = parser.retry_ms >= 0 ? parser.retry_ms : MCP_CLIENT_RETRY_DEFAULT_MS;
     if (wait >= remaining(deadline)) {
       rc = err_set(err, cap, -ETIMEDOUT, "no answer within %d ms", timeout_ms);
       goto done;
@@ -464,9 +386,9 @@ static int try_request(http_tr *t, const char *text, json_int_t id, int is_init,
     mcp_client__sse_deinit(&parser);
     parser = next;
     buf_deinit(&x.body);
-    exch_init(&x, t, &parser, 1, id);
+    mcp_client__http_exch_init(&x, t, &parser, 1, id);
     log_debug("MCP server '%s': resuming its event stream after event %s", t->c->name, parser.last_id);
-    cc = perform(t, &x, M_GET, NULL, parser.last_id, remaining(deadline));
+    cc = mcp_client__http_perform(t, &x, MCP_HTTP_GET, NULL, parser.last_id, remaining(deadline));
     if (x.resp) break;
     if (cc != CURLE_OK && !(x.sse && x.status / 100 == 2 && cc != CURLE_OPERATION_TIMEDOUT)) {
       rc = exch_error(t, &x, cc, timeout_ms, err, cap);
@@ -491,114 +413,9 @@ done:
   return rc;
 }
 
-/* ---- the standalone stream -------------------------------------------------------------
- * After initialize, a listener thread holds a GET open on the URL, so that requests and
- * notifications the server sends outside any request of ours (an elicitation a tool asks
- * for through the server object, say) reach the client; a 405 (or any answer that is not an
- * event stream) means the server offers none, and the thread ends. A stream that ends is
- * resumed after its retry: delay with Last-Event-ID; three failures in a row end it. Close
- * (and re-initialization) stops the thread: a flag, and a shutdown of its socket so a read
- * in progress returns at once. */
-/* Waits ms or until asked to stop; 1 when asked. */
-static int listen_wait(http_tr *t, long ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  pthread_mutex_lock(&t->lmu);
-  while (!t->lstop && pthread_cond_timedwait(&t->lcv, &t->lmu, &ts) == 0) {
-  }
-  int stop = t->lstop;
-  pthread_mutex_unlock(&t->lmu);
-  return stop;
-}
-
-static void *listen_main(void *arg) {
-  http_tr *t = arg;
-  mcp_client_sse parser;
-  mcp_client__sse_init(&parser, MCP_CLIENT_MAX_MSG);
-  int failures = 0;
-  for (;;) {
-    exch x;
-    exch_init(&x, t, &parser, 0, 0);
-    x.h = t->lcurl;
-    x.side = &t->lside;
-    CURLcode cc = perform(t, &x, M_GET, NULL, parser.last_id, -1);
-    buf_deinit(&x.body);
-    pthread_mutex_lock(&t->lmu);
-    t->lready = 1;
-    pthread_cond_broadcast(&t->lcv);
-    pthread_mutex_unlock(&t->lmu);
-    if (listen_wait(t, 0)) break;
-    if (x.status && (x.status / 100 != 2 || !x.sse)) {
-      log_debug("MCP server '%s' offers no standalone event stream (GET: HTTP %ld)", t->c->name, x.status);
-      break;
-    }
-    failures = x.status ? 0 : failures + 1;
-    if (failures == 3) {
-      log_debug("MCP server '%s': the standalone event stream failed 3 times (%s); given up", t->c->name,
-                curl_easy_strerror(cc));
-      break;
-    }
-    if (listen_wait(t, parser.retry_ms >= 0 ? parser.retry_ms : DEFAULT_RETRY_MS)) break;
-    mcp_client_sse next;
-    mcp_client__sse_init(&next, MCP_CLIENT_MAX_MSG);
-    memcpy(next.last_id, parser.last_id, sizeof next.last_id);
-    next.retry_ms = parser.retry_ms;
-    mcp_client__sse_deinit(&parser);
-    parser = next;
-  }
-  mcp_client__sse_deinit(&parser);
-  return NULL;
-}
-
-static void listen_start(http_tr *t) {
-  if (t->listening) return;
-  if (!t->lcurl && !(t->lcurl = curl_easy_init())) return;
-  t->lstop = t->lready = 0;
-  t->lsock = CURL_SOCKET_BAD;
-  if (pthread_create(&t->listener, NULL, listen_main, t)) {
-    log_warn("MCP server '%s': no thread for its event stream; requests it sends on its own will go unanswered",
-             t->c->name);
-    return;
-  }
-  t->listening = 1;
-  /* Wait until the stream is open (or refused), so that nothing the server sends on it
-   * after our next request is lost; a server that keeps the GET's headers back costs
-   * LISTEN_READY_MS once. */
-  long long deadline = mcp_client__now_ms() + LISTEN_READY_MS;
-  pthread_mutex_lock(&t->lmu);
-  while (!t->lready && mcp_client__now_ms() < deadline) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 20 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&t->lcv, &t->lmu, &ts);
-  }
-  pthread_mutex_unlock(&t->lmu);
-}
-
-static void listen_stop(http_tr *t) {
-  if (!t->listening) return;
-  pthread_mutex_lock(&t->lmu);
-  t->lstop = 1;
-  if (t->lsock != CURL_SOCKET_BAD) shutdown(t->lsock, SHUT_RDWR);
-  pthread_cond_broadcast(&t->lcv);
-  pthread_mutex_unlock(&t->lmu);
-  pthread_join(t->listener, NULL);
-  t->listening = 0;
-}
-
 static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_ms, json_t **resp_out, char *err,
                         size_t cap) {
-  http_tr *t = c->tr;
+  mcp_client_http *t = c->tr;
   *resp_out = NULL;
   int is_init = !strcmp(json_string_value(json_object_get(msg, "method")), "initialize");
   char *text = json_dumps(msg, JSON_COMPACT);
@@ -608,7 +425,7 @@ static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_m
   int rc = try_request(t, text, id, is_init, timeout_ms, resp_out, err, cap);
   if (rc == 1 && !t->reinit) { /* the session is gone: a new one, and the request again */
     log_info("MCP server '%s' forgot the session; initializing again", c->name);
-    listen_stop(t);
+    mcp_client__listen_stop(t);
     t->session[0] = 0;
     t->reinit = 1;
     rc = mcp_client__initialize(c, err, cap);
@@ -621,7 +438,7 @@ static int http_request(mcp_client *c, json_t *msg, json_int_t id, int timeout_m
 }
 
 static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
-  http_tr *t = c->tr;
+  mcp_client_http *t = c->tr;
   const char *method = json_string_value(json_object_get(msg, "method"));
   int is_initialized = method && !strcmp(method, "notifications/initialized");
   char *text = json_dumps(msg, JSON_COMPACT);
@@ -629,12 +446,12 @@ static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
   if (!text) return err_set(err, cap, ERR_NOMEM, "out of memory");
   mcp_client_sse parser;
   mcp_client__sse_init(&parser, MCP_CLIENT_MAX_MSG);
-  exch x;
-  exch_init(&x, t, &parser, 0, 0);
-  CURLcode cc = perform(t, &x, M_POST, text, NULL, c->timeout_ms);
+  mcp_client_exch x;
+  mcp_client__http_exch_init(&x, t, &parser, 0, 0);
+  CURLcode cc = mcp_client__http_perform(t, &x, MCP_HTTP_POST, text, NULL, c->timeout_ms);
   int rc = 0;
   if ((cc != CURLE_OK && cc != CURLE_WRITE_ERROR) || x.status / 100 != 2) rc = exch_error(t, &x, cc, c->timeout_ms, err, cap);
-  else if (is_initialized) listen_start(t);
+  else if (is_initialized) mcp_client__listen_start(t);
   buf_deinit(&x.body);
   mcp_client__sse_deinit(&parser);
   free(text);
@@ -642,15 +459,15 @@ static int http_notify(mcp_client *c, json_t *msg, char *err, size_t cap) {
 }
 
 static void http_close(mcp_client *c) {
-  http_tr *t = c->tr;
+  mcp_client_http *t = c->tr;
   if (!t) return;
-  listen_stop(t);
+  mcp_client__listen_stop(t);
   if (t->session[0] && t->curl) {
     mcp_client_sse parser;
     mcp_client__sse_init(&parser, 4096);
-    exch x;
-    exch_init(&x, t, &parser, 0, 0);
-    CURLcode cc = perform(t, &x, M_DELETE, NULL, NULL, CLOSE_TIMEOUT_MS);
+    mcp_client_exch x;
+    mcp_client__http_exch_init(&x, t, &parser, 0, 0);
+    CURLcode cc = mcp_client__http_perform(t, &x, MCP_HTTP_DELETE, NULL, NULL, CLOSE_TIMEOUT_MS);
     log_debug("MCP server '%s': session ended (DELETE: %s, HTTP %ld)", c->name, curl_easy_strerror(cc), x.status);
     buf_deinit(&x.body);
     mcp_client__sse_deinit(&parser);
@@ -679,7 +496,7 @@ int mcp_client__http_open(mcp_client *c, const mcp_client_cfg *cfg, char *err, s
   if (cfg->bearer && (!*cfg->bearer || strpbrk(cfg->bearer, "\r\n")))
     return err_set(err, cap, ERR_INVAL, "the bearer token is empty or holds a line break");
   pthread_once(&curl_once, curl_init_once);
-  http_tr *t = calloc(1, sizeof *t);
+  mcp_client_http *t = calloc(1, sizeof *t);
   if (!t) return err_set(err, cap, ERR_NOMEM, "out of memory");
   t->c = c;
   pthread_mutex_init(&t->lmu, NULL);
