@@ -379,6 +379,45 @@ static void test_stdio_stubborn_close(void **state) {
   assert_int_equal(errno, ESRCH);
 }
 
+/* ---- the CLI: apiary mcp tools|call ---------------------------------------------------- */
+static void test_cli(void **state) {
+  (void)state;
+  REQUIRE_NODE();
+  assert_int_equal(apiary("mcp tools --json --stdio 'node " ECHO "'"), 0);
+  json_t *j = json_loads(out, 0, NULL);
+  assert_int_equal(json_array_size(j), 12);
+  json_decref(j);
+  assert_int_equal(apiary("mcp call --env MCP_TEST_VAR=from-cli env '{\"name\":\"MCP_TEST_VAR\"}' -- node " ECHO " --x"), 0);
+  assert_non_null(strstr(out, "\"value\":\"from-cli\""));
+  assert_non_null(strstr(out, "\"argv\":[\"--x\"]"));
+  assert_int_equal(apiary("mcp call --json --stdio 'node " ECHO "' add '{\"a\":1,\"b\":2}'"), 0);
+  assert_non_null(strstr(out, "{\"content\":[{\"type\":\"text\",\"text\":\"1+2=3\"}]}"));
+  /* a tool error and a protocol error exit 1, with the reason */
+  assert_int_equal(apiary("mcp call --stdio 'node " ECHO "' fail"), 1);
+  assert_non_null(strstr(errbuf, "it failed on purpose"));
+  assert_int_equal(apiary("mcp call --stdio 'node " ECHO "' nope"), 1);
+  assert_non_null(strstr(errbuf, "Unknown tool: nope"));
+  /* usage: no server, no tool, bad JSON, both forms of stdio */
+  assert_int_equal(apiary("mcp tools"), 2);
+  assert_int_equal(apiary("mcp call http://127.0.0.1:1/mcp"), 2);
+  assert_int_equal(apiary("mcp call http://127.0.0.1:1/mcp t '{nope'"), 2);
+  assert_int_equal(apiary("mcp call http://127.0.0.1:1/mcp t '[1]'"), 2);
+  assert_int_equal(apiary("mcp tools --stdio 'node x' -- node y"), 2);
+  assert_int_equal(apiary("mcp tools --stdio 'node \"unclosed'"), 2);
+  assert_int_equal(apiary("mcp tools --help"), 0);
+  assert_non_null(strstr(out, "--bearer"));
+  assert_int_equal(apiary("mcp --help"), 0);
+  assert_non_null(strstr(out, "apiary mcp tools"));
+  /* the client against the node's own stdio server (apiary mcp serve), no node running */
+  char dir[256];
+  tu_tmpdir(dir, sizeof dir);
+  assert_int_equal(apiary("mcp tools --stdio '%s mcp serve --home %s/h'", tu_apiary_bin(), dir), 0);
+  assert_non_null(strstr(out, "generate"));
+  assert_int_equal(apiary("mcp call --stdio '%s mcp --home %s/h' peers", tu_apiary_bin(), dir), 1);
+  assert_non_null(strstr(errbuf, "no node is running"));
+  tu_rm_rf(dir);
+}
+
 /* ---- HTTP against a node ---------------------------------------------------------------- */
 static int node_port(const char *home) {
   int port = 0;
@@ -518,6 +557,7 @@ int main(void) {
       cmocka_unit_test(test_stdio_timeout_and_cap),
       cmocka_unit_test(test_stdio_dead_child),
       cmocka_unit_test(test_stdio_stubborn_close),
+      cmocka_unit_test(test_cli),
       cmocka_unit_test_teardown(test_http_node, stop_node),
   };
   return cmocka_run_group_tests_name("mcp_client", tests, NULL, NULL);
