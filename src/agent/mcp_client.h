@@ -81,4 +81,15 @@ int mcp_client_call_tool(mcp_client *c, const char *name, json_t *args, int time
  * then SIGTERM, then SIGKILL. HTTP: DELETE of the session. Blocks up to a few seconds. */
 void mcp_client_close(mcp_client *c);
 
+/* ---- for agents (agent/mcp_client_tools.c; pure, inputs borrowed and untrusted) -------- */
+/* The tools of a tools/list answer as OpenAI function specs ({type:"function", function:
+ * {name, description, parameters}}) named SERVER__TOOL; a tool whose name is not
+ * [A-Za-z0-9_-] or whose full name is over 64 characters is left out. Owned array. */
+json_t *mcp_client_tool_specs(const char *server, const json_t *tools);
+/* A CallToolResult as text for a model (owned; NULL when out of memory): text items and
+ * embedded text resources one per line, images, audio, links and other items as a short
+ * [summary], structuredContent as JSON when nothing else came; about max bytes at most (cut
+ * on a UTF-8 boundary). *is_error (may be NULL) gets isError. */
+char *mcp_client_result_text(const json_t *result, size_t max, int *is_error);
+
 #endif

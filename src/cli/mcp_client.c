@@ -76,38 +76,11 @@ static void print_tools(const json_t *tools) {
   }
 }
 
-/* The result's content as text, on f. */
+/* The result's content as text, on f (no cap: the owner asked for it). */
 static void print_content(FILE *f, const json_t *result) {
-  const json_t *content = json_object_get(result, "content");
-  size_t i;
-  json_t *item;
-  int printed = 0;
-  json_array_foreach(content, i, item) {
-    const char *type = json_string_value(json_object_get(item, "type"));
-    const char *text = json_string_value(json_object_get(item, "text"));
-    const char *mime = json_string_value(json_object_get(item, "mimeType"));
-    const char *data = json_string_value(json_object_get(item, "data"));
-    if (type && !strcmp(type, "text") && text) fprintf(f, "%s\n", text);
-    else if (type && (!strcmp(type, "image") || !strcmp(type, "audio")))
-      fprintf(f, "[%s %s, %zu bytes of base64]\n", type, mime ? mime : "?", data ? strlen(data) : 0);
-    else if (type && !strcmp(type, "resource_link"))
-      fprintf(f, "[link %s]\n", json_string_value(json_object_get(item, "uri")) ? json_string_value(json_object_get(item, "uri")) : "?");
-    else if (type && !strcmp(type, "resource")) {
-      const json_t *r = json_object_get(item, "resource");
-      const char *rt = json_string_value(json_object_get(r, "text"));
-      const char *uri = json_string_value(json_object_get(r, "uri"));
-      if (rt) fprintf(f, "%s\n", rt);
-      else fprintf(f, "[resource %s]\n", uri ? uri : "?");
-    } else
-      fprintf(f, "[%s content]\n", type ? type : "unknown");
-    printed = 1;
-  }
-  const json_t *sc = json_object_get(result, "structuredContent");
-  if (!printed && sc) {
-    char *s = json_dumps(sc, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s) fprintf(f, "%s\n", s);
-    free(s);
-  }
+  char *text = mcp_client_result_text(result, (size_t)-1 / 2, NULL);
+  if (text && *text) fprintf(f, "%s\n", text);
+  free(text);
 }
 
 int cli_mcp_client_main(int argc, char **argv) {

@@ -200,6 +200,49 @@ static void test_answers(void **state) {
   }
 }
 
+static void test_agent_views(void **state) {
+  (void)state;
+  json_t *tools = json_loads("[{\"name\":\"search\",\"description\":\"Finds\",\"inputSchema\":{\"type\":\"object\","
+                             "\"properties\":{\"q\":{\"type\":\"string\"}}}},{\"name\":\"no.dots\"},{\"name\":\"bare\"},"
+                             "{\"name\":\"a_very_long_tool_name_that_goes_past_the_limit_of_sixty_four\"},{\"x\":1}]",
+                             0, NULL);
+  json_t *specs = mcp_client_tool_specs("web", tools);
+  assert_int_equal(json_array_size(specs), 2);
+  json_t *f0 = json_object_get(json_array_get(specs, 0), "function");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(specs, 0), "type")), "function");
+  assert_string_equal(json_string_value(json_object_get(f0, "name")), "web__search");
+  assert_string_equal(json_string_value(json_object_get(f0, "description")), "Finds");
+  assert_non_null(json_object_get(json_object_get(json_object_get(f0, "parameters"), "properties"), "q"));
+  json_t *f1 = json_object_get(json_array_get(specs, 1), "function");
+  assert_string_equal(json_string_value(json_object_get(f1, "name")), "web__bare");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(f1, "parameters"), "type")), "object");
+  json_decref(specs);
+  specs = mcp_client_tool_specs("bad server", tools);
+  assert_int_equal(json_array_size(specs), 0);
+  json_decref(specs);
+  json_decref(tools);
+
+  json_t *r = json_loads("{\"content\":[{\"type\":\"text\",\"text\":\"héllo\"},{\"type\":\"image\",\"data\":\"AAAA\","
+                         "\"mimeType\":\"image/png\"},{\"type\":\"resource\",\"resource\":{\"uri\":\"x:1\",\"text\":\"doc\"}},"
+                         "{\"type\":\"resource_link\",\"uri\":\"x:2\",\"name\":\"n\"},{\"type\":\"new\"}],\"isError\":true}",
+                         0, NULL);
+  int is_error = 0;
+  char *text = mcp_client_result_text(r, 1000, &is_error);
+  assert_string_equal(text, "héllo\n[image image/png, 4 bytes of base64]\ndoc\n[link x:2]\n[new content]");
+  assert_true(is_error);
+  free(text);
+  text = mcp_client_result_text(r, 2, NULL); /* cut, not inside the é */
+  assert_string_equal(text, "h");
+  free(text);
+  json_decref(r);
+  r = json_loads("{\"content\":[],\"structuredContent\":{\"sum\":3}}", 0, NULL);
+  text = mcp_client_result_text(r, 1000, &is_error);
+  assert_string_equal(text, "{\"sum\":3}");
+  assert_false(is_error);
+  free(text);
+  json_decref(r);
+}
+
 /* ---- stdio ------------------------------------------------------------------------------ */
 static int have_node(void) { return tu_sh("command -v node >/dev/null 2>&1") == 0; }
 
@@ -553,6 +596,7 @@ int main(void) {
       cmocka_unit_test(test_sse),
       cmocka_unit_test(test_parse),
       cmocka_unit_test(test_answers),
+      cmocka_unit_test(test_agent_views),
       cmocka_unit_test(test_stdio_basics),
       cmocka_unit_test(test_stdio_timeout_and_cap),
       cmocka_unit_test(test_stdio_dead_child),
