@@ -10,6 +10,9 @@
  * reconnection delay; comments (":") and unknown fields are ignored; an event is dispatched
  * at a blank line, when it has data. A leading UTF-8 BOM is skipped.
  *
+ * Also here, as the other pure piece the fuzzer drives: mcp_client__answer (defined in
+ * agent/mcp_client_answer.c), the client's answer to a server's request.
+ *
  * Internal to agent/mcp_client*; fuzzed by tests/fuzz/fuzz_mcp_client.c. One framer per
  * stream, used by one thread at a time. */
 #ifndef APIARY_AGENT_MCP_CLIENT_FRAME_H
