@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "agent/agent_def.h"
+#include "agent/agent_mcp.h"
 #include "agent/agent_run.h"
 #include "agent/agent_store.h"
 #include "agent/agent_tools.h"
@@ -36,6 +37,7 @@ struct agentsvc {
   gen_stream *current;      /* the model call in flight (under mu) */
   int64_t current_task;     /* whose (under mu) */
   agent_tools_env env;
+  agent_mcp *mcp;           /* the worker's MCP clients */
 };
 
 /* ---- the worker --------------------------------------------------------------------- */
@@ -115,11 +117,17 @@ static int model(void *ud, const json_t *def, json_t *messages, json_t *tools, c
   return rc;
 }
 
-static json_t *tools(void *ud, const json_t *def) { return agent_builtin_specs(def); }
+static json_t *tools(void *ud, const json_t *def) {
+  agentsvc *a = ud;
+  json_t *specs = agent_builtin_specs(def);
+  agent_mcp_specs(a->mcp, def, specs);
+  return specs;
+}
 
 static int tool(void *ud, const json_t *def, const char *name, json_t *args, char **text, int *is_error, int64_t *wei) {
   agentsvc *a = ud;
-  int rc = agent_builtin_run(&a->env, def, name, args, text, is_error, wei);
+  int rc = strstr(name, "__") ? agent_mcp_run(a->mcp, def, name, args, text, is_error)
+                               : agent_builtin_run(&a->env, def, name, args, text, is_error, wei);
   if (rc == ERR_NOTFOUND) {
     char m[200];
     snprintf(m, sizeof m, "no tool named %s", name);
@@ -301,6 +309,7 @@ int agentsvc_start(const agentsvc_opts *o, agentsvc **out, char *err, size_t cap
   snprintf(a->home, sizeof a->home, "%s", o->home);
   snprintf(a->agents_dir, sizeof a->agents_dir, "%s/agents", o->home);
   a->env = (agent_tools_env){.agents_dir = a->agents_dir, .node_call = node_call, .ud = a};
+  a->mcp = agent_mcp_new();
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->cv, NULL);
   int rc = store_open(o->db_path, &a->wdb, err, cap);
@@ -313,6 +322,7 @@ int agentsvc_start(const agentsvc_opts *o, agentsvc **out, char *err, size_t cap
   if (rc) {
     if (!err[0]) snprintf(err, cap, "cannot start the agent runtime: %s", err_str(rc));
     store_close(a->wdb);
+    agent_mcp_free(a->mcp);
     free(a);
     return rc;
   }
@@ -335,6 +345,7 @@ void agentsvc_stop(agentsvc *a) {
 void agentsvc_free(agentsvc *a) {
   if (!a) return;
   agentsvc_stop(a);
+  agent_mcp_free(a->mcp); /* the worker has ended: its MCP servers are closed */
   store_close(a->wdb);
   pthread_cond_destroy(&a->cv);
   pthread_mutex_destroy(&a->mu);

@@ -263,6 +263,55 @@ static void test_approval_across_kill(void **state) {
   assert_int_equal(apiary("task --home %s approve %lld", home, id), 1); /* nothing waits */
 }
 
+/* An MCP server's tool as the agent's: a stdio server written in JavaScript for this test
+ * (tests/cli/mcp_notes_server.js), configured in the definition with its environment; the
+ * forced first call appends one note, which the server wrote to its file: exactly the note
+ * the step recorded, once. */
+static void test_mcp_tool(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char def[400], notes[400], server[1200], cmd[2400];
+  snprintf(def, sizeof def, "%s/noter.json", dir);
+  snprintf(notes, sizeof notes, "%s/notes.txt", dir);
+  char cwd[800];
+  assert_non_null(getcwd(cwd, sizeof cwd)); /* tests/run runs suites from the repository's root */
+  snprintf(server, sizeof server, "%s/tests/cli/mcp_notes_server.js", cwd);
+  FILE *f = fopen(def, "w");
+  fprintf(f, "{\"name\":\"noter\",\"model\":\"tiny\",\"instructions\":\"Take a note.\",\"tools\":[\"notes__append_note\"],"
+             "\"tool_choice\":\"required\",\"max_steps\":2,\"max_tokens\":400,\"seed\":11,"
+             "\"mcp\":[{\"name\":\"notes\",\"command\":\"node\",\"args\":[\"%s\"],\"env\":{\"NOTES_FILE\":\"%s\"}}]}", server, notes);
+  fclose(f);
+  assert_int_equal(apiary("agent --home %s add --file %s", home, def), 0);
+  long long id = run_task("noter", "Note that the meeting moved to Friday.");
+  json_t *t = wait_state(id, "done|failed", 120);
+  json_t *steps = json_object_get(json_object_get(t, "task"), "steps");
+  json_t *s0 = json_array_get(steps, 0), *s1 = json_array_get(steps, 1);
+  json_t *call = json_array_get(json_object_get(json_object_get(s0, "output"), "calls"), 0);
+  assert_string_equal(json_string_value(json_object_get(call, "name")), "notes__append_note");
+  const char *note = json_string_value(json_object_get(json_object_get(call, "arguments"), "note"));
+  assert_non_null(note);
+  assert_true(strlen(note) <= 24);
+  assert_string_equal(json_string_value(json_object_get(s1, "state")), "done");
+  assert_non_null(strstr(json_string_value(json_object_get(json_object_get(s1, "output"), "text")), "noted"));
+  snprintf(cmd, sizeof cmd, "cat %s", notes);
+  assert_int_equal(tu_run(cmd, out, sizeof out, NULL, 0), 0);
+  char want[64];
+  snprintf(want, sizeof want, "%s\n", note);
+  /* one line per append the model made (a later step may append again) */
+  int appends = 0;
+  for (size_t i = 1; i < json_array_size(steps); i++) {
+    json_t *st = json_array_get(steps, i);
+    if (!strcmp(json_string_value(json_object_get(st, "kind")), "tool") &&
+        !strcmp(json_string_value(json_object_get(st, "state")), "done"))
+      appends++;
+  }
+  int lines = 0;
+  for (const char *p = out; *p; p++) lines += *p == '\n';
+  assert_int_equal(lines, appends);
+  assert_true(!strncmp(out, want, strlen(want)));
+  json_decref(t);
+}
+
 static void test_cli_errors(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -286,6 +335,7 @@ static void test_cli_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_task_runs), cmocka_unit_test(test_kill_mid_tool),
-                                     cmocka_unit_test(test_approval_across_kill), cmocka_unit_test(test_cli_errors)};
+                                     cmocka_unit_test(test_approval_across_kill), cmocka_unit_test(test_mcp_tool),
+                                     cmocka_unit_test(test_cli_errors)};
   return cmocka_run_group_tests_name("cli_agent", tests, setup, teardown);
 }
