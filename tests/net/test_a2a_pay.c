@@ -1,0 +1,300 @@
+/* Paid delegation end to end: real node processes on loopback, a real anvil chain, the
+ * tiny reference model. A (node 0, which deployed the contracts) sells the agent "scribe"
+ * at PRICE wei per task; C buys it.
+ *
+ *   - C delegates with no channel to A: it opens one by itself ([market] channel_deposit),
+ *     the task runs, C pays the price once with a voucher, and gets the result. C's client
+ *     receipt, A's provider receipt, the channel's voucher total on both sides and, after
+ *     A's auto-claim, the amount claimed on chain all equal PRICE;
+ *   - a second task on the same channel: the totals are 2 x PRICE everywhere;
+ *   - A is SIGKILLed while a task runs: A restarts, the task resumes, C's delegation keeps
+ *     asking, pays once and gets the result;
+ *   - C is SIGKILLed while its delegation waits: after C restarts, nothing was paid for
+ *     that task (A holds its result back: payment_due) and the channel's books still add
+ *     up on both sides.
+ * Skips without anvil or ../shared. Nothing leaves the machine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/cluster.h"
+#include "../support/testutil.h"
+#include "node/control.h"
+
+#define PRICE 12345678901ull
+
+static char out[1 << 18], err[1 << 16];
+static tu_cluster cl;
+static int ready;
+static char chan[80]; /* C's channel to A, once the first task opened it */
+
+enum { A = 0, C = 1 };
+
+#define apiary(...) tu_apiary(out, sizeof out, err, sizeof err, __VA_ARGS__)
+#define home(n) (cl.node[n].home)
+#define ids(n) (cl.node[n].id)
+
+static void add_agent(int n, const char *json) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/agent.json", cl.dir);
+  FILE *f = fopen(path, "w");
+  fputs(json, f);
+  fclose(f);
+  if (apiary("agent --home %s add --file %s", home(n), path)) fail_msg("agent add: %s", err);
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (!tu_shared()) return 0;
+  int rc = tu_cluster_init(&cl, 2);
+  if (rc < 0) return -1;
+  if (rc) return 0; /* no anvil */
+  char model[1024];
+  tu_shared_path(model, sizeof model, "testdata/tiny-spm4k-Q8_0.gguf");
+  for (int n = 0; n < 2; n++)
+    if (apiary("model pull --home %s %s --name tiny", home(n), model)) return -1;
+  if (tu_node_set(&cl, A, "claim_threshold_wei", "\"1\"") || tu_node_set(&cl, A, "claim_interval", "1") ||
+      tu_node_set(&cl, A, "max_tps", "40"))
+    return -1;
+  if (tu_node_start(&cl, A) || tu_node_start(&cl, C)) return -1;
+  char def[600];
+  snprintf(def, sizeof def,
+           "{\"name\": \"scribe\", \"model\": \"tiny\", \"instructions\": \"Write one line.\", \"max_steps\": 1,"
+           " \"max_tokens\": 24, \"seed\": 7, \"sell\": {\"price_wei\": %llu}}", PRICE);
+  add_agent(A, def);
+  snprintf(def, sizeof def,
+           "{\"name\": \"slow\", \"model\": \"tiny\", \"instructions\": \"Write a long story.\", \"max_steps\": 1,"
+           " \"max_tokens\": 240, \"seed\": 5, \"sell\": {\"price_wei\": %llu}}", PRICE);
+  add_agent(A, def);
+  ready = 1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  if (cl.n) tu_cluster_free(&cl);
+  return 0;
+}
+
+#define NEED()                                                                                                     \
+  do {                                                                                                             \
+    if (!ready) {                                                                                                  \
+      print_message("anvil or ../shared not available; skipping\n");                                              \
+      skip();                                                                                                      \
+    }                                                                                                              \
+  } while (0)
+
+/* Node n's receipt for request req in role (owned, NULL when none). */
+static json_t *receipt(int n, const char *req, const char *role) {
+  json_t *l = tu_node_json(&cl, n, "receipts");
+  json_t *found = NULL;
+  size_t k;
+  json_t *x;
+  json_array_foreach(json_object_get(l, "receipts"), k, x) {
+    if (!strcmp(json_string_value(json_object_get(x, "request")) ?: "", req) &&
+        !strcmp(json_string_value(json_object_get(x, "role")) ?: "", role))
+      found = json_incref(x);
+  }
+  json_decref(l);
+  return found;
+}
+
+/* Sum of node n's receipts in role on channel ch. */
+static uint64_t receipts_sum(int n, const char *role, const char *ch) {
+  json_t *l = tu_node_json(&cl, n, "receipts --role %s", role);
+  uint64_t sum = 0;
+  size_t k;
+  json_t *x;
+  json_array_foreach(json_object_get(l, "receipts"), k, x) {
+    if (!strcmp(json_string_value(json_object_get(x, "channel")) ?: "", ch)) sum += tu_dec(x, "amount");
+  }
+  json_decref(l);
+  return sum;
+}
+
+/* Channel ch as node n records it (owned, NULL when unknown). */
+static json_t *channel_of(int n, const char *ch) {
+  json_t *l = tu_node_json(&cl, n, "channel list");
+  json_t *found = NULL;
+  size_t k;
+  json_t *x;
+  json_array_foreach(json_object_get(l, "channels"), k, x) {
+    if (!strcmp(json_string_value(json_object_get(x, "id")) ?: "", ch)) found = json_incref(x);
+  }
+  json_decref(l);
+  return found;
+}
+
+/* Waits until node n's channel ch has field key equal to want. */
+static int channel_reaches(int n, const char *ch, const char *key, uint64_t want) {
+  for (int i = 0; i < 300; i++) {
+    json_t *c = channel_of(n, ch);
+    int ok = c && tu_dec(c, key) == want;
+    json_decref(c);
+    if (ok) return 1;
+    usleep(100000);
+  }
+  return 0;
+}
+
+/* Both sides agree: C's client receipts on the channel, C's voucher total, A's provider
+ * receipts and A's highest voucher all equal total. */
+static void books_equal(uint64_t total) {
+  assert_true(channel_reaches(C, chan, "signed", total));
+  assert_true(channel_reaches(A, chan, "signed", total));
+  assert_int_equal(receipts_sum(C, "client", chan), total);
+  assert_int_equal(receipts_sum(A, "provider", chan), total);
+}
+
+/* A's task for this input (owned task object). */
+static json_t *a_task(const char *input) {
+  json_t *l = tu_node_json(&cl, A, "task list");
+  json_t *found = NULL;
+  size_t i;
+  json_t *x;
+  json_array_foreach(json_object_get(l, "tasks"), i, x) {
+    if (found || strcmp(json_string_value(json_object_get(x, "input")) ?: "", input)) continue;
+    json_t *t = tu_node_json(&cl, A, "task show %lld", (long long)json_integer_value(json_object_get(x, "id")));
+    found = json_incref(json_object_get(t, "task"));
+    json_decref(t);
+  }
+  json_decref(l);
+  return found;
+}
+
+/* A paid delegation completed: the result is A's, the receipts of its id hold the price. */
+static void check_paid(json_t *r, const char *input) {
+  assert_string_equal(json_string_value(json_object_get(r, "state")), "completed");
+  assert_int_equal(tu_dec(r, "wei"), PRICE);
+  json_t *t = a_task(input);
+  assert_non_null(t);
+  assert_string_equal(json_string_value(json_object_get(t, "state")), "done");
+  assert_string_equal(json_string_value(json_object_get(r, "text")), json_string_value(json_object_get(t, "result")));
+  json_decref(t);
+  const char *id = json_string_value(json_object_get(r, "id"));
+  json_t *cr = receipt(C, id, "client"), *pr = NULL;
+  assert_non_null(cr);
+  assert_int_equal(tu_dec(cr, "amount"), PRICE);
+  for (int i = 0; i < 100; i++) { /* A marks it complete on the tasks/get that hands the result over */
+    json_decref(pr);
+    pr = receipt(A, id, "provider");
+    if (pr && !strcmp(json_string_value(json_object_get(pr, "status")), "complete")) break;
+    usleep(100000);
+  }
+  assert_non_null(pr);
+  assert_int_equal(tu_dec(pr, "amount"), PRICE);
+  assert_string_equal(json_string_value(json_object_get(pr, "channel")), json_string_value(json_object_get(cr, "channel")));
+  if (!chan[0]) snprintf(chan, sizeof chan, "%s", json_string_value(json_object_get(cr, "channel")));
+  assert_string_equal(json_string_value(json_object_get(cr, "channel")), chan);
+  json_decref(cr);
+  json_decref(pr);
+}
+
+static void test_paid(void **state) {
+  (void)state;
+  NEED();
+  /* a budget under the price: refused before anything moves */
+  assert_int_not_equal(apiary("task --home %s delegate %s scribe 'x' --max-wei %llu", home(C), ids(A), PRICE - 1), 0);
+  assert_non_null(strstr(err, "above your max_wei"));
+  json_t *r = tu_node_json(&cl, C, "task delegate %s scribe 'Thank the bees.' --max-wei %llu", ids(A), PRICE * 3);
+  if (!r) fail_msg("delegate: %s", err);
+  check_paid(r, "Thank the bees.");
+  json_decref(r);
+  books_equal(PRICE);
+  /* A claims what it was paid (auto-claim at 1 wei): the chain agrees */
+  assert_true(channel_reaches(A, chan, "claimed", PRICE));
+
+  r = tu_node_json(&cl, C, "task delegate %s scribe 'Thank the flowers.' --max-wei %llu", ids(A), PRICE);
+  if (!r) fail_msg("delegate: %s", err);
+  check_paid(r, "Thank the flowers.");
+  json_decref(r);
+  books_equal(2 * PRICE);
+  assert_true(channel_reaches(A, chan, "claimed", 2 * PRICE));
+}
+
+/* ---- SIGKILL ---------------------------------------------------------------------------- */
+
+typedef struct bg {
+  pthread_t th;
+  const char *input;
+  json_t *res;
+  char *msg;
+} bg;
+
+static void *bg_run(void *ud) {
+  bg *b = ud;
+  char mw[24];
+  snprintf(mw, sizeof mw, "%llu", PRICE);
+  ctl_call(home(C), "a2a.delegate",
+           json_pack("{s:s, s:s, s:s, s:s}", "node_id", ids(A), "agent", "slow", "input", b->input, "max_wei", mw), 300000,
+           &b->res, &b->msg);
+  return NULL;
+}
+
+/* Waits until A's task for input is running with some tokens (1) or has ended (0). */
+static int a_task_running(const char *input) {
+  for (int i = 0; i < 600; i++) {
+    json_t *t = a_task(input);
+    const char *st = t ? json_string_value(json_object_get(t, "state")) : "";
+    int running = st && !strcmp(st, "running"), ended = st && (!strcmp(st, "done") || !strcmp(st, "failed"));
+    json_decref(t);
+    if (running) return 1;
+    if (ended) return 0;
+    usleep(50000);
+  }
+  return 0;
+}
+
+static void test_kill_provider(void **state) {
+  (void)state;
+  NEED();
+  uint64_t before = receipts_sum(C, "client", chan);
+  bg b = {.input = "Tell the story of the hive."};
+  pthread_create(&b.th, NULL, bg_run, &b);
+  if (!a_task_running(b.input)) fail_msg("A's task did not run");
+  tu_node_kill(&cl, A);
+  assert_int_equal(tu_node_start(&cl, A), 0);
+  pthread_join(b.th, NULL);
+  if (!b.res) fail_msg("delegate: %s", b.msg ? b.msg : "?");
+  check_paid(b.res, b.input);
+  json_decref(b.res);
+  books_equal(before + PRICE);
+}
+
+static void test_kill_caller(void **state) {
+  (void)state;
+  NEED();
+  uint64_t before = receipts_sum(C, "client", chan);
+  bg b = {.input = "Tell the story of the queen."};
+  pthread_create(&b.th, NULL, bg_run, &b);
+  if (!a_task_running(b.input)) fail_msg("A's task did not run");
+  tu_node_kill(&cl, C);
+  pthread_join(b.th, NULL); /* its control link is gone: an error */
+  assert_null(b.res);
+  free(b.msg);
+  assert_int_equal(tu_node_start(&cl, C), 0);
+  /* A finishes the task and holds the result back: nobody paid for it */
+  json_t *t = NULL;
+  for (int i = 0; i < 600; i++) {
+    json_decref(t);
+    t = a_task(b.input);
+    if (t && !strcmp(json_string_value(json_object_get(t, "state")), "done")) break;
+    usleep(100000);
+  }
+  assert_string_equal(json_string_value(json_object_get(t, "state")), "done");
+  json_decref(t);
+  books_equal(before);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_kill_provider),
+                                     cmocka_unit_test(test_kill_caller)};
+  return cmocka_run_group_tests_name("a2a_pay", tests, setup, teardown);
+}
