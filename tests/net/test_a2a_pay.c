@@ -7,6 +7,7 @@
  *     receipt, A's provider receipt, the channel's voucher total on both sides and, after
  *     A's auto-claim, the amount claimed on chain all equal PRICE;
  *   - a second task on the same channel: the totals are 2 x PRICE everywhere;
+ *   - an agent on C delegates with the delegate tool: its step and its task count PRICE;
  *   - A is SIGKILLed while a task runs: A restarts, the task resumes, C's delegation keeps
  *     asking, pays once and gets the result;
  *   - C is SIGKILLed while its delegation waits: after C restarts, nothing was paid for
@@ -73,6 +74,11 @@ static int setup(void **state) {
            "{\"name\": \"slow\", \"model\": \"tiny\", \"instructions\": \"Write a long story.\", \"max_steps\": 1,"
            " \"max_tokens\": 240, \"seed\": 5, \"sell\": {\"price_wei\": %llu}}", PRICE);
   add_agent(A, def);
+  snprintf(def, sizeof def,
+           "{\"name\": \"boss\", \"model\": \"tiny\", \"tools\": [\"delegate\"], \"delegate_allow\": [\"scribe\"],"
+           " \"tool_choice\": \"required\", \"max_steps\": 2, \"max_tokens\": 300, \"seed\": 11,"
+           " \"max_wei_task\": %llu}", 2 * PRICE);
+  add_agent(C, def);
   ready = 1;
   return 0;
 }
@@ -219,6 +225,30 @@ static void test_paid(void **state) {
   assert_true(channel_reaches(A, chan, "claimed", 2 * PRICE));
 }
 
+/* An agent on C hands work to A's paid scribe with the delegate tool: the tool step and the
+ * task count the price as spent, and the books still add up. */
+static void test_agent_pays(void **state) {
+  (void)state;
+  NEED();
+  uint64_t before = receipts_sum(C, "client", chan);
+  json_t *r = tu_node_json(&cl, C, "task run boss 'Get a line written.' --wait");
+  if (!r) fail_msg("task run: %s", err);
+  json_t *task = json_object_get(r, "task");
+  json_t *tool = json_array_get(json_object_get(task, "steps"), 1);
+  assert_string_equal(json_string_value(json_object_get(tool, "tool")), "delegate");
+  assert_string_equal(json_string_value(json_object_get(tool, "state")), "done");
+  assert_int_equal((uint64_t)json_integer_value(json_object_get(tool, "wei")), PRICE);
+  assert_true((uint64_t)json_integer_value(json_object_get(task, "wei")) >= PRICE);
+  const char *input = json_string_value(json_object_get(json_object_get(tool, "args"), "task"));
+  json_t *t = a_task(input);
+  assert_non_null(t);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(tool, "output"), "text")),
+                      json_string_value(json_object_get(t, "result")));
+  json_decref(t);
+  json_decref(r);
+  books_equal(before + PRICE);
+}
+
 /* ---- SIGKILL ---------------------------------------------------------------------------- */
 
 typedef struct bg {
@@ -294,7 +324,8 @@ static void test_kill_caller(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_kill_provider),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_agent_pays),
+                                     cmocka_unit_test(test_kill_provider),
                                      cmocka_unit_test(test_kill_caller)};
   return cmocka_run_group_tests_name("a2a_pay", tests, setup, teardown);
 }
