@@ -117,9 +117,10 @@ static int model(void *ud, const json_t *def, json_t *messages, json_t *tools, c
 
 static json_t *tools(void *ud, const json_t *def) { return agent_builtin_specs(def); }
 
-static int tool(void *ud, const json_t *def, const char *name, json_t *args, char **text, int *is_error, int64_t *wei) {
+static int tool(void *ud, const json_t *def, const char *name, json_t *args, int64_t budget, char **text, int *is_error,
+                int64_t *wei) {
   agentsvc *a = ud;
-  int rc = agent_builtin_run(&a->env, def, name, args, text, is_error, wei);
+  int rc = agent_builtin_run(&a->env, def, name, args, budget, text, is_error, wei);
   if (rc == ERR_NOTFOUND) {
     char m[200];
     snprintf(m, sizeof m, "no tool named %s", name);

@@ -8,6 +8,7 @@
  *     A's auto-claim, the amount claimed on chain all equal PRICE;
  *   - a second task on the same channel: the totals are 2 x PRICE everywhere;
  *   - an agent on C delegates with the delegate tool: its step and its task count PRICE;
+ *     one whose max_wei_task leaves less than PRICE is refused and pays nothing;
  *   - A is SIGKILLed while a task runs: A restarts, the task resumes, C's delegation keeps
  *     asking, pays once and gets the result;
  *   - C is SIGKILLed while its delegation waits: after C restarts, nothing was paid for
@@ -78,6 +79,11 @@ static int setup(void **state) {
            "{\"name\": \"boss\", \"model\": \"tiny\", \"tools\": [\"delegate\"], \"delegate_allow\": [\"scribe\"],"
            " \"tool_choice\": \"required\", \"max_steps\": 2, \"max_tokens\": 300, \"seed\": 11,"
            " \"max_wei_task\": %llu}", 2 * PRICE);
+  add_agent(C, def);
+  snprintf(def, sizeof def,
+           "{\"name\": \"cheap\", \"model\": \"tiny\", \"tools\": [\"delegate\"], \"delegate_allow\": [\"scribe\"],"
+           " \"tool_choice\": \"required\", \"max_steps\": 2, \"max_tokens\": 300, \"seed\": 11,"
+           " \"max_wei_task\": %llu}", PRICE - 1);
   add_agent(C, def);
   ready = 1;
   return 0;
@@ -245,6 +251,17 @@ static void test_agent_pays(void **state) {
   assert_string_equal(json_string_value(json_object_get(json_object_get(tool, "output"), "text")),
                       json_string_value(json_object_get(t, "result")));
   json_decref(t);
+  json_decref(r);
+  books_equal(before + PRICE);
+  /* a task whose cap leaves less than the price: the delegation is refused, nothing moves */
+  r = tu_node_json(&cl, C, "task run cheap 'Get a line written.' --wait");
+  if (!r) fail_msg("task run: %s", err);
+  tool = json_array_get(json_object_get(json_object_get(r, "task"), "steps"), 1);
+  assert_string_equal(json_string_value(json_object_get(tool, "tool")), "delegate");
+  assert_string_equal(json_string_value(json_object_get(tool, "state")), "failed");
+  const char *why = json_string_value(json_object_get(json_object_get(tool, "output"), "text"));
+  if (!why || !strstr(why, "above max_wei")) fail_msg("the delegate step: %s", why ? why : "(no text)");
+  assert_int_equal(json_integer_value(json_object_get(tool, "wei")), 0);
   json_decref(r);
   books_equal(before + PRICE);
 }
