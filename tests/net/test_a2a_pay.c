@@ -7,6 +7,8 @@
  *     receipt, A's provider receipt, the channel's voucher total on both sides and, after
  *     A's auto-claim, the amount claimed on chain all equal PRICE;
  *   - a second task on the same channel: the totals are 2 x PRICE everywhere;
+ *   - a task C's node does not stay to pay for: A completes it and holds the result back
+ *     (payment_due, no artifact), its receipt at 0;
  *   - an agent on C delegates with the delegate tool: its step and its task count PRICE;
  *     one whose max_wei_task leaves less than PRICE is refused and pays nothing;
  *   - A is SIGKILLed while a task runs: A restarts, the task resumes, C's delegation keeps
@@ -231,6 +233,44 @@ static void test_paid(void **state) {
   assert_true(channel_reaches(A, chan, "claimed", 2 * PRICE));
 }
 
+/* A task nobody pays for (wait: false, so C's node does not stay to pay): A completes it
+ * and holds the result back (payment_due, no artifact); its receipt stays at 0. */
+static void test_held_back(void **state) {
+  (void)state;
+  NEED();
+  uint64_t before = receipts_sum(C, "client", chan);
+  char mw[24], *msg = NULL;
+  snprintf(mw, sizeof mw, "%llu", PRICE);
+  json_t *r = NULL;
+  if (ctl_call(home(C), "a2a.delegate", json_pack("{s:s, s:s, s:s, s:s, s:b}", "node_id", ids(A), "agent", "scribe",
+                                                   "input", "Count the cells.", "max_wei", mw, "wait", 0), 120000, &r, &msg))
+    fail_msg("delegate: %s", msg);
+  char id[40];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "id")));
+  json_decref(r);
+  json_t *g = NULL;
+  const char *st = "";
+  for (int i = 0; i < 600 && strcmp(st, "completed"); i++) {
+    json_decref(g);
+    if (ctl_call(home(C), "a2a.get", json_pack("{s:s, s:s}", "node_id", ids(A), "id", id), 120000, &g, &msg))
+      fail_msg("a2a.get: %s", msg);
+    st = json_string_value(json_object_get(json_object_get(g, "status"), "state"));
+    if (strcmp(st, "completed")) usleep(100000);
+  }
+  assert_string_equal(st, "completed");
+  assert_true(json_is_true(json_object_get(json_object_get(g, "metadata"), "payment_due")));
+  assert_null(json_object_get(g, "artifacts"));
+  json_decref(g);
+  json_t *pr = receipt(A, id, "provider");
+  assert_non_null(pr);
+  assert_int_equal(tu_dec(pr, "amount"), 0);
+  assert_string_equal(json_string_value(json_object_get(pr, "status")), "unpaid");
+  json_decref(pr);
+  json_t *cr = receipt(C, id, "client");
+  assert_null(cr);
+  books_equal(before);
+}
+
 /* An agent on C hands work to A's paid scribe with the delegate tool: the tool step and the
  * task count the price as spent, and the books still add up. */
 static void test_agent_pays(void **state) {
@@ -341,7 +381,8 @@ static void test_kill_caller(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_agent_pays),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_held_back),
+                                     cmocka_unit_test(test_agent_pays),
                                      cmocka_unit_test(test_kill_provider),
                                      cmocka_unit_test(test_kill_caller)};
   return cmocka_run_group_tests_name("a2a_pay", tests, setup, teardown);
