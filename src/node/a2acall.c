@@ -5,8 +5,10 @@
  *               `a2a.delegate` without a node id can pick the cheapest node selling an
  *               agent of that name within the budget; linked ones are asked again every
  *               REFRESH_MS.
- *   a2a.delegate {node_id?, agent, input, max_wei?, wait?, timeout_s?} sends
- *               a2a.message/send with a fresh 16-byte id, then polls a2a.tasks/get every
+ *   a2a.delegate {node_id?, agent, input, max_wei?, wait?, timeout_s?, id?} sends
+ *               a2a.message/send with a fresh 16-byte id (or id: an earlier delegation's,
+ *               to take it up again after a restart: the same task, and what our receipt
+ *               holds for it counts as paid), then polls a2a.tasks/get every
  *               POLL_MS until the task ends; answers {id, node_id, agent, state, text,
  *               error?, wei, tokens}. wait:false answers right after the provider took
  *               the task. A provider that does not answer (dead, restarting) is asked
@@ -275,8 +277,13 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "need agent, input (at most 64 KiB) and max_wei (wei, decimal)");
     return;
   }
-  uint8_t pk[32];
+  uint8_t pk[32], id[16];
   char why[300];
+  int again = json_object_get(params, "id") != NULL; /* take up an earlier delegation (same task) */
+  if (again && (a2a_id_parse(params, id) || !json_object_get(params, "node_id"))) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "id (32 hex digits) takes up an earlier delegation: give its node_id too");
+    return;
+  }
   if (json_object_get(params, "node_id")) {
     if (parse_node(params, pk)) {
       ctl_reply_err(req, CTL_INVALID_PARAMS, "node_id is not a node id");
@@ -299,7 +306,8 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
   c->a = a;
   c->req = req;
   memcpy(c->pk, pk, 32);
-  randombytes_buf(c->id, sizeof c->id);
+  if (again) memcpy(c->id, id, 16);
+  else randombytes_buf(c->id, sizeof c->id);
   snprintf(c->agent, sizeof c->agent, "%s", agent);
   c->max_wei = max_wei;
   c->wait = !json_is_false(json_object_get(params, "wait"));

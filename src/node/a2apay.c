@@ -20,6 +20,12 @@
 
 int a2asvc__find_channel(a2a_call *c, uint64_t need) {
   a2asvc *a = c->a;
+  mkt_receipt r;
+  if (!mkt_receipt_get(a->db, MKT_CLIENT, c->id, c->pk, &r) && r.has_channel) { /* taken up again: its channel */
+    memcpy(c->chan, r.channel, 32);
+    c->has_chan = 1;
+    return 0;
+  }
   channel ch;
   if (!a->pay || !paysvc_enabled(a->pay) || paysvc_client_channel(a->pay, c->pk, need ? need : 1, &ch))
     return ERR_NOTFOUND;

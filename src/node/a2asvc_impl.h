@@ -53,7 +53,8 @@ int a2asvc__call_start(a2asvc *a);
 void a2asvc__call_stop(a2asvc *a);
 
 /* a2apay.c (the caller paying for a task):
- * The channel to send a task with: an open one to the provider with room for need wei.
+ * The channel to send a task with: the one our receipt for it names (a delegation taken up
+ * again), else an open one to the provider with room for need wei.
  * Sets c->chan; 0 or ERR_NOTFOUND. */
 int a2asvc__find_channel(a2a_call *c, uint64_t need);
 /* The provider wants price wei and we have no usable channel: opens one (once per

@@ -13,9 +13,9 @@
  *     one whose max_wei_task leaves less than PRICE is refused and pays nothing;
  *   - A is SIGKILLed while a task runs: A restarts, the task resumes, C's delegation keeps
  *     asking, pays once and gets the result;
- *   - C is SIGKILLed while its delegation waits: after C restarts, nothing was paid for
- *     that task (A holds its result back: payment_due) and the channel's books still add
- *     up on both sides.
+ *   - C is SIGKILLed while its delegation waits: after C restarts, a2a.delegate with the
+ *     same id takes it up again (the same task on A), pays once and gets the result; a
+ *     third time pays nothing more.
  * Skips without anvil or ../shared. Nothing leaves the machine. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -311,17 +311,23 @@ static void test_agent_pays(void **state) {
 typedef struct bg {
   pthread_t th;
   const char *input;
+  const char *id;   /* an earlier delegation's id to take up (NULL: a new one) */
+  int wait;
   json_t *res;
   char *msg;
 } bg;
 
-static void *bg_run(void *ud) {
-  bg *b = ud;
+static void delegate_slow(bg *b) {
   char mw[24];
   snprintf(mw, sizeof mw, "%llu", PRICE);
-  ctl_call(home(C), "a2a.delegate",
-           json_pack("{s:s, s:s, s:s, s:s}", "node_id", ids(A), "agent", "slow", "input", b->input, "max_wei", mw), 300000,
-           &b->res, &b->msg);
+  json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:b}", "node_id", ids(A), "agent", "slow", "input", b->input, "max_wei", mw,
+                        "wait", b->wait);
+  if (b->id) json_object_set_new(p, "id", json_string(b->id));
+  ctl_call(home(C), "a2a.delegate", p, 300000, &b->res, &b->msg);
+}
+
+static void *bg_run(void *ud) {
+  delegate_slow(ud);
   return NULL;
 }
 
@@ -343,7 +349,7 @@ static void test_kill_provider(void **state) {
   (void)state;
   NEED();
   uint64_t before = receipts_sum(C, "client", chan);
-  bg b = {.input = "Tell the story of the hive."};
+  bg b = {.input = "Tell the story of the hive.", .wait = 1};
   pthread_create(&b.th, NULL, bg_run, &b);
   if (!a_task_running(b.input)) fail_msg("A's task did not run");
   tu_node_kill(&cl, A);
@@ -355,11 +361,19 @@ static void test_kill_provider(void **state) {
   books_equal(before + PRICE);
 }
 
+/* C is killed while its delegation waits on A's task; after C restarts, the delegation
+ * taken up again by its id (the same task on A) completes and pays the price once. */
 static void test_kill_caller(void **state) {
   (void)state;
   NEED();
   uint64_t before = receipts_sum(C, "client", chan);
-  bg b = {.input = "Tell the story of the queen."};
+  bg first = {.input = "Tell the story of the queen.", .wait = 0};
+  delegate_slow(&first);
+  if (!first.res) fail_msg("delegate: %s", first.msg ? first.msg : "?");
+  char id[40];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(first.res, "id")));
+  json_decref(first.res);
+  bg b = {.input = first.input, .id = id, .wait = 1};
   pthread_create(&b.th, NULL, bg_run, &b);
   if (!a_task_running(b.input)) fail_msg("A's task did not run");
   tu_node_kill(&cl, C);
@@ -367,17 +381,20 @@ static void test_kill_caller(void **state) {
   assert_null(b.res);
   free(b.msg);
   assert_int_equal(tu_node_start(&cl, C), 0);
-  /* A finishes the task and holds the result back: nobody paid for it */
-  json_t *t = NULL;
-  for (int i = 0; i < 600; i++) {
-    json_decref(t);
-    t = a_task(b.input);
-    if (t && !strcmp(json_string_value(json_object_get(t, "state")), "done")) break;
-    usleep(100000);
-  }
-  assert_string_equal(json_string_value(json_object_get(t, "state")), "done");
-  json_decref(t);
-  books_equal(before);
+  bg again = {.input = first.input, .id = id, .wait = 1};
+  delegate_slow(&again);
+  if (!again.res) fail_msg("delegate again: %s", again.msg ? again.msg : "?");
+  assert_string_equal(json_string_value(json_object_get(again.res, "id")), id);
+  check_paid(again.res, again.input);
+  json_decref(again.res);
+  books_equal(before + PRICE);
+  /* and once more: the task is paid, nothing more is signed */
+  bg third = {.input = first.input, .id = id, .wait = 1};
+  delegate_slow(&third);
+  if (!third.res) fail_msg("delegate a third time: %s", third.msg ? third.msg : "?");
+  check_paid(third.res, third.input);
+  json_decref(third.res);
+  books_equal(before + PRICE);
 }
 
 int main(void) {
