@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -271,4 +272,12 @@ json_t *a2a_card_json(const char *node_name, const char *node_id, const char *ve
                    "extendedAgentCard", 0, "extensions", "uri", "urn:apiary:a2a:price:v1", "description",
                    "skill.metadata.apiary.price_wei: wei per task, paid through an apiary channel", "required", 0,
                    "defaultInputModes", "text/plain", "defaultOutputModes", "text/plain", "skills", skills);
+}
+
+void a2a_agent_model(const char *agent, uint8_t out[32]) {
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, (const unsigned char *)"agent:", 6);
+  crypto_hash_sha256_update(&st, (const unsigned char *)agent, strlen(agent));
+  crypto_hash_sha256_final(&st, out);
 }

@@ -110,6 +110,9 @@ int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, s
 json_t *a2a_card_json(const char *node_name, const char *node_id, const char *version, const a2a_agent_offer *a,
                       size_t n);
 
+/* What a paid task's receipts (market/receipt) name as their model: sha256("agent:" name). */
+void a2a_agent_model(const char *agent, uint8_t out[32]);
+
 /* A wei amount: a decimal string (at most 20 digits) or a non-negative integer. */
 int a2a_wei_parse(const json_t *v, uint64_t *out);
 

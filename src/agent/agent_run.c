@@ -75,6 +75,13 @@ static int allowed(const json_t *def, const char *tool) {
   return agent_def_lists(def, "tools", all);
 }
 
+/* What task t may still spend under its max_wei_task (-1: no cap). */
+static int64_t budget_left(const json_t *def, const agent_task *t) {
+  int64_t cap = agent_def_int(def, "max_wei_task");
+  if (cap <= 0) return -1;
+  return t->wei >= cap ? 0 : cap - t->wei;
+}
+
 /* Runs a tool call as step n and records its output. */
 static int do_tool(store *s, const agent_task *t, const json_t *def, agent_action *a, const agent_ops *ops) {
   agent_step st = {.n = a->step, .kind = 't', .state = STEP_STARTED, .args = a->args};
@@ -90,7 +97,7 @@ static int do_tool(store *s, const agent_task *t, const json_t *def, agent_actio
     snprintf(m, sizeof m, "the tool \"%s\" is not one this agent may use", st.tool);
     text = strdup(m);
     is_error = 1;
-  } else if (ops->tool(ops->ud, def, st.tool, st.args, &text, &is_error, &wei)) {
+  } else if (ops->tool(ops->ud, def, st.tool, st.args, budget_left(def, t), &text, &is_error, &wei)) {
     is_error = 1;
   }
   size_t len = text ? strlen(text) : 0;

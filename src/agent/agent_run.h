@@ -24,8 +24,10 @@ typedef struct agent_ops {
   /* The model: messages and tools (OpenAI shapes, borrowed) → out. 0, or an error with err. */
   int (*model)(void *ud, const json_t *def, json_t *messages, json_t *tools, const char *tool_choice,
                agent_model_out *out, char *err, size_t cap);
-  /* A tool call: 0 with *text (owned) and *is_error; *wei what it cost. */
-  int (*tool)(void *ud, const json_t *def, const char *name, json_t *args, char **text, int *is_error, int64_t *wei);
+  /* A tool call: 0 with *text (owned) and *is_error; *wei what it cost. budget: the wei
+   * the task may still spend (its max_wei_task less what it spent), -1 when uncapped. */
+  int (*tool)(void *ud, const json_t *def, const char *name, json_t *args, int64_t budget, char **text, int *is_error,
+              int64_t *wei);
   /* The tools offered to the model (an OpenAI tools array, owned). */
   json_t *(*tools)(void *ud, const json_t *def);
   void *ud;

@@ -288,20 +288,19 @@ static int node_json(const agent_tools_env *env, const char *method, json_t *par
   return 0;
 }
 
-/* delegate {agent, task}: node/a2acall's a2a.delegate, with the task's spending cap
- * (max_wei_task; none: no limit) as the budget. Not idempotent: a call in flight when the
+/* delegate {agent, task}: node/a2acall's a2a.delegate, with what the task may still spend
+ * under its max_wei_task (none: no limit) as the budget. Not idempotent: a call in flight when the
  * node dies is not made again (the provider may have taken, and been paid for, the task). */
-static int agent_tools__delegate(const agent_tools_env *env, const json_t *def, json_t *args, char **text, int *is_error,
-                                 int64_t *wei) {
+static int agent_tools__delegate(const agent_tools_env *env, const json_t *def, json_t *args, int64_t left, char **text,
+                                 int *is_error, int64_t *wei) {
   const char *who = json_string_value(json_object_get(args, "agent"));
   if (json_array_size(json_object_get(def, "delegate_allow")) && (!who || !agent_def_lists(def, "delegate_allow", who))) {
     *text = strdup("that agent is not in this agent's delegate_allow list");
     *is_error = 1;
     return 0;
   }
-  int64_t cap = agent_def_int(def, "max_wei_task");
   char budget[24];
-  snprintf(budget, sizeof budget, "%llu", cap > 0 ? (unsigned long long)cap : (unsigned long long)UINT64_MAX);
+  snprintf(budget, sizeof budget, "%llu", left >= 0 ? (unsigned long long)left : (unsigned long long)UINT64_MAX);
   json_t *p = json_pack("{s:O, s:O, s:s}", "agent", json_object_get(args, "agent"), "input", json_object_get(args, "task"),
                         "max_wei", budget);
   if (!p || !json_is_string(json_object_get(args, "agent")) || !json_is_string(json_object_get(args, "task"))) {
@@ -329,8 +328,8 @@ static int agent_tools__delegate(const agent_tools_env *env, const json_t *def, 
   return 0;
 }
 
-int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char *name, json_t *args, char **text,
-                      int *is_error, int64_t *wei) {
+int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char *name, json_t *args, int64_t budget,
+                      char **text, int *is_error, int64_t *wei) {
   *text = NULL;
   *is_error = 0;
   *wei = 0;
@@ -341,7 +340,7 @@ int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char 
   if (!strcmp(name, "offers")) return node_json(env, "market.offers", NULL, text, is_error, NULL);
   if (!strcmp(name, "peers")) return node_json(env, "peers", NULL, text, is_error, NULL);
   if (!strcmp(name, "balance")) return node_json(env, "pay.info", NULL, text, is_error, NULL);
-  if (!strcmp(name, "delegate")) return agent_tools__delegate(env, def, args, text, is_error, wei);
+  if (!strcmp(name, "delegate")) return agent_tools__delegate(env, def, args, budget, text, is_error, wei);
   if (!strcmp(name, "generate")) {
     json_t *mt = json_object_get(args, "max_tokens");
     json_t *p = json_pack("{s:O, s:O, s:i, s:f}", "model", json_object_get(args, "model"), "prompt",

@@ -25,9 +25,10 @@ typedef struct agent_tools_env {
 /* The OpenAI tool specs (type function) of the def's built-in tools (owned array). */
 json_t *agent_builtin_specs(const json_t *def);
 /* Runs built-in tool name: 0 with *text (owned) and *is_error; ERR_NOTFOUND for an unknown
- * name. *wei: what it paid (generate). */
-int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char *name, json_t *args, char **text,
-                      int *is_error, int64_t *wei);
+ * name. budget: wei the task may still spend (-1: no cap; delegate's max_wei). *wei: what
+ * it paid (generate, delegate). */
+int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char *name, json_t *args, int64_t budget,
+                      char **text, int *is_error, int64_t *wei);
 
 /* 1 when rel is a safe relative path for an agent's folder. */
 int agent_path_ok(const char *rel);

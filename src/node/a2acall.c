@@ -5,8 +5,10 @@
  *               `a2a.delegate` without a node id can pick the cheapest node selling an
  *               agent of that name within the budget; linked ones are asked again every
  *               REFRESH_MS.
- *   a2a.delegate {node_id?, agent, input, max_wei?, wait?, timeout_s?} sends
- *               a2a.message/send with a fresh 16-byte id, then polls a2a.tasks/get every
+ *   a2a.delegate {node_id?, agent, input, max_wei?, wait?, timeout_s?, id?} sends
+ *               a2a.message/send with a fresh 16-byte id (or id: an earlier delegation's,
+ *               to take it up again after a restart: the same task, and what our receipt
+ *               holds for it counts as paid), then polls a2a.tasks/get every
  *               POLL_MS until the task ends; answers {id, node_id, agent, state, text,
  *               error?, wei, tokens}. wait:false answers right after the provider took
  *               the task. A provider that does not answer (dead, restarting) is asked
@@ -39,22 +41,6 @@ typedef struct provider {
 
 static provider provs[MAX_PROVIDERS]; /* loop thread; one node per process */
 static int n_provs;
-
-struct a2a_call {
-  a2a_call *next;
-  a2asvc *a;
-  ctl_req *req;            /* NULL once answered */
-  uint8_t pk[32], id[16];
-  char agent[64];
-  char *input;             /* owned */
-  uint64_t max_wei;
-  uint64_t deadline;       /* loop ms */
-  uv_timer_t timer;
-  int sent;                /* the provider has the task */
-  int wait;                /* answer only when it ended */
-  int rpc_live;            /* a call awaits its reply */
-  int closed;              /* the timer is closing/closed */
-};
 
 /* ---- discovery ---------------------------------------------------------------------------- */
 
@@ -126,8 +112,8 @@ static void on_timer_closed(uv_handle_t *h) {
 }
 
 /* Frees c once nothing refers to it any more. */
-static void maybe_free(a2a_call *c) {
-  if (c->req || c->rpc_live || c->closed) return;
+void a2asvc__maybe_free(a2a_call *c) {
+  if (c->req || c->rpc_live || c->opening || c->closed) return;
   a2asvc *a = c->a;
   for (a2a_call **p = &a->calls; *p; p = &(*p)->next)
     if (*p == c) {
@@ -147,7 +133,7 @@ static void finish_task(a2a_call *c, const a2a_task_view *v) {
   char hex[33], who[IDENT_ID_BUF], wei[24];
   hex_encode(c->id, 16, hex);
   ident_id_encode(c->pk, who);
-  snprintf(wei, sizeof wei, "%llu", (unsigned long long)(!strcmp(v->state, "completed") ? v->price_wei : 0));
+  snprintf(wei, sizeof wei, "%llu", (unsigned long long)a2asvc__paid(c)); /* what we signed for it */
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", hex, "node_id", who, "agent", c->agent, "state",
                           v->state, "text", v->text ? v->text : "", "wei", wei, "tokens", (json_int_t)v->tokens);
   if (v->error) json_object_set_new(res, "error", json_string(v->error));
@@ -159,9 +145,37 @@ static void finish_task(a2a_call *c, const a2a_task_view *v) {
 static void poll_later(a2a_call *c, uint64_t ms);
 static void on_reply(void *ud, const rpc_reply *reply);
 
-static void step(a2a_call *c) {
+/* The price of c's agent on its provider, when its offer is known (else 1: any channel). */
+static uint64_t known_price(const a2a_call *c) {
+  for (int i = 0; i < n_provs; i++)
+    if (!memcmp(provs[i].pk, c->pk, 32))
+      for (size_t k = 0; k < provs[i].n; k++)
+        if (!strcmp(provs[i].agents[k].name, c->agent)) return provs[i].agents[k].price_wei;
+  return 1;
+}
+
+/* The provider refused the task for want of a usable channel (A2A_E_PAYMENT, data
+ * {price_wei, retry}): send again (it is looking our channel up), or find or open one.
+ * 0 when it goes on; else the reason in msg. */
+static int payment_asked(a2a_call *c, const rpc_reply *reply, char *msg, size_t cap) {
+  json_t *d = reply->data;
+  uint64_t price = 0;
+  if (json_is_true(json_object_get(d, "retry"))) {
+    poll_later(c, 1000);
+    return 0;
+  }
+  if (a2a_wei_parse(json_object_get(d, "price_wei"), &price) || !price || price > c->max_wei) {
+    snprintf(msg, cap, "%s", reply->message && *reply->message ? reply->message : "the provider wants a payment channel");
+    return -1;
+  }
+  if (a2asvc__open_channel(c, price, msg, cap)) return -1;
+  if (!c->opening) poll_later(c, 0); /* an open one was found */
+  return 0;
+}
+
+void a2asvc__step(a2a_call *c) {
   a2asvc *a = c->a;
-  if (a->closing || !c->req) return;
+  if (a->closing || !c->req || c->opening) return;
   if (uv_now(a->loop) > c->deadline) {
     char who[IDENT_ID_BUF];
     ident_id_encode(c->pk, who);
@@ -177,7 +191,8 @@ static void step(a2a_call *c) {
     p = json_pack("{s:s}", "id", hex);
     method = "a2a.tasks/get";
   } else {
-    p = a2a_send_params(c->agent, c->id, c->input, c->max_wei, NULL);
+    if (!c->has_chan && c->max_wei) a2asvc__find_channel(c, known_price(c));
+    p = a2a_send_params(c->agent, c->id, c->input, c->max_wei, c->has_chan ? c->chan : NULL);
     method = "a2a.message/send";
   }
   c->rpc_live = 1;
@@ -187,7 +202,7 @@ static void step(a2a_call *c) {
   }
 }
 
-static void on_timer(uv_timer_t *t) { step(t->data); }
+static void on_timer(uv_timer_t *t) { a2asvc__step(t->data); }
 
 static void poll_later(a2a_call *c, uint64_t ms) {
   if (!c->closed) uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -197,7 +212,7 @@ static void on_reply(void *ud, const rpc_reply *reply) {
   a2a_call *c = ud;
   c->rpc_live = 0;
   if (c->a->closing || !c->req) {
-    maybe_free(c);
+    a2asvc__maybe_free(c);
     return;
   }
   if (reply->kind == RPC_REPLY_ERROR) {
@@ -206,24 +221,40 @@ static void on_reply(void *ud, const rpc_reply *reply) {
       return;
     }
     char msg[600];
-    snprintf(msg, sizeof msg, "%s (code %d)", reply->message && *reply->message ? reply->message : "refused",
-             reply->code);
+    if (reply->code == A2A_E_PAYMENT && !c->sent && !payment_asked(c, reply, msg, sizeof msg)) return;
+    if (reply->code != A2A_E_PAYMENT || c->sent)
+      snprintf(msg, sizeof msg, "%s (code %d)", reply->message && *reply->message ? reply->message : "refused",
+               reply->code);
     finish_err(c, CTL_FAILED, "%s", msg);
-    maybe_free(c);
+    a2asvc__maybe_free(c);
     return;
   }
   if (reply->kind != RPC_REPLY_RESULT) return; /* no streams on these methods */
   a2a_task_view v;
   if (a2a_task_parse(reply->result, &v)) {
     finish_err(c, CTL_FAILED, "%s", "the provider's answer is not a task we can read");
-    maybe_free(c);
+    a2asvc__maybe_free(c);
     return;
   }
   c->sent = 1;
-  if (a2a_state_terminal(v.state) || !c->wait) {
+  if (!strcmp(v.state, "completed") && v.payment_due) { /* the result waits for the price */
+    char why[300];
+    if (a2asvc__pay(c, v.price_wei, why, sizeof why)) {
+      finish_err(c, CTL_FAILED, "%s", why);
+      a2a_task_view_clear(&v);
+      a2asvc__maybe_free(c);
+      return;
+    }
+    if (!c->wait) {
+      finish_task(c, &v);
+      a2a_task_view_clear(&v);
+      a2asvc__maybe_free(c);
+      return;
+    }
+  } else if (a2a_state_terminal(v.state) || !c->wait) {
     finish_task(c, &v);
     a2a_task_view_clear(&v);
-    maybe_free(c);
+    a2asvc__maybe_free(c);
     return;
   }
   a2a_task_view_clear(&v);
@@ -246,8 +277,13 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
     ctl_reply_err(req, CTL_INVALID_PARAMS, "need agent, input (at most 64 KiB) and max_wei (wei, decimal)");
     return;
   }
-  uint8_t pk[32];
+  uint8_t pk[32], id[16];
   char why[300];
+  int again = json_object_get(params, "id") != NULL; /* take up an earlier delegation (same task) */
+  if (again && (a2a_id_parse(params, id) || !json_object_get(params, "node_id"))) {
+    ctl_reply_err(req, CTL_INVALID_PARAMS, "id (32 hex digits) takes up an earlier delegation: give its node_id too");
+    return;
+  }
   if (json_object_get(params, "node_id")) {
     if (parse_node(params, pk)) {
       ctl_reply_err(req, CTL_INVALID_PARAMS, "node_id is not a node id");
@@ -270,7 +306,8 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
   c->a = a;
   c->req = req;
   memcpy(c->pk, pk, 32);
-  randombytes_buf(c->id, sizeof c->id);
+  if (again) memcpy(c->id, id, 16);
+  else randombytes_buf(c->id, sizeof c->id);
   snprintf(c->agent, sizeof c->agent, "%s", agent);
   c->max_wei = max_wei;
   c->wait = !json_is_false(json_object_get(params, "wait"));
@@ -280,7 +317,7 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
   c->timer.data = c;
   c->next = a->calls;
   a->calls = c;
-  step(c);
+  a2asvc__step(c);
 }
 
 /* a2a.get / a2a.cancel: one request to the provider, its answer passed through. */
@@ -361,6 +398,6 @@ void a2asvc__call_stop(a2asvc *a) {
     next = c->next;
     finish_err(c, CTL_FAILED, "%s", "the node is stopping");
     uv_timer_stop(&c->timer);
-    maybe_free(c);
+    a2asvc__maybe_free(c);
   }
 }

@@ -1,6 +1,9 @@
 /* node/a2asvc — the provider's side of delegation: the peer methods a2a.message/send,
  * a2a.tasks/get and a2a.tasks/cancel (see a2asvc.h; the checks and the JSON are
- * agent/a2a's, the rows agent/a2a_task's). Loop thread. */
+ * agent/a2a's, the rows agent/a2a_task's). A paid agent's task is taken only with the
+ * caller's channel to us and gets a provider receipt in the same commit as its row; the
+ * caller pays it with market.pay (node/gensvc → market/payflow) once it completed, and the
+ * result is held back until then. Loop thread. */
 #include "node/a2asvc_impl.h"
 
 #include <stdio.h>
@@ -13,6 +16,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "crypto/ident.h"
+#include "market/receipt.h"
+#include "pay/channel.h"
 #include "p2p/rpc.h"
 
 static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *data /* taken */) {
@@ -20,7 +25,24 @@ static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *d
   json_decref(data);
 }
 
-/* Answers with the caller's task `local` as an A2A Task. */
+/* A paid task's receipt (market/receipt, provider role): request = the task's id, model =
+ * a2a_agent_model(agent), no tokens; its amount moves only with the caller's vouchers
+ * (market.pay → market/payflow). */
+static void task_receipt(const a2asvc *a, const char *agent, const uint8_t rid[16], const uint8_t caller[32],
+                         const uint8_t chan[32], mkt_receipt *r) {
+  memset(r, 0, sizeof *r);
+  r->role = MKT_PROVIDER;
+  memcpy(r->request, rid, 16);
+  memcpy(r->provider, a->me, 32);
+  memcpy(r->client, caller, 32);
+  a2a_agent_model(agent, r->model);
+  memcpy(r->channel, chan, 32);
+  r->has_channel = 1;
+  snprintf(r->status, sizeof r->status, "unpaid");
+}
+
+/* Answers with the caller's task `local` as an A2A Task. A paid task's result is held back
+ * until its receipt holds the price (payment_due). */
 static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, uint64_t price) {
   agent_task t;
   if (agent_task_get(a->db, local, &t)) {
@@ -31,10 +53,37 @@ static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16
   memcpy(info.id, rid, 16);
   if (!strcmp(t.state, AGENT_DONE)) info.text = t.result ? t.result : "";
   if (!strcmp(t.state, AGENT_FAILED)) info.error = t.error ? t.error : "failed";
+  mkt_receipt rc;
+  if (info.text && price) {
+    if (mkt_receipt_get(a->db, MKT_PROVIDER, rid, a->me, &rc) || rc.amount < price) {
+      info.text = NULL;
+      info.payment_due = 1;
+    } else if (strcmp(rc.status, "complete")) {
+      snprintf(rc.status, sizeof rc.status, "complete");
+      if (mkt_receipt_put(a->db, &rc)) log_warn("cannot mark a task's receipt complete: %s", store_errmsg(a->db));
+    }
+  }
   json_t *j = a2a_task_json(&info);
   rpc_respond(r, handle, j, NULL, 0);
   json_decref(j);
   agent_task_clear(&t);
+}
+
+/* A paid task needs the caller's channel to us with room for the price. 0, or refused. */
+static int check_channel(a2asvc *a, rpc *r, uint64_t handle, const a2a_send *s, uint64_t price) {
+  char p[24], msg[300];
+  snprintf(p, sizeof p, "%llu", (unsigned long long)price);
+  int rc = !a->pay || !paysvc_enabled(a->pay) ? ERR_INVAL
+           : !s->has_channel                  ? ERR_NOTFOUND
+                                               : paysvc_check_channel(a->pay, s->channel, price);
+  if (!rc) return 0;
+  int retry = rc == ERR_UNKNOWN_CHANNEL;
+  if (rc == ERR_INVAL) snprintf(msg, sizeof msg, "agent %s costs %s wei per task and this node takes no payments", s->agent, p);
+  else if (rc == ERR_NOTFOUND) snprintf(msg, sizeof msg, "agent %s costs %s wei per task: send a payment channel to this node", s->agent, p);
+  else if (retry) snprintf(msg, sizeof msg, "looking up your channel on chain: send the task again");
+  else snprintf(msg, sizeof msg, "your channel cannot pay %s wei to this node (%s)", p, err_str(rc));
+  refuse(r, handle, A2A_E_PAYMENT, msg, json_pack("{s:s, s:b}", "price_wei", p, "retry", retry));
+  return -1;
 }
 
 static void m_send(void *ud, rpc *r, const rpc_request *req) {
@@ -69,18 +118,26 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, A2A_E_PRICE, msg, json_pack("{s:s}", "price_wei", p));
     goto done;
   }
-  if (price) { /* paying for agents comes with the payment stage */
-    refuse(r, req->handle, A2A_E_PAYMENT, "this node does not take payment for agents yet", NULL);
-    goto done;
-  }
   int64_t local;
-  int rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, price, &local);
-  if (rc && rc != ERR_EXISTS) {
+  int rc = a2a_task_find(a->db, caller, s.id, &local, &price); /* a send again: the task's own price */
+  if (rc == ERR_NOTFOUND) {
+    if (price && check_channel(a, r, req->handle, &s, price)) goto done;
+    /* the task and its receipt in one commit: no work without a receipt */
+    mkt_receipt rcpt;
+    task_receipt(a, s.agent, s.id, caller, s.channel, &rcpt);
+    rc = store_begin(a->db);
+    if (!rc) rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, price, &local);
+    if (!rc && price) rc = mkt_receipt_put(a->db, &rcpt);
+    if (rc) store_rollback(a->db);
+    else rc = store_commit(a->db);
+    if (!rc) rc = 1; /* new */
+  }
+  if (rc < 0) {
     log_error("cannot record a task from another node: %s", store_errmsg(a->db));
     refuse(r, req->handle, A2A_E_STORE, "this node cannot record the task; it takes no new work", NULL);
     goto done;
   }
-  if (!rc) {
+  if (rc == 1) {
     char who[IDENT_ID_BUF];
     ident_id_encode(caller, who);
     log_info("agent %s: task %lld from %s", s.agent, (long long)local, who);
@@ -154,7 +211,10 @@ int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap) {
   a->db = o->db;
   a->ns = o->ns;
   a->pay = o->pay;
+  a->mkt = o->mkt;
   a->ctl = o->ctl;
+  a->lifetime_s = o->lifetime_s;
+  if (!o->deposit || channel_amount_parse(o->deposit, &a->deposit)) a->deposit = u256_from_u64(0);
   memcpy(a->me, o->me, 32);
   rpc_method ms[] = {{"a2a.message/send", RPC_PARAMS_OBJECT, m_send, a},
                      {"a2a.tasks/get", RPC_PARAMS_OBJECT, m_get, a},

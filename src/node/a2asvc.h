@@ -10,6 +10,10 @@
  *             picks the provider (the given node, or the cheapest offer of that agent name),
  *             sends the task, polls tasks/get until it ends, answers {text, node_id, wei,
  *             state}. The agent tool `delegate` and `apiary task delegate` call it.
+ *   paying    (a2apay.c) a paid agent's task goes with our channel to the provider (found,
+ *             or opened once); when it completed with payment_due, the price is paid with
+ *             market.pay through mktsvc_pay_request (market/payflow); `wei` is what our
+ *             receipt for the task holds.
  * Loop thread only. */
 #ifndef APIARY_NODE_A2ASVC_H
 #define APIARY_NODE_A2ASVC_H
@@ -18,6 +22,7 @@
 
 #include "core/store.h"
 #include "node/control.h"
+#include "node/mktsvc.h"
 #include "node/netsvc.h"
 #include "node/paysvc.h"
 
@@ -28,6 +33,9 @@ typedef struct a2asvc_opts {
   store *db;          /* the loop thread's store (borrowed) */
   netsvc *ns;         /* borrowed */
   paysvc *pay;        /* borrowed; may be NULL */
+  mktsvc *mkt;        /* borrowed; may be NULL (then paid agents cannot be bought) */
+  const char *deposit;/* [market] channel_deposit: what a channel opened for a task locks */
+  uint64_t lifetime_s;/* [market] channel_lifetime */
   ctl_server *ctl;    /* borrowed */
   const uint8_t *me;  /* our node key (32 bytes, borrowed) */
 } a2asvc_opts;

@@ -3,15 +3,42 @@
 #ifndef APIARY_NODE_A2ASVC_IMPL_H
 #define APIARY_NODE_A2ASVC_IMPL_H
 
+#include "agent/a2a.h"
 #include "node/a2asvc.h"
+#include "crypto/u256.h"
 
 typedef struct a2a_call a2a_call;
+
+/* One delegation in flight (a2acall.c; its payment a2apay.c). */
+struct a2a_call {
+  a2a_call *next;
+  a2asvc *a;
+  ctl_req *req;            /* NULL once answered */
+  uint8_t pk[32], id[16];
+  char agent[64];
+  char *input;             /* owned */
+  uint64_t max_wei;
+  uint64_t deadline;       /* loop ms */
+  uv_timer_t timer;
+  uint8_t chan[32];        /* our channel to the provider (has_chan), sent with the task */
+  int has_chan;
+  int opening;             /* a channel is being opened for it */
+  int opened;              /* one was (opened at most once per delegation) */
+  int signings;            /* vouchers signed for it (a provider refusing them all ends it) */
+  int sent;                /* the provider has the task */
+  int wait;                /* answer only when it ended */
+  int rpc_live;            /* a call awaits its reply */
+  int closed;              /* the timer is closing/closed */
+};
 
 struct a2asvc {
   uv_loop_t *loop;
   store *db;
   netsvc *ns;
   paysvc *pay;
+  mktsvc *mkt;          /* pays with market/payflow (may be NULL: no paid delegation) */
+  u256 deposit;         /* a channel opened for a paid task locks max(this, price) */
+  uint64_t lifetime_s;  /* and lasts this long */
   ctl_server *ctl;
   uint8_t me[32];
   a2a_call *calls;      /* delegations in flight (a2acall.c), a list */
@@ -24,5 +51,23 @@ struct a2asvc {
 int a2asvc__call_start(a2asvc *a);
 /* Ends every delegation in flight with an error. */
 void a2asvc__call_stop(a2asvc *a);
+
+/* a2apay.c (the caller paying for a task):
+ * The channel to send a task with: the one our receipt for it names (a delegation taken up
+ * again), else an open one to the provider with room for need wei.
+ * Sets c->chan; 0 or ERR_NOTFOUND. */
+int a2asvc__find_channel(a2a_call *c, uint64_t need);
+/* The provider wants price wei and we have no usable channel: opens one (once per
+ * delegation); c->step runs again when it is open. 0 (opening), else an error written to
+ * why. */
+int a2asvc__open_channel(a2a_call *c, uint64_t price, char *why, size_t cap);
+/* The task completed and waits for its price: pays what our receipt does not hold yet.
+ * 0 (paid or paying: ask again), else an error written to why. */
+int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap);
+/* What our receipt for c's task holds (wei signed for it). */
+uint64_t a2asvc__paid(a2a_call *c);
+/* a2acall.c: the next move of a delegation; frees it when nothing refers to it. */
+void a2asvc__step(a2a_call *c);
+void a2asvc__maybe_free(a2a_call *c);
 
 #endif

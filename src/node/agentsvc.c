@@ -124,10 +124,11 @@ static json_t *tools(void *ud, const json_t *def) {
   return specs;
 }
 
-static int tool(void *ud, const json_t *def, const char *name, json_t *args, char **text, int *is_error, int64_t *wei) {
+static int tool(void *ud, const json_t *def, const char *name, json_t *args, int64_t budget, char **text, int *is_error,
+                int64_t *wei) {
   agentsvc *a = ud;
   int rc = strstr(name, "__") ? agent_mcp_run(a->mcp, def, name, args, text, is_error)
-                               : agent_builtin_run(&a->env, def, name, args, text, is_error, wei);
+                               : agent_builtin_run(&a->env, def, name, args, budget, text, is_error, wei);
   if (rc == ERR_NOTFOUND) {
     char m[200];
     snprintf(m, sizeof m, "no tool named %s", name);

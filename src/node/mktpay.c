@@ -182,3 +182,16 @@ void mktsvc__resend_unacked(mktsvc *m, int dial) {
   }
 }
 
+/* Pays add wei more on r's request (a delegated task: node/a2acall): signed through
+ * market/payflow like a generation's voucher and answered like a resend (accepted: the
+ * row goes; refused: undone; no answer: sent again by resend_unacked). */
+int mktsvc_pay_request(mktsvc *m, const mkt_receipt *r, uint64_t add) {
+  if (!m || m->closing) return ERR_INVAL;
+  if (!r->has_channel || !add) return ERR_INVAL;
+  if (inflight_find(m, r->channel) >= 0) return ERR_BUSY;
+  voucher v;
+  int rc = mkt_pay_sign(m->db, paysvc_wallet(m->pay), r, add, (uint64_t)time(NULL), &v);
+  if (rc) return rc;
+  send_voucher(m, NULL, r->provider, r->request, &v, add); /* when it cannot go now: resent later */
+  return 0;
+}

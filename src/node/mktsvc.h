@@ -36,6 +36,7 @@
 #include "core/config.h"
 #include "core/store.h"
 #include "llm/local.h"
+#include "market/receipt.h"
 #include "market/stream.h"
 #include "node/control.h"
 #include "node/gensvc.h"
@@ -72,5 +73,13 @@ json_t *mktsvc_status(mktsvc *m);
 /* From any thread: the models the network offers (an array of {name, sha256, providers,
  * min_price_gen}; owned by the caller). */
 json_t *mktsvc_models(mktsvc *m);
+
+/* Loop thread: pays add wei more for r's request (a client receipt naming the provider
+ * and an open channel to it), through market/payflow: the voucher, the receipt's amount
+ * and the "unanswered" mark in one commit, then market.pay; the answer is handled as for
+ * a generation (a refusal is undone, no answer means it is sent again). 0 (signed; the
+ * answer comes later), ERR_BUSY (the channel has a voucher out: try again later),
+ * ERR_INVAL (m NULL or stopping), or market/payflow's errors (nothing changed). */
+int mktsvc_pay_request(mktsvc *m, const mkt_receipt *r, uint64_t add);
 
 #endif

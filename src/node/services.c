@@ -294,7 +294,9 @@ static void agents_release(void *st) { agentsvc_free(st); }
 
 static int a2a_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
-  a2asvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .pay = c->pay, .ctl = c->ctl, .me = c->id->pk};
+  a2asvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .pay = c->pay, .mkt = c->node->mkt, .ctl = c->ctl,
+                   .me = c->id->pk, .deposit = config_str(c->cfg, "market", "channel_deposit"),
+                   .lifetime_s = (uint64_t)config_int(c->cfg, "market", "channel_lifetime")};
   a2asvc *a;
   int rc = a2asvc_start(&o, &a, err, cap);
   if (!rc) *st = a;

@@ -190,6 +190,7 @@ typedef struct script {
   int model_calls, tool_calls;
   const char *const *answers; /* each model call's calls JSON (NULL: a final answer) */
   int fail_model;
+  int64_t budget;             /* what the last tool call was told the task may still spend */
 } script;
 
 static int s_model(void *ud, const json_t *def, json_t *messages, json_t *tools, const char *tc, agent_model_out *out,
@@ -207,8 +208,10 @@ static int s_model(void *ud, const json_t *def, json_t *messages, json_t *tools,
   return 0;
 }
 
-static int s_tool(void *ud, const json_t *def, const char *name, json_t *args, char **text, int *is_error, int64_t *wei) {
+static int s_tool(void *ud, const json_t *def, const char *name, json_t *args, int64_t budget, char **text, int *is_error,
+                  int64_t *wei) {
   script *s = ud;
+  s->budget = budget;
   s->tool_calls++;
   *text = strdup("tool output");
   *is_error = 0;
@@ -250,6 +253,7 @@ static void test_runner(void **state) {
   assert_int_equal(t.wei, 3 * 30 + 5);   /* and one tool that ran */
   assert_int_equal(sc.model_calls, 3);
   assert_int_equal(sc.tool_calls, 1);    /* rm_rf is not the agent's: refused, not run */
+  assert_int_equal(sc.budget, 1000 - 30); /* the tool may spend what is left of max_wei_task */
   agent_step *steps;
   int n;
   assert_int_equal(agent_steps_load(db, id, &steps, &n), 0);
@@ -312,7 +316,7 @@ static void test_file_tools(void **state) {
   int is_error;
   int64_t wei;
   json_t *args = json_pack("{s:s, s:s}", "path", "note.txt", "content", "hello agent");
-  assert_int_equal(agent_builtin_run(&env, d, "files_write", args, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d, "files_write", args, -1, &text, &is_error, &wei), 0);
   assert_false(is_error);
   free(text);
   json_decref(args);
@@ -328,13 +332,13 @@ static void test_file_tools(void **state) {
   assert_int_equal(stat(path, &st), 0);
   assert_int_equal(st.st_mode & 0777, 0700);
   args = json_pack("{s:s}", "path", "note.txt");
-  assert_int_equal(agent_builtin_run(&env, d, "files_read", args, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d, "files_read", args, -1, &text, &is_error, &wei), 0);
   assert_string_equal(text, "hello agent");
   free(text);
   json_decref(args);
   /* out of the folder, or through a symlink: refused */
   args = json_pack("{s:s, s:s}", "path", "../escape.txt", "content", "x");
-  assert_int_equal(agent_builtin_run(&env, d, "files_write", args, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d, "files_write", args, -1, &text, &is_error, &wei), 0);
   assert_true(is_error);
   free(text);
   json_decref(args);
@@ -344,18 +348,18 @@ static void test_file_tools(void **state) {
   snprintf(link, sizeof link, "%s/w/link", dir);
   assert_int_equal(symlink("/etc/hostname", link), 0);
   args = json_pack("{s:s}", "path", "link");
-  assert_int_equal(agent_builtin_run(&env, d, "files_read", args, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d, "files_read", args, -1, &text, &is_error, &wei), 0);
   assert_true(is_error);
   free(text);
   json_decref(args);
-  assert_int_equal(agent_builtin_run(&env, d, "files_list", NULL, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d, "files_list", NULL, -1, &text, &is_error, &wei), 0);
   assert_non_null(strstr(text, "note.txt"));
   free(text);
-  assert_int_equal(agent_builtin_run(&env, d, "no_such", NULL, &text, &is_error, &wei), ERR_NOTFOUND);
+  assert_int_equal(agent_builtin_run(&env, d, "no_such", NULL, -1, &text, &is_error, &wei), ERR_NOTFOUND);
   /* http_fetch refuses what is not allowlisted, without a request */
   json_t *d2 = def_of("{\"name\":\"f\",\"model\":\"m\",\"tools\":[\"http_fetch\"],\"fetch_allow\":[\"http://127.0.0.1:1/ok/\"]}");
   args = json_pack("{s:s}", "url", "http://127.0.0.1:1/other");
-  assert_int_equal(agent_builtin_run(&env, d2, "http_fetch", args, &text, &is_error, &wei), 0);
+  assert_int_equal(agent_builtin_run(&env, d2, "http_fetch", args, -1, &text, &is_error, &wei), 0);
   assert_true(is_error);
   assert_non_null(strstr(text, "not allowed"));
   free(text);

@@ -1,0 +1,133 @@
+/* node/a2apay — the caller paying for a delegated task (see a2asvc.h, docs/agents.md
+ * "Selling at a price"). The price is per task and fixed by the seller; the money moves
+ * like a generation's: the task's id is the request id, our client receipt, the voucher
+ * and its "unanswered" mark go in one commit (market/payflow through mktsvc_pay_request),
+ * the provider's market.pay adds it to its receipt for the task. What we owe is always
+ * price − what our receipt holds, so polling again, a resend or a restart never pays
+ * twice. A channel is the open one to the provider with room for the price, or one opened
+ * for the task with [market] channel_deposit (at least the price). Loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "crypto/ident.h"
+#include "market/receipt.h"
+#include "node/a2asvc_impl.h"
+#include "pay/channel.h"
+
+#define MAX_SIGNINGS 4 /* vouchers for one task; more means the provider refuses them */
+
+int a2asvc__find_channel(a2a_call *c, uint64_t need) {
+  a2asvc *a = c->a;
+  mkt_receipt r;
+  if (!mkt_receipt_get(a->db, MKT_CLIENT, c->id, c->pk, &r) && r.has_channel) { /* taken up again: its channel */
+    memcpy(c->chan, r.channel, 32);
+    c->has_chan = 1;
+    return 0;
+  }
+  channel ch;
+  if (!a->pay || !paysvc_enabled(a->pay) || paysvc_client_channel(a->pay, c->pk, need ? need : 1, &ch))
+    return ERR_NOTFOUND;
+  memcpy(c->chan, ch.id, 32);
+  c->has_chan = 1;
+  return 0;
+}
+
+static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
+  a2a_call *c = ud;
+  c->opening = 0;
+  if (c->a->closing || !c->req) {
+    a2asvc__maybe_free(c);
+    return;
+  }
+  if (rc) {
+    char who[IDENT_ID_BUF], m[400];
+    ident_id_encode(c->pk, who);
+    snprintf(m, sizeof m, "cannot open a payment channel to %s: %s", who, msg && *msg ? msg : err_str(rc));
+    ctl_reply_err(c->req, CTL_FAILED, "%s", m);
+    c->req = NULL;
+    a2asvc__maybe_free(c);
+    return;
+  }
+  memcpy(c->chan, ch->id, 32);
+  c->has_chan = 1;
+  a2asvc__step(c);
+}
+
+int a2asvc__open_channel(a2a_call *c, uint64_t price, char *why, size_t cap) {
+  a2asvc *a = c->a;
+  if (!a->pay || !paysvc_enabled(a->pay) || !a->mkt) {
+    snprintf(why, cap, "agent %s costs %llu wei per task and this node has no payments (a wallet and a chain)",
+             c->agent, (unsigned long long)price);
+    return ERR_INVAL;
+  }
+  if (!a2asvc__find_channel(c, price)) return 0; /* one has room now */
+  if (c->opened) {
+    snprintf(why, cap, "the channel opened for this task is not usable by the provider");
+    return ERR_INVAL;
+  }
+  u256 dep = a->deposit, p = u256_from_u64(price);
+  if (u256_cmp(&dep, &p) < 0) dep = p;
+  c->opened = c->opening = 1;
+  int rc = paysvc_open_channel(a->pay, c->pk, &dep, a->lifetime_s, on_open, c);
+  if (rc) {
+    c->opening = 0;
+    snprintf(why, cap, "cannot open a payment channel (%s): open one first with 'apiary channel open NODE_ID AMOUNT'",
+             err_str(rc));
+    return rc;
+  }
+  log_info("opening a payment channel for a task of agent %s", c->agent);
+  return 0;
+}
+
+static void client_receipt(const a2a_call *c, mkt_receipt *r) {
+  memset(r, 0, sizeof *r);
+  r->role = MKT_CLIENT;
+  memcpy(r->request, c->id, 16);
+  memcpy(r->provider, c->pk, 32);
+  memcpy(r->client, c->a->me, 32);
+  a2a_agent_model(c->agent, r->model);
+  memcpy(r->channel, c->chan, 32);
+  r->has_channel = 1;
+  snprintf(r->status, sizeof r->status, "complete");
+}
+
+uint64_t a2asvc__paid(a2a_call *c) {
+  mkt_receipt r;
+  return mkt_receipt_get(c->a->db, MKT_CLIENT, c->id, c->pk, &r) ? 0 : r.amount;
+}
+
+int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap) {
+  if (price > c->max_wei) {
+    snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu", (unsigned long long)price,
+             (unsigned long long)c->max_wei);
+    return ERR_RANGE;
+  }
+  if (!c->has_chan || !c->a->mkt) {
+    snprintf(why, cap, "the provider asks to be paid but the task was sent without a channel");
+    return ERR_INVAL;
+  }
+  mkt_receipt cur;
+  int rc = mkt_receipt_get(c->a->db, MKT_CLIENT, c->id, c->pk, &cur);
+  if (rc && rc != ERR_NOTFOUND) {
+    snprintf(why, cap, "cannot read the task's receipt: %s", store_errmsg(c->a->db));
+    return rc;
+  }
+  uint64_t paid = rc ? 0 : cur.amount;
+  if (paid >= price) return 0; /* signed: its answer (or the resend) is on its way */
+  if (c->signings >= MAX_SIGNINGS) {
+    snprintf(why, cap, "the provider does not accept our vouchers for the task (see the node's log)");
+    return ERR_INVAL;
+  }
+  mkt_receipt r;
+  client_receipt(c, &r);
+  rc = mktsvc_pay_request(c->a->mkt, &r, price - paid);
+  if (rc == ERR_BUSY) return 0; /* the channel has another voucher out: next time */
+  if (rc) {
+    snprintf(why, cap, "cannot pay for the task: %s", err_str(rc));
+    return rc;
+  }
+  c->signings++;
+  return 0;
+}
