@@ -20,6 +20,7 @@
 #include "http/openai.h"
 
 #define MAX_ADDRS 256
+#define HTTP_BUSY_HOLD_MS 100 /* how long a 429 is held before it is sent */
 
 struct http_server {
   struct MHD_Daemon *d;
@@ -186,6 +187,11 @@ int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
 }
 
 int http__send_busy(struct MHD_Connection *c, const char *message) {
+  /* A client told to come back is first held a moment (its connection's thread sleeps, no
+   * CPU): one that ignores Retry-After and asks again at once cannot turn the door into a
+   * loop of refusals that takes the cores from the generations it waits for. */
+  struct timespec hold = {.tv_sec = 0, .tv_nsec = HTTP_BUSY_HOLD_MS * 1000000L};
+  nanosleep(&hold, NULL);
   json_t *j = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type", "rate_limit_error", "param",
                         "code", "rate_limit_exceeded");
   char *text = json_dumps(j, JSON_COMPACT);
