@@ -596,6 +596,7 @@ static int one_answer(const http_request *req, const char *model, local_req *lr,
   char name[128], node[MKT_NODE_ID_MAX];
   gen_request gr = {.model = model};
   memset(res, 0, sizeof *res);
+  memset(e, 0, sizeof *e); /* set only by a refusal: the caller reads e->status */
   if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, e)) return e->status;
   *remote = gen_is_remote(src);
   if (*remote) {

@@ -57,6 +57,10 @@ void tu_tmpdir(char *out, size_t cap) {
 
 void tu_rm_rf(const char *path) {
   if (!strstr(path, "apiary-test-")) return; /* only ever remove our own temp dirs */
+  if (getenv("APIARY_KEEP_TEST_DIRS")) { /* for a look at the nodes' logs afterwards */
+    print_message("kept %s (APIARY_KEEP_TEST_DIRS)\n", path);
+    return;
+  }
   char cmd[1200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
   if (system(cmd) != 0) print_message("warning: could not remove %s\n", path);
