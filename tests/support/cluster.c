@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -126,13 +127,29 @@ int tu_node_set(tu_cluster *c, int i, const char *key, const char *value) {
   return tu_sh("grep -q '^%s = ' %s && sed -i 's|^%s = .*|%s = %s|' %s", key, cfg, key, key, value, cfg) ? -1 : 0;
 }
 
+/* A node that was running and is gone (not stopped by the test): print the end of its log
+ * once, so a crash shows its reason (a sanitizer report, an error) in the test's output. */
+static void tell_if_dead(tu_cluster *c, int i) {
+  tu_node *nd = &c->node[i];
+  int st;
+  if (nd->pid <= 0 || waitpid(nd->pid, &st, WNOHANG) != nd->pid) return;
+  nd->pid = 0;
+  print_message("node %s died (%s %d); the end of its log:\n", nd->home, WIFSIGNALED(st) ? "signal" : "exit status",
+                WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "tail -n 60 '%s.log' >&2", nd->home);
+  if (system(cmd) != 0) print_message("(no log)\n");
+}
+
 json_t *tu_node_json(tu_cluster *c, int i, const char *fmt, ...) {
   char args[2048];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
   va_end(ap);
-  return tu_apiary_json(out, sizeof out, err, sizeof err, "%s --home %s", args, c->node[i].home);
+  json_t *j = tu_apiary_json(out, sizeof out, err, sizeof err, "%s --home %s", args, c->node[i].home);
+  if (!j) tell_if_dead(c, i);
+  return j;
 }
 
 int tu_node_wait_offer(tu_cluster *c, int i, const char *sha, int from) {
