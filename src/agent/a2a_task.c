@@ -69,6 +69,13 @@ int a2a_agents_for_sale(store *s, a2a_agent_offer *out, size_t cap) {
       snprintf(o->description, sizeof o->description, "%s",
                json_is_string(json_object_get(sell, "description")) ? json_string_value(json_object_get(sell, "description")) : "");
       o->price_wei = (uint64_t)json_integer_value(json_object_get(sell, "price_wei"));
+      size_t k;
+      json_t *x;
+      json_array_foreach(json_object_get(sell, "skills"), k, x) {
+        if (o->n_skills >= A2A_MAX_SKILLS) break;
+        if (json_is_string(x) && a2a_skill_ok(json_string_value(x)))
+          snprintf(o->skills[o->n_skills++], A2A_SKILL_MAX, "%s", json_string_value(x));
+      }
     }
     json_decref(def);
   }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/a2a.h"
 #include "core/err.h"
 
 static const char *const builtins[] = {"files_read", "files_write", "files_list", "http_fetch",
@@ -129,14 +130,24 @@ static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   const char *k;
   json_t *x;
   if (!json_is_object(v)) return fail(err, cap, "%s", "\"sell\" must be an object: {\"price_wei\": N, \"description\": \"...\"}");
-  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description"))
-      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, description)", k);
+  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description") && strcmp(k, "skills"))
+      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, description, skills)", k);
   if (!json_is_integer(p) || json_integer_value(p) < 0)
     return fail(err, cap, "%s", "\"sell.price_wei\" must be an integer >= 0 (wei per task)");
   if (d && (!json_is_string(d) || json_string_length(d) > AGENT_DEF_MAX_SELL_DESC ||
             strlen(json_string_value(d)) != json_string_length(d)))
     return fail(err, cap, "%s", "\"sell.description\" must be a string of at most 1024 bytes");
-  json_object_set_new(out, "sell", json_pack("{s:O, s:s}", "price_wei", p, "description", d ? json_string_value(d) : ""));
+  json_t *sk = json_object_get(v, "skills");
+  size_t i;
+  if (sk && (!json_is_array(sk) || json_array_size(sk) > A2A_MAX_SKILLS))
+    return fail(err, cap, "%s", "\"sell.skills\" must be a list of at most 4 skills");
+  json_array_foreach(sk, i, x) {
+    const char *s = json_string_value(x);
+    if (!s || strlen(s) != json_string_length(x) || !a2a_skill_ok(s))
+      return fail(err, cap, "%s", "\"sell.skills\" entries must be skills, [A-Za-z0-9_-]{1,31}");
+  }
+  json_object_set_new(out, "sell", json_pack("{s:O, s:s, s:o}", "price_wei", p, "description", d ? json_string_value(d) : "",
+                                             "skills", sk ? json_incref(sk) : json_array()));
   return 0;
 }
 

@@ -7,9 +7,12 @@
  * twice. A channel is the open one to the provider with room for the price, or one opened
  * for the task with [market] channel_deposit (at least the price). Loop thread. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hex.h"
+#include "crypto/eip712.h"
 #include "core/log.h"
 #include "crypto/ident.h"
 #include "market/receipt.h"
@@ -20,6 +23,13 @@
 
 int a2asvc__find_channel(a2a_call *c, uint64_t need) {
   a2asvc *a = c->a;
+  /* Fault injection for the tests of the provider's check: a caller that sends someone
+   * else's channel (64 hex digits) with its tasks. Never set in production. */
+  const char *fault = getenv("APIARY_FAULT_A2A_CHANNEL");
+  if (fault && strlen(fault) == 64 && !hex_decode(fault, 64, c->chan, 32)) {
+    c->has_chan = 1;
+    return 0;
+  }
   mkt_receipt r;
   if (!mkt_receipt_get(a->db, MKT_CLIENT, c->id, c->pk, &r) && r.has_channel) { /* taken up again: its channel */
     memcpy(c->chan, r.channel, 32);
@@ -32,6 +42,14 @@ int a2asvc__find_channel(a2a_call *c, uint64_t need) {
   memcpy(c->chan, ch.id, 32);
   c->has_chan = 1;
   return 0;
+}
+
+int a2asvc__channel_sig(a2a_call *c, uint8_t sig[65]) {
+  const wallet *w = c->a->pay ? paysvc_wallet(c->a->pay) : NULL;
+  if (!w) return ERR_INVAL;
+  uint8_t d[32];
+  a2a_channel_digest(c->chan, c->a->me, c->pk, d);
+  return eip712_sign(w, d, sig);
 }
 
 static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
@@ -93,15 +111,26 @@ static void client_receipt(const a2a_call *c, mkt_receipt *r) {
   snprintf(r->status, sizeof r->status, "complete");
 }
 
-uint64_t a2asvc__paid(a2a_call *c) {
+uint64_t a2asvc__paid_for(a2asvc *a, const uint8_t pk[32], const uint8_t id[16]) {
   mkt_receipt r;
-  return mkt_receipt_get(c->a->db, MKT_CLIENT, c->id, c->pk, &r) ? 0 : r.amount;
+  return mkt_receipt_get(a->db, MKT_CLIENT, id, pk, &r) ? 0 : r.amount;
+}
+
+uint64_t a2asvc__paid(a2a_call *c) { return a2asvc__paid_for(c->a, c->pk, c->id); }
+
+uint64_t a2asvc__cap(const a2a_call *c) {
+  return c->has_adv && c->advertised < c->max_wei ? c->advertised : c->max_wei;
 }
 
 int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap) {
-  if (price > c->max_wei) {
-    snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu", (unsigned long long)price,
-             (unsigned long long)c->max_wei);
+  if (price > a2asvc__cap(c)) { /* a seller asking more than it advertised gets nothing */
+    if (c->has_adv && c->advertised < c->max_wei)
+      snprintf(why, cap, "the provider asks %llu wei for the task, above the %llu wei it advertised: refused, nothing paid",
+               (unsigned long long)price, (unsigned long long)c->advertised);
+    else
+      snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu: refused, nothing paid",
+               (unsigned long long)price, (unsigned long long)c->max_wei);
+    log_warn("agent %s: %s", c->agent, why);
     return ERR_RANGE;
   }
   if (!c->has_chan || !c->a->mkt) {

@@ -40,6 +40,11 @@ typedef struct a2asvc_opts {
   const uint8_t *me;  /* our node key (32 bytes, borrowed) */
 } a2asvc_opts;
 
+/* Agents a node's signed DHT record says it sells (node/netdht, key "a"): known for
+ * a2a.delegate without a node id until the node's own answer replaces them. */
+#include "agent/a2a.h"
+void a2asvc_note_record(a2asvc *a, const uint8_t pk[32], const a2a_agent_offer *list, size_t n);
+
 int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap);
 void a2asvc_stop(a2asvc *a); /* ends delegations in flight (their callers get an error) */
 void a2asvc_free(a2asvc *a); /* once libuv is done with it; NULL is a no-op */

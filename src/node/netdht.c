@@ -144,6 +144,10 @@ void netsvc__publish(netsvc *ns) {
   ben_w w;
   ben_w_init(&w, v, sizeof v);
   ben_w_dict(&w);
+  if (ns->agents_len) {
+    ben_w_key(&w, "a");
+    ben_w_raw(&w, ns->agents_ben, ns->agents_len);
+  }
   ben_w_key(&w, "e");
   ben_w_list(&w);
   for (int i = 0; i < n; i++) ben_w_cstr(&w, eps[i]);
@@ -209,8 +213,9 @@ void netsvc__lookup_record(netsvc *ns, const uint8_t pk[32]) {
 
 static void on_record(netsvc *ns, const uint8_t pk[32], const dht_event *ev) {
   if (!ev->has_item || !ev->item.is_mutable) return;
-  ben_node nodes[64];
-  if (ben_decode(ev->item.v, ev->item.v_len, nodes, 64, 0) <= 0 || nodes[0].type != BEN_DICT) return;
+  static ben_node nodes[256]; /* loop thread; a full record (offers, agents) needs more than 64 */
+  if (ben_decode(ev->item.v, ev->item.v_len, nodes, 256, 0) <= 0 || nodes[0].type != BEN_DICT) return;
+  if (ns->record_cb) ns->record_cb(ns->record_ud, pk, &nodes[0]);
   const ben_node *e = ben_dict_get(&nodes[0], "e");
   if (!e || e->type != BEN_LIST) return;
   /* Add in reverse so the record's first endpoint ends up first in the peer book. */

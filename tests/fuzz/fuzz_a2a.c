@@ -22,9 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int code;
   if (!a2a_send_parse(j, &s, &code)) {
     if (code || !s.text || s.text_len > A2A_MAX_TEXT || strlen(s.text) != s.text_len || !s.agent[0]) abort();
-    json_t *back = a2a_send_params(s.agent, s.id, s.text, s.max_wei, s.has_channel ? s.channel : NULL);
+    json_t *back = a2a_send_params(s.agent, s.id, s.text, s.max_wei, s.has_channel ? s.channel : NULL,
+                                   s.has_sig ? s.channel_sig : NULL);
     if (a2a_send_parse(back, &s2, &code) || strcmp(s.agent, s2.agent) || memcmp(s.id, s2.id, 16) ||
-        strcmp(s.text, s2.text) || s.max_wei != s2.max_wei || s.has_channel != s2.has_channel)
+        strcmp(s.text, s2.text) || s.max_wei != s2.max_wei || s.has_channel != s2.has_channel ||
+        s.has_sig != s2.has_sig || (s.has_sig && memcmp(s.channel_sig, s2.channel_sig, 65)))
       abort();
     a2a_send_clear(&s2);
     json_decref(back);
@@ -45,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (a2a_agents_from_json(back, ag2, A2A_MAX_AGENTS, &m) || m != n) abort();
     for (size_t i = 0; i < n; i++)
       if (strcmp(ag[i].name, ag2[i].name) || strcmp(ag[i].description, ag2[i].description) ||
-          ag[i].price_wei != ag2[i].price_wei)
+          ag[i].price_wei != ag2[i].price_wei || ag[i].n_skills != ag2[i].n_skills)
         abort();
     json_decref(back);
   }
