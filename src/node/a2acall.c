@@ -44,6 +44,7 @@
 #define SEND_TIMEOUT_MS 15000
 #define MAX_PROVIDERS 64
 #define REFRESH_MS 10000
+#define PUBLISH_MS 2000 /* our own agents for sale read again (the DHT record) */
 #define FAILOVER_S 30
 
 typedef struct provider {
@@ -314,7 +315,14 @@ static int payment_asked(a2a_call *c, const rpc_reply *reply, char *msg, size_t 
       snprintf(msg, cap, "%s", reply->message && *reply->message ? reply->message : "the provider wants a payment channel");
     return -1;
   }
+  uint8_t refused[32];
+  int had = c->has_chan;
+  memcpy(refused, c->chan, 32);
   if (a2asvc__open_channel(c, price, msg, cap)) return -1;
+  if (!c->opening && had && !memcmp(refused, c->chan, 32)) { /* it refused this very channel, for good */
+    snprintf(msg, cap, "%s", reply->message && *reply->message ? reply->message : "the provider refused our channel");
+    return -1;
+  }
   if (!c->opening) poll_later(c, 0); /* an open one was found */
   return 0;
 }
@@ -593,7 +601,8 @@ json_t *a2asvc__agents_json(void *ud) {
 
 static void on_refresh(uv_timer_t *t) {
   a2asvc *a = t->data;
-  a2asvc__publish(a);
+  a2asvc__publish(a); /* every PUBLISH_MS: republished only when what we sell changed */
+  if (++a->refresh_ticks % (REFRESH_MS / PUBLISH_MS)) return;
   for (int i = 0; i < n_provs && !a->closing; i++)
     if (netsvc_linked(a->ns, provs[i].pk)) ask_agents(a, provs[i].pk);
 }
@@ -608,7 +617,7 @@ int a2asvc__call_start(a2asvc *a) {
   uv_timer_init(a->loop, &a->refresh);
   a->refresh.data = a;
   a->has_refresh = 1;
-  uv_timer_start(&a->refresh, on_refresh, REFRESH_MS, REFRESH_MS);
+  uv_timer_start(&a->refresh, on_refresh, PUBLISH_MS, PUBLISH_MS);
   return 0;
 }
 

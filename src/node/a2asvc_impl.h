@@ -61,6 +61,7 @@ struct a2asvc {
   a2a_call *calls;      /* delegations in flight (a2acall.c), a list */
   uv_timer_t refresh;   /* asks known nodes for their agents again (a2acall.c) */
   int has_refresh;
+  unsigned refresh_ticks; /* PUBLISH_MS ticks of refresh */
   int closing;
 };
 
