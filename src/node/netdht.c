@@ -137,14 +137,15 @@ void netsvc__nat_start(netsvc *ns) {
   if (uv_queue_work(ns->loop, &ns->nat_work, nat_work_cb, nat_after_cb)) ns->nat_busy = 0;
 }
 
-void netsvc__publish(netsvc *ns) {
-  uint8_t v[DHT_MAX_VALUE];
+/* Our node record into v: {a?: agents, e: endpoints, o?: offers, v: 1}. The length, or
+ * ERR_TOOBIG when it does not fit a DHT item. */
+static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents) {
   char eps[8][PEERS_ADDR_MAX];
   int n = own_endpoints(ns, eps, 8);
   ben_w w;
-  ben_w_init(&w, v, sizeof v);
+  ben_w_init(&w, v, DHT_MAX_VALUE);
   ben_w_dict(&w);
-  if (ns->agents_len) {
+  if (with_agents && ns->agents_len) {
     ben_w_key(&w, "a");
     ben_w_raw(&w, ns->agents_ben, ns->agents_len);
   }
@@ -159,9 +160,19 @@ void netsvc__publish(netsvc *ns) {
   ben_w_key(&w, "v");
   ben_w_int(&w, 1);
   ben_w_end(&w);
-  if (ben_w_finish(&w) < 0) { log_warn("node record does not fit in a DHT item"); return; }
+  return ben_w_finish(&w) < 0 ? ERR_TOOBIG : (int)w.len;
+}
+
+void netsvc__publish(netsvc *ns) {
+  uint8_t v[DHT_MAX_VALUE];
+  int len = record(ns, v, 1);
+  if (len < 0 && ns->agents_len) { /* endpoints and model offers come first: they route generations */
+    log_debug("node record: no room for the agents for sale next to the offers");
+    len = record(ns, v, 0);
+  }
+  if (len < 0) { log_warn("node record does not fit in a DHT item"); return; }
   uint32_t h;
-  int rc = dht_put_mutable(ns->dht, ns->me, (const uint8_t *)NETSVC_NODE_SALT, strlen(NETSVC_NODE_SALT), v, w.len,
+  int rc = dht_put_mutable(ns->dht, ns->me, (const uint8_t *)NETSVC_NODE_SALT, strlen(NETSVC_NODE_SALT), v, (size_t)len,
                            netsvc__wall_ms(), NULL, &h);
   if (rc) log_warn("cannot publish the node record: %s", err_str(rc));
   if (!dht_announce(ns->dht, ns->network_hash, ns->listen_port, &h)) log_debug("announced on the network infohash");
