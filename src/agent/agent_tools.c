@@ -95,8 +95,7 @@ json_t *agent_builtin_specs(const json_t *def) {
       desc = "List this node's peers.";
       schema = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}";
     } else if (!strcmp(name, "delegate")) {
-      desc = "Give a task to another owner's agent on the network, named by its agent name or a skill (the cheapest "
-             "node selling it is picked; paid from your budget); returns its answer.";
+      desc = "Give a task to another owner's agent on the network (paid from your budget); returns its answer.";
       json_t *names = json_object_get(def, "delegate_allow");
       json_t *ag = json_array_size(names) ? json_pack("{s:s, s:O}", "type", "string", "enum", names)
                                           : json_pack("{s:s, s:s}", "type", "string", "pattern", "^[A-Za-z0-9_-]{1,63}$");
