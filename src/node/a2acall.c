@@ -31,8 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/a2a.h"
+#include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
 #include "core/err.h"
 #include "core/hex.h"
@@ -176,7 +178,7 @@ static void on_timer_closed(uv_handle_t *h) {
 
 /* Frees c once nothing refers to it any more. */
 void a2asvc__maybe_free(a2a_call *c) {
-  if (c->req || c->rpc_live || c->opening || c->closed) return;
+  if (!c->done || c->rpc_live || c->opening || c->closed) return;
   a2asvc *a = c->a;
   for (a2a_call **p = &a->calls; *p; p = &(*p)->next)
     if (*p == c) {
@@ -207,21 +209,32 @@ static json_t *attempts_json(const a2a_call *c) {
   return l;
 }
 
+/* Records how the current attempt ended (when it is recorded). */
+static void record_end(a2a_call *c, const char *state, const char *result) {
+  if (c->persisted && a2a_calls_end(c->a->db, c->id, c->pk, state, result))
+    log_warn("cannot record the end of a delegation: %s", store_errmsg(c->a->db));
+}
+
 /* Fails the delegation; when it spent anything (or tried more than one node) the error
  * says how much, on how many nodes. */
 static void finish_err(a2a_call *c, int code, const char *fmt, const char *arg) {
-  if (!c->req) return;
+  if (c->done) return;
+  char msg[900], full[1000];
+  snprintf(msg, sizeof msg, fmt, arg);
   uint64_t s = spent(c);
-  if (s || c->n_tried > 1) {
-    char msg[900];
-    snprintf(msg, sizeof msg, fmt, arg);
-    ctl_reply_err(c->req, code, "%s (spent %llu wei on %d node%s)", msg, (unsigned long long)s, c->n_tried,
-                  c->n_tried == 1 ? "" : "s");
-  } else {
-    ctl_reply_err(c->req, code, fmt, arg);
-  }
+  if (s || c->n_tried > 1)
+    snprintf(full, sizeof full, "%s (spent %llu wei on %d node%s)", msg, (unsigned long long)s, c->n_tried,
+             c->n_tried == 1 ? "" : "s");
+  else
+    snprintf(full, sizeof full, "%s", msg);
+  if (c->req) ctl_reply_err(c->req, code, "%s", full);
+  else log_warn("delegation of %s (taken up after a restart) failed: %s", c->want, full);
+  record_end(c, "failed", full);
   c->req = NULL;
+  c->done = 1;
 }
+
+void a2asvc__fail(a2a_call *c, const char *msg) { finish_err(c, CTL_FAILED, "%s", msg); }
 
 static void finish_task(a2a_call *c, const a2a_task_view *v) {
   char hex[33], who[IDENT_ID_BUF], wei[24];
@@ -232,9 +245,27 @@ static void finish_task(a2a_call *c, const a2a_task_view *v) {
                           "state", v->state, "text", v->text ? v->text : "", "wei", wei, "tokens", (json_int_t)v->tokens,
                           "attempts", attempts_json(c));
   if (v->error) json_object_set_new(res, "error", json_string(v->error));
+  record_end(c, v->state, v->text ? v->text : v->error);
+  if (!c->req) log_info("delegation of %s (taken up after a restart) ended %s, %s wei", c->want, v->state, wei);
   if (c->req) ctl_reply_ok(c->req, res);
   else json_decref(res);
   c->req = NULL;
+  c->done = 1;
+}
+
+/* The provider has the task: from now on a restart takes the delegation up again (when
+ * its caller waits for the result). */
+static void persist(a2a_call *c) {
+  if (c->persisted || !c->wait) return;
+  a2a_call_row r = {.input = c->input, .max_wei = c->max_wei, .cap = a2asvc__cap(c)};
+  memcpy(r.id, c->id, 16);
+  memcpy(r.provider, c->pk, 32);
+  snprintf(r.agent, sizeof r.agent, "%s", c->agent);
+  if ((r.has_channel = c->has_chan)) memcpy(r.channel, c->chan, 32);
+  uint64_t left_ms = c->deadline > uv_now(c->a->loop) ? c->deadline - uv_now(c->a->loop) : 0;
+  r.deadline = (int64_t)time(NULL) + (int64_t)(left_ms / 1000);
+  if (a2a_calls_open(c->a->db, &r)) log_warn("cannot record a delegation: %s", store_errmsg(c->a->db));
+  else c->persisted = 1;
 }
 
 static void poll_later(a2a_call *c, uint64_t ms);
@@ -270,6 +301,8 @@ static void failover(a2a_call *c, const char *reason) {
   char who[IDENT_ID_BUF], why[300], msg[700];
   ident_id_encode(c->pk, who);
   snprintf(cur(c)->state, sizeof cur(c)->state, "lost");
+  record_end(c, "lost", reason);
+  c->persisted = 0; /* the next attempt is recorded when its provider has the task */
   uint8_t pk[32];
   a2a_agent_offer o;
   if (c->n_tried < A2A_MAX_ATTEMPTS && !pick(c->a, c, c->want, c->max_wei, pk, &o, why, sizeof why)) {
@@ -329,7 +362,7 @@ static int payment_asked(a2a_call *c, const rpc_reply *reply, char *msg, size_t 
 
 void a2asvc__step(a2a_call *c) {
   a2asvc *a = c->a;
-  if (a->closing || !c->req || c->opening) return;
+  if (a->closing || c->done || c->opening) return;
   if (uv_now(a->loop) > c->deadline) {
     char who[IDENT_ID_BUF];
     ident_id_encode(c->pk, who);
@@ -389,7 +422,7 @@ static void offer_answer(a2a_call *c, const rpc_reply *reply) {
 static void on_reply(void *ud, const rpc_reply *reply) {
   a2a_call *c = ud;
   c->rpc_live = 0;
-  if (c->a->closing || !c->req) {
+  if (c->a->closing || c->done) {
     a2asvc__maybe_free(c);
     return;
   }
@@ -427,6 +460,7 @@ static void on_reply(void *ud, const rpc_reply *reply) {
     return;
   }
   c->sent = 1;
+  persist(c);
   snprintf(cur(c)->state, sizeof cur(c)->state, "%s", v.state);
   if (!strcmp(v.state, "completed") && v.payment_due) { /* the result waits for the price */
     char why[300];
@@ -494,6 +528,11 @@ static void c_delegate(ctl_req *req, json_t *params, void *ud) {
     ctl_reply_err(req, CTL_FAILED, "that is this node: run its agent with 'apiary task run'");
     return;
   }
+  for (a2a_call *r = a->calls; again && r; r = r->next)
+    if (!r->done && !r->req && !memcmp(r->pk, pk, 32) && !memcmp(r->id, id, 16)) {
+      r->req = req; /* taken up after a restart already: its answer is this call's */
+      return;
+    }
   a2a_call *c = calloc(1, sizeof *c);
   if (!c || !(c->input = strdup(input))) {
     free(c);
@@ -607,17 +646,65 @@ static void on_refresh(uv_timer_t *t) {
     if (netsvc_linked(a->ns, provs[i].pk)) ask_agents(a, provs[i].pk);
 }
 
+/* The delegations recorded as open when the node stopped: taken up again, with no one
+ * waiting for the answer (a2a.delegate with the same node_id and id gets it). */
+static void resume(a2asvc *a) {
+  static a2a_call_row rows[64];
+  int n = a2a_calls_list_open(a->db, rows, 64);
+  if (n < 0) log_warn("cannot read the delegations in flight: %s", store_errmsg(a->db));
+  for (int i = 0; i < n; i++) {
+    a2a_call *c = calloc(1, sizeof *c);
+    if (!c) {
+      a2a_call_row_clear(&rows[i]);
+      continue;
+    }
+    c->a = a;
+    c->input = rows[i].input; /* taken */
+    rows[i].input = NULL;
+    snprintf(c->want, sizeof c->want, "%s", rows[i].agent);
+    c->max_wei = rows[i].max_wei;
+    c->wait = 1;
+    a2a_agent_offer o = {.price_wei = rows[i].cap};
+    snprintf(o.name, sizeof o.name, "%s", rows[i].agent);
+    attempt(c, rows[i].provider, &o, rows[i].id);
+    c->sent = c->persisted = 1;
+    if ((c->has_chan = rows[i].has_channel)) memcpy(c->chan, rows[i].channel, 32); /* the one the provider holds */
+    int64_t left = rows[i].deadline - (int64_t)time(NULL);
+    c->deadline = uv_now(a->loop) + (uint64_t)(left > 30 ? left : 30) * 1000;
+    c->failover_ms = FAILOVER_S * 1000;
+    uv_timer_init(a->loop, &c->timer);
+    c->timer.data = c;
+    c->next = a->calls;
+    a->calls = c;
+    poll_later(c, 500);
+    char who[IDENT_ID_BUF];
+    ident_id_encode(c->pk, who);
+    log_info("taking up the delegation of %s to %s again", c->agent, who);
+    a2a_call_row_clear(&rows[i]);
+  }
+}
+
+/* a2a.calls {n?} → {calls: [{id, node_id, agent, state, result?, updated}]}: the newest
+ * recorded delegation attempts. */
+static void c_calls(ctl_req *req, json_t *params, void *ud) {
+  a2asvc *a = ud;
+  json_t *n = json_object_get(params, "n");
+  int cnt = json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) <= 1000 ? (int)json_integer_value(n) : 50;
+  ctl_reply_ok(req, json_pack("{s:o}", "calls", a2a_calls_json(a->db, cnt)));
+}
+
 int a2asvc__call_start(a2asvc *a) {
   n_provs = 0;
   int rc = netsvc_on_link_ready(a->ns, on_link_ready, a);
   static const struct { const char *m; ctl_method_fn fn; } methods[] = {
-      {"a2a.delegate", c_delegate}, {"a2a.get", c_get}, {"a2a.cancel", c_cancel}, {"a2a.known", c_known}};
+      {"a2a.delegate", c_delegate}, {"a2a.get", c_get}, {"a2a.cancel", c_cancel}, {"a2a.known", c_known}, {"a2a.calls", c_calls}};
   for (size_t i = 0; !rc && i < sizeof methods / sizeof *methods; i++) rc = ctl_server_add(a->ctl, methods[i].m, methods[i].fn, a);
   if (rc) return rc;
   uv_timer_init(a->loop, &a->refresh);
   a->refresh.data = a;
   a->has_refresh = 1;
   uv_timer_start(&a->refresh, on_refresh, PUBLISH_MS, PUBLISH_MS);
+  resume(a);
   return 0;
 }
 
@@ -626,7 +713,9 @@ void a2asvc__call_stop(a2asvc *a) {
   a->has_refresh = 0;
   for (a2a_call *c = a->calls, *next; c; c = next) {
     next = c->next;
-    finish_err(c, CTL_FAILED, "%s", "the node is stopping");
+    if (c->req) ctl_reply_err(c->req, CTL_FAILED, "%s", "the node is stopping"); /* recorded ones resume at the next start */
+    c->req = NULL;
+    c->done = 1;
     uv_timer_stop(&c->timer);
     a2asvc__maybe_free(c);
   }

@@ -55,7 +55,7 @@ int a2asvc__channel_sig(a2a_call *c, uint8_t sig[65]) {
 static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
   a2a_call *c = ud;
   c->opening = 0;
-  if (c->a->closing || !c->req) {
+  if (c->a->closing || c->done) {
     a2asvc__maybe_free(c);
     return;
   }
@@ -63,8 +63,7 @@ static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
     char who[IDENT_ID_BUF], m[400];
     ident_id_encode(c->pk, who);
     snprintf(m, sizeof m, "cannot open a payment channel to %s: %s", who, msg && *msg ? msg : err_str(rc));
-    ctl_reply_err(c->req, CTL_FAILED, "%s", m);
-    c->req = NULL;
+    a2asvc__fail(c, m);
     a2asvc__maybe_free(c);
     return;
   }
@@ -133,6 +132,7 @@ int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap) {
     log_warn("agent %s: %s", c->agent, why);
     return ERR_RANGE;
   }
+  if (!c->has_chan) a2asvc__find_channel(c, price); /* the one our receipt names, when taken up again */
   if (!c->has_chan || !c->a->mkt) {
     snprintf(why, cap, "the provider asks to be paid but the task was sent without a channel");
     return ERR_INVAL;

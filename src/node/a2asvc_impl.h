@@ -43,6 +43,8 @@ struct a2a_call {
   int opened;              /* one was (opened at most once per delegation) */
   int signings;            /* vouchers signed for it (a provider refusing them all ends it) */
   int sent;                /* the provider has the task */
+  int done;                /* ended (answered, or given up): no more moves */
+  int persisted;           /* the attempt is in a2a_calls (agent/a2a_calls): resumed after a restart */
   int wait;                /* answer only when it ended */
   int rpc_live;            /* a call awaits its reply */
   int closed;              /* the timer is closing/closed */
@@ -97,6 +99,8 @@ uint64_t a2asvc__paid_for(a2asvc *a, const uint8_t pk[32], const uint8_t id[16])
 /* The most a delegation pays for one task: the advertised price (when known), never more
  * than the budget. */
 uint64_t a2asvc__cap(const a2a_call *c);
+/* a2acall.c: ends the delegation with an error (answered, recorded). */
+void a2asvc__fail(a2a_call *c, const char *msg);
 /* a2acall.c: the next move of a delegation; frees it when nothing refers to it. */
 void a2asvc__step(a2a_call *c);
 void a2asvc__maybe_free(a2a_call *c);

@@ -17,6 +17,7 @@
 #include "chain/chain_config.h"
 #include "agent/agent_config.h"
 #include "agent/agent_store.h"
+#include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
@@ -61,6 +62,7 @@ static const store_migration migrations[] = {
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
     {"agent", a2a_schema_v1},
+    {"agent", a2a_calls_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -13,6 +13,7 @@
 
 #include "../support/testutil.h"
 #include "agent/a2a.h"
+#include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
 #include "agent/agent_def.h"
 #include "agent/agent_store.h"
@@ -324,10 +325,60 @@ static void test_skills_and_record(void **state) {
   json_decref(d);
 }
 
+/* The caller's record of its delegations: an open attempt is listed for a restart until it
+ * ends; recording it again changes nothing. */
+static void test_calls_store(void **state) {
+  (void)state;
+  char dir[256], path[400], err[200];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/c.db", dir);
+  store *s;
+  assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+  store_migration m[] = {{"agent", a2a_calls_schema_v1}};
+  assert_int_equal(store_migrate(s, m, 1, err, sizeof err), 1);
+  a2a_call_row r = {.input = "Note it.", .max_wei = 50, .cap = 7, .deadline = 123};
+  memset(r.id, 1, 16);
+  memset(r.provider, 2, 32);
+  snprintf(r.agent, sizeof r.agent, "noter");
+  memset(r.channel, 5, 32);
+  r.has_channel = 1;
+  assert_int_equal(a2a_calls_open(s, &r), 0);
+  r.cap = 9;
+  assert_int_equal(a2a_calls_open(s, &r), 0); /* the same attempt: kept as first recorded */
+  r.id[0] = 3;
+  r.has_channel = 0;
+  assert_int_equal(a2a_calls_open(s, &r), 0);
+  a2a_call_row out[4];
+  assert_int_equal(a2a_calls_list_open(s, out, 4), 2);
+  assert_string_equal(out[0].agent, "noter");
+  assert_string_equal(out[0].input, "Note it.");
+  assert_int_equal(out[0].cap, 7);
+  assert_int_equal(out[0].max_wei, 50);
+  assert_int_equal(out[0].deadline, 123);
+  assert_true(out[0].has_channel && out[0].channel[31] == 5);
+  assert_false(out[1].has_channel);
+  a2a_call_row_clear(&out[0]);
+  a2a_call_row_clear(&out[1]);
+  assert_int_equal(a2a_calls_end(s, r.id, r.provider, "completed", "done it"), 0);
+  assert_int_equal(a2a_calls_list_open(s, out, 4), 1);
+  a2a_call_row_clear(&out[0]);
+  json_t *j = a2a_calls_json(s, 10);
+  assert_int_equal(json_array_size(j), 2);
+  int completed = 0;
+  size_t i;
+  json_t *x;
+  json_array_foreach(j, i, x) completed += !strcmp(json_string_value(json_object_get(x, "state")), "completed") &&
+                                          !strcmp(json_string_value(json_object_get(x, "result")), "done it");
+  assert_int_equal(completed, 1);
+  json_decref(j);
+  store_close(s);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_send), cmocka_unit_test(test_task_roundtrip),
                                      cmocka_unit_test(test_card_and_agents), cmocka_unit_test(test_def_sell),
                                      cmocka_unit_test(test_store), cmocka_unit_test(test_channel_proof),
-                                     cmocka_unit_test(test_skills_and_record)};
+                                     cmocka_unit_test(test_skills_and_record), cmocka_unit_test(test_calls_store)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
