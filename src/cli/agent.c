@@ -36,8 +36,8 @@ static const char agent_usage[] =
 
 static const char task_usage[] =
     "usage: apiary task run AGENT TEXT [--wait] | list [--agent NAME] | show ID | cancel ID |\n"
-    "       approve ID [--deny] | delegate [NODE_ID|--any] AGENT|SKILL TEXT [--max-wei W]\n"
-    "       [--home DIR] [--json]\n\n"
+    "       approve ID [--deny] | delegate [NODE_ID|--any] AGENT|SKILL TEXT [--max-wei W] |\n"
+    "       delegations [--home DIR] [--json]\n\n"
     "Tasks given to agents. 'run' queues one and prints its id; with --wait it follows the\n"
     "steps on stderr until the task ends (or waits for your approval) and prints the answer.\n"
     "'approve' lets a call that waits for you run (--deny refuses it; the agent is told).\n"
@@ -45,7 +45,9 @@ static const char task_usage[] =
     "NODE_ID, or --any) to the cheapest node selling an agent of that name or skill (see\n"
     "'apiary offers'); it pays the price that node advertised (at most --max-wei, default 0;\n"
     "a node asking more gets nothing) and prints the answer. A picked node that stops\n"
-    "answering is replaced by the next cheapest one selling the same.\n";
+    "answering is replaced by the next cheapest one selling the same. 'delegations' lists\n"
+    "the delegations this node recorded (taken up by itself after a restart) and how they\n"
+    "ended.\n";
 
 enum { O_MODEL = 0x3000, O_INSTR, O_TOOL, O_APPROVE, O_IDEM, O_FETCH, O_STEPS, O_TOKENS, O_WTASK, O_WDAY, O_CHOICE,
        O_TEMP, O_SEED, O_FILE, O_REPLACE, O_WAIT, O_AGENT, O_DENY, O_ANY, O_MAXWEI };
@@ -241,6 +243,18 @@ static int follow(const args *a, long long id) {
   }
 }
 
+static void show_calls(json_t *r) {
+  size_t i;
+  json_t *x;
+  if (!json_array_size(json_object_get(r, "calls"))) printf("no delegations recorded\n");
+  json_array_foreach(json_object_get(r, "calls"), i, x) {
+    const char *res = json_string_value(json_object_get(x, "result"));
+    printf("%-32s %-20.18s %-16s %-10s %.50s\n", json_string_value(json_object_get(x, "id")),
+           json_string_value(json_object_get(x, "node_id")), json_string_value(json_object_get(x, "agent")),
+           json_string_value(json_object_get(x, "state")), res ? res : "");
+  }
+}
+
 static void show_tasks(json_t *r) {
   size_t i;
   json_t *x;
@@ -306,8 +320,13 @@ int cli_task_main(int argc, char **argv) {
     id = a.n_pos == 2 ? strtoll(a.pos[1], &end, 10) : 0;
     if (a.n_pos != 2 || *end || id <= 0) return cli_usage_error("task", "%s wants a task ID (see 'apiary task list')", action);
   }
-  if (!action) return cli_usage_error("task", "expected run, list, show, cancel, approve or delegate");
+  if (!action) return cli_usage_error("task", "expected run, list, show, cancel, approve, delegate or delegations");
   if (!strcmp(action, "delegate")) return delegate(&a);
+  if (!strcmp(action, "delegations")) {
+    if (a.n_pos != 1) return cli_usage_error("task", "delegations takes no argument");
+    if (!(rc = cli_ctl_call(&a.c, "a2a.calls", NULL, &res))) rc = print_or_json(&a, res, show_calls);
+    return rc;
+  }
   if (!strcmp(action, "run")) {
     if (a.n_pos != 3) return cli_usage_error("task", "run wants an AGENT and the task TEXT");
     if ((rc = cli_ctl_call(&a.c, "task.run", json_pack("{s:s, s:s}", "agent", a.pos[1], "input", a.pos[2]), &res))) return rc;

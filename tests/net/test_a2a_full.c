@@ -403,19 +403,15 @@ static void test_kill_caller(void **state) {
   /* C takes the delegation up again by itself: it pays and records the answer, no call needed */
   int ended = 0;
   for (int i = 0; i < 300 && !ended; i++) {
-    json_t *l = NULL;
-    char *m = NULL;
-    if (!ctl_call(home(C), "a2a.calls", json_object(), 10000, &l, &m)) {
-      size_t k;
-      json_t *x;
-      json_array_foreach(json_object_get(l, "calls"), k, x) {
-        if (!strcmp(json_string_value(json_object_get(x, "id")) ?: "", id) &&
-            !strcmp(json_string_value(json_object_get(x, "state")) ?: "", "completed"))
-          ended = 1;
-      }
+    json_t *l = tu_node_json(&cl, C, "task delegations"); /* a2a.calls */
+    size_t k;
+    json_t *x;
+    json_array_foreach(json_object_get(l, "calls"), k, x) {
+      if (!strcmp(json_string_value(json_object_get(x, "id")) ?: "", id) &&
+          !strcmp(json_string_value(json_object_get(x, "state")) ?: "", "completed"))
+        ended = 1;
     }
     json_decref(l);
-    free(m);
     if (!ended) usleep(100000);
   }
   assert_true(ended);
