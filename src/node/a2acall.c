@@ -439,7 +439,11 @@ static void on_reply(void *ud, const rpc_reply *reply) {
   if (reply->kind == RPC_REPLY_ERROR) {
     char msg[600];
     if (reply->code == A2A_E_PAYMENT && !c->sent && !payment_asked(c, reply, msg, sizeof msg)) return;
-    if (reply->code != A2A_E_PAYMENT || c->sent)
+    if (reply->code == A2A_E_PRICE && c->has_adv && c->advertised < c->max_wei) /* the max_wei it saw was our cap */
+      snprintf(msg, sizeof msg, "the provider now asks more than the %llu wei it advertised: %s (code %d)",
+               (unsigned long long)c->advertised, reply->message && *reply->message ? reply->message : "refused",
+               reply->code);
+    else if (reply->code != A2A_E_PAYMENT || c->sent)
       snprintf(msg, sizeof msg, "%s (code %d)", reply->message && *reply->message ? reply->message : "refused",
                reply->code);
     if (c->auto_pick && !c->sent && (reply->code == A2A_E_NO_AGENT || reply->code == A2A_E_PRICE)) {
