@@ -41,7 +41,7 @@ int a2a_calls_open(store *s, const a2a_call_row *r) {
 
 int a2a_calls_end(store *s, const uint8_t id[16], const uint8_t provider[32], const char *state, const char *result) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(store_db(s), "UPDATE a2a_calls SET state = ?3, result = ?4, updated = ?5"
+  if (sqlite3_prepare_v2(store_db(s), "UPDATE a2a_calls SET state = ?3, result = coalesce(?4, result), updated = ?5"
                          " WHERE provider = ?2 AND id = ?1", -1, &st, NULL) != SQLITE_OK)
     return ERR_STORE;
   sqlite3_bind_blob(st, 1, id, 16, SQLITE_STATIC);
@@ -85,6 +85,19 @@ int a2a_calls_list_open(store *s, a2a_call_row *out, int cap) {
     r->has_channel = !blob(st, 7, r->channel, 32);
     n++;
   }
+  sqlite3_finalize(st);
+  return n;
+}
+
+int a2a_calls_lost(store *s, const uint8_t provider[32], uint8_t ids_out[][16], int cap) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(store_db(s), "SELECT id FROM a2a_calls WHERE provider = ?1 AND state = 'lost'", -1, &st,
+                         NULL) != SQLITE_OK)
+    return ERR_STORE;
+  sqlite3_bind_blob(st, 1, provider, 32, SQLITE_STATIC);
+  int n = 0;
+  while (n < cap && sqlite3_step(st) == SQLITE_ROW)
+    if (!blob(st, 0, ids_out[n], 16)) n++;
   sqlite3_finalize(st);
   return n;
 }

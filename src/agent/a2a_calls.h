@@ -8,7 +8,8 @@
  *   max_wei, cap   the caller's budget and what it holds the provider to (the advertised price)
  *   channel        the payment channel the task was sent with (NULL: none)
  *   deadline       unix seconds after which it is given up
- *   state          open | completed | failed | canceled | lost (a provider left for another)
+ *   state          open | completed | failed | canceled | lost (a provider left for another;
+ *                  its task there is canceled when it is back: then abandoned)
  *   result         the answer's text, or why it failed
  *
  * Only delegations whose caller waits for the result are recorded (a `wait: false` one is
@@ -35,13 +36,15 @@ typedef struct a2a_call_row {
 
 /* Records an open attempt (again: updates nothing). 0 or ERR_STORE. */
 int a2a_calls_open(store *s, const a2a_call_row *r);
-/* Ends the attempt (state: completed|failed|canceled|lost) with its result text (may be
- * NULL). 0 or ERR_STORE. */
+/* Ends the attempt (state: completed|failed|canceled|lost|abandoned) with its result text
+ * (NULL: keeps the one it has). 0 or ERR_STORE. */
 int a2a_calls_end(store *s, const uint8_t id[16], const uint8_t provider[32], const char *state, const char *result);
 /* The open attempts, at most cap; each row's input is owned by the caller
  * (a2a_call_row_clear). Count or ERR_STORE. */
 int a2a_calls_list_open(store *s, a2a_call_row *out, int cap);
 void a2a_call_row_clear(a2a_call_row *r);
+/* The ids of the lost attempts on provider (at most cap). Count or ERR_STORE. */
+int a2a_calls_lost(store *s, const uint8_t provider[32], uint8_t ids_out[][16], int cap);
 /* The newest n attempts as JSON [{id, node, agent, state, result, updated}] (owned). */
 json_t *a2a_calls_json(store *s, int n);
 

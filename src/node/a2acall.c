@@ -108,9 +108,45 @@ static void ask_agents(a2asvc *a, const uint8_t pk[32]) {
   if (netsvc_call(a->ns, pk, "a2a.agents", json_object(), 10000, on_agents, c)) free(c);
 }
 
+/* ---- abandoned attempts ----------------------------------------------------------------- */
+
+typedef struct cancel_ctx {
+  a2asvc *a;
+  uint8_t pk[32], id[16];
+} cancel_ctx;
+
+static void on_cancel(void *ud, const rpc_reply *reply) {
+  cancel_ctx *c = ud;
+  /* canceled, already ended, or unknown there: nothing of it runs for us any more */
+  int settled = reply->kind == RPC_REPLY_RESULT ||
+                (reply->kind == RPC_REPLY_ERROR && (reply->code == A2A_E_NOT_CANCELABLE || reply->code == A2A_E_NOT_FOUND));
+  if (settled && !c->a->closing && a2a_calls_end(c->a->db, c->id, c->pk, "abandoned", NULL))
+    log_warn("cannot record an abandoned delegation: %s", store_errmsg(c->a->db));
+  free(c);
+}
+
+/* A node we left for another is back: cancel the tasks we left there (their result would
+ * be held back, unpaid, anyway; this spares its owner the work). */
+static void cancel_lost(a2asvc *a, const uint8_t pk[32]) {
+  uint8_t ids[16][16];
+  int n = a2a_calls_lost(a->db, pk, ids, 16);
+  for (int i = 0; i < n; i++) {
+    cancel_ctx *c = calloc(1, sizeof *c);
+    char hex[33];
+    if (!c) return;
+    c->a = a;
+    memcpy(c->pk, pk, 32);
+    memcpy(c->id, ids[i], 16);
+    hex_encode(ids[i], 16, hex);
+    if (netsvc_call(a->ns, pk, "a2a.tasks/cancel", json_pack("{s:s}", "id", hex), SEND_TIMEOUT_MS, on_cancel, c)) free(c);
+  }
+}
+
 static void on_link_ready(void *ud, const uint8_t pk[32]) {
   a2asvc *a = ud;
-  if (!a->closing) ask_agents(a, pk);
+  if (a->closing) return;
+  ask_agents(a, pk);
+  cancel_lost(a, pk);
 }
 
 /* Has c tried node pk already? */
@@ -301,6 +337,12 @@ static void failover(a2a_call *c, const char *reason) {
   char who[IDENT_ID_BUF], why[300], msg[700];
   ident_id_encode(c->pk, who);
   snprintf(cur(c)->state, sizeof cur(c)->state, "lost");
+  if (c->sent && !c->persisted) { /* on record, so its task there is canceled when the node is back */
+    int w = c->wait;
+    c->wait = 1;
+    persist(c);
+    c->wait = w;
+  }
   record_end(c, "lost", reason);
   c->persisted = 0; /* the next attempt is recorded when its provider has the task */
   uint8_t pk[32];

@@ -16,7 +16,8 @@
  *     with the MCP tool and buys its generations from B; C pays PRICE_A once with a
  *     voucher; C's and A's receipts agree, and A's purchases from B agree on both sides;
  *   - A is SIGKILLed mid-task: C fails over to B, which does the task and is paid PRICE_B;
- *     A's abandoned attempt was paid nothing (and after A restarts, still nothing);
+ *     A's abandoned attempt was paid nothing; when A is back C cancels it there (nothing
+ *     paid still);
  *   - C is SIGKILLed mid-task: after C restarts it takes the delegation up again by itself
  *     (a2a.calls shows it completed) and pays once; asked for again by its id, nothing more;
  *   - at the end every channel is settled on chain (claimed, then closed by a refund) and
@@ -370,9 +371,38 @@ static void test_failover(void **state) {
   assert_int_equal(receipt_amount(C, idb, "client"), PRICE_B);
   assert_true(receipt_reaches(B, idb, "provider", PRICE_B));
   assert_int_equal(receipt_amount(C, ida, "client"), 0);
-  /* A comes back and finishes its copy: it holds the result back and is never paid */
+  /* A comes back: C cancels the task it left there (A may have finished it first); it is
+   * never paid */
   assert_int_equal(tu_node_start(&cl, A), 0);
-  sleep(1);
+  int abandoned = 0;
+  for (int i = 0; i < 100 && !abandoned; i++) {
+    json_t *l = tu_node_json(&cl, C, "task delegations");
+    size_t k;
+    json_t *x;
+    json_array_foreach(json_object_get(l, "calls"), k, x) {
+      if (!strcmp(json_string_value(json_object_get(x, "id")) ?: "", ida) &&
+          !strcmp(json_string_value(json_object_get(x, "state")) ?: "", "abandoned"))
+        abandoned = 1;
+    }
+    json_decref(l);
+    if (!abandoned) usleep(100000);
+  }
+  assert_true(abandoned);
+  int ended = 0;
+  for (int i = 0; i < 100 && !ended; i++) {
+    json_t *l = tu_node_json(&cl, A, "task list");
+    size_t k;
+    json_t *x;
+    json_array_foreach(json_object_get(l, "tasks"), k, x) {
+      const char *st = json_string_value(json_object_get(x, "state")) ?: "";
+      if (!strcmp(json_string_value(json_object_get(x, "input")) ?: "", input) &&
+          (!strcmp(st, "canceled") || !strcmp(st, "done")))
+        ended = 1;
+    }
+    json_decref(l);
+    if (!ended) usleep(100000);
+  }
+  assert_true(ended);
   assert_int_equal(receipt_amount(A, ida, "provider"), 0);
   assert_int_equal(receipt_amount(C, ida, "client"), 0);
   json_decref(ta);
