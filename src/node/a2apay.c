@@ -5,7 +5,10 @@
  * the provider's market.pay adds it to its receipt for the task. What we owe is always
  * price − what our receipt holds, so polling again, a resend or a restart never pays
  * twice. A channel is the open one to the provider with room for the price, or one opened
- * for the task with [market] channel_deposit (at least the price). Loop thread. */
+ * for the task with [market] channel_deposit (at least the price); it travels with our
+ * wallet's signature that it is ours (a2a_channel_digest), which the provider checks
+ * against the channel's client or signer. The price paid is never above the cap
+ * (a2asvc__cap: the advertised price, within the budget). Loop thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

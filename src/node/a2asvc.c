@@ -1,9 +1,11 @@
 /* node/a2asvc — the provider's side of delegation: the peer methods a2a.message/send,
  * a2a.tasks/get and a2a.tasks/cancel (see a2asvc.h; the checks and the JSON are
  * agent/a2a's, the rows agent/a2a_task's). A paid agent's task is taken only with the
- * caller's channel to us and gets a provider receipt in the same commit as its row; the
- * caller pays it with market.pay (node/gensvc → market/payflow) once it completed, and the
- * result is held back until then. Loop thread. */
+ * caller's own channel to us (its channel_sig recovers to the channel's client or signer)
+ * and gets a provider receipt in the same commit as its row; the caller pays it with
+ * market.pay (node/gensvc → market/payflow) once it completed, and the result is held back
+ * until then. Also: the agents we sell into our DHT record (a2asvc__publish) and the
+ * agents in the records we look up (on_record). Loop thread. */
 #include "node/a2asvc_impl.h"
 
 #include <stdio.h>
