@@ -252,6 +252,12 @@ int a2a_offer_matches(const a2a_agent_offer *o, const char *want) {
   return 0;
 }
 
+uint64_t a2a_cost(uint64_t price_wei, uint64_t price_1k, int64_t tokens, uint64_t max_wei) {
+  __extension__ unsigned __int128 c = (unsigned __int128)(tokens > 0 ? (uint64_t)tokens : 0) * price_1k;
+  c = (c + 999) / 1000 + price_wei;
+  return c > max_wei ? max_wei : (uint64_t)c;
+}
+
 json_t *a2a_agents_to_json(const a2a_agent_offer *a, size_t n) {
   json_t *l = json_array();
   for (size_t i = 0; l && i < n; i++) {
@@ -259,8 +265,13 @@ json_t *a2a_agents_to_json(const a2a_agent_offer *a, size_t n) {
     snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
     json_t *sk = json_array();
     for (size_t k = 0; k < a[i].n_skills; k++) json_array_append_new(sk, json_string(a[i].skills[k]));
-    json_array_append_new(l, json_pack("{s:s, s:s, s:s, s:o}", "name", a[i].name, "description", a[i].description,
-                                       "price_wei", wei, "skills", sk));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "name", a[i].name, "description", a[i].description, "price_wei", wei,
+                          "skills", sk);
+    if (e && a[i].price_1k) {
+      snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_1k);
+      json_object_set_new(e, "price_per_1k", json_string(wei));
+    }
+    json_array_append_new(l, e);
   }
   return l;
 }
@@ -296,6 +307,8 @@ int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, s
       continue;
     snprintf(o.name, sizeof o.name, "%s", json_string_value(name));
     snprintf(o.description, sizeof o.description, "%s", d ? json_string_value(d) : "");
+    json_t *t = json_object_get(x, "price_per_1k");
+    if (t && a2a_wei_parse(t, &o.price_1k)) continue;
     skills_from_json(json_object_get(x, "skills"), &o);
     out[n++] = o;
   }
@@ -306,7 +319,7 @@ int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, s
 void a2a_agents_to_ben(ben_w *w, const a2a_agent_offer *a, size_t n) {
   ben_w_list(w);
   for (size_t i = 0; i < n && i < A2A_MAX_AGENTS; i++) {
-    if (a[i].price_wei > INT64_MAX) continue;
+    if (a[i].price_wei > INT64_MAX || a[i].price_1k > INT64_MAX) continue;
     ben_w_dict(w);
     ben_w_key(w, "n");
     ben_w_cstr(w, a[i].name);
@@ -316,6 +329,10 @@ void a2a_agents_to_ben(ben_w *w, const a2a_agent_offer *a, size_t n) {
     ben_w_list(w);
     for (size_t k = 0; k < a[i].n_skills; k++) ben_w_cstr(w, a[i].skills[k]);
     ben_w_end(w);
+    if (a[i].price_1k && a[i].price_1k <= INT64_MAX) {
+      ben_w_key(w, "t");
+      ben_w_int(w, (int64_t)a[i].price_1k);
+    }
     ben_w_end(w);
   }
   ben_w_end(w);
@@ -342,6 +359,9 @@ int a2a_agents_from_ben(const ben_node *list, a2a_agent_offer *out, size_t cap, 
         p < 0)
       continue;
     o.price_wei = (uint64_t)p;
+    int64_t t = 0;
+    if (ben_dict_get(e, "t") && (!ben_dict_int(e, "t", &t) || t < 0)) continue;
+    o.price_1k = (uint64_t)t;
     const ben_node *sk = ben_dict_get(e, "s");
     if (sk && sk->type == BEN_LIST) {
       const ben_node *x = sk + 1;
@@ -368,12 +388,16 @@ json_t *a2a_card_json(const char *node_name, const char *node_id, const char *ve
   for (size_t i = 0; i < n; i++) {
     char wei[24];
     snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
-    json_t *tags = json_pack("[s]", "apiary");
+    json_t *tags = json_pack("[s]", "apiary"), *meta = json_pack("{s:s, s:s}", "price_wei", wei, "per", "task");
+    if (a[i].price_1k) {
+      char t[24];
+      snprintf(t, sizeof t, "%llu", (unsigned long long)a[i].price_1k);
+      json_object_set_new(meta, "price_per_1k", json_string(t));
+    }
     for (size_t k = 0; k < a[i].n_skills; k++) json_array_append_new(tags, json_string(a[i].skills[k]));
-    json_array_append_new(skills, json_pack("{s:s, s:s, s:s, s:o, s:[s], s:[s], s:{s:{s:s, s:s}}}", "id", a[i].name,
-                                            "name", a[i].name, "description", a[i].description, "tags", tags,
-                                            "inputModes", "text/plain", "outputModes", "text/plain", "metadata",
-                                            "apiary", "price_wei", wei, "per", "task"));
+    json_array_append_new(skills, json_pack("{s:s, s:s, s:s, s:o, s:[s], s:[s], s:{s:o}}", "id", a[i].name, "name",
+                                            a[i].name, "description", a[i].description, "tags", tags, "inputModes",
+                                            "text/plain", "outputModes", "text/plain", "metadata", "apiary", meta));
   }
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:{s:b, s:b, s:b, s:[{s:s, s:s, s:b}]},"
                    " s:[s], s:[s], s:o}",
@@ -381,7 +405,7 @@ json_t *a2a_card_json(const char *node_name, const char *node_id, const char *ve
                    "preferredTransport", "JSONRPC", "supportedInterfaces", "url", url, "protocolBinding", "JSONRPC",
                    "protocolVersion", "0.3", "capabilities", "streaming", 0, "pushNotifications", 0,
                    "extendedAgentCard", 0, "extensions", "uri", "urn:apiary:a2a:price:v1", "description",
-                   "skill.metadata.apiary.price_wei: wei per task, paid through an apiary channel", "required", 0,
+                   "skill.metadata.apiary.price_wei: wei per task, plus price_per_1k wei per 1,000 tokens the task uses when given (capped by the caller's max_wei), paid through an apiary channel", "required", 0,
                    "defaultInputModes", "text/plain", "defaultOutputModes", "text/plain", "skills", skills);
 }
 

@@ -117,6 +117,7 @@ typedef struct a2a_agent_offer {
   char name[64];
   char description[A2A_MAX_DESC + 1];
   uint64_t price_wei;             /* per task */
+  uint64_t price_1k;              /* and per 1,000 tokens the task uses (0: none) */
   char skills[A2A_MAX_SKILLS][A2A_SKILL_MAX];
   size_t n_skills;
 } a2a_agent_offer;
@@ -124,13 +125,16 @@ typedef struct a2a_agent_offer {
 int a2a_skill_ok(const char *s);
 /* Does o sell what want names: its agent name, or one of its skills? */
 int a2a_offer_matches(const a2a_agent_offer *o, const char *want);
-/* [{name, description, price_wei, skills}] (owned). */
+/* What a task costs: price_wei + ceil(tokens * price_1k / 1000), never above max_wei (the
+ * caller's budget caps a per-token price); saturates instead of overflowing. */
+uint64_t a2a_cost(uint64_t price_wei, uint64_t price_1k, int64_t tokens, uint64_t max_wei);
+/* [{name, description, price_wei, price_per_1k?, skills}] (owned). */
 json_t *a2a_agents_to_json(const a2a_agent_offer *a, size_t n);
 /* Untrusted list; entries that do not parse are skipped (bad skills too), at most cap
  * kept. 0 with *n_out, or ERR_FORMAT when it is not a list. */
 int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, size_t *n_out);
 /* The compact form in the node's signed DHT record (key "a"; no descriptions):
- *   l d 1:n <name> 1:p i<price_wei>e 1:s l <skill>... e e ... e
+ *   l d 1:n <name> 1:p i<price_wei>e 1:s l <skill>... e [1:t i<price_per_1k>e] e ... e
  * Agents priced above INT64_MAX are left out. Errors stick in w->err. */
 #include "p2p/bencode.h"
 void a2a_agents_to_ben(ben_w *w, const a2a_agent_offer *a, size_t n);
@@ -139,7 +143,7 @@ void a2a_agents_to_ben(ben_w *w, const a2a_agent_offer *a, size_t n);
 int a2a_agents_from_ben(const ben_node *list, a2a_agent_offer *out, size_t cap, size_t *n_out);
 
 /* The node's A2A agent card (GET /.well-known/agent-card.json): one skill per agent for
- * sale, its price in skill.metadata.apiary {price_wei, per: "task"}. url is
+ * sale, its price in skill.metadata.apiary {price_wei, per: "task", price_per_1k?}. url is
  * "apiary:NODE_ID": tasks go over the node's Noise link, not HTTP. Owned. */
 json_t *a2a_card_json(const char *node_name, const char *node_id, const char *version, const a2a_agent_offer *a,
                       size_t n);

@@ -13,16 +13,18 @@
 
 const char a2a_calls_schema_v1[] =
     "CREATE TABLE a2a_calls (id BLOB NOT NULL, provider BLOB NOT NULL, agent TEXT NOT NULL, input TEXT NOT NULL,"
-    " max_wei INTEGER NOT NULL, cap INTEGER NOT NULL, deadline INTEGER NOT NULL, state TEXT NOT NULL,"
+    " max_wei INTEGER NOT NULL, cap INTEGER NOT NULL, rate INTEGER NOT NULL DEFAULT 0, deadline INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
     " channel BLOB, result TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (provider, id));"
     "CREATE INDEX a2a_calls_state ON a2a_calls(state);";
 
 int a2a_calls_open(store *s, const a2a_call_row *r) {
-  if (r->max_wei > INT64_MAX || r->cap > INT64_MAX) return ERR_RANGE;
+  if (r->max_wei > INT64_MAX || r->cap > INT64_MAX || r->rate > INT64_MAX) return ERR_RANGE;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(store_db(s),
                          "INSERT OR IGNORE INTO a2a_calls (id, provider, agent, input, max_wei, cap, deadline, state,"
-                         " created, updated, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?8, ?9)", -1, &st,
+                         " created, updated, channel, rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?8, ?9, ?10)",
+                         -1, &st,
                          NULL) != SQLITE_OK)
     return ERR_STORE;
   sqlite3_bind_blob(st, 1, r->id, 16, SQLITE_STATIC);
@@ -34,6 +36,7 @@ int a2a_calls_open(store *s, const a2a_call_row *r) {
   sqlite3_bind_int64(st, 7, r->deadline);
   sqlite3_bind_int64(st, 8, (int64_t)time(NULL));
   if (r->has_channel) sqlite3_bind_blob(st, 9, r->channel, 32, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 10, (int64_t)r->rate);
   int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_STORE;
   sqlite3_finalize(st);
   return rc;
@@ -68,7 +71,7 @@ static int blob(sqlite3_stmt *st, int col, uint8_t *out, int n) {
 
 int a2a_calls_list_open(store *s, a2a_call_row *out, int cap) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(store_db(s), "SELECT id, provider, agent, input, max_wei, cap, deadline, channel FROM a2a_calls"
+  if (sqlite3_prepare_v2(store_db(s), "SELECT id, provider, agent, input, max_wei, cap, deadline, channel, rate FROM a2a_calls"
                          " WHERE state = 'open' ORDER BY created", -1, &st, NULL) != SQLITE_OK)
     return ERR_STORE;
   int n = 0;
@@ -83,6 +86,7 @@ int a2a_calls_list_open(store *s, a2a_call_row *out, int cap) {
     r->cap = (uint64_t)sqlite3_column_int64(st, 5);
     r->deadline = sqlite3_column_int64(st, 6);
     r->has_channel = !blob(st, 7, r->channel, 32);
+    r->rate = (uint64_t)sqlite3_column_int64(st, 8);
     n++;
   }
   sqlite3_finalize(st);

@@ -5,7 +5,8 @@
  *
  *   id, provider   the task's 16-byte id and the provider's node key
  *   agent, input   what was asked of whom
- *   max_wei, cap   the caller's budget and what it holds the provider to (the advertised price)
+ *   max_wei, cap   the caller's budget and what it holds the provider to (the advertised price
+ *   rate           per task, and per 1,000 tokens: rate)
  *   channel        the payment channel the task was sent with (NULL: none)
  *   deadline       unix seconds after which it is given up
  *   state          open | completed | failed | canceled | lost (a provider left for another;
@@ -28,7 +29,7 @@ typedef struct a2a_call_row {
   uint8_t id[16], provider[32];
   char agent[64];
   char *input;        /* owned */
-  uint64_t max_wei, cap;
+  uint64_t max_wei, cap, rate;
   int64_t deadline;   /* unix seconds */
   uint8_t channel[32];/* sent with the task (has_channel) */
   int has_channel;

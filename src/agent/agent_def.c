@@ -122,7 +122,8 @@ static int check_mcp(const json_t *in, json_t *out, char *err, size_t cap) {
   return 0;
 }
 
-/* "sell": {"price_wei": N, "description": "..."}: other nodes may give this agent tasks. */
+/* "sell": {"price_wei": N, "price_per_1k": R?, "description": "...", "skills": [...]}: other
+ * nodes may give this agent tasks, at N wei per task plus R per 1,000 tokens it uses. */
 static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   json_t *v = json_object_get(in, "sell");
   if (!v || json_is_null(v)) return 0;
@@ -130,8 +131,12 @@ static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   const char *k;
   json_t *x;
   if (!json_is_object(v)) return fail(err, cap, "%s", "\"sell\" must be an object: {\"price_wei\": N, \"description\": \"...\"}");
-  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description") && strcmp(k, "skills"))
-      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, description, skills)", k);
+  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description") && strcmp(k, "skills") &&
+                                  strcmp(k, "price_per_1k"))
+      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, price_per_1k, description, skills)", k);
+  json_t *t = json_object_get(v, "price_per_1k");
+  if (t && (!json_is_integer(t) || json_integer_value(t) < 0))
+    return fail(err, cap, "%s", "\"sell.price_per_1k\" must be an integer >= 0 (wei per 1,000 tokens the task uses)");
   if (!json_is_integer(p) || json_integer_value(p) < 0)
     return fail(err, cap, "%s", "\"sell.price_wei\" must be an integer >= 0 (wei per task)");
   if (d && (!json_is_string(d) || json_string_length(d) > AGENT_DEF_MAX_SELL_DESC ||
@@ -148,6 +153,7 @@ static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   }
   json_object_set_new(out, "sell", json_pack("{s:O, s:s, s:o}", "price_wei", p, "description", d ? json_string_value(d) : "",
                                              "skills", sk ? json_incref(sk) : json_array()));
+  if (t && json_integer_value(t)) json_object_set(json_object_get(out, "sell"), "price_per_1k", t);
   return 0;
 }
 

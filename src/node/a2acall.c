@@ -293,7 +293,8 @@ static void finish_task(a2a_call *c, const a2a_task_view *v) {
  * its caller waits for the result). */
 static void persist(a2a_call *c) {
   if (c->persisted || !c->wait) return;
-  a2a_call_row r = {.input = c->input, .max_wei = c->max_wei, .cap = a2asvc__cap(c)};
+  a2a_call_row r = {.input = c->input, .max_wei = c->max_wei, .cap = c->has_adv ? c->advertised : c->max_wei,
+                    .rate = c->has_adv ? c->adv_1k : 0};
   memcpy(r.id, c->id, 16);
   memcpy(r.provider, c->pk, 32);
   snprintf(r.agent, sizeof r.agent, "%s", c->agent);
@@ -318,6 +319,7 @@ static void attempt(a2a_call *c, const uint8_t pk[32], const a2a_agent_offer *o,
   if (o) {
     snprintf(c->agent, sizeof c->agent, "%s", o->name);
     c->advertised = o->price_wei;
+    c->adv_1k = o->price_1k;
     c->has_adv = 1;
   } else {
     c->has_adv = 0;
@@ -456,6 +458,7 @@ static void offer_answer(a2a_call *c, const rpc_reply *reply) {
   }
   snprintf(c->agent, sizeof c->agent, "%s", o.name);
   c->advertised = o.price_wei;
+  c->adv_1k = o.price_1k;
   c->has_adv = 1;
   c->asking_offer = 0;
   poll_later(c, 0);
@@ -510,7 +513,7 @@ static void on_reply(void *ud, const rpc_reply *reply) {
   snprintf(cur(c)->state, sizeof cur(c)->state, "%s", v.state);
   if (!strcmp(v.state, "completed") && v.payment_due) { /* the result waits for the price */
     char why[300];
-    if (a2asvc__pay(c, v.price_wei, why, sizeof why)) {
+    if (a2asvc__pay(c, v.price_wei, v.tokens, why, sizeof why)) {
       finish_err(c, CTL_FAILED, "%s", why);
       a2a_task_view_clear(&v);
       a2asvc__maybe_free(c);
@@ -710,7 +713,7 @@ static void resume(a2asvc *a) {
     snprintf(c->want, sizeof c->want, "%s", rows[i].agent);
     c->max_wei = rows[i].max_wei;
     c->wait = 1;
-    a2a_agent_offer o = {.price_wei = rows[i].cap};
+    a2a_agent_offer o = {.price_wei = rows[i].cap, .price_1k = rows[i].rate};
     snprintf(o.name, sizeof o.name, "%s", rows[i].agent);
     attempt(c, rows[i].provider, &o, rows[i].id);
     c->sent = c->persisted = 1;

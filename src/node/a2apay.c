@@ -121,14 +121,15 @@ uint64_t a2asvc__paid_for(a2asvc *a, const uint8_t pk[32], const uint8_t id[16])
 uint64_t a2asvc__paid(a2a_call *c) { return a2asvc__paid_for(c->a, c->pk, c->id); }
 
 uint64_t a2asvc__cap(const a2a_call *c) {
-  return c->has_adv && c->advertised < c->max_wei ? c->advertised : c->max_wei;
+  return c->has_adv && !c->adv_1k && c->advertised < c->max_wei ? c->advertised : c->max_wei;
 }
 
-int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap) {
-  if (price > a2asvc__cap(c)) { /* a seller asking more than it advertised gets nothing */
-    if (c->has_adv && c->advertised < c->max_wei)
+int a2asvc__pay(a2a_call *c, uint64_t price, int64_t tokens, char *why, size_t cap) {
+  uint64_t limit = c->has_adv ? a2a_cost(c->advertised, c->adv_1k, tokens, c->max_wei) : c->max_wei;
+  if (price > limit) { /* a seller asking more than it advertised gets nothing */
+    if (c->has_adv && limit < c->max_wei)
       snprintf(why, cap, "the provider asks %llu wei for the task, above the %llu wei it advertised: refused, nothing paid",
-               (unsigned long long)price, (unsigned long long)c->advertised);
+               (unsigned long long)price, (unsigned long long)limit);
     else
       snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu: refused, nothing paid",
                (unsigned long long)price, (unsigned long long)c->max_wei);

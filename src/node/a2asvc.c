@@ -46,12 +46,14 @@ static void task_receipt(const a2asvc *a, const char *agent, const uint8_t rid[1
 
 /* Answers with the caller's task `local` as an A2A Task. A paid task's result is held back
  * until its receipt holds the price (payment_due). */
-static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, uint64_t price) {
+static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, const a2a_price *pr) {
   agent_task t;
   if (agent_task_get(a->db, local, &t)) {
     refuse(r, handle, A2A_E_STORE, "cannot read the task", NULL);
     return;
   }
+  /* per task, plus per token when it has a rate (then known once it ended) */
+  uint64_t price = pr->rate ? a2a_cost(pr->price, pr->rate, t.tokens, pr->max_wei) : pr->price;
   a2a_task_info info = {.agent = t.agent, .state = a2a_state(t.state), .price_wei = price, .tokens = t.tokens};
   memcpy(info.id, rid, 16);
   if (!strcmp(t.state, AGENT_DONE)) info.text = t.result ? t.result : "";
@@ -135,6 +137,7 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     goto done;
   }
   uint64_t price = (uint64_t)json_integer_value(json_object_get(sell, "price_wei"));
+  a2a_price pr = {.rate = (uint64_t)json_integer_value(json_object_get(sell, "price_per_1k")), .max_wei = s.max_wei};
   /* Fault injection for the tests of the caller's cap: a provider that asks more than it
    * advertises and ignores max_wei. Never set in production. */
   const char *fault = getenv("APIARY_FAULT_A2A_PRICE");
@@ -147,16 +150,18 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, A2A_E_PRICE, msg, json_pack("{s:s}", "price_wei", p));
     goto done;
   }
+  pr.price = price;
   int64_t local;
-  int rc = a2a_task_find(a->db, caller, s.id, &local, &price); /* a send again: the task's own price */
+  int rc = a2a_task_find(a->db, caller, s.id, &local, &pr); /* a send again: the task's own price */
+  int paid = pr.price || pr.rate;
   if (rc == ERR_NOTFOUND) {
-    if (price && check_channel(a, r, req->handle, &s, caller, price)) goto done;
+    if (paid && check_channel(a, r, req->handle, &s, caller, pr.price ? pr.price : 1)) goto done;
     /* the task and its receipt in one commit: no work without a receipt */
     mkt_receipt rcpt;
     task_receipt(a, s.agent, s.id, caller, s.channel, &rcpt);
     rc = store_begin(a->db);
-    if (!rc) rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, price, &local);
-    if (!rc && price) rc = mkt_receipt_put(a->db, &rcpt);
+    if (!rc) rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, &pr, &local);
+    if (!rc && paid) rc = mkt_receipt_put(a->db, &rcpt);
     if (rc) store_rollback(a->db);
     else rc = store_commit(a->db);
     if (!rc) rc = 1; /* new */
@@ -171,14 +176,14 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     ident_id_encode(caller, who);
     log_info("agent %s: task %lld from %s", s.agent, (long long)local, who);
   }
-  answer_task(a, r, req->handle, s.id, local, price);
+  answer_task(a, r, req->handle, s.id, local, &pr);
 done:
   json_decref(def);
   a2a_send_clear(&s);
 }
 
 /* The caller's task named by params {id}; answers the error itself when there is none. */
-static int find(a2asvc *a, rpc *r, const rpc_request *req, uint8_t rid[16], int64_t *local, uint64_t *price) {
+static int find(a2asvc *a, rpc *r, const rpc_request *req, uint8_t rid[16], int64_t *local, a2a_price *price) {
   uint8_t caller[32];
   if (netsvc_rpc_peer(a->ns, r, caller)) {
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
@@ -201,16 +206,16 @@ static void m_get(void *ud, rpc *r, const rpc_request *req) {
   a2asvc *a = ud;
   uint8_t rid[16];
   int64_t local;
-  uint64_t price;
+  a2a_price price;
   if (find(a, r, req, rid, &local, &price)) return;
-  answer_task(a, r, req->handle, rid, local, price);
+  answer_task(a, r, req->handle, rid, local, &price);
 }
 
 static void m_cancel(void *ud, rpc *r, const rpc_request *req) {
   a2asvc *a = ud;
   uint8_t rid[16];
   int64_t local;
-  uint64_t price;
+  a2a_price price;
   if (find(a, r, req, rid, &local, &price)) return;
   int rc = agent_task_cancel(a->db, local);
   if (rc == ERR_INVAL) {
@@ -221,7 +226,7 @@ static void m_cancel(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, A2A_E_STORE, "cannot record the cancel", NULL);
     return;
   }
-  answer_task(a, r, req->handle, rid, local, price);
+  answer_task(a, r, req->handle, rid, local, &price);
 }
 
 static void m_agents(void *ud, rpc *r, const rpc_request *req) {

@@ -28,6 +28,7 @@ struct a2a_call {
   char *input;             /* owned */
   uint64_t max_wei;        /* the caller's budget */
   uint64_t advertised;     /* the agent's price in the offer we chose (has_adv) */
+  uint64_t adv_1k;         /* and its price per 1,000 tokens there (0: none) */
   int has_adv;
   int asking_offer;        /* a2a.agents in flight: the advertised price of a named node's agent */
   int auto_pick;           /* the provider came from the offers: another may take over */
@@ -86,9 +87,10 @@ int a2asvc__find_channel(a2a_call *c, uint64_t need);
  * delegation); c->step runs again when it is open. 0 (opening), else an error written to
  * why. */
 int a2asvc__open_channel(a2a_call *c, uint64_t price, char *why, size_t cap);
-/* The task completed and waits for its price: pays what our receipt does not hold yet.
+/* The task completed, used tokens, and waits for its price: pays what our receipt does not
+ * hold yet, when the price is what the offer says for those tokens (within the budget).
  * 0 (paid or paying: ask again), else an error written to why. */
-int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap);
+int a2asvc__pay(a2a_call *c, uint64_t price, int64_t tokens, char *why, size_t cap);
 /* Our wallet's proof that c->chan is our own, for the provider (a2a_channel_digest). 0,
  * or an error (no wallet). */
 int a2asvc__channel_sig(a2a_call *c, uint8_t sig[65]);
@@ -96,8 +98,8 @@ int a2asvc__channel_sig(a2a_call *c, uint8_t sig[65]);
 uint64_t a2asvc__paid(a2a_call *c);
 /* The same for any attempt (provider pk, task id). */
 uint64_t a2asvc__paid_for(a2asvc *a, const uint8_t pk[32], const uint8_t id[16]);
-/* The most a delegation pays for one task: the advertised price (when known), never more
- * than the budget. */
+/* The most a delegation may be asked for one task before it ran: the advertised price per
+ * task (when known; with a per-token price, the budget), never more than the budget. */
 uint64_t a2asvc__cap(const a2a_call *c);
 /* a2acall.c: ends the delegation with an error (answered, recorded). */
 void a2asvc__fail(a2a_call *c, const char *msg);

@@ -30,7 +30,8 @@ static void record_agents(const uint8_t *data, size_t size) {
       a2a_agents_from_ben(&nodes[0], ag2, A2A_MAX_AGENTS, &m) || m != n)
     abort();
   for (size_t i = 0; i < n; i++)
-    if (strcmp(ag[i].name, ag2[i].name) || ag[i].price_wei != ag2[i].price_wei || ag[i].n_skills != ag2[i].n_skills)
+    if (strcmp(ag[i].name, ag2[i].name) || ag[i].price_wei != ag2[i].price_wei || ag[i].n_skills != ag2[i].n_skills ||
+        ag[i].price_1k != ag2[i].price_1k)
       abort();
 }
 
@@ -68,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (a2a_agents_from_json(back, ag2, A2A_MAX_AGENTS, &m) || m != n) abort();
     for (size_t i = 0; i < n; i++)
       if (strcmp(ag[i].name, ag2[i].name) || strcmp(ag[i].description, ag2[i].description) ||
-          ag[i].price_wei != ag2[i].price_wei || ag[i].n_skills != ag2[i].n_skills)
+          ag[i].price_wei != ag2[i].price_wei || ag[i].n_skills != ag2[i].n_skills || ag[i].price_1k != ag2[i].price_1k)
         abort();
     json_decref(back);
   }

@@ -194,22 +194,24 @@ static void test_store(void **state) {
   snprintf(path, sizeof path, "%s/a.db", dir);
   store *s;
   assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-  store_migration m[] = {{"agent", agent_schema_v1}, {"agent", a2a_schema_v1}};
-  assert_int_equal(store_migrate(s, m, 2, err, sizeof err), 2);
+  store_migration m[] = {{"agent", agent_schema_v1}, {"agent", a2a_schema_v1}, {"agent", a2a_schema_v2}};
+  assert_int_equal(store_migrate(s, m, 3, err, sizeof err), 3);
   uint8_t c1[32], c2[32], rid[16];
   memset(c1, 1, 32);
   memset(c2, 2, 32);
   memset(rid, 9, 16);
   int64_t id, again, other, owner;
-  uint64_t price;
-  assert_int_equal(a2a_task_add(s, "scribe", "hi", c1, rid, 7, &id), 0);
-  assert_int_equal(a2a_task_add(s, "scribe", "hi again", c1, rid, 7, &again), ERR_EXISTS);
+  a2a_price seven = {.price = 7, .rate = 11, .max_wei = 100}, price;
+  assert_int_equal(a2a_task_add(s, "scribe", "hi", c1, rid, &seven, &id), 0);
+  assert_int_equal(a2a_task_add(s, "scribe", "hi again", c1, rid, &seven, &again), ERR_EXISTS);
   assert_int_equal(again, id);
-  assert_int_equal(a2a_task_add(s, "scribe", "hi", c2, rid, 7, &other), 0); /* same id, other caller */
+  assert_int_equal(a2a_task_add(s, "scribe", "hi", c2, rid, &seven, &other), 0); /* same id, other caller */
   assert_int_not_equal(other, id);
   assert_int_equal(a2a_task_find(s, c1, rid, &again, &price), 0);
   assert_int_equal(again, id);
-  assert_int_equal(price, 7);
+  assert_int_equal(price.price, 7);
+  assert_int_equal(price.rate, 11);
+  assert_int_equal(price.max_wei, 100);
   uint8_t c3[32];
   memset(c3, 3, 32);
   assert_int_equal(a2a_task_find(s, c3, rid, &again, &price), ERR_NOTFOUND);
@@ -274,11 +276,22 @@ static void test_channel_proof(void **state) {
   wallet_wipe(&w2);
 }
 
+/* Per-token prices: ceil, capped by the budget, no overflow. */
+static void test_cost(void **state) {
+  (void)state;
+  assert_int_equal(a2a_cost(7, 0, 500, 100), 7);
+  assert_int_equal(a2a_cost(7, 1000, 5, 100), 12);
+  assert_int_equal(a2a_cost(7, 1001, 5, 100), 13);  /* 5.005 rounds up */
+  assert_int_equal(a2a_cost(7, 1000, 500, 100), 100); /* the budget caps it */
+  assert_int_equal(a2a_cost(7, 1000, -3, 100), 7);
+  assert_int_equal(a2a_cost(UINT64_MAX, UINT64_MAX, INT64_MAX, UINT64_MAX), UINT64_MAX);
+}
+
 /* Skills: in the definition, the JSON list, the DHT record's compact form; matching. */
 static void test_skills_and_record(void **state) {
   (void)state;
   a2a_agent_offer a[2] = {{.name = "scribe", .price_wei = 7, .skills = {"notes", "write"}, .n_skills = 2},
-                          {.name = "poet", .price_wei = 1000}};
+                          {.name = "poet", .price_wei = 1000, .price_1k = 5}};
   assert_true(a2a_offer_matches(&a[0], "scribe"));
   assert_true(a2a_offer_matches(&a[0], "notes"));
   assert_false(a2a_offer_matches(&a[1], "notes"));
@@ -289,6 +302,8 @@ static void test_skills_and_record(void **state) {
   assert_int_equal(n, 2);
   assert_int_equal(b[0].n_skills, 2);
   assert_string_equal(b[0].skills[1], "write");
+  assert_int_equal(b[0].price_1k, 0);
+  assert_int_equal(b[1].price_1k, 5);
   json_decref(l);
   uint8_t rec[256];
   ben_w w;
@@ -305,6 +320,7 @@ static void test_skills_and_record(void **state) {
   assert_int_equal(b[0].n_skills, 2);
   assert_string_equal(b[0].skills[0], "notes");
   assert_int_equal(b[1].price_wei, 1000);
+  assert_int_equal(b[1].price_1k, 5);
   /* a bad entry (a name with a space) is skipped */
   const char bad[] = "ld1:n3:a b1:pi1e1:slee" "d1:n2:ok1:pi2e1:sl3:x y2:okeee";
   assert_true(ben_decode((const uint8_t *)bad, sizeof bad - 1, nodes, 64, 0) > 0);
@@ -319,6 +335,14 @@ static void test_skills_and_record(void **state) {
   assert_int_equal(agent_def_check(d, &out, err, sizeof err), 0);
   assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(out, "sell"), "skills"), 0)), "notes");
   json_decref(out);
+  json_decref(d);
+  d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"price_per_1k\":9}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), 0);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "sell"), "price_per_1k")), 9);
+  json_decref(out);
+  json_decref(d);
+  d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"price_per_1k\":-1}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), ERR_INVAL);
   json_decref(d);
   d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"skills\":[\"no spaces\"]}}", 0, NULL);
   assert_int_equal(agent_def_check(d, &out, err, sizeof err), ERR_INVAL);
@@ -379,6 +403,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_send), cmocka_unit_test(test_task_roundtrip),
                                      cmocka_unit_test(test_card_and_agents), cmocka_unit_test(test_def_sell),
                                      cmocka_unit_test(test_store), cmocka_unit_test(test_channel_proof),
-                                     cmocka_unit_test(test_skills_and_record), cmocka_unit_test(test_calls_store)};
+                                     cmocka_unit_test(test_skills_and_record), cmocka_unit_test(test_calls_store),
+                                     cmocka_unit_test(test_cost)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
