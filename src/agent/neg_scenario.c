@@ -203,22 +203,28 @@ static int parse_side(const neg_domain *d, const json_t *j, int s, char name[sta
   return 0;
 }
 
+int neg_domain_issues_from_json(const json_t *issues, neg_domain *d, char *err, size_t cap) {
+  int rc;
+  if (!json_is_array(issues) || json_array_size(issues) < 1 || json_array_size(issues) > NEG_MAX_ISSUES)
+    return err_set(err, cap, ERR_FORMAT, "issues: expected an array of 1..%d issues", NEG_MAX_ISSUES);
+  d->n_issues = (int)json_array_size(issues);
+  for (int i = 0; i < d->n_issues; i++) {
+    if ((rc = parse_issue(json_array_get(issues, (size_t)i), i, &d->issues[i], err, cap))) return rc;
+    for (int k = 0; k < i; k++)
+      if (!strcmp(d->issues[k].name, d->issues[i].name))
+        return err_set(err, cap, ERR_FORMAT, "issues: '%s' appears twice", d->issues[i].name);
+  }
+  return 0;
+}
+
 int neg_scenario_from_json(const json_t *j, neg_scenario *out, char *err, size_t cap) {
   memset(out, 0, sizeof *out);
   if (!json_is_object(j)) return err_set(err, cap, ERR_FORMAT, "scenario: expected a JSON object");
   const json_t *nm = json_object_get(j, "name");
   int rc;
   if (nm && (rc = name_copy(nm, out->dom.name, "name", err, cap))) return rc;
-  const json_t *issues = json_object_get(j, "issues"), *sides = json_object_get(j, "sides");
-  if (!json_is_array(issues) || json_array_size(issues) < 1 || json_array_size(issues) > NEG_MAX_ISSUES)
-    return err_set(err, cap, ERR_FORMAT, "issues: expected an array of 1..%d issues", NEG_MAX_ISSUES);
-  out->dom.n_issues = (int)json_array_size(issues);
-  for (int i = 0; i < out->dom.n_issues; i++) {
-    if ((rc = parse_issue(json_array_get(issues, (size_t)i), i, &out->dom.issues[i], err, cap))) return rc;
-    for (int k = 0; k < i; k++)
-      if (!strcmp(out->dom.issues[k].name, out->dom.issues[i].name))
-        return err_set(err, cap, ERR_FORMAT, "issues: '%s' appears twice", out->dom.issues[i].name);
-  }
+  const json_t *sides = json_object_get(j, "sides");
+  if ((rc = neg_domain_issues_from_json(json_object_get(j, "issues"), &out->dom, err, cap))) return rc;
   if (!json_is_array(sides) || json_array_size(sides) != 2)
     return err_set(err, cap, ERR_FORMAT, "sides: expected an array of exactly 2 sides");
   for (int s = 0; s < 2; s++)

@@ -90,6 +90,9 @@ void neg_mandate_default(const neg_domain *d, int deadline, neg_mandate *out);
 int neg_scenario_parse(const char *text, size_t len, neg_scenario *out, char *err, size_t cap);
 /* The same from parsed JSON (borrowed). */
 int neg_scenario_from_json(const json_t *j, neg_scenario *out, char *err, size_t cap);
+/* The "issues" array of a scenario (or an intent's schema) into d's issues (borrowed j;
+ * d->name untouched). 0 or ERR_FORMAT. */
+int neg_domain_issues_from_json(const json_t *issues, neg_domain *d, char *err, size_t cap);
 /* Scenario as JSON (returns owned; NULL on allocation failure). Parses back equal. */
 json_t *neg_scenario_to_json(const neg_scenario *s);
 /* Checks a domain and a side's mandate (weights sum, scores range, ...). 0 or ERR_FORMAT. */
