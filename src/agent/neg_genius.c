@@ -250,7 +250,9 @@ int neg_genius_load_files(const char *domain_path, const char *a_path, const cha
     neg_mandate_default(&out->dom, deadline, &out->side[k]);
     if ((rc = remap(&out->dom, pd, &p, &out->side[k].prefs, path, err, cap))) break;
     const char *base = strrchr(path, '/');
-    snprintf(out->side_name[k], NEG_MAX_NAME, "%.*s", NEG_MAX_NAME - 1, base ? base + 1 : path);
+    base = base ? base + 1 : path;
+    size_t n = strcspn(base, ".");
+    snprintf(out->side_name[k], NEG_MAX_NAME, "%.*s", (int)(n < NEG_MAX_NAME ? n : NEG_MAX_NAME - 1), base);
   }
   free(pd);
   return rc;

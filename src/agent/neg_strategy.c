@@ -134,7 +134,7 @@ double neg_strategy_estimate(const neg_strategy *s, const neg_bid *b) {
     for (int i = 0; i < d->n_issues; i++) e += b->v[i] == s->last.v[i];
     return e / d->n_issues;
   }
-  for (int i = 0; i < d->n_issues; i++) e += s->w_est[i] * (s->count[i][b->v[i]] + 1.0) / (s->count_max[i] + 1.0);
+  for (int i = 0; i < d->n_issues; i++) e += s->w_est[i] * sqrt((s->count[i][b->v[i]] + 1.0) / (s->count_max[i] + 1.0));
   return e;
 }
 
