@@ -1,6 +1,7 @@
 /* agent/neg_genius — Genius XML utility spaces (see neg_genius.h). */
 #include "agent/neg_genius.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,7 @@ static int num(const char *s, double *out) {
   if (!s || !*s) return ERR_FORMAT;
   char *end;
   *out = strtod(s, &end);
-  return *end || *out != *out ? ERR_FORMAT : 0;
+  return *end || !isfinite(*out) || *out > 1e12 || *out < -1e12 ? ERR_FORMAT : 0;
 }
 
 int neg_genius_parse(const char *xml, size_t len, neg_domain *dom, neg_prefs *prefs, char *err, size_t cap) {
