@@ -68,7 +68,7 @@ static void laptop(void) {
   neg_truth t;
   if (neg_truth_compute(&s.dom, &s.side[0].prefs, &s.side[1].prefs, &t)) return;
   printf("\nANAC 2011 Laptop (27 bids, deadline 60 rounds each): Nash point u=(%.3f, %.3f)\n", t.nash_ua, t.nash_ub);
-  printf("%-20s %-8s %-8s %-8s %-7s %s\n", "pairing", "agreed", "u_buyer", "u_seller", "rounds", "Nash point?");
+  printf("%-20s %-8s %-8s %-8s %-7s %-10s %s\n", "pairing", "agreed", "u_buyer", "u_seller", "rounds", "nashratio", "Nash point?");
   neg_strategy_kind ks[][2] = {{NEG_STRAT_PARETO, NEG_STRAT_PARETO}, {NEG_STRAT_BOULWARE, NEG_STRAT_BOULWARE},
                                {NEG_STRAT_CONCEDER, NEG_STRAT_CONCEDER}, {NEG_STRAT_PARETO, NEG_STRAT_BOULWARE}};
   for (size_t p = 0; p < sizeof ks / sizeof *ks; p++) {
@@ -78,7 +78,9 @@ static void laptop(void) {
     snprintf(name, sizeof name, "%s/%s", neg_strategy_name(ks[p][0]), neg_strategy_name(ks[p][1]));
     if (neg_sim_run(&s, &c, &r)) continue;
     int nash = r.agreed && !memcmp(&r.bid, &t.nash, sizeof r.bid);
-    printf("%-20s %-8s %-8.3f %-8.3f %-7d %s\n", name, r.agreed ? "yes" : "no", r.u[0], r.u[1], r.rounds, nash ? "yes" : "no");
+    double ratio = r.agreed ? r.u[0] * r.u[1] / t.nash_product : 0; /* reservations are 0 */
+    printf("%-20s %-8s %-8.3f %-8.3f %-7d %-10.3f %s\n", name, r.agreed ? "yes" : "no", r.u[0], r.u[1], r.rounds, ratio,
+           nash ? "yes" : "no");
   }
   neg_truth_deinit(&t);
 }
