@@ -10,9 +10,20 @@ int neg_sim_run(const neg_scenario *s, const neg_sim_cfg *cfg, neg_sim_result *o
   memset(out, 0, sizeof *out);
   neg_engine *e[2] = {NULL, NULL};
   int rc = 0;
+  /* Simulated node identities, so confidential issues travel sealed as on the network. */
+  ident id[2];
+  neg_seal_keys keys[2];
+  uint8_t xpk[2][32];
+  for (int k = 0; k < 2; k++) {
+    uint8_t seed[32] = {(uint8_t)(k + 1), 's', 'i', 'm'};
+    if (ident_from_seed(seed, &id[k]) || neg_seal_keys_from_ident(&id[k], &keys[k]) || neg_seal_peer_key(id[k].pk, xpk[k])) {
+      rc = ERR_CRYPTO;
+      goto done;
+    }
+  }
   for (int k = 0; k < 2; k++) {
     neg_engine_cfg ec = {.dom = &s->dom, .mandate = &s->side[k], .strategy = cfg->strategy[k],
-                         .seed = cfg->seed * 2 + (uint64_t)k, .opener = k == 0,
+                         .seed = cfg->seed * 2 + (uint64_t)k, .opener = k == 0, .keys = &keys[k], .peer_xpk = xpk[1 - k],
                          .propose_cb = cfg->propose_cb[k], .propose_ud = cfg->propose_ud[k]};
     for (int b = 0; b < NEG_SESSION_BYTES; b++) ec.session[b] = (uint8_t)(cfg->seed >> (8 * (b % 8)));
     if ((rc = neg_engine_new(&ec, &e[k]))) goto done;
@@ -48,6 +59,8 @@ int neg_sim_run(const neg_scenario *s, const neg_sim_cfg *cfg, neg_sim_result *o
     snprintf(out->reason, sizeof out->reason, "%s", o0->reason[0] ? o0->reason : o1->reason);
 done:
   for (int k = 0; k < 2; k++) {
+    ident_wipe(&id[k]);
+    neg_seal_keys_wipe(&keys[k]);
     if (e[k]) out->refusals[k] = neg_engine_refusals(e[k]);
     neg_engine_free(e[k]);
   }

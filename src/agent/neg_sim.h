@@ -1,6 +1,7 @@
 /* agent/neg_sim — both sides of a scenario negotiating in-process: two engines, a simulated
  * clock (10 ms per message), and every message passed through the wire codec when asked (so
- * the simulator exercises what the network would carry). Side 0 opens.
+ * the simulator exercises what the network would carry, confidential issues sealed between
+ * two fixed simulated identities). Side 0 opens.
  *
  * Each sent message can be reported to a callback (the benchmark re-verifies every one
  * against the sender's mandate independently). Pure apart from the callback; thread-safe. */

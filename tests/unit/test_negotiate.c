@@ -333,6 +333,13 @@ static void test_sealed(void **state) {
   assert_string_not_equal(s1, s2);
   neg_seal_keys_wipe(&kb), neg_seal_keys_wipe(&kc);
   ident_wipe(&a), ident_wipe(&b), ident_wipe(&c);
+  /* Self-play with a confidential issue on each side: sealed both ways, still agrees. */
+  s.side[0].confidential = 1u << 0;
+  s.side[1].confidential = 1u << 1;
+  neg_sim_cfg cfg = {.strategy = {NEG_STRAT_PARETO, NEG_STRAT_PARETO}, .seed = 2, .wire = 1};
+  neg_sim_result r;
+  assert_int_equal(neg_sim_run(&s, &cfg, &r), 0);
+  assert_true(r.agreed);
 }
 
 static void test_deal(void **state) {
