@@ -84,6 +84,7 @@ int cli_mcp_main(int argc, char **argv);
 int cli_mcp_client_main(int argc, char **argv); /* cli/mcp_client.c: mcp tools|call (argv[0] is the subcommand) */
 int cli_agent_main(int argc, char **argv); /* cli/agent.c */
 int cli_task_main(int argc, char **argv);  /* cli/agent.c */
+int cli_negotiate_main(int argc, char **argv); /* cli/negotiate.c: negotiate sim|gen */
 int cli_offers_main(int argc, char **argv);
 int cli_receipts_main(int argc, char **argv);
 int cli_dht_main(int argc, char **argv);

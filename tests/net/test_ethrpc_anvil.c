@@ -66,9 +66,9 @@ static void sleep_ms(int ms) {
 }
 
 static int start_anvil(const char *bin) {
-  srand((unsigned)(getpid() ^ time(NULL)));
   for (int attempt = 0; attempt < 5; attempt++) {
-    int port = 20000 + rand() % 30000;
+    int port = tu_port_block(1);
+    if (port < 0) return -1;
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     pid_t pid = fork();

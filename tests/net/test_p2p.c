@@ -81,7 +81,8 @@ static int wait_all_see(int j, const char *want, const char *want_addr, int seco
 static int setup(void **state) {
   (void)state;
   tu_tmpdir(dir, sizeof dir);
-  base = 21000 + (int)(getpid() % 20000);
+  base = tu_port_block(70); /* listen base+i, DHT base+50+i */
+  if (base < 0) return -1;
   for (int i = 0; i < N; i++) {
     snprintf(homes[i], sizeof homes[i], "%s/n%d", dir, i);
     if (apiary("init --home %s --json", homes[i])) return -1;
@@ -110,7 +111,7 @@ static int teardown(void **state) {
 static void test_five_nodes(void **state) {
   (void)state;
   /* Node 0 bootstraps from node 1, everyone else from node 0. */
-  for (int i = 0; i < N; i++) pids[i] = start(i, base + i, base + 100 + i, base + 100 + (i == 0 ? 1 : 0));
+  for (int i = 0; i < N; i++) pids[i] = start(i, base + i, base + 50 + i, base + 50 + (i == 0 ? 1 : 0));
   for (int j = 0; j < N; j++)
     if (!wait_all_see(j, "up", NULL, 40, -1)) fail_msg("not every node lists node %d as up", j);
 
@@ -146,7 +147,7 @@ static void test_five_nodes(void **state) {
   /* Restart it on new ports: found again at the new address. */
   char want[64];
   snprintf(want, sizeof want, "127.0.0.1:%d", base + 10);
-  pids[2] = start(2, base + 10, base + 110, base + 100);
+  pids[2] = start(2, base + 10, base + 60, base + 50);
   if (!wait_all_see(2, "up", want, 60, -1)) fail_msg("node 2 was not found again at %s", want);
   assert_int_equal(apiary("ping --home %s %s", homes[4], ids[2]), 0);
 

@@ -204,8 +204,8 @@ static int setup(void **state) {
   snprintf(state_path, sizeof state_path, "%s/anvil-state.json", dir);
   if (tu_anvil_start(anvil_bin, 0, state_path, &chain)) return 0;
   if (ethrpc_new(chain.url, 5000, &rpc)) return -1;
-  srand((unsigned)(getpid() ^ time(NULL)));
-  port_a = 30000 + (rand() % 1000) * 4;
+  port_a = tu_port_block(4);
+  if (port_a < 0) return -1;
   port_c = port_a + 2;
   return 0;
 }

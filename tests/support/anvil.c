@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "chain/ethrpc.h"
+#include "testutil.h"
 
 static void nap_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -30,9 +31,9 @@ const char *tu_anvil_find(char *out, size_t cap) {
 }
 
 int tu_anvil_start(const char *bin, int port, const char *state_path, tu_anvil *a) {
-  srand((unsigned)(getpid() ^ time(NULL)));
   for (int attempt = 0; attempt < (port ? 3 : 5); attempt++) {
-    int p = port ? port : 20000 + rand() % 30000;
+    int p = port ? port : tu_port_block(1);
+    if (p < 0) return -1;
     char ps[16];
     snprintf(ps, sizeof ps, "%d", p);
     pid_t pid = fork();

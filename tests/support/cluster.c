@@ -29,8 +29,8 @@ static char out[1 << 18], err[1 << 16];
 int tu_node_http_port(const tu_cluster *c, int i) { return c->base + 50 + i; }
 
 static int make_homes(tu_cluster *c, int n, int wallets) {
-  srand((unsigned)(getpid() ^ time(NULL)));
-  c->base = 20000 + (rand() % 60) * 100; /* below the ephemeral range (32768+) */
+  c->base = tu_port_block(60); /* listen +0.., DHT +10.., HTTP +50.. */
+  if (c->base < 0) return -1;
   c->n = n;
   c->boot = n > 2 ? 2 : 0;
   for (int i = 0; i < n; i++) {
@@ -78,7 +78,7 @@ int tu_cluster_init(tu_cluster *c, int n) {
 void tu_cluster_free(tu_cluster *c) {
   for (int i = 0; i < c->n; i++) tu_node_stop(c, i);
   if (c->chain.pid) tu_anvil_stop(&c->chain);
-  if (c->dir[0] && !getenv("APIARY_KEEP_TEST_DIR")) tu_rm_rf(c->dir);
+  if (c->dir[0] && !getenv("APIARY_KEEP_TEST_DIRS")) tu_rm_rf(c->dir);
 }
 
 int tu_node_start(tu_cluster *c, int i) { return tu_node_start_with(c, i, NULL); }

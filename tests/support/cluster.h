@@ -38,7 +38,7 @@ typedef struct tu_cluster {
 int tu_cluster_init(tu_cluster *c, int n);
 /* n node homes (init only): free offers, no chain. 0 or -1. */
 int tu_cluster_init_nochain(tu_cluster *c, int n);
-/* Stops every node and anvil; removes dir unless APIARY_KEEP_TEST_DIR is set. */
+/* Stops every node and anvil; removes dir unless APIARY_KEEP_TEST_DIRS is set. */
 void tu_cluster_free(tu_cluster *c);
 /* Starts node i and waits until its control socket answers. 0 or -1. */
 int tu_node_start(tu_cluster *c, int i);

@@ -13,6 +13,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 const char *tu_shared(void) {
   static char path[1024];
@@ -170,4 +173,37 @@ json_t *tu_apiary_json(char *out, size_t cap, char *err, size_t err_cap, const c
   int rc = apiary_v(out, cap, err, err_cap, " --json", fmt, ap);
   va_end(ap);
   return rc ? NULL : json_loads(out, 0, NULL);
+}
+
+/* 1 when port is free for both TCP and UDP on loopback right now. */
+static int port_free(int port) {
+  int types[2] = {SOCK_STREAM, SOCK_DGRAM};
+  for (int t = 0; t < 2; t++) {
+    int fd = socket(AF_INET, types[t], 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+int tu_port_block(int span) {
+  enum { LO = 20000, HI = 32700, BLOCK = 100 };
+  if (span < 1 || span > BLOCK) return -1;
+  const char *ls = getenv("APIARY_TEST_LANES"), *l = getenv("APIARY_TEST_LANE");
+  int lanes = ls ? atoi(ls) : 1, lane = l ? atoi(l) : 0;
+  if (lanes < 1 || lanes > 8) lanes = 1;
+  if (lane < 0 || lane >= lanes) lane = 0;
+  int blocks = (HI - LO) / BLOCK / lanes, first = LO + lane * blocks * BLOCK;
+  static unsigned seed;
+  if (!seed) seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+  for (int tries = 0; tries < 4 * blocks; tries++) {
+    int base = first + (int)(rand_r(&seed) % (unsigned)blocks) * BLOCK, ok = 1;
+    for (int p = base; p < base + span && ok; p++) ok = port_free(p);
+    if (ok) return base;
+  }
+  return -1;
 }

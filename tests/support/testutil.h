@@ -42,6 +42,12 @@ pid_t tu_spawn(const char *const argv[], const char *log_path);
 /* Waits up to timeout_ms for pid; returns its exit status, 128+signal, or -1 on timeout
  * (the process is then killed). */
 int tu_wait_exit(pid_t pid, int timeout_ms);
+/* A block of span consecutive loopback ports (span <= 100), every one free for TCP and UDP
+ * when checked, below the kernel's ephemeral range (32768+), so outgoing connections never
+ * take them. tests/run runs suites side by side in lanes (APIARY_TEST_LANE of
+ * APIARY_TEST_LANES); each lane draws from its own share of 20000-32700, so two suites
+ * running at once never pick the same block. Returns the first port, or -1. */
+int tu_port_block(int span);
 /* Runs a shell command quietly; returns its exit status. */
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
