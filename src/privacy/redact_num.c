@@ -1,6 +1,7 @@
 /* privacy/redact_num — scanners for numbers that identify people: payment cards (13-19
- * digits, spaces or dashes, Luhn), US SSNs (area/group/serial rules), IBANs (country
- * length, mod 97), phone numbers (international "+CC ..." and grouped national formats)
+ * digits, or 12 with a Maestro prefix; spaces or dashes; Luhn), US SSNs (area/group/serial
+ * rules), IBANs (country length, mod 97), phone numbers (international "+CC ..." and
+ * grouped national formats)
  * and dates (the DOB type: full calendar dates). Rules: docs/redaction.md. */
 #include <string.h>
 #include <strings.h>
@@ -43,7 +44,9 @@ int redact__scan_card(const char *t, size_t n, size_t i, size_t *end) {
   /* the longest run of whole groups with 13..19 digits that passes Luhn */
   for (int g = ng - 1; g >= 0; g--) {
     size_t k = nd_at_end[g], e = group_end[g];
-    if (k < 13 || k > 19 || D(redact__at(t, n, e)) || A(redact__at(t, n, e))) continue;
+    int maestro12 = k == 12 && ((digits[0] == '5' && (digits[1] == '0' || digits[1] >= '6')) || digits[0] == '6' ||
+                                !memcmp(digits, "0604", 4));
+    if ((k < 13 && !maestro12) || k > 19 || D(redact__at(t, n, e)) || A(redact__at(t, n, e))) continue;
     if (!redact__luhn_ok(digits, k)) continue;
     int same = 1;
     for (size_t q = 1; q < k; q++) same &= digits[q] == digits[0];
@@ -145,13 +148,17 @@ int redact__scan_iban(const char *t, size_t n, size_t i, size_t *end) {
   return 1;
 }
 
+static const char *const phone_words[] = {"phone", "tel", "call", "mobile", "cell", "fax", "desk", "office",
+                                          "number", "contact", "whatsapp", "sms", "text me", NULL};
+
 /* Phone numbers. A run of digit groups joined by one separator (space, dash, dot) or a
- * bracketed area code; 7..15 digits. With a leading '+' (or "00") any grouping counts;
- * without, at least two groups (a bare run of digits is not taken) and every group after
- * the first has two digits or more. */
+ * bracketed area code; 7..15 digits, and an extension (x123, ext. 123). With a leading '+'
+ * any grouping counts; without, every group after the first has two digits or more, and
+ * the rule below says which groupings count. */
 int redact__scan_phone(const char *t, size_t n, size_t i, size_t *end) {
   int p = redact__prev(t, i), c0 = (unsigned char)t[i];
-  if (AN(p) || (p && strchr("+-./_:,", p)) || !(c0 == '+' || c0 == '(' || D(c0))) return 0;
+  if (AN(p) || (p && strchr("+-./_:", p)) || !(c0 == '+' || c0 == '(' || D(c0))) return 0;
+  if (p == ',' && i >= 2 && D((unsigned char)t[i - 2])) return 0; /* 1,234,567 */
   size_t j = i, lim = i + 32 < n ? i + 32 : n;
   int plus = c0 == '+', nd = 0, ng = 0, paren = 0, short_group = 0;
   size_t e = 0;
@@ -185,7 +192,33 @@ int redact__scan_phone(const char *t, size_t n, size_t i, size_t *end) {
     break;
   }
   if (!e || paren == 1 || nd < 7 || nd > 15) return 0;
-  if (!plus && (ng < 2 || short_group)) return 0;
+  if (!plus && short_group) return 0;
+  if (!plus && paren != 2) {
+    /* National formats: three groups or more (415-555-0132, 60-56-85-91), two with a dash
+     * or dot and nine digits or more (09-7625400); two space-separated groups or one bare
+     * run of 10-11 digits only after a word that says it is a phone number ("call",
+     * "mobile:"): without one they are house numbers and postcodes far more often. */
+    int seps_space = 1;
+    for (size_t k = i; k < e; k++)
+      if (t[k] == '-' || t[k] == '.') seps_space = 0;
+    int ok = (ng >= 3 && nd >= 8) || (ng == 2 && nd >= 9 && !seps_space) ||
+             ((ng == 2 || (nd >= 10 && nd <= 11)) && redact__context(t, i, 24, phone_words));
+    if (!ok) return 0;
+  }
+  /* an extension: x123, ext 123, ext. 123 */
+  size_t x = e;
+  if (redact__at(t, n, x) == ' ') x++;
+  if ((redact__at(t, n, x) | 0x20) == 'x' && D(redact__at(t, n, x + 1))) x++;
+  else if (n - x >= 3 && !strncasecmp(t + x, "ext", 3)) {
+    x += 3;
+    if (redact__at(t, n, x) == '.') x++;
+    if (redact__at(t, n, x) == ' ') x++;
+  } else x = 0;
+  if (x && D(redact__at(t, n, x))) {
+    size_t s = x;
+    while (x < n && x - s < 6 && D((unsigned char)t[x])) x++;
+    if (!AN(redact__at(t, n, x))) e = x;
+  }
   int c = redact__at(t, n, e);
   if (AN(c) || ((c == '-' || c == '.') && D(redact__at(t, n, e + 1)))) return 0;
   *end = e;
