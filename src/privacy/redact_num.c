@@ -1,6 +1,6 @@
 /* privacy/redact_num — scanners for numbers that identify people: payment cards (13-19
  * digits, or 12 with a Maestro prefix; spaces or dashes; Luhn), US SSNs (area/group/serial
- * rules), IBANs (country length, mod 97), phone numbers (international "+CC ..." and
+ * rules), IBANs (country length, one case, groups of four, mod 97), phone numbers (international "+CC ..." and
  * grouped national formats)
  * and dates (the DOB type: full calendar dates). Rules: docs/redaction.md. */
 #include <string.h>
@@ -47,6 +47,9 @@ int redact__scan_card(const char *t, size_t n, size_t i, size_t *end) {
     int maestro12 = k == 12 && ((digits[0] == '5' && (digits[1] == '0' || digits[1] >= '6')) || digits[0] == '6' ||
                                 !memcmp(digits, "0604", 4));
     if ((k < 13 && !maestro12) || k > 19 || D(redact__at(t, n, e)) || A(redact__at(t, n, e))) continue;
+    /* issuers: industry digits 2-6 (ISO 7812), and 15 digits from 1 (UATP, the old JCB 1800) */
+    int one15 = k == 15 && digits[0] == '1';
+    if (!maestro12 && !one15 && (digits[0] < '2' || digits[0] > '6')) continue;
     if (!redact__luhn_ok(digits, k)) continue;
     int same = 1;
     for (size_t q = 1; q < k; q++) same &= digits[q] == digits[0];
@@ -135,15 +138,19 @@ int redact__scan_iban(const char *t, size_t n, size_t i, size_t *end) {
     return 0;
   int want = iban_country_len(t + i);
   if (!want) return 0;
-  char c[34];
-  int m = 0;
+  char c[34], sep = 0;
+  int m = 0, upper = 0, lower = 0;
   size_t j = i;
   while (j < n && m < want) {
-    if (AN((unsigned char)t[j])) c[m++] = t[j++];
-    else if (t[j] == ' ' && m % 4 == 0 && m && AN(redact__at(t, n, j + 1))) j++;
+    if (AN((unsigned char)t[j])) {
+      upper |= t[j] >= 'A' && t[j] <= 'Z', lower |= t[j] >= 'a' && t[j] <= 'z';
+      c[m++] = t[j++];
+    } else if ((t[j] == ' ' || t[j] == '-') && (!sep || sep == t[j]) && m % 4 == 0 && m && AN(redact__at(t, n, j + 1)))
+      sep = t[j++];
     else break;
   }
-  if (m != want || AN(redact__at(t, n, j)) || !redact__iban_ok(c, (size_t)m)) return 0;
+  /* one case throughout: "LV80 bANK ..." is not written by a bank */
+  if (m != want || (upper && lower) || AN(redact__at(t, n, j)) || !redact__iban_ok(c, (size_t)m)) return 0;
   *end = j;
   return 1;
 }
@@ -158,7 +165,8 @@ static const char *const phone_words[] = {"phone", "tel", "call", "mobile", "cel
 int redact__scan_phone(const char *t, size_t n, size_t i, size_t *end) {
   int p = redact__prev(t, i), c0 = (unsigned char)t[i];
   if (AN(p) || (p && strchr("+-./_:", p)) || !(c0 == '+' || c0 == '(' || D(c0))) return 0;
-  if (p == ',' && i >= 2 && D((unsigned char)t[i - 2])) return 0; /* 1,234,567 */
+  /* not from the middle of a run of digit groups (1,234,567; a card that failed Luhn) */
+  if ((p == ',' || p == ' ') && i >= 2 && D((unsigned char)t[i - 2])) return 0;
   size_t j = i, lim = i + 32 < n ? i + 32 : n;
   int plus = c0 == '+', nd = 0, ng = 0, paren = 0, short_group = 0;
   size_t e = 0;
@@ -203,6 +211,8 @@ int redact__scan_phone(const char *t, size_t n, size_t i, size_t *end) {
       if (t[k] == '-' || t[k] == '.') seps_space = 0;
     int ok = (ng >= 3 && nd >= 8) || (ng == 2 && nd >= 9 && !seps_space) ||
              ((ng == 2 || (nd >= 10 && nd <= 11)) && redact__context(t, i, 24, phone_words));
+    /* ddd-dd-dddd is the SSN's shape (one the SSN rules refused), no phone's */
+    if (e - i == 11 && t[i + 3] == '-' && t[i + 6] == '-') ok = 0;
     if (!ok) return 0;
   }
   /* an extension: x123, ext 123, ext. 123 */
