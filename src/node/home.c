@@ -63,6 +63,7 @@ static const store_migration migrations[] = {
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
     {"agent", a2a_schema_v1},
+    {"http", auth_schema_v2},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -3,8 +3,9 @@
  * record of every `generate` request a provider receives, as it arrived), which is how the
  * test sees what left C.
  *
- *   local-only: `apiary ask --privacy local-only` and an API request with
- *     `X-Apiary-Privacy: local-only` are refused (403 privacy_local_only), and A received
+ *   local-only: `apiary ask --privacy local-only`, an API request with
+ *     `X-Apiary-Privacy: local-only`, and one with a token created `--privacy local-only`
+ *     (its header saying allow) are refused (403 privacy_local_only), and A received
  *     nothing.
  *   redact: `apiary ask --privacy redact` and an API request with `X-Apiary-Privacy:
  *     redact` are answered, and A received the prompt with placeholders only: no email, no
@@ -100,6 +101,21 @@ static void test_privacy_over_link(void **state) {
            token, tu_node_http_port(&cl, 1));
   assert_int_equal(tu_run(cmd, out, sizeof out, err, sizeof err), 0);
   if (!strstr(out, "invalid_privacy") || !strstr(out, "\n400")) fail_msg("bad privacy not refused: %s", out);
+  /* a token made local-only: refused with no header, and a header cannot loosen it */
+  assert_int_equal(apiary("token create --home %s --json --privacy local-only", hc), 0);
+  json_t *tk = json_loads(out, 0, NULL);
+  assert_non_null(tk);
+  assert_string_equal(json_string_value(json_object_get(tk, "privacy")), "local-only");
+  char lotok[128];
+  snprintf(lotok, sizeof lotok, "%s", json_string_value(json_object_get(tk, "token")));
+  json_decref(tk);
+  snprintf(cmd, sizeof cmd,
+           "curl -s -w '\\n%%{http_code}' -H 'Authorization: Bearer %s' -H 'X-Apiary-Privacy: allow' "
+           "-H 'Content-Type: application/json' http://127.0.0.1:%d/v1/completions "
+           "-d '{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":4}'",
+           lotok, tu_node_http_port(&cl, 1), SECRET);
+  assert_int_equal(tu_run(cmd, out, sizeof out, err, sizeof err), 0);
+  if (!strstr(out, "privacy_local_only") || !strstr(out, "\n403")) fail_msg("local-only token not enforced: %s", out);
   received(log, got, sizeof got);
   if (got[0]) fail_msg("A received a prompt of a refused local-only request: %s", got);
 
