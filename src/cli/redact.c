@@ -64,7 +64,7 @@ static int eval(const char *path, int as_json) {
     return 1;
   }
   long gold[REDACT_N_TYPES] = {0}, found[REDACT_N_TYPES] = {0}, pred[REDACT_N_TYPES] = {0},
-       right[REDACT_N_TYPES] = {0}, hidden[REDACT_N_TYPES] = {0};
+       right[REDACT_N_TYPES] = {0}, hidden[REDACT_N_TYPES] = {0}, exact[REDACT_N_TYPES] = {0};
   redact_span *sp = malloc(REDACT_MAX_SPANS * sizeof *sp);
   if (!sp) return 1;
   size_t i;
@@ -87,13 +87,14 @@ static int eval(const char *path, int as_json) {
       size_t s = cp_to_byte(t, len, (size_t)json_integer_value(json_object_get(g, "start_position")));
       size_t e = cp_to_byte(t, len, (size_t)json_integer_value(json_object_get(g, "end_position")));
       gold[type]++;
-      int hit = 0, any = 0;
+      int hit = 0, any = 0, same = 0;
       for (int p = 0; p < n; p++) {
         if (!overlap(s, e, sp[p].start, sp[p].end)) continue;
         any = 1;
-        if ((int)sp[p].type == type) hit = 1, matched[p] = 1;
+        if ((int)sp[p].type == type) hit = 1, matched[p] = 1, same |= sp[p].start == s && sp[p].end == e;
       }
       found[type] += hit;
+      exact[type] += same;
       hidden[type] += any;
     }
     for (int p = 0; p < n; p++) pred[sp[p].type]++, right[sp[p].type] += matched[p];
@@ -101,20 +102,20 @@ static int eval(const char *path, int as_json) {
   }
   free(sp);
   json_t *out = json_object();
-  if (!as_json) printf("%-7s %6s %6s %6s %9s %7s %8s\n", "type", "gold", "found", "pred", "precision", "recall",
-                       "redacted");
+  if (!as_json) printf("%-7s %6s %6s %6s %9s %7s %8s %6s\n", "type", "gold", "found", "pred", "precision", "recall",
+                       "redacted", "exact");
   for (int t = 0; t < REDACT_N_TYPES; t++) {
     if (!gold[t] && !pred[t]) continue;
     double P = pred[t] ? (double)right[t] / (double)pred[t] : 0, R = gold[t] ? (double)found[t] / (double)gold[t] : 0;
     double H = gold[t] ? (double)hidden[t] / (double)gold[t] : 0;
     if (as_json)
       json_object_set_new(out, redact_type_name((redact_type)t),
-                          json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "gold", (json_int_t)gold[t], "found",
+                          json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:I}", "gold", (json_int_t)gold[t], "found",
                                     (json_int_t)found[t], "predicted", (json_int_t)pred[t], "precision", P, "recall",
-                                    R, "redacted_any_type", H));
+                                    R, "redacted_any_type", H, "exact", (json_int_t)exact[t]));
     else
-      printf("%-7s %6ld %6ld %6ld %9.3f %7.3f %8.3f\n", redact_type_name((redact_type)t), gold[t], found[t], pred[t],
-             P, R, H);
+      printf("%-7s %6ld %6ld %6ld %9.3f %7.3f %8.3f %6ld\n", redact_type_name((redact_type)t), gold[t], found[t],
+             pred[t], P, R, H, exact[t]);
   }
   if (as_json) {
     char *s = json_dumps(out, JSON_INDENT(2));

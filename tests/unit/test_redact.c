@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "../support/testutil.h"
+#include "agent/agent_def.h"
 #include "core/err.h"
 #include "privacy/policy.h"
 #include "privacy/redact.h"
@@ -257,6 +258,17 @@ static void test_policy(void **st) {
   assert_int_equal(mask, (1u << REDACT_EMAIL) | (1u << REDACT_CARD) | (1u << REDACT_PHONE));
   assert_int_equal(redact_types_parse("email,,card", &mask), ERR_INVAL);
   assert_int_equal(redact_types_parse("nope", &mask), ERR_INVAL);
+  /* an agent definition's privacy field */
+  json_t *def = NULL;
+  char err[256];
+  json_t *in = json_pack("{s:s, s:s, s:s}", "name", "a", "model", "m", "privacy", "Local-Only");
+  assert_int_equal(agent_def_check(in, &def, err, sizeof err), 0);
+  assert_string_equal(json_string_value(json_object_get(def, "privacy")), "local-only");
+  json_decref(def);
+  json_object_set_new(in, "privacy", json_string("public"));
+  assert_true(agent_def_check(in, &def, err, sizeof err) != 0);
+  assert_non_null(strstr(err, "privacy"));
+  json_decref(in);
 }
 
 static void test_caps(void **st) {
