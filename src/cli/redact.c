@@ -162,7 +162,10 @@ int cli_redact_main(int argc, char **argv) {
   if (spans) {
     redact_span *sp = malloc(REDACT_MAX_SPANS * sizeof *sp);
     int n = sp ? redact_find(text, in.len, mask, sp, REDACT_MAX_SPANS) : ERR_NOMEM;
-    if (n < 0) { log_error("redact: %s", err_str(n)); rc = 1; }
+    if (n < 0) {
+      log_error("redact: %s", n == ERR_TOOBIG ? "more than 4096 spans (or over 4 MiB)" : err_str(n));
+      rc = 1;
+    }
     json_t *arr = json_array();
     for (int k = 0; k < n; k++) {
       int l = (int)(sp[k].end - sp[k].start);
@@ -187,7 +190,10 @@ int cli_redact_main(int argc, char **argv) {
     buf_init(&out);
     int e = redact_map_new(mask, &m);
     if (!e) e = redact_map_apply(m, text, in.len, &out);
-    if (e) { log_error("redact: %s", err_str(e)); rc = 1; }
+    if (e) {
+      log_error("redact: %s", e == ERR_TOOBIG ? "more than 4096 values to replace (or over 4 MiB)" : err_str(e));
+      rc = 1;
+    }
     else fwrite(out.ptr ? (const char *)out.ptr : "", 1, out.len, stdout);
     buf_deinit(&out);
     redact_map_free(m);

@@ -114,7 +114,8 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
       return refuse(e, lr, rrc == ERR_NOMEM ? 503 : 400, "privacy_redact_failed",
                     "the privacy policy of this request is redact and its text could not be redacted (%s): the "
                     "prompt was not sent anywhere",
-                    err_str(rrc));
+                    rrc == ERR_TOOBIG ? "over 4 MiB in one text, or more than 4096 values to replace"
+                                      : err_str(rrc));
     }
   }
   gen_where where = local ? GEN_LOCAL : GEN_NETWORK;

@@ -202,14 +202,16 @@ int redact__scan_phone(const char *t, size_t n, size_t i, size_t *end) {
   if (!e || paren == 1 || nd < 7 || nd > 15) return 0;
   if (!plus && short_group) return 0;
   if (!plus && paren != 2) {
-    /* National formats: three groups or more (415-555-0132, 60-56-85-91), two with a dash
+    /* National formats: three groups or more (415-555-0132, 60-56-85-91; with spaces only,
+     * nine digits or more, 699 956 915, or fewer after a phone word), two with a dash
      * or dot and nine digits or more (09-7625400); two space-separated groups or one bare
      * run of 10-11 digits only after a word that says it is a phone number ("call",
      * "mobile:"): without one they are house numbers and postcodes far more often. */
     int seps_space = 1;
     for (size_t k = i; k < e; k++)
       if (t[k] == '-' || t[k] == '.') seps_space = 0;
-    int ok = (ng >= 3 && nd >= 8) || (ng == 2 && nd >= 9 && !seps_space) ||
+    int ok = (ng >= 3 && nd >= (seps_space ? 9 : 8)) || (ng == 2 && nd >= 9 && !seps_space) ||
+             (ng >= 3 && seps_space && redact__context(t, i, 24, phone_words)) ||
              ((ng == 2 || (nd >= 10 && nd <= 11)) && redact__context(t, i, 24, phone_words));
     /* ddd-dd-dddd is the SSN's shape (one the SSN rules refused), no phone's */
     if (e - i == 11 && t[i + 3] == '-' && t[i + 6] == '-') ok = 0;
