@@ -7,9 +7,9 @@
  *     `X-Apiary-Privacy: local-only`, and one with a token created `--privacy local-only`
  *     (its header saying allow) are refused (403 privacy_local_only), and A received
  *     nothing.
- *   redact: `apiary ask --privacy redact` and an API request with `X-Apiary-Privacy:
- *     redact` are answered, and A received the prompt with placeholders only: no email, no
- *     card number, no phone number.
+ *   redact: `apiary ask --privacy redact`, API requests with `X-Apiary-Privacy: redact`
+ *     (whole and streamed) and with the body field under an `allow` header are answered,
+ *     and A received the prompt with placeholders only: no email, card or phone number.
  *   allow (the control): the same prompt reaches A as written, so the record does show
  *     what arrives. */
 #include <setjmp.h>
@@ -156,10 +156,22 @@ static void test_privacy_over_link(void **state) {
   assert_int_equal(lines(got), 3);
   no_secrets(got);
 
+  /* streamed: the answer comes through the restorer chunk by chunk and ends with [DONE] */
+  snprintf(cmd, sizeof cmd,
+           "curl -s -N -H 'Authorization: Bearer %s' -H 'X-Apiary-Privacy: redact' "
+           "-H 'Content-Type: application/json' http://127.0.0.1:%d/v1/completions "
+           "-d '{\"model\":\"stories15M\",\"prompt\":\"%s\",\"max_tokens\":8,\"stream\":true}'",
+           token, tu_node_http_port(&cl, 1), SECRET);
+  assert_int_equal(tu_run(cmd, out, sizeof out, err, sizeof err), 0);
+  if (!strstr(out, "data: [DONE]") || !strstr(out, "\"text\"")) fail_msg("redacted stream failed: %s", out);
+  received(log, got, sizeof got);
+  assert_int_equal(lines(got), 4);
+  no_secrets(got);
+
   /* allow (the control): the record shows the prompt as written */
   assert_int_equal(apiary("ask --home %s stories15M '%s' --node %s -n 4", hc, SECRET, ida), 0);
   received(log, got, sizeof got);
-  assert_int_equal(lines(got), 4);
+  assert_int_equal(lines(got), 5);
   assert_non_null(strstr(strrchr(got, '{'), "bob.smith@example.com"));
 }
 
