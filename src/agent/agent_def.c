@@ -6,6 +6,7 @@
 
 #include "agent/a2a.h"
 #include "core/err.h"
+#include "privacy/policy.h"
 
 static const char *const builtins[] = {"files_read", "files_write", "files_list", "http_fetch",
                                        "generate", "offers", "peers", "balance", "delegate"};
@@ -162,7 +163,7 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
   if (!json_is_object(in)) return fail(err, cap, "%s", "an agent definition is a JSON object");
   static const char *const known[] = {"name", "instructions", "model", "tools", "approve", "idempotent", "max_steps",
                                       "max_tokens", "temperature", "seed", "tool_choice", "max_wei_task", "max_wei_day",
-                                      "fetch_allow", "mcp", "sell", "delegate_allow"};
+                                      "fetch_allow", "mcp", "sell", "delegate_allow", "privacy"};
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
@@ -195,6 +196,14 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
     if (t && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
       rc = fail(err, cap, "%s", "\"temperature\" must be a number from 0 to 2");
     else json_object_set_new(o, "temperature", json_real(t ? json_number_value(t) : 0.7));
+  }
+  if (!rc && json_object_get(in, "privacy")) {
+    json_t *pv = json_object_get(in, "privacy");
+    if (!json_is_string(pv) || policy_parse(json_string_value(pv), json_string_length(pv)) < 0)
+      rc = fail(err, cap, "%s", "\"privacy\" must be \"allow\", \"redact\" or \"local-only\"");
+    else json_object_set_new(o, "privacy",
+                             json_string(policy_name((policy_level)policy_parse(json_string_value(pv),
+                                                                                  json_string_length(pv)))));
   }
   if (!rc && json_object_get(in, "seed")) {
     json_t *sd = json_object_get(in, "seed");

@@ -96,6 +96,7 @@ int cli_model_synth_main(int argc, char **argv);
 int cli_model_convert_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
+int cli_redact_main(int argc, char **argv); /* cli/redact.c */
 int cli_run_main(int argc, char **argv);
 int cli_embed_main(int argc, char **argv);
 int cli_chat_main(int argc, char **argv);

@@ -25,6 +25,7 @@ static const cli_cmd commands[] = {
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},
+    {"redact", "replace personal data in stdin with placeholders, or print the spans", cli_redact_main},
     {"mcp", "serve the node's MCP tools on stdio; list or call another MCP server's tools", cli_mcp_main},
     {"agent", "add, list, show or remove agents (instructions, model, tools, limits)", cli_agent_main},
     {"negotiate", "simulate a negotiation scenario (both sides, ground truth) or generate one", cli_negotiate_main},

@@ -19,6 +19,7 @@
 #include "market/receipt.h"
 #include "market/serve.h"
 #include "p2p/bencode.h"
+#include "privacy/redact_testlog.h"
 
 /* ---- carrying out the engine's actions ---------------------------------------------- */
 
@@ -178,6 +179,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   }
   local_req lr;
   memset(&lr, 0, sizeof lr);
+  redact_testlog_received(p); /* test only: off unless APIARY_TEST_RECEIVED_PROMPTS is set */
   const char *why = mkt_genreq_parse(p, &lr);
   if (why) {
     local_req_clear(&lr);

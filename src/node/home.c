@@ -24,6 +24,7 @@
 #include "market/payflow.h"
 #include "p2p/p2p_config.h"
 #include "pay/pay_config.h"
+#include "privacy/policy_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
 
@@ -38,6 +39,7 @@ static const struct { const config_key *keys; const size_t *n; } layers[] = {
     {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
     {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
     {pay_config_keys, &pay_config_keys_n}, {agent_config_keys, &agent_config_keys_n},
+    {policy_config_keys, &policy_config_keys_n},
 };
 
 static config_key schema[128];
@@ -64,6 +66,7 @@ static const store_migration migrations[] = {
     {"agent", a2a_schema_v1},
     {"agent", a2a_calls_schema_v1},
     {"agent", a2a_schema_v2},
+    {"http", auth_schema_v2},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

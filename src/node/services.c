@@ -46,6 +46,7 @@
 #include "node/paysvc.h"
 #include "p2p/lan_udp.h"
 #include "p2p/peers.h"
+#include "privacy/policy.h"
 
 /* ---- net ------------------------------------------------------------------------------ */
 
@@ -244,9 +245,15 @@ static int gen_network(void *ud, const char *model, const uint8_t *only, local_r
 }
 
 static int gen_start(node_ctx *c, void **st, char *err, size_t cap) {
+  const char *pv = config_str(c->cfg, "privacy", "default");
+  int privacy = policy_parse(pv ? pv : "allow", pv ? strlen(pv) : 5);
+  if (privacy < 0) {
+    snprintf(err, cap, "[privacy] default = \"%s\": must be \"allow\", \"redact\" or \"local-only\"", pv);
+    return ERR_CONFIG;
+  }
   gen_state *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
-  gen_opts go = {.models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
+  gen_opts go = {.privacy = privacy, .models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
                  .network_ud = c->node->mkt, .self_id = c->node_id,
                  .max_live = (int)config_int(c->cfg, "http", "max_generations")};
   int rc = gen_new(&go, &s->g);
