@@ -18,6 +18,7 @@
 #include "agent/agent_config.h"
 #include "agent/agent_store.h"
 #include "agent/a2a_task.h"
+#include "agent/neg_store.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -61,6 +62,7 @@ static const store_migration migrations[] = {
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
     {"agent", a2a_schema_v1},
+    {"agent", neg_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {
