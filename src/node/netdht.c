@@ -137,25 +137,37 @@ void netsvc__nat_start(netsvc *ns) {
   if (uv_queue_work(ns->loop, &ns->nat_work, nat_work_cb, nat_after_cb)) ns->nat_busy = 0;
 }
 
-void netsvc__publish(netsvc *ns) {
-  uint8_t v[DHT_MAX_VALUE];
+/* The node record {e: endpoints, n: intents (with_intents), o: offers, v: 1} into v. */
+static int compose_record(netsvc *ns, uint8_t *v, size_t cap, int with_intents, ben_w *w) {
   char eps[8][PEERS_ADDR_MAX];
   int n = own_endpoints(ns, eps, 8);
-  ben_w w;
-  ben_w_init(&w, v, sizeof v);
-  ben_w_dict(&w);
-  ben_w_key(&w, "e");
-  ben_w_list(&w);
-  for (int i = 0; i < n; i++) ben_w_cstr(&w, eps[i]);
-  ben_w_end(&w);
-  if (ns->offers_len) {
-    ben_w_key(&w, "o");
-    ben_w_raw(&w, ns->offers_ben, ns->offers_len);
+  ben_w_init(w, v, cap);
+  ben_w_dict(w);
+  ben_w_key(w, "e");
+  ben_w_list(w);
+  for (int i = 0; i < n; i++) ben_w_cstr(w, eps[i]);
+  ben_w_end(w);
+  if (with_intents && ns->intents_len) {
+    ben_w_key(w, "n");
+    ben_w_raw(w, ns->intents_ben, ns->intents_len);
   }
-  ben_w_key(&w, "v");
-  ben_w_int(&w, 1);
-  ben_w_end(&w);
-  if (ben_w_finish(&w) < 0) { log_warn("node record does not fit in a DHT item"); return; }
+  if (ns->offers_len) {
+    ben_w_key(w, "o");
+    ben_w_raw(w, ns->offers_ben, ns->offers_len);
+  }
+  ben_w_key(w, "v");
+  ben_w_int(w, 1);
+  ben_w_end(w);
+  return ben_w_finish(w);
+}
+
+void netsvc__publish(netsvc *ns) {
+  uint8_t v[DHT_MAX_VALUE];
+  ben_w w;
+  if (compose_record(ns, v, sizeof v, 1, &w) < 0 && compose_record(ns, v, sizeof v, 0, &w) < 0) {
+    log_warn("node record does not fit in a DHT item");
+    return;
+  }
   uint32_t h;
   int rc = dht_put_mutable(ns->dht, ns->me, (const uint8_t *)NETSVC_NODE_SALT, strlen(NETSVC_NODE_SALT), v, w.len,
                            netsvc__wall_ms(), NULL, &h);

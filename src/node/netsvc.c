@@ -110,6 +110,14 @@ int netsvc_set_record_offers(netsvc *ns, const uint8_t *ben, size_t len) {
   return 0;
 }
 
+int netsvc_set_record_intents(netsvc *ns, const uint8_t *ben, size_t len) {
+  if (len > sizeof ns->intents_ben) return ERR_TOOBIG;
+  if (len) memcpy(ns->intents_ben, ben, len);
+  ns->intents_len = len;
+  ns->next_publish = netsvc__now_ms(ns);
+  return 0;
+}
+
 void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n) {
   if (n > NETSVC_MAX_ANNOUNCED_MODELS) n = NETSVC_MAX_ANNOUNCED_MODELS;
   for (int i = 0; i < n; i++) memcpy(ns->served[i], sha256[i], 32);
