@@ -47,7 +47,7 @@ static uint64_t env_paid(void *ud, uint32_t aid) { (void)ud, (void)aid; return 1
 static uint32_t env_random(void *ud) { (void)ud; return rnd++; }
 static int64_t env_wall(void *ud) { (void)ud; return 1700000000; }
 
-static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall};
+static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall, NULL};
 
 static mkt_route *rt;
 static mkt_stream *st;
