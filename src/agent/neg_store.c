@@ -97,6 +97,16 @@ int neg_store_session_put(store *s, const neg_session_row *r) {
   return done(st);
 }
 
+int neg_store_sessions_abandon(store *s) {
+  sqlite3_stmt *st;
+  if (prep(s, "UPDATE neg_sessions SET state = 'failed', reason = 'the node restarted', updated = ?1 WHERE state = 'running'",
+           &st))
+    return ERR_STORE;
+  sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+  int rc = done(st);
+  return rc ? rc : sqlite3_changes(store_db(s));
+}
+
 json_t *neg_store_session_list(store *s) {
   sqlite3_stmt *st;
   if (prep(s,

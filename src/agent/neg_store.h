@@ -38,6 +38,9 @@ typedef struct neg_session_row {
 
 /* Inserts or updates the row. 0 or ERR_STORE. */
 int neg_store_session_put(store *s, const neg_session_row *r);
+/* Marks sessions still running as failed ("the node restarted"): engines do not survive a
+ * restart. Returns how many, or ERR_STORE. */
+int neg_store_sessions_abandon(store *s);
 /* Sessions, newest first, each with its deal when there is one (owned array). */
 json_t *neg_store_session_list(store *s);
 
