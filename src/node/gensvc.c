@@ -155,8 +155,9 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   /* A signed deal this client negotiated with us fixes its price per 1k generated tokens
    * (agent/neg_store: bound to both node keys, verified, unexpired). */
   uint64_t deal_gen;
-  if (o->price_gen && neg_store_deal_price(g->db, g->me, client, (uint64_t)time(NULL), &deal_gen) == 0)
-    sr.price_gen = deal_gen;
+  if (o->price_gen && neg_store_deal_price(g->db, g->me, client, (uint64_t)time(NULL), &deal_gen) == 0 &&
+      deal_gen < o->price_gen)
+    sr.price_gen = deal_gen; /* a deal caps the price: an offer that fell below it applies */
   /* Prices: the client states what it agreed to; ours must not be higher. */
   if (o->price_prompt || o->price_gen) {
     uint64_t cpp = 0, cgp = 0;
