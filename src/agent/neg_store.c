@@ -166,8 +166,28 @@ int neg_store_deal_put(store *s, const char *session, const uint8_t seller[32], 
   return done(st);
 }
 
+/* Generated tokens seller sold buyer at price since created_s (market/receipt rows of
+ * either role; one per request), or UINT64_MAX when they cannot be counted. */
+static uint64_t tokens_used(store *s, const uint8_t seller[32], const uint8_t buyer[32], uint64_t price, uint64_t created_s) {
+  sqlite3_stmt *st;
+  if (prep(s,
+           "SELECT COALESCE(SUM(t), 0) FROM (SELECT MAX(gen_tokens) AS t FROM market_receipts WHERE provider = ?1"
+           " AND client = ?2 AND price_gen = ?3 AND created >= ?4 GROUP BY request)",
+           &st))
+    return UINT64_MAX;
+  char p[24];
+  snprintf(p, sizeof p, "%llu", (unsigned long long)price);
+  sqlite3_bind_blob(st, 1, seller, 32, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, buyer, 32, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, p, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 4, (int64_t)created_s);
+  uint64_t n = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : UINT64_MAX;
+  sqlite3_finalize(st);
+  return n;
+}
+
 /* The deal text verifies and binds exactly these two parties; its price and end. */
-static int deal_ok(const char *text, const uint8_t seller[32], const uint8_t buyer[32], uint64_t now_s,
+static int deal_ok(store *s, const char *text, const uint8_t seller[32], const uint8_t buyer[32], uint64_t now_s,
                    uint64_t *price_out) {
   json_t *j = json_loads(text, 0, NULL);
   neg_deal dl;
@@ -186,6 +206,8 @@ static int deal_ok(const char *text, const uint8_t seller[32], const uint8_t buy
   if (!rc && !pay.has_price) rc = ERR_INVAL;
   uint64_t created_s = (uint64_t)json_integer_value(json_object_get(dl.doc, "created_ms")) / 1000;
   if (!rc && pay.expires_s && created_s + pay.expires_s <= now_s) rc = ERR_EXPIRED;
+  if (!rc && pay.volume_tokens && tokens_used(s, seller, buyer, pay.price_per_1k_wei, created_s) >= pay.volume_tokens)
+    rc = ERR_RANGE; /* the agreed volume is used up */
   if (!rc) *price_out = pay.price_per_1k_wei;
   neg_deal_deinit(&dl);
   return rc;
@@ -199,7 +221,7 @@ int neg_store_deal_price(store *s, const uint8_t seller[32], const uint8_t buyer
   sqlite3_bind_blob(st, 2, buyer, 32, SQLITE_STATIC);
   int rc = ERR_NOTFOUND;
   while (rc && sqlite3_step(st) == SQLITE_ROW)
-    if (!deal_ok((const char *)sqlite3_column_text(st, 0), seller, buyer, now_s, price_out)) rc = 0;
+    if (!deal_ok(s, (const char *)sqlite3_column_text(st, 0), seller, buyer, now_s, price_out)) rc = 0;
   sqlite3_finalize(st);
   return rc;
 }

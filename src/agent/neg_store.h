@@ -1,7 +1,8 @@
 /* agent/neg_store — the negotiation tables in the node's database (docs/negotiation.md
  * "On the network"): the owner's intents (the whole file, mandate included: it never
  * leaves the node), sessions (one row per negotiation, updated as it goes) and signed deals
- * (both signatures; the market looks the agreed price up here).
+ * (both signatures; the market looks the agreed price up here, counting a deal's volume
+ * from market/receipt's rows).
  *
  * Migration neg_schema_v1 (append-only, node/home). Every function borrows its arguments;
  * returned JSON is owned by the caller. Loop thread (one store connection). */
@@ -50,8 +51,9 @@ int neg_store_deal_put(store *s, const char *session, const uint8_t seller[32], 
                        uint64_t price_per_1k, uint64_t volume, uint64_t expires_at_s, const char *deal_json);
 /* The price per 1k generated tokens that seller and buyer agreed: the newest deal between
  * them that verifies now (both signatures over the stored document, the document's parties
- * are exactly seller and buyer, a price term, not expired at now_s). 0 with the price, or
- * ERR_NOTFOUND. */
+ * are exactly seller and buyer, a price term, not expired at now_s, and, when it has a
+ * volume, fewer generated tokens sold at that price between the two since it was signed
+ * (market_receipts) than the volume). 0 with the price, or ERR_NOTFOUND. */
 int neg_store_deal_price(store *s, const uint8_t seller[32], const uint8_t buyer[32], uint64_t now_s, uint64_t *price_out);
 
 #endif

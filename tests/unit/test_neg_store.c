@@ -1,7 +1,7 @@
 /* agent/neg_owner and agent/neg_store: intent files (public part vs. mandate, errors that
  * name the field) and the deal price the market honours (both signatures, bound to
  * exactly the two parties, a price term, unexpired); a deal for another pair, a tampered
- * document or an expired deal is not honoured. */
+ * document, an expired deal or one whose volume is used up is not honoured. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,8 @@
 #include "agent/neg_owner.h"
 #include "agent/neg_store.h"
 #include "core/err.h"
+#include "market/receipt.h"
+#include "node/home.h"
 
 static const char sell[] =
     "{\"id\": \"gen-sell\", \"kind\": \"offer\", \"tags\": [\"llm\", \"gen\"], \"name\": \"gen-price\","
@@ -181,7 +183,57 @@ static void test_deal_price(void **state) {
   tu_rm_rf(dir);
 }
 
+/* A deal with a volume holds until that many generated tokens were sold at its price
+ * between the two (market receipts since it was signed, one per request). */
+static void test_deal_volume(void **state) {
+  (void)state;
+  char dir[256], path[300], err[300];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/neg.db", dir);
+  store *s;
+  size_t nm;
+  const store_migration *ms = home_migrations(&nm);
+  assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+  assert_true(store_migrate(s, ms, nm, err, sizeof err) > 0);
+  static const char vol[] =
+      "{\"id\": \"v\", \"kind\": \"offer\", \"tags\": [\"gen\"],"
+      " \"issues\": [{\"name\": \"price_gen\", \"role\": \"price\", \"values\": [\"2000\", \"3000\"]},"
+      "             {\"name\": \"volume\", \"role\": \"volume\", \"values\": [\"100\", \"1000\"]}],"
+      " \"mandate\": {\"weights\": [1, 0], \"scores\": [[0, 1], [1, 1]], \"reservation\": 0, \"deadline\": 9}}";
+  neg_owner_intent *o = malloc(sizeof *o);
+  assert_int_equal(neg_owner_parse(vol, strlen(vol), o, err, sizeof err), 0);
+  uint8_t sa[32] = {1}, sb[32] = {2};
+  ident seller, buyer;
+  ident_from_seed(sa, &seller), ident_from_seed(sb, &buyer);
+  uint64_t now_s = 1800000000, created_s = now_s - 10;
+  char *t = signed_deal(o, &buyer, &seller, 0, 0, created_s * 1000, 0); /* 2000 wei/1k for 100 tokens */
+  assert_int_equal(neg_store_deal_put(s, "v1", seller.pk, buyer.pk, 2000, 100, 0, t), 0);
+  free(t);
+  uint64_t price;
+  assert_int_equal(neg_store_deal_price(s, seller.pk, buyer.pk, now_s, &price), 0);
+  assert_int_equal(price, 2000);
+  mkt_receipt r = {.role = MKT_CLIENT, .gen_tokens = 60, .price_gen = 2000, .created = (int64_t)created_s + 1};
+  memcpy(r.provider, seller.pk, 32);
+  memcpy(r.client, buyer.pk, 32);
+  snprintf(r.status, sizeof r.status, "complete");
+  r.request[0] = 1;
+  assert_int_equal(mkt_receipt_put(s, &r), 0);
+  r.request[0] = 2, r.price_gen = 5000, r.gen_tokens = 500; /* at the offer price: does not count */
+  assert_int_equal(mkt_receipt_put(s, &r), 0);
+  r.request[0] = 3, r.price_gen = 2000, r.gen_tokens = 30, r.created = (int64_t)created_s - 100; /* before the deal */
+  assert_int_equal(mkt_receipt_put(s, &r), 0);
+  assert_int_equal(neg_store_deal_price(s, seller.pk, buyer.pk, now_s, &price), 0); /* 60 of 100 used */
+  r.request[0] = 4, r.gen_tokens = 40, r.created = (int64_t)created_s + 2;
+  assert_int_equal(mkt_receipt_put(s, &r), 0);
+  assert_int_equal(neg_store_deal_price(s, seller.pk, buyer.pk, now_s, &price), ERR_NOTFOUND); /* used up */
+  store_close(s);
+  ident_wipe(&seller), ident_wipe(&buyer);
+  free(o);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_owner_file), cmocka_unit_test(test_deal_price)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_owner_file), cmocka_unit_test(test_deal_price),
+                                     cmocka_unit_test(test_deal_volume)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
