@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "core/hex.h"
 #include "core/log.h"
+#include "crypto/eip712.h"
 #include "p2p/rpc.h"
 
 #define CALL_TIMEOUT_MS 15000
@@ -118,9 +119,38 @@ static void finish(neg_sess *s, const char *state, const char *reason) {
   maybe_free(s);
 }
 
-/* Stores the signed deal (both signatures verified by the caller) and the session row in
- * one commit. 0 or ERR_STORE. */
-static int store_deal(neg_sess *s, const neg_deal *dl) {
+/* ---- wallet signatures of the payment terms ------------------------------------------- */
+
+/* Signs dl's EIP-712 digest as side (0 a, 1 b) into e: chain_id, addr_<side>, sig_<side>
+ * (0x hex). 0, or nonzero when there is nothing to sign (no wallet, no price term). */
+static int wallet_sign(negsvc *n, const neg_deal *dl, int side, json_t *e) {
+  uint8_t dg[32], sig[65];
+  if (!n->w || neg_deal_eip712_digest(dl, n->chain_id, dg) || eip712_sign(n->w, dg, sig)) return -1;
+  char addr[WALLET_ADDR_BUF], hex[2 + 130 + 1] = "0x";
+  wallet_addr_eip55(n->w->addr, addr);
+  hex_encode(sig, 65, hex + 2);
+  json_object_set_new(e, "chain_id", json_integer((json_int_t)n->chain_id));
+  json_object_set_new(e, side ? "addr_b" : "addr_a", json_string(addr));
+  json_object_set_new(e, side ? "sig_b" : "sig_a", json_string(hex));
+  return 0;
+}
+
+/* Side's wallet signature in e recovers to its addr over dl's digest on our chain. */
+static int wallet_check(negsvc *n, const neg_deal *dl, int side, const json_t *e) {
+  const char *a = json_string_value(json_object_get(e, side ? "addr_b" : "addr_a"));
+  const char *h = json_string_value(json_object_get(e, side ? "sig_b" : "sig_a"));
+  uint8_t addr[WALLET_ADDR_BYTES], sig[65], dg[32], got[WALLET_ADDR_BYTES];
+  if (!a || !h || strlen(h) != 132 || strncmp(h, "0x", 2) || wallet_addr_parse(a, strlen(a), addr) ||
+      hex_parse(h + 2, sig, 65))
+    return -1;
+  if ((uint64_t)json_integer_value(json_object_get(e, "chain_id")) != n->chain_id) return -1;
+  if (neg_deal_eip712_digest(dl, n->chain_id, dg) || eip712_recover(dg, sig, got)) return -1;
+  return sodium_memcmp(got, addr, sizeof addr) ? -1 : 0;
+}
+
+/* Stores the signed deal (both signatures verified by the caller; eip712: the checked
+ * wallet signatures, or NULL) and the session row in one commit. 0 or ERR_STORE. */
+static int store_deal(neg_sess *s, const neg_deal *dl, json_t *eip712) {
   negsvc *n = s->n;
   neg_deal_payment pay;
   neg_deal_payment_terms(dl, &pay);
@@ -128,6 +158,7 @@ static int store_deal(neg_sess *s, const neg_deal *dl) {
   const uint8_t *buyer = s->mine->intent.seek ? n->id->pk : s->peer;
   uint64_t created_s = (uint64_t)json_integer_value(json_object_get(dl->doc, "created_ms")) / 1000;
   json_t *j = neg_deal_to_json(dl);
+  if (j && eip712) json_object_set(j, "eip712", eip712);
   char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(j);
   if (!text) return ERR_NOMEM;
@@ -236,7 +267,22 @@ static void on_deal_reply(void *ud, const rpc_reply *reply) {
     finish(s, "failed", "the counterpart's signature on the deal does not verify");
     return;
   }
-  if (store_deal(s, &s->deal)) {
+  /* Wallet signatures: ours as sent, theirs when they gave one (it must verify). */
+  json_t *mine = json_object(), *theirs = json_object_get(reply->result, "eip712");
+  int signed_a = !wallet_sign(s->n, &s->deal, 0, mine);
+  if (theirs && (!json_is_object(theirs) || wallet_check(s->n, &s->deal, 1, theirs) ||
+                 (signed_a && !json_equal(json_object_get(theirs, "sig_a"), json_object_get(mine, "sig_a"))))) {
+    json_decref(mine);
+    finish(s, "failed", "the counterpart's wallet signature on the payment terms does not verify");
+    return;
+  }
+  if (theirs && signed_a) {
+    json_object_set(mine, "addr_b", json_object_get(theirs, "addr_b"));
+    json_object_set(mine, "sig_b", json_object_get(theirs, "sig_b"));
+  }
+  int rc = store_deal(s, &s->deal, signed_a ? mine : NULL);
+  json_decref(mine);
+  if (rc) {
     finish(s, "failed", "cannot record the deal");
     return;
   }
@@ -253,8 +299,10 @@ static void send_deal(neg_sess *s) {
     finish(s, "failed", "cannot sign the deal");
     return;
   }
-  json_t *p = neg_deal_to_json(&s->deal);
+  json_t *p = neg_deal_to_json(&s->deal), *e = json_object();
   json_object_set_new(p, "session", json_string(s->row.id));
+  if (!wallet_sign(n, &s->deal, 0, e)) json_object_set(p, "eip712", e);
+  json_decref(e);
   s->rpc_live++;
   if (netsvc_call(n->ns, s->peer, "neg.deal", p, CALL_TIMEOUT_MS, on_deal_reply, s)) {
     s->rpc_live--;
@@ -484,7 +532,17 @@ static void m_deal(void *ud, rpc *r, const rpc_request *req) {
     neg_deal_deinit(&want);
     REFUSE(r, req->handle, NEG_E_DEAL, why);
   }
-  if (store_deal(s, &want)) { /* on record before we countersign */
+  /* Wallet signatures of the payment terms: theirs must verify when given; ours when we can. */
+  const json_t *theirs = json_object_get(req->params, "eip712");
+  if (theirs && (!json_is_object(theirs) || wallet_check(n, &want, 0, theirs))) {
+    neg_deal_deinit(&want);
+    REFUSE(r, req->handle, NEG_E_DEAL, "eip712.sig_a does not verify for addr_a on our chain");
+  }
+  json_t *e = theirs ? json_deep_copy(theirs) : json_object();
+  int signed_b = !wallet_sign(n, &want, 1, e);
+  int rc = store_deal(s, &want, signed_b || theirs ? e : NULL);
+  if (rc) { /* on record before we countersign */
+    json_decref(e);
     neg_deal_deinit(&want);
     finish(s, "failed", "cannot record the deal");
     REFUSE(r, req->handle, NEG_E_STORE, "this node cannot record the deal");
@@ -492,6 +550,8 @@ static void m_deal(void *ud, rpc *r, const rpc_request *req) {
   char sig[2 * IDENT_SIG_BYTES + 1];
   hex_encode(want.sig_b, IDENT_SIG_BYTES, sig);
   json_t *res = json_pack("{s:s}", "sig_b", sig);
+  if (signed_b) json_object_set(res, "eip712", e);
+  json_decref(e);
   rpc_respond(r, req->handle, res, NULL, 0);
   json_decref(res);
   neg_deal_deinit(&want);

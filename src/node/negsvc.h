@@ -13,7 +13,9 @@
  *             deal it signed with `neg.deal`; the responder checks the terms are its own
  *             outcome, stores the deal with both signatures, then countersigns. Session
  *             rows are written as they change; a session does not survive a restart (it
- *             ends as failed).
+ *             ends as failed). With payments on and a price term, each side also signs the
+ *             deal's EIP-712 digest (agent/neg_deal) with its wallet; both wallet
+ *             signatures are checked and stored with the deal under "eip712".
  *   control   (negctl.c) neg.intent_add / intent_list / intent_rm, neg.find, neg.start,
  *             neg.list, neg.show.
  * The market honours a deal through agent/neg_store's neg_store_deal_price (node/gensvc,
@@ -25,6 +27,7 @@
 
 #include "core/store.h"
 #include "crypto/ident.h"
+#include "crypto/wallet.h"
 #include "node/control.h"
 #include "node/netsvc.h"
 
@@ -36,6 +39,9 @@ typedef struct negsvc_opts {
   netsvc *ns;         /* borrowed */
   ctl_server *ctl;    /* borrowed */
   const ident *id;    /* the node key (borrowed; signs deals) */
+  const wallet *w;    /* the node wallet (borrowed; NULL: no payments): signs the EIP-712
+                         digest of a deal's payment terms */
+  uint64_t chain_id;  /* [chain] chain_id, the EIP-712 domain's */
 } negsvc_opts;
 
 int negsvc_start(const negsvc_opts *o, negsvc **out, char *err, size_t cap);

@@ -59,6 +59,8 @@ struct negsvc {
   netsvc *ns;
   ctl_server *ctl;
   const ident *id;
+  const wallet *w;           /* NULL: no wallet signatures */
+  uint64_t chain_id;
   neg_seal_keys keys;        /* ours, to open sealed values (wiped at free) */
   neg_sess *sessions;
   int n_sessions;

@@ -313,7 +313,9 @@ static void a2a_release(void *st) { a2asvc_free(st); }
 
 static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!c->net) return 0;
-  negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id};
+  negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id,
+                   .w = c->pay && paysvc_enabled(c->pay) ? paysvc_wallet(c->pay) : NULL,
+                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id")};
   negsvc *n;
   int rc = negsvc_start(&o, &n, err, cap);
   if (!rc) *st = n;

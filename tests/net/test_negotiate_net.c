@@ -9,7 +9,8 @@
  *   - A's intent is in its signed DHT record (key "n"); C finds it by tag;
  *   - before any deal, C's paid generation from A costs the offer price;
  *   - C negotiates with A over the link; both nodes list the same deal with two valid
- *     signatures and the agreed price is within both mandates;
+ *     signatures (and both wallets' EIP-712 signatures of the payment terms) and the
+ *     agreed price is within both mandates;
  *   - C's next paid generation from A costs tokens x the agreed price on both receipts;
  *   - C's copy of the deal tampered with (its price changed): C no longer honours it and
  *     pays the offer price; A's copy tampered with: A no longer accepts the agreed price
@@ -255,6 +256,18 @@ static void test_negotiate_and_buy(void **state) {
   snprintf(pstr, sizeof pstr, "%llu", (unsigned long long)price);
   json_t *terms = json_object_get(json_object_get(json_object_get(ca, "deal"), "deal"), "terms");
   assert_string_equal(json_string_value(json_object_get(terms, "price_gen")), pstr);
+  /* With payments on, both wallets signed the EIP-712 digest of the payment terms: C (the
+   * opener) is side a, A side b. */
+  json_t *e = json_object_get(json_object_get(ca, "deal"), "eip712");
+  assert_non_null(e);
+  json_t *wa = apiary_json("wallet --home %s address", home(A)), *wc = apiary_json("wallet --home %s address", home(C));
+  assert_string_equal(json_string_value(json_object_get(e, "addr_a")), json_string_value(json_object_get(wc, "address")));
+  assert_string_equal(json_string_value(json_object_get(e, "addr_b")), json_string_value(json_object_get(wa, "address")));
+  assert_int_equal(strlen(json_string_value(json_object_get(e, "sig_a")) ?: ""), 132);
+  assert_int_equal(strlen(json_string_value(json_object_get(e, "sig_b")) ?: ""), 132);
+  assert_int_equal(json_integer_value(json_object_get(e, "chain_id")), 31337);
+  json_decref(wa);
+  json_decref(wc);
   json_t *shown = apiary_json("negotiate show --home %s %s", home(A), sid);
   assert_non_null(shown);
   json_decref(shown);
