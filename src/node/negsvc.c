@@ -18,6 +18,7 @@
 #define CALL_TIMEOUT_MS 15000
 #define DEAL_WAIT_MS 60000     /* a responder that agreed waits this long for the deal */
 #define DEAL_CLOCK_SKEW_MS 600000
+#define IDLE_MS 60000          /* a running session with no message either way for this long ends */
 
 static uint64_t wall_ms(void) {
   struct timespec ts;
@@ -183,6 +184,10 @@ static void on_tick(uv_timer_t *t) {
     finish(s, "failed", "agreed, but the opener sent no deal document in time");
     return;
   }
+  if (uv_now(s->n->loop) - s->last_ms >= IDLE_MS) {
+    finish(s, "failed", "no message either way for 60 s");
+    return;
+  }
   neg_action a;
   if (neg_engine_tick(s->eng, wall_ms(), &a) == 0) act(s, &a);
 }
@@ -205,6 +210,7 @@ static void send_msg(neg_sess *s, const neg_msg *m) {
 
 /* What the engine wants done: send, end, or be woken later. */
 static void act(neg_sess *s, const neg_action *a) {
+  s->last_ms = uv_now(s->n->loop);
   if (a->send) {
     if (a->msg.round + 1 > s->row.rounds) s->row.rounds = a->msg.round + 1;
     send_msg(s, &a->msg);
@@ -223,10 +229,8 @@ static void act(neg_sess *s, const neg_action *a) {
     if (!s->opener) uv_timer_start(&s->timer, on_tick, DEAL_WAIT_MS, 0);
     return;
   }
-  if (a->wake_ms) {
-    uint64_t now = wall_ms();
-    uv_timer_start(&s->timer, on_tick, a->wake_ms > now ? a->wake_ms - now : 0, 0);
-  }
+  uint64_t now = wall_ms(), delay = a->wake_ms ? (a->wake_ms > now ? a->wake_ms - now : 0) : IDLE_MS;
+  uv_timer_start(&s->timer, on_tick, delay < IDLE_MS ? delay : IDLE_MS, 0); /* the engine's wake, or the idle check */
 }
 
 static void on_message_reply(void *ud, const rpc_reply *reply) {
@@ -343,6 +347,7 @@ static neg_sess *sess_new(negsvc *n, const uint8_t id[NEG_SESSION_BYTES], const 
   snprintf(s->row.peer_intent, sizeof s->row.peer_intent, "%s", peer_intent);
   snprintf(s->row.state, sizeof s->row.state, "running");
   uv_timer_init(n->loop, &s->timer);
+  s->last_ms = uv_now(n->loop);
   s->timer.data = s;
   s->next = n->sessions;
   n->sessions = s;

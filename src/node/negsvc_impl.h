@@ -39,7 +39,8 @@ struct neg_sess {
   ctl_req *req;              /* neg.start waiting for the end (NULL: none) */
   neg_deal deal;             /* opener: the deal we signed, awaiting the countersignature */
   int deal_sent;
-  uv_timer_t timer;
+  uv_timer_t timer;          /* the engine's wake_ms, the idle check, the wait for the deal */
+  uint64_t last_ms;          /* loop time of the last message either way */
   int rpc_live;              /* our calls awaiting replies */
   int ended;                 /* nothing more to do but free */
   int closed;                /* the timer is closing */
