@@ -15,7 +15,7 @@
  *   - C's copy of the deal tampered with (its price changed): C no longer honours it and
  *     pays the offer price; A's copy tampered with: A no longer accepts the agreed price
  *     from C (the request is refused, nothing paid); restored: the agreed price again.
- *   (Copies are edited with the sqlite3 shell while the nodes run.) A restarted A still
+ *   (Copies are edited in the databases while the nodes run.) A restarted A still
  *   honours the deal.
  * A deal bound to another pair is not honoured: tests/unit/test_neg_store.c.
  * Skips without anvil or ../shared. Nothing leaves the machine. */
@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,16 +161,22 @@ static json_t *only_session(int n) {
   return s;
 }
 
-/* Replaces text `from` with `to` in node n's stored deal, with the sqlite3 shell while the
- * node runs (another process writing its database: the node must see it). */
+/* Replaces text `from` with `to` in node n's stored deal while the node runs (this test
+ * process writing its database: the node must see it). */
 static void edit_deal(int n, const char *from, const char *to) {
   char path[400];
-  snprintf(path, sizeof path, "%s/edit.sql", cl.dir);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fprintf(f, "UPDATE neg_deals SET deal = replace(deal, '%s', '%s');\n", from, to);
-  fclose(f);
-  assert_int_equal(tu_sh("sqlite3 %s/apiary.db < %s", home(n), path), 0);
+  snprintf(path, sizeof path, "%s/apiary.db", home(n));
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(db, "UPDATE neg_deals SET deal = replace(deal, ?1, ?2)", -1, &st, NULL), SQLITE_OK);
+  sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+  assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+  assert_int_equal(sqlite3_changes(db), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 /* Starts node n again and waits until C knows A's offer. */
