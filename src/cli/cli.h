@@ -71,6 +71,8 @@ uint64_t cli_random_seed(void);
 
 /* Subcommands (one file each). */
 int cli_init_main(int argc, char **argv);
+/* `apiary negotiate intent|find|start|list|show` (argv[0] is the subcommand; cli/negnode). */
+int cli_negotiate_node_main(int argc, char **argv);
 int cli_id_main(int argc, char **argv);
 int cli_version_main(int argc, char **argv);
 int cli_config_main(int argc, char **argv);

@@ -28,7 +28,7 @@ static const cli_cmd commands[] = {
     {"redact", "replace personal data in stdin with placeholders, or print the spans", cli_redact_main},
     {"mcp", "serve the node's MCP tools on stdio; list or call another MCP server's tools", cli_mcp_main},
     {"agent", "add, list, show or remove agents (instructions, model, tools, limits)", cli_agent_main},
-    {"negotiate", "simulate a negotiation scenario (both sides, ground truth) or generate one", cli_negotiate_main},
+    {"negotiate", "negotiate deals with other nodes (intents, sessions, signed deals); simulate or generate scenarios", cli_negotiate_main},
     {"task", "give an agent a task, follow it, approve its calls, cancel it", cli_task_main},
     {"wallet", "show the wallet address and balance, send coin, import a key", cli_wallet_main},
     {"chain", "deploy the apiary contracts and show the configured chain", cli_chain_main},

@@ -19,6 +19,7 @@
 #include "agent/agent_store.h"
 #include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
+#include "agent/neg_store.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
@@ -67,6 +68,7 @@ static const store_migration migrations[] = {
     {"agent", a2a_calls_schema_v1},
     {"agent", a2a_schema_v2},
     {"http", auth_schema_v2},
+    {"agent", neg_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

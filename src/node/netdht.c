@@ -137,9 +137,9 @@ void netsvc__nat_start(netsvc *ns) {
   if (uv_queue_work(ns->loop, &ns->nat_work, nat_work_cb, nat_after_cb)) ns->nat_busy = 0;
 }
 
-/* Our node record into v: {a?: agents, e: endpoints, o?: offers, v: 1}. The length, or
- * ERR_TOOBIG when it does not fit a DHT item. */
-static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents) {
+/* Our node record into v: {a?: agents, e: endpoints, n?: intents, o?: offers, v: 1} (keys
+ * in bencode's sorted order). The length, or ERR_TOOBIG when it does not fit a DHT item. */
+static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents, int with_intents) {
   char eps[8][PEERS_ADDR_MAX];
   int n = own_endpoints(ns, eps, 8);
   ben_w w;
@@ -153,6 +153,10 @@ static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents) {
   ben_w_list(&w);
   for (int i = 0; i < n; i++) ben_w_cstr(&w, eps[i]);
   ben_w_end(&w);
+  if (with_intents && ns->intents_len) {
+    ben_w_key(&w, "n");
+    ben_w_raw(&w, ns->intents_ben, ns->intents_len);
+  }
   if (ns->offers_len) {
     ben_w_key(&w, "o");
     ben_w_raw(&w, ns->offers_ben, ns->offers_len);
@@ -165,10 +169,16 @@ static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents) {
 
 void netsvc__publish(netsvc *ns) {
   uint8_t v[DHT_MAX_VALUE];
-  int len = record(ns, v, 1);
-  if (len < 0 && ns->agents_len) { /* endpoints and model offers come first: they route generations */
+  /* Endpoints and model offers come first (they route generations), then the agents for
+   * sale, then the negotiation intents (peers also answer neg.intents over a link). */
+  int len = record(ns, v, 1, 1);
+  if (len < 0 && ns->intents_len) {
+    log_debug("node record: no room for the negotiation intents");
+    len = record(ns, v, 1, 0);
+  }
+  if (len < 0 && ns->agents_len) {
     log_debug("node record: no room for the agents for sale next to the offers");
-    len = record(ns, v, 0);
+    len = record(ns, v, 0, 0);
   }
   if (len < 0) { log_warn("node record does not fit in a DHT item"); return; }
   uint32_t h;

@@ -85,6 +85,11 @@ int netsvc_set_record_agents(netsvc *ns, const uint8_t *ben, size_t len);
 #include "p2p/bencode.h"
 typedef void (*netsvc_record_cb)(void *ud, const uint8_t pk[32], const ben_node *record);
 void netsvc_on_record(netsvc *ns, netsvc_record_cb cb, void *ud);
+/* Negotiation intents, already bencoded (a list of {i: id, k: kind, t: [tags]}), put under
+ * key "n" of our node record (dropped from the record when it would not fit). Copied;
+ * NULL/0 removes them. ERR_TOOBIG over NETSVC_MAX_RECORD_INTENTS bytes. */
+#define NETSVC_MAX_RECORD_INTENTS 200
+int netsvc_set_record_intents(netsvc *ns, const uint8_t *ben, size_t len);
 /* The models we announce under their model infohash (replaces the default: every model in
  * the store). Copied. */
 void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n);

@@ -10,6 +10,7 @@
  *   gen     the one generation path (market/gen) and `ask` (node/asksvc)
  *   agents  the agent runtime (node/agentsvc)
  *   a2a     delegation between owners' agents (node/a2asvc)
+ *   neg     negotiation between owners' agents: intents, sessions, signed deals (node/negsvc)
  *   http    the local API (http/server) with every layer's routes
  *
  * Reverse order makes shutdown safe: the API stops first (gen_shutdown ends every stream
@@ -37,6 +38,7 @@
 #include "http/openai.h"
 #include "http/server.h"
 #include "node/a2asvc.h"
+#include "node/negsvc.h"
 #include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
@@ -314,6 +316,23 @@ static void a2a_stop(node_ctx *c, void *st) { (void)c; a2asvc_stop(st); }
 
 static void a2a_release(void *st) { a2asvc_free(st); }
 
+/* ---- neg: negotiation between owners' agents ------------------------------------------ */
+
+static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!c->net) return 0;
+  negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id,
+                   .w = c->pay && paysvc_enabled(c->pay) ? paysvc_wallet(c->pay) : NULL,
+                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id")};
+  negsvc *n;
+  int rc = negsvc_start(&o, &n, err, cap);
+  if (!rc) *st = n;
+  return rc;
+}
+
+static void neg_stop(node_ctx *c, void *st) { (void)c; negsvc_stop(st); }
+
+static void neg_release(void *st) { negsvc_free(st); }
+
 /* ---- mcp ------------------------------------------------------------------------------ */
 
 /* The MCP server at /mcp: the node's tools reach it through its own control socket, as
@@ -424,6 +443,7 @@ static const svc_def table[] = {
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
     {"agents", agents_start, agents_stop, NULL, agents_release},
     {"a2a", a2a_start, a2a_stop, NULL, a2a_release},
+    {"neg", neg_start, neg_stop, NULL, neg_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };
