@@ -40,6 +40,8 @@ static void test_negotiate(void **state) {
                    0);
   assert_non_null(strstr(out, "agreement after"));
   assert_non_null(strstr(out, "Nash point Laptop=HP, Harddisk=60 Gb"));
+  assert_non_null(strstr(out, "agreement after 4 rounds: Laptop=HP, Harddisk=60 Gb, External Monitor=19'' LCD"));
+  assert_non_null(strstr(out, "(the Nash point)"));
   /* Errors. */
   FILE *fp = fopen(f, "w");
   fputs("{\"issues\":[{\"name\":\"p\",\"values\":[\"a\",\"a\"]}],\"sides\":[]}", fp);
