@@ -188,7 +188,7 @@ def post_chat(port, token, body):
     with urllib.request.urlopen(req, timeout=300) as r:
         return json.loads(r.read())
 
-def same_as_local(port, token, port_c, token_c):
+def same_as_local(port, token, port_c, token_c, home, home_c):
     """A constrained answer bought from the network equals the local one for the same seed
     (the provider applies the grammar): a JSON schema and a required tool call, sampled."""
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
@@ -203,7 +203,8 @@ def same_as_local(port, token, port_c, token_c):
         try:
             a, b = post_chat(port, token, body), post_chat(port_c, token_c, body)
         except Exception as e:
-            check("routed %s: same answer as local for the same seed" % label, False, repr(e))
+            check("routed %s: same answer as local for the same seed" % label, False, repr(e) +
+                  "\n  provider's log:\n" + log_tail(home) + "\n  buyer's log:\n" + log_tail(home_c))
             continue
         ma, mb = a["choices"][0]["message"], b["choices"][0]["message"]
         ta = ma.get("content") or json.dumps([c["function"] for c in ma.get("tool_calls") or []])
@@ -244,7 +245,7 @@ try:
     run_client("routed: ", port_c, token_c, home_c)
     run_tools("routed: ", port_c, token_c, home_c)
     run_logprobs("routed: ", port_c, token_c, home_c, True)
-    same_as_local(port, token, port_c, token_c)
+    same_as_local(port, token, port_c, token_c, home, home_c)
 finally:
     for n in nodes:
         n.terminate()
