@@ -25,6 +25,7 @@
 #include "pay/pay_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
+#include "privacy/vault.h"
 
 /* The node's own settings; every layer declares its own (p2p, market, chain, pay, http). */
 static const config_key node_keys[] = {
@@ -61,6 +62,7 @@ static const store_migration migrations[] = {
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
     {"agent", a2a_schema_v1},
+    {"privacy", vault_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {
