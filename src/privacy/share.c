@@ -31,6 +31,7 @@ static int sig_check(const uint8_t *body, size_t signed_len, const uint8_t sig[6
 int share_seal(const ident *from, const uint8_t to[static IDENT_PK_BYTES], const char *name, const char *purpose,
                int64_t expires, int64_t now, const uint8_t *value, size_t len, buf *out) {
   size_t nl = name ? strlen(name) : 0, pl = purpose ? strlen(purpose) : 0;
+  if (sodium_init() < 0) return ERR_CRYPTO;
   if (!nl || nl > VAULT_NAME_MAX || !pl || pl > GRANT_TEXT_MAX || len > VAULT_VALUE_MAX || expires <= now || now < 0)
     return ERR_INVAL;
   uint8_t xpk[crypto_box_PUBLICKEYBYTES];
@@ -65,7 +66,7 @@ int share_seal(const ident *from, const uint8_t to[static IDENT_PK_BYTES], const
   return rc;
 }
 
-int share_parse_header(const uint8_t *env, size_t len, uint8_t recipient_out[static IDENT_PK_BYTES]) {
+int share_parse_header(const uint8_t *env, size_t len, uint8_t *recipient_out) {
   if (len > SHARE_ENVELOPE_MAX) return ERR_TOOBIG;
   if (len < SHARE_HEADER_BYTES + crypto_box_SEALBYTES || memcmp(env, SHARE_MAGIC, 4)) return ERR_FORMAT;
   if (env[4] != SHARE_VERSION) return ERR_UNSUPPORTED;
@@ -91,6 +92,7 @@ static int take_text(const uint8_t **p, const uint8_t *end, int lenbytes, size_t
 int share_parse_body(const uint8_t *body, size_t len, share_item *out) {
   memset(out, 0, sizeof *out);
   if (len > SHARE_BODY_MAX) return ERR_TOOBIG;
+  if (sodium_init() < 0) return ERR_CRYPTO;
   const uint8_t *p = body, *end = body + len;
   if (len < 32 + 32 + 8 + 8 + 64) return ERR_FORMAT;
   memcpy(out->sender, p, 32), p += 32;
@@ -118,6 +120,7 @@ int share_parse_body(const uint8_t *body, size_t len, share_item *out) {
 
 int share_open(const ident *me, const uint8_t *env, size_t len, int64_t now, share_item *out) {
   memset(out, 0, sizeof *out);
+  if (sodium_init() < 0) return ERR_CRYPTO;
   uint8_t to[32], xpk[32], xsk[32];
   int rc = share_parse_header(env, len, to);
   if (rc) return rc;

@@ -44,8 +44,9 @@ typedef struct share_item {
 /* Seals value for the node `to` (its Ed25519 pk). out gets the envelope (appended). */
 int share_seal(const ident *from, const uint8_t to[static IDENT_PK_BYTES], const char *name, const char *purpose,
                int64_t expires, int64_t now, const uint8_t *value, size_t len, buf *out);
-/* Checks the header: ERR_FORMAT / ERR_UNSUPPORTED / ERR_TOOBIG; recipient_out may be NULL. */
-int share_parse_header(const uint8_t *env, size_t len, uint8_t recipient_out[static IDENT_PK_BYTES]);
+/* Checks the header: ERR_FORMAT / ERR_UNSUPPORTED / ERR_TOOBIG; recipient_out (32 bytes)
+ * may be NULL. */
+int share_parse_header(const uint8_t *env, size_t len, uint8_t *recipient_out);
 /* Parses and verifies a body (after unsealing). out owned on success. */
 int share_parse_body(const uint8_t *body, size_t len, share_item *out);
 /* Opens an envelope with this node's identity at now: ERR_PERM when it is for another

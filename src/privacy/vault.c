@@ -53,6 +53,7 @@ int vault_exists(store *s) {
 static int derive(store *s, const char *pass, size_t pass_len, const uint8_t salt[crypto_pwhash_SALTBYTES],
                   unsigned long long ops, size_t mem, vault **out, uint8_t check[KEY_BYTES]) {
   if (!pass || pass_len == 0 || pass_len > VAULT_PASS_MAX) return ERR_INVAL;
+  if (sodium_init() < 0) return ERR_CRYPTO;
   if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > OPSLIMIT_CAP || mem < crypto_pwhash_MEMLIMIT_MIN ||
       mem > MEMLIMIT_CAP)
     return ERR_RANGE;
