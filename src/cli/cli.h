@@ -119,6 +119,12 @@ char *cli_passphrase_new(void);
 void cli_passphrase_free(char *p);
 int cli_passphrase(const char *env, const char *file, const char *prompt, int confirm, char *out, size_t *len_out);
 int cli_vault_main(int argc, char **argv); /* cli/vault.c */
+/* When the home's identity.key or wallet.key is encrypted at rest, reads the passphrase
+ * ($APIARY_PASSPHRASE, pass_file, or a prompt), checks it and unlocks crypto/keyfile for
+ * this process. CLI_OK (also when nothing is encrypted) or CLI_FAIL after saying why. */
+#define KEYS_PASS_ENV "APIARY_PASSPHRASE"
+struct home_paths;
+int cli_unlock_keys(const struct home_paths *p, const char *pass_file);
 
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */

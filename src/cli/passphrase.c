@@ -2,7 +2,8 @@
  * must be private like a key file), else from an environment variable, else a prompt on
  * the terminal with echo off. Never from argv (it would show in `ps` and shell history).
  * The text lands in a caller's buffer (sodium_malloc'd by cli_passphrase_new) and is wiped
- * by cli_passphrase_free. Main thread only. */
+ * by cli_passphrase_free. cli_unlock_keys hands the key files' passphrase to crypto/keyfile
+ * when identity.key or wallet.key is encrypted at rest. Main thread only. */
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -16,6 +17,10 @@
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "crypto/ident.h"
+#include "crypto/keyfile.h"
+#include "crypto/wallet.h"
+#include "node/home.h"
 
 static int prompt_tty(const char *prompt, char *out, size_t cap) {
   FILE *tty = fopen("/dev/tty", "r+");
@@ -104,6 +109,28 @@ int cli_passphrase(const char *env, const char *file, const char *prompt, int co
   }
   if (*len_out == 0) {
     log_error("the passphrase is empty");
+    return CLI_FAIL;
+  }
+  return CLI_OK;
+}
+
+int cli_unlock_keys(const home_paths *p, const char *pass_file) {
+  int ei = keyfile_is_encrypted(p->identity), ew = keyfile_is_encrypted(p->wallet);
+  if (ei != 1 && ew != 1) return CLI_OK; /* plain keys (or none): nothing to unlock */
+  char *pass = cli_passphrase_new();
+  size_t n = 0;
+  if (!pass) return CLI_FAIL;
+  int rc = cli_passphrase(KEYS_PASS_ENV, pass_file, "key passphrase: ", 0, pass, &n);
+  if (!rc && keyfile_unlock(pass, n)) rc = CLI_FAIL;
+  cli_passphrase_free(pass);
+  if (rc) return rc;
+  /* Check it now, so a wrong passphrase is one clear message. */
+  uint8_t sk[32];
+  int lr = keyfile_load(ei == 1 ? p->identity : p->wallet, ei == 1 ? IDENT_FILE_KIND : WALLET_FILE_KIND, sk, sizeof sk);
+  sodium_memzero(sk, sizeof sk);
+  if (lr == ERR_LOCKED) {
+    keyfile_lock();
+    log_error("wrong key passphrase for %s", ei == 1 ? p->identity : p->wallet);
     return CLI_FAIL;
   }
   return CLI_OK;

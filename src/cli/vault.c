@@ -137,6 +137,7 @@ static int cmd_share(opts *o, const home_paths *p, vault *v, const char *item) {
   if (!o->purpose || parse_time(o->until, now, &until) || until <= now)
     return cli_usage_error("vault", "share needs --purpose P and a future --until T");
   ident me;
+  if (cli_unlock_keys(p, NULL)) return CLI_FAIL;
   int rc = ident_load(p->identity, &me);
   if (rc) { log_error("cannot load %s: %s", p->identity, err_str(rc)); return CLI_FAIL; }
   uint8_t *val = NULL;
@@ -166,6 +167,7 @@ static int cmd_import(opts *o, const home_paths *p, vault *v, const char *file) 
   int rc = fs_read_file(file, SHARE_ENVELOPE_MAX, &b);
   if (rc) { buf_deinit(&b); log_error("cannot read %s: %s", file, err_str(rc)); return CLI_FAIL; }
   ident me;
+  if (cli_unlock_keys(p, NULL)) { buf_deinit(&b); return CLI_FAIL; }
   if ((rc = ident_load(p->identity, &me))) {
     buf_deinit(&b);
     log_error("cannot load %s: %s", p->identity, err_str(rc));
