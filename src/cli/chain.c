@@ -36,6 +36,10 @@ int cli_chain_open(const cli_common *c, const char *rpc_override, int need_escro
     return CLI_FAIL;
   }
   int rc = wallet_load(out->paths.wallet, &out->w);
+  if (rc == ERR_PERM) {
+    log_error("%s is readable by other users; fix it with: chmod 600 %s", out->paths.wallet, out->paths.wallet);
+    goto fail;
+  }
   if (rc) {
     log_error("cannot load the wallet %s: %s (run 'apiary init' or 'apiary wallet import')", out->paths.wallet,
               err_str(rc));

@@ -164,6 +164,7 @@ int cli_wallet_main(int argc, char **argv) {
     if (cli_home(&c, dir, sizeof dir) || home_paths_init(&p, dir)) return CLI_FAIL;
     if (cli_unlock_keys(&p, NULL)) return CLI_FAIL;
     int rc = wallet_load(p.wallet, &w);
+    if (rc == ERR_PERM) { log_error("%s is readable by other users; fix it with: chmod 600 %s", p.wallet, p.wallet); return CLI_FAIL; }
     if (rc) { log_error("cannot load %s: %s", p.wallet, err_str(rc)); return CLI_FAIL; }
     char a[WALLET_ADDR_BUF];
     wallet_addr_eip55(w.addr, a);
