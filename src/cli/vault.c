@@ -194,6 +194,10 @@ static int cmd_import(opts *o, const home_paths *p, vault *v, const char *file) 
   char purpose[GRANT_TEXT_MAX + 1];
   snprintf(purpose, sizeof purpose, "%s", it.purpose);
   share_item_deinit(&it);
+  if (rc == ERR_EXISTS) {
+    log_error("import: an item named %s exists; import under another name with --as NAME", name);
+    return CLI_FAIL;
+  }
   if (rc) return fail_rc("import", name, rc);
   if (o->c.json)
     return cli_print_json(json_pack("{s:s, s:s, s:s, s:I}", "name", name, "from", from, "purpose", purpose,
