@@ -5,6 +5,7 @@
  * passphrase comes from $APIARY_VAULT_PASSPHRASE, --passphrase-file F or a prompt; never
  * argv. Values come from --file F or stdin, never argv, and only `get` prints one (raw, to
  * stdout). Nothing secret is logged. Main thread only. */
+#include <dirent.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,11 @@ static const char usage[] =
     "  grants                        every grant, live or not\n"
     "  use ITEM --as SUBJECT --purpose P   check (and audit) a use, as an agent would\n"
     "  audit [--verify]              the audit log; --verify checks its hash chain\n"
-    "  share ITEM --to NODE_ID --purpose P --until T [--out F]\n"
-    "                                seal ITEM for another node (default out: ITEM.apve)\n"
-    "  import F [--as NAME]          open an envelope sealed for this node into the vault\n\n"
+    "  share ITEM --to NODE_ID --purpose P --until T [--out F] [--send]\n"
+    "                                seal ITEM for another node (default out: ITEM.apve);\n"
+    "                                --send: the running node delivers it over the link\n"
+    "  import F [--as NAME]          open an envelope sealed for this node into the vault\n"
+    "  import --inbox                import every envelope other nodes delivered\n\n"
     "T is unix seconds or +N with s, m, h or d (+30m, +7d). The passphrase comes from\n"
     "$" PASS_ENV ", --passphrase-file F (mode 600) or a prompt, never the command line.\n"
     "Items are sealed with XChaCha20-Poly1305 under an Argon2id key (docs/privacy.md).\n";
@@ -48,10 +51,10 @@ static const char usage[] =
 typedef struct opts {
   cli_common c;
   const char *pass_file, *file, *to, *purpose, *until, *out, *as;
-  int verify, replace;
+  int verify, replace, send, inbox;
 } opts;
 
-enum { O_PASSF = 1, O_FILE, O_TO, O_PURPOSE, O_UNTIL, O_OUT, O_AS, O_VERIFY, O_REPLACE };
+enum { O_PASSF = 1, O_FILE, O_TO, O_PURPOSE, O_UNTIL, O_OUT, O_AS, O_VERIFY, O_REPLACE, O_SEND, O_INBOX };
 
 static int parse_time(const char *s, int64_t now, int64_t *out) {
   if (!s || !*s) return -1;
@@ -153,15 +156,29 @@ static int cmd_share(opts *o, const home_paths *p, vault *v, const char *item) {
   snprintf(out, sizeof out, "%s", o->out ? o->out : item);
   if (!o->out) strncat(out, ".apve", sizeof out - strlen(out) - 1);
   if (!rc) rc = fs_write_atomic(out, env.ptr, env.len, 0600, 0);
-  buf_deinit(&env);
-  if (rc) return fail_rc("share", item, rc);
+  if (rc) { buf_deinit(&env); return fail_rc("share", item, rc); }
   vault_audit(v, now, "share", item, o->to, o->purpose, "ok: sealed");
-  if (o->c.json) return cli_print_json(json_pack("{s:s, s:s, s:I}", "file", out, "to", o->to, "expires", (json_int_t)until));
-  printf("%s (for %s until %lld)\n", out, o->to, (long long)until);
+  if (o->send) {
+    size_t bl = sodium_base64_ENCODED_LEN(env.len, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = malloc(bl);
+    if (!b64) { buf_deinit(&env); return CLI_FAIL; }
+    sodium_bin2base64(b64, bl, env.ptr, env.len, sodium_base64_VARIANT_ORIGINAL);
+    json_t *res = NULL;
+    rc = cli_ctl_call(&o->c, "vault.send", json_pack("{s:s, s:s}", "to", o->to, "env", b64), &res);
+    free(b64);
+    json_decref(res);
+    if (rc) { buf_deinit(&env); log_error("the envelope is in %s; hand it over another way", out); return CLI_FAIL; }
+    vault_audit(v, time(NULL), "share", item, o->to, o->purpose, "ok: delivered over the link");
+  }
+  buf_deinit(&env);
+  if (o->c.json)
+    return cli_print_json(json_pack("{s:s, s:s, s:I, s:b}", "file", out, "to", o->to, "expires", (json_int_t)until,
+                                    "delivered", o->send));
+  printf("%s (for %s until %lld)%s\n", out, o->to, (long long)until, o->send ? ", delivered" : "");
   return CLI_OK;
 }
 
-static int cmd_import(opts *o, const home_paths *p, vault *v, const char *file) {
+static int import_one(opts *o, const home_paths *p, vault *v, const char *file, json_t *json_out) {
   buf b;
   buf_init(&b);
   int rc = fs_read_file(file, SHARE_ENVELOPE_MAX, &b);
@@ -199,11 +216,43 @@ static int cmd_import(opts *o, const home_paths *p, vault *v, const char *file) 
     return CLI_FAIL;
   }
   if (rc) return fail_rc("import", name, rc);
-  if (o->c.json)
-    return cli_print_json(json_pack("{s:s, s:s, s:s, s:I}", "name", name, "from", from, "purpose", purpose,
-                                    "expires", (json_int_t)exp));
-  printf("%s from %s: usable for %s until %lld\n", name, from, purpose, (long long)exp);
+  if (json_out)
+    json_array_append_new(json_out, json_pack("{s:s, s:s, s:s, s:I}", "name", name, "from", from, "purpose", purpose,
+                                              "expires", (json_int_t)exp));
+  else
+    printf("%s from %s: usable for %s until %lld\n", name, from, purpose, (long long)exp);
   return CLI_OK;
+}
+
+/* One envelope file, or (--inbox) every one the node received; imported ones are removed
+ * from the inbox. */
+static int cmd_import(opts *o, const home_paths *p, vault *v, const char *file) {
+  json_t *a = o->c.json ? json_array() : NULL;
+  int rc = CLI_OK;
+  if (file) {
+    rc = import_one(o, p, v, file, a);
+  } else {
+    char dir[HOME_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/vault-inbox", p->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) {
+      size_t l = strlen(e->d_name);
+      if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".apve")) continue;
+      char f[HOME_PATH_MAX + 300];
+      snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+      if (import_one(o, p, v, f, a) == CLI_OK) { unlink(f); n++; }
+      else rc = CLI_FAIL;
+    }
+    if (d) closedir(d);
+    if (!a && n == 0 && rc == CLI_OK) printf("the inbox is empty\n");
+  }
+  if (a) {
+    int prc = cli_print_json(a);
+    return rc ? rc : prc;
+  }
+  return rc;
 }
 
 static int run(opts *o, const char *sub, int nargs, char **args) {
@@ -343,8 +392,9 @@ static int run(opts *o, const char *sub, int nargs, char **args) {
     NEED(1, "share takes ITEM --to NODE_ID --purpose P --until T");
     rc = cmd_share(o, &p, v, args[0]);
   } else if (!strcmp(sub, "import")) {
-    NEED(1, "import takes an envelope file");
-    rc = cmd_import(o, &p, v, args[0]);
+    if (o->inbox) NEED(0, "import --inbox takes no file");
+    else NEED(1, "import takes an envelope file (or --inbox)");
+    rc = cmd_import(o, &p, v, o->inbox ? NULL : args[0]);
   }
 done:
   vault_close(v);
@@ -365,6 +415,8 @@ int cli_vault_main(int argc, char **argv) {
                                         {"as", required_argument, 0, O_AS},
                                         {"verify", no_argument, 0, O_VERIFY},
                                         {"replace", no_argument, 0, O_REPLACE},
+                                        {"send", no_argument, 0, O_SEND},
+                                        {"inbox", no_argument, 0, O_INBOX},
                                         {0}};
   int opt;
   optind = 1;
@@ -379,6 +431,8 @@ int cli_vault_main(int argc, char **argv) {
     case O_AS: o.as = optarg; continue;
     case O_VERIFY: o.verify = 1; continue;
     case O_REPLACE: o.replace = 1; continue;
+    case O_SEND: o.send = 1; continue;
+    case O_INBOX: o.inbox = 1; continue;
     default: break;
     }
     int r = cli_common_opt(opt, optarg, &o.c, usage);

@@ -10,6 +10,7 @@
  *   gen     the one generation path (market/gen) and `ask` (node/asksvc)
  *   agents  the agent runtime (node/agentsvc)
  *   a2a     delegation between owners' agents (node/a2asvc)
+ *   vault   vault envelopes from other nodes, kept sealed in the inbox (node/vaultsvc)
  *   http    the local API (http/server) with every layer's routes
  *
  * Reverse order makes shutdown safe: the API stops first (gen_shutdown ends every stream
@@ -37,6 +38,7 @@
 #include "http/openai.h"
 #include "http/server.h"
 #include "node/a2asvc.h"
+#include "node/vaultsvc.h"
 #include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
@@ -307,6 +309,20 @@ static void a2a_stop(node_ctx *c, void *st) { (void)c; a2asvc_stop(st); }
 
 static void a2a_release(void *st) { a2asvc_free(st); }
 
+/* ---- vault: envelopes from other nodes into the inbox ---------------------------------- */
+
+static int vault_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!c->net) return 0;
+  vaultsvc *v;
+  int rc = vaultsvc_start(c, &v, err, cap);
+  if (!rc) *st = v;
+  return rc;
+}
+
+static void vault_stop(node_ctx *c, void *st) { (void)c; (void)st; }
+
+static void vault_release(void *st) { vaultsvc_free(st); }
+
 /* ---- mcp ------------------------------------------------------------------------------ */
 
 /* The MCP server at /mcp: the node's tools reach it through its own control socket, as
@@ -417,6 +433,7 @@ static const svc_def table[] = {
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
     {"agents", agents_start, agents_stop, NULL, agents_release},
     {"a2a", a2a_start, a2a_stop, NULL, a2a_release},
+    {"vault", vault_start, vault_stop, NULL, vault_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };
