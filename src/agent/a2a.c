@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/hex.h"
+#include "crypto/eip712.h"
 
 enum { INVALID_PARAMS = -32602 };
 
@@ -66,6 +67,13 @@ const char *a2a_send_parse(const json_t *p, a2a_send *out, int *code_out) {
     if (!c || json_string_length(ch) != 64 || hex_parse(c, out->channel, 32)) return "\"channel\" must be 32 bytes hex";
     out->has_channel = 1;
   }
+  json_t *sig = json_object_get(p, "channel_sig");
+  if (sig && !json_is_null(sig)) {
+    const char *c = json_string_value(sig);
+    if (!c || json_string_length(sig) != 130 || hex_parse(c, out->channel_sig, 65))
+      return "\"channel_sig\" must be a 65-byte signature in hex";
+    out->has_sig = 1;
+  }
   json_t *m = json_object_get(p, "message");
   if (!json_is_object(m)) return "\"message\" must be an A2A Message object";
   if (hex16(json_object_get(m, "messageId"), out->id)) return "\"message.messageId\" must be 16 random bytes as 32 hex digits";
@@ -108,7 +116,7 @@ const char *a2a_send_parse(const json_t *p, a2a_send *out, int *code_out) {
 }
 
 json_t *a2a_send_params(const char *agent, const uint8_t id[16], const char *text, uint64_t max_wei,
-                        const uint8_t *channel) {
+                        const uint8_t *channel, const uint8_t *channel_sig) {
   char hex[33], wei[24];
   hex_encode(id, 16, hex);
   snprintf(wei, sizeof wei, "%llu", (unsigned long long)max_wei);
@@ -119,7 +127,32 @@ json_t *a2a_send_params(const char *agent, const uint8_t id[16], const char *tex
     hex_encode(channel, 32, ch);
     json_object_set_new(p, "channel", json_string(ch));
   }
+  if (p && channel_sig) {
+    char sg[131];
+    hex_encode(channel_sig, 65, sg);
+    json_object_set_new(p, "channel_sig", json_string(sg));
+  }
   return p;
+}
+
+#define CHANNEL_TAG "apiary:a2a:channel:v1"
+
+void a2a_channel_digest(const uint8_t channel[32], const uint8_t caller[32], const uint8_t provider[32],
+                        uint8_t out[32]) {
+  uint8_t msg[sizeof CHANNEL_TAG - 1 + 96];
+  memcpy(msg, CHANNEL_TAG, sizeof CHANNEL_TAG - 1);
+  memcpy(msg + sizeof CHANNEL_TAG - 1, channel, 32);
+  memcpy(msg + sizeof CHANNEL_TAG - 1 + 32, caller, 32);
+  memcpy(msg + sizeof CHANNEL_TAG - 1 + 64, provider, 32);
+  eth_personal_digest(msg, sizeof msg, out);
+}
+
+int a2a_channel_proof_check(const uint8_t client[20], const uint8_t signer[20], const uint8_t channel[32],
+                            const uint8_t caller[32], const uint8_t provider[32], const uint8_t sig[65]) {
+  uint8_t d[32], who[20];
+  a2a_channel_digest(channel, caller, provider, d);
+  if (eip712_recover(d, sig, who)) return ERR_CRYPTO;
+  return sodium_memcmp(who, client, 20) && sodium_memcmp(who, signer, 20) ? ERR_WRONG_SIGNER : 0;
 }
 
 int a2a_id_parse(const json_t *params, uint8_t id_out[16]) { return hex16(json_object_get(params, "id"), id_out); }
@@ -210,15 +243,50 @@ int a2a_task_parse(const json_t *t, a2a_task_view *out) {
   return rc ? ERR_FORMAT : 0;
 }
 
+int a2a_skill_ok(const char *s) { return strlen(s) < A2A_SKILL_MAX && name_ok(s); }
+
+int a2a_offer_matches(const a2a_agent_offer *o, const char *want) {
+  if (!strcmp(o->name, want)) return 1;
+  for (size_t i = 0; i < o->n_skills; i++)
+    if (!strcmp(o->skills[i], want)) return 1;
+  return 0;
+}
+
+uint64_t a2a_cost(uint64_t price_wei, uint64_t price_1k, int64_t tokens, uint64_t max_wei) {
+  __extension__ unsigned __int128 c = (unsigned __int128)(tokens > 0 ? (uint64_t)tokens : 0) * price_1k;
+  c = (c + 999) / 1000 + price_wei;
+  return c > max_wei ? max_wei : (uint64_t)c;
+}
+
 json_t *a2a_agents_to_json(const a2a_agent_offer *a, size_t n) {
   json_t *l = json_array();
   for (size_t i = 0; l && i < n; i++) {
     char wei[24];
     snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
-    json_array_append_new(l, json_pack("{s:s, s:s, s:s}", "name", a[i].name, "description", a[i].description,
-                                       "price_wei", wei));
+    json_t *sk = json_array();
+    for (size_t k = 0; k < a[i].n_skills; k++) json_array_append_new(sk, json_string(a[i].skills[k]));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "name", a[i].name, "description", a[i].description, "price_wei", wei,
+                          "skills", sk);
+    if (e && a[i].price_1k) {
+      snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_1k);
+      json_object_set_new(e, "price_per_1k", json_string(wei));
+    }
+    json_array_append_new(l, e);
   }
   return l;
+}
+
+/* Adds the valid skills of an untrusted list (JSON strings) to o. */
+static void skills_from_json(const json_t *l, a2a_agent_offer *o) {
+  size_t i;
+  json_t *x;
+  if (!json_is_array(l)) return;
+  json_array_foreach(l, i, x) {
+    if (o->n_skills >= A2A_MAX_SKILLS) break;
+    const char *s = json_string_value(x);
+    if (s && strlen(s) == json_string_length(x) && a2a_skill_ok(s))
+      snprintf(o->skills[o->n_skills++], A2A_SKILL_MAX, "%s", s);
+  }
 }
 
 int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, size_t *n_out) {
@@ -239,6 +307,67 @@ int a2a_agents_from_json(const json_t *list, a2a_agent_offer *out, size_t cap, s
       continue;
     snprintf(o.name, sizeof o.name, "%s", json_string_value(name));
     snprintf(o.description, sizeof o.description, "%s", d ? json_string_value(d) : "");
+    json_t *t = json_object_get(x, "price_per_1k");
+    if (t && a2a_wei_parse(t, &o.price_1k)) continue;
+    skills_from_json(json_object_get(x, "skills"), &o);
+    out[n++] = o;
+  }
+  *n_out = n;
+  return 0;
+}
+
+void a2a_agents_to_ben(ben_w *w, const a2a_agent_offer *a, size_t n) {
+  ben_w_list(w);
+  for (size_t i = 0; i < n && i < A2A_MAX_AGENTS; i++) {
+    if (a[i].price_wei > INT64_MAX || a[i].price_1k > INT64_MAX) continue;
+    ben_w_dict(w);
+    ben_w_key(w, "n");
+    ben_w_cstr(w, a[i].name);
+    ben_w_key(w, "p");
+    ben_w_int(w, (int64_t)a[i].price_wei);
+    ben_w_key(w, "s");
+    ben_w_list(w);
+    for (size_t k = 0; k < a[i].n_skills; k++) ben_w_cstr(w, a[i].skills[k]);
+    ben_w_end(w);
+    if (a[i].price_1k && a[i].price_1k <= INT64_MAX) {
+      ben_w_key(w, "t");
+      ben_w_int(w, (int64_t)a[i].price_1k);
+    }
+    ben_w_end(w);
+  }
+  ben_w_end(w);
+}
+
+/* A bencoded string as a C string when it is a valid name of at most cap-1 bytes. */
+static int ben_name(const ben_node *s, char *out, size_t cap) {
+  if (!s || s->type != BEN_STR || !s->len || s->len >= cap) return -1;
+  memcpy(out, s->str, s->len);
+  out[s->len] = 0;
+  return strlen(out) == s->len && name_ok(out) ? 0 : -1;
+}
+
+int a2a_agents_from_ben(const ben_node *list, a2a_agent_offer *out, size_t cap, size_t *n_out) {
+  *n_out = 0;
+  if (!list || list->type != BEN_LIST) return ERR_FORMAT;
+  size_t n = 0;
+  const ben_node *e = list + 1;
+  for (size_t i = 0; i < list->count && n < cap; i++, e = ben_next(e)) {
+    a2a_agent_offer o;
+    memset(&o, 0, sizeof o);
+    int64_t p;
+    if (e->type != BEN_DICT || ben_name(ben_dict_get(e, "n"), o.name, sizeof o.name) || !ben_dict_int(e, "p", &p) ||
+        p < 0)
+      continue;
+    o.price_wei = (uint64_t)p;
+    int64_t t = 0;
+    if (ben_dict_get(e, "t") && (!ben_dict_int(e, "t", &t) || t < 0)) continue;
+    o.price_1k = (uint64_t)t;
+    const ben_node *sk = ben_dict_get(e, "s");
+    if (sk && sk->type == BEN_LIST) {
+      const ben_node *x = sk + 1;
+      for (size_t k = 0; k < sk->count && o.n_skills < A2A_MAX_SKILLS; k++, x = ben_next(x))
+        if (!ben_name(x, o.skills[o.n_skills], A2A_SKILL_MAX)) o.n_skills++;
+    }
     out[n++] = o;
   }
   *n_out = n;
@@ -259,10 +388,16 @@ json_t *a2a_card_json(const char *node_name, const char *node_id, const char *ve
   for (size_t i = 0; i < n; i++) {
     char wei[24];
     snprintf(wei, sizeof wei, "%llu", (unsigned long long)a[i].price_wei);
-    json_array_append_new(skills, json_pack("{s:s, s:s, s:s, s:[s], s:[s], s:[s], s:{s:{s:s, s:s}}}", "id", a[i].name,
-                                            "name", a[i].name, "description", a[i].description, "tags", "apiary",
-                                            "inputModes", "text/plain", "outputModes", "text/plain", "metadata",
-                                            "apiary", "price_wei", wei, "per", "task"));
+    json_t *tags = json_pack("[s]", "apiary"), *meta = json_pack("{s:s, s:s}", "price_wei", wei, "per", "task");
+    if (a[i].price_1k) {
+      char t[24];
+      snprintf(t, sizeof t, "%llu", (unsigned long long)a[i].price_1k);
+      json_object_set_new(meta, "price_per_1k", json_string(t));
+    }
+    for (size_t k = 0; k < a[i].n_skills; k++) json_array_append_new(tags, json_string(a[i].skills[k]));
+    json_array_append_new(skills, json_pack("{s:s, s:s, s:s, s:o, s:[s], s:[s], s:{s:o}}", "id", a[i].name, "name",
+                                            a[i].name, "description", a[i].description, "tags", tags, "inputModes",
+                                            "text/plain", "outputModes", "text/plain", "metadata", "apiary", meta));
   }
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:{s:b, s:b, s:b, s:[{s:s, s:s, s:b}]},"
                    " s:[s], s:[s], s:o}",
@@ -270,7 +405,7 @@ json_t *a2a_card_json(const char *node_name, const char *node_id, const char *ve
                    "preferredTransport", "JSONRPC", "supportedInterfaces", "url", url, "protocolBinding", "JSONRPC",
                    "protocolVersion", "0.3", "capabilities", "streaming", 0, "pushNotifications", 0,
                    "extendedAgentCard", 0, "extensions", "uri", "urn:apiary:a2a:price:v1", "description",
-                   "skill.metadata.apiary.price_wei: wei per task, paid through an apiary channel", "required", 0,
+                   "skill.metadata.apiary.price_wei: wei per task, plus price_per_1k wei per 1,000 tokens the task uses when given (capped by the caller's max_wei), paid through an apiary channel", "required", 0,
                    "defaultInputModes", "text/plain", "defaultOutputModes", "text/plain", "skills", skills);
 }
 

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/a2a.h"
 #include "core/err.h"
+#include "privacy/policy.h"
 
 static const char *const builtins[] = {"files_read", "files_write", "files_list", "http_fetch",
                                        "generate", "offers", "peers", "balance", "delegate"};
@@ -121,7 +123,8 @@ static int check_mcp(const json_t *in, json_t *out, char *err, size_t cap) {
   return 0;
 }
 
-/* "sell": {"price_wei": N, "description": "..."}: other nodes may give this agent tasks. */
+/* "sell": {"price_wei": N, "price_per_1k": R?, "description": "...", "skills": [...]}: other
+ * nodes may give this agent tasks, at N wei per task plus R per 1,000 tokens it uses. */
 static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   json_t *v = json_object_get(in, "sell");
   if (!v || json_is_null(v)) return 0;
@@ -129,14 +132,29 @@ static int check_sell(const json_t *in, json_t *out, char *err, size_t cap) {
   const char *k;
   json_t *x;
   if (!json_is_object(v)) return fail(err, cap, "%s", "\"sell\" must be an object: {\"price_wei\": N, \"description\": \"...\"}");
-  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description"))
-      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, description)", k);
+  json_object_foreach(v, k, x) if (strcmp(k, "price_wei") && strcmp(k, "description") && strcmp(k, "skills") &&
+                                  strcmp(k, "price_per_1k"))
+      return fail(err, cap, "unknown field \"%s\" in \"sell\" (price_wei, price_per_1k, description, skills)", k);
+  json_t *t = json_object_get(v, "price_per_1k");
+  if (t && (!json_is_integer(t) || json_integer_value(t) < 0))
+    return fail(err, cap, "%s", "\"sell.price_per_1k\" must be an integer >= 0 (wei per 1,000 tokens the task uses)");
   if (!json_is_integer(p) || json_integer_value(p) < 0)
     return fail(err, cap, "%s", "\"sell.price_wei\" must be an integer >= 0 (wei per task)");
   if (d && (!json_is_string(d) || json_string_length(d) > AGENT_DEF_MAX_SELL_DESC ||
             strlen(json_string_value(d)) != json_string_length(d)))
     return fail(err, cap, "%s", "\"sell.description\" must be a string of at most 1024 bytes");
-  json_object_set_new(out, "sell", json_pack("{s:O, s:s}", "price_wei", p, "description", d ? json_string_value(d) : ""));
+  json_t *sk = json_object_get(v, "skills");
+  size_t i;
+  if (sk && (!json_is_array(sk) || json_array_size(sk) > A2A_MAX_SKILLS))
+    return fail(err, cap, "%s", "\"sell.skills\" must be a list of at most 4 skills");
+  json_array_foreach(sk, i, x) {
+    const char *s = json_string_value(x);
+    if (!s || strlen(s) != json_string_length(x) || !a2a_skill_ok(s))
+      return fail(err, cap, "%s", "\"sell.skills\" entries must be skills, [A-Za-z0-9_-]{1,31}");
+  }
+  json_object_set_new(out, "sell", json_pack("{s:O, s:s, s:o}", "price_wei", p, "description", d ? json_string_value(d) : "",
+                                             "skills", sk ? json_incref(sk) : json_array()));
+  if (t && json_integer_value(t)) json_object_set(json_object_get(out, "sell"), "price_per_1k", t);
   return 0;
 }
 
@@ -145,7 +163,7 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
   if (!json_is_object(in)) return fail(err, cap, "%s", "an agent definition is a JSON object");
   static const char *const known[] = {"name", "instructions", "model", "tools", "approve", "idempotent", "max_steps",
                                       "max_tokens", "temperature", "seed", "tool_choice", "max_wei_task", "max_wei_day",
-                                      "fetch_allow", "mcp", "sell", "delegate_allow"};
+                                      "fetch_allow", "mcp", "sell", "delegate_allow", "privacy"};
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
@@ -178,6 +196,14 @@ int agent_def_check(const json_t *in, json_t **out_def, char *err, size_t cap) {
     if (t && (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 2))
       rc = fail(err, cap, "%s", "\"temperature\" must be a number from 0 to 2");
     else json_object_set_new(o, "temperature", json_real(t ? json_number_value(t) : 0.7));
+  }
+  if (!rc && json_object_get(in, "privacy")) {
+    json_t *pv = json_object_get(in, "privacy");
+    if (!json_is_string(pv) || policy_parse(json_string_value(pv), json_string_length(pv)) < 0)
+      rc = fail(err, cap, "%s", "\"privacy\" must be \"allow\", \"redact\" or \"local-only\"");
+    else json_object_set_new(o, "privacy",
+                             json_string(policy_name((policy_level)policy_parse(json_string_value(pv),
+                                                                                  json_string_length(pv)))));
   }
   if (!rc && json_object_get(in, "seed")) {
     json_t *sd = json_object_get(in, "seed");

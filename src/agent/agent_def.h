@@ -16,6 +16,8 @@
  *    "mcp": [{"name": "notes", "command": "node", "args": ["server.js"], "env": {"K": "V"}},
  *            {"name": "web", "url": "https://host/mcp", "bearer": "..."}],
  *    "delegate_allow": ["scribe"],           agent names the delegate tool may hire (empty: any)
+ *    "privacy": "redact",                    where its prompts may go: "allow", "redact" or
+ *                                            "local-only" (privacy/policy; tightens the node's)
  *    "sell": {"price_wei": 0, "description": "Writes haiku."}}   for sale to other nodes
  *                                            (agent/a2a): wei per task, what it does
  *

@@ -351,6 +351,8 @@ int agent_builtin_run(const agent_tools_env *env, const json_t *def, const char 
       *is_error = 1;
       return 0;
     }
+    json_t *pv = json_object_get(def, "privacy"); /* the agent's level holds for its tool too */
+    if (json_is_string(pv)) json_object_set(p, "privacy", pv);
     json_t *res = NULL;
     node_json(env, "ask", p, text, is_error, &res);
     if (res) {

@@ -146,7 +146,9 @@ static int respond(neg_engine *e, const neg_msg *in, uint64_t now, neg_action *a
   neg_refusal ref = choose(e, r, now, &next);
   double u_theirs = neg_utility(d, &m->prefs, &in->bid);
   int last_chance = r == m->deadline - 1;
-  int want = ref != NEG_MANDATE_OK || last_chance || u_theirs >= neg_utility(d, &m->prefs, &next);
+  /* AC_next, or (pareto) at least our share at the estimated Nash point. */
+  int want = ref != NEG_MANDATE_OK || last_chance || u_theirs >= neg_utility(d, &m->prefs, &next) ||
+             u_theirs >= neg_strategy_accept_level(e->strat);
   if (want && now <= in->expiry_ms) {
     neg_refusal ok = neg_mandate_check(d, m, NEG_MSG_ACCEPT, &in->bid, r, now);
     if (ok == NEG_MANDATE_OK) {

@@ -26,6 +26,7 @@ struct neg_strategy {
   neg_bid last;            /* the opponent's last offer */
   neg_bid best_theirs;     /* the opponent's offer best for us so far */
   double best_theirs_u;
+  double nash_u;           /* pareto: own utility at the cautiously estimated Nash point */
   double w_est[NEG_MAX_ISSUES];                 /* frequency model: issue weights */
   uint32_t count[NEG_MAX_ISSUES][NEG_MAX_VALUES];
   uint32_t count_max[NEG_MAX_ISSUES];
@@ -35,6 +36,13 @@ struct neg_strategy {
  * then seeks the estimated Nash bid. */
 #ifndef NEG_EXPLORE
 #define NEG_EXPLORE 0.3
+#endif
+/* The cautious model (acceptance only) scores a value the opponent has not offered yet as
+ * middling for it, not near 0 as the bidding model does: it may still concede it. 0.55 sits
+ * in the middle of the range (about 0.49-0.6) over which ANAC Laptop self-play reaches its
+ * Nash point whichever side opens; the bench does not move across that range. */
+#ifndef NEG_UNSEEN
+#define NEG_UNSEEN 0.55
 #endif
 
 static const char *names[] = {"", "boulware", "linear", "conceder", "pareto"};
@@ -102,6 +110,25 @@ void neg_strategy_free(neg_strategy *s) {
   free(s);
 }
 
+/* The cautious estimate: like neg_strategy_estimate, but an unseen value scores
+ * NEG_UNSEEN and a seen one NEG_UNSEEN + (1 - NEG_UNSEEN) * sqrt(count / most offered). */
+static double estimate_cautious(const neg_strategy *s, const neg_bid *b) {
+  double e = 0;
+  for (int i = 0; i < s->d->n_issues; i++)
+    e += s->w_est[i] * (NEG_UNSEEN + (1 - NEG_UNSEEN) * sqrt((double)s->count[i][b->v[i]] / s->count_max[i]));
+  return e;
+}
+
+/* Pareto: own utility at the bid with the largest cautiously estimated Nash product. */
+static double nash_utility(const neg_strategy *s) {
+  double r = s->m->prefs.reservation, best = -1, u = INFINITY;
+  for (size_t j = 0; j < s->n; j++) {
+    double np = (s->bids[j].u - r) * estimate_cautious(s, &s->bids[j].b);
+    if (np > best) best = np, u = s->bids[j].u;
+  }
+  return u;
+}
+
 void neg_strategy_observe(neg_strategy *s, const neg_bid *b) {
   const neg_domain *d = s->d;
   if (s->n_seen) {
@@ -119,6 +146,7 @@ void neg_strategy_observe(neg_strategy *s, const neg_bid *b) {
   }
   s->last = *b;
   s->n_seen++;
+  if (s->kind == NEG_STRAT_PARETO) s->nash_u = nash_utility(s);
   double u = neg_utility(d, &s->m->prefs, b);
   if (u > s->best_theirs_u && allowed(d, s->m, b)) {
     s->best_theirs_u = u;
@@ -144,6 +172,11 @@ double neg_strategy_target(const neg_strategy *s, int round) {
   if (t < 0) t = 0;
   if (t > 1) t = 1;
   return r + (umax - r) * (1 - pow(t, 1 / s->e));
+}
+
+double neg_strategy_accept_level(const neg_strategy *s) {
+  /* The weights are learnt from consecutive offers: one offer alone says too little. */
+  return s->kind == NEG_STRAT_PARETO && s->n_seen >= 2 ? s->nash_u : INFINITY;
 }
 
 void neg_strategy_set_horizon(neg_strategy *s, int rounds) {

@@ -12,9 +12,11 @@
  *   - pareto models the opponent from its moves (frequency model: an issue whose value the
  *     opponent rarely changes weighs more, a value it offers often scores higher), searches
  *     the iso-utility band (0.05) for the bid best for that estimate, concedes on a e = 0.5
- *     curve, and re-offers the opponent's best offer so far once that meets its target.
- * Strategies only propose; the engine decides acceptance and every bid still passes
- * neg_mandate_check. Deterministic for a seed (ties). Opaque handle; one thread at a time;
+ *     curve, and re-offers the opponent's best offer so far once that meets its target;
+ *     it also accepts any offer at least as good for it as the Nash point estimated by a
+ *     cautious variant of the model (neg_strategy_accept_level).
+ * Strategies propose bids and an acceptance level; the engine decides acceptance, and
+ * every bid and accept still passes neg_mandate_check. Deterministic for a seed (ties). Opaque handle; one thread at a time;
  * no allocation after neg_strategy_new. */
 #ifndef APIARY_AGENT_NEG_STRATEGY_H
 #define APIARY_AGENT_NEG_STRATEGY_H
@@ -46,6 +48,11 @@ void neg_strategy_propose(neg_strategy *s, int round, neg_bid *out);
 void neg_strategy_set_horizon(neg_strategy *s, int rounds);
 /* The concession target at round. */
 double neg_strategy_target(const neg_strategy *s, int round);
+/* Pareto: accept any offer worth at least this much to us, whatever we would bid next: our
+ * own utility at the Nash point as a cautious model estimates it (a value the opponent has
+ * not offered yet counts as middling for it, not as worthless). INFINITY for the time-based
+ * strategies and before the opponent's second offer. */
+double neg_strategy_accept_level(const neg_strategy *s);
 /* The strategy's estimate of the opponent's utility of b, in [0,1]. */
 double neg_strategy_estimate(const neg_strategy *s, const neg_bid *b);
 

@@ -36,14 +36,18 @@ static const char agent_usage[] =
 
 static const char task_usage[] =
     "usage: apiary task run AGENT TEXT [--wait] | list [--agent NAME] | show ID | cancel ID |\n"
-    "       approve ID [--deny] | delegate NODE_ID|--any AGENT TEXT [--max-wei W]\n"
-    "       [--home DIR] [--json]\n\n"
+    "       approve ID [--deny] | delegate [NODE_ID|--any] AGENT|SKILL TEXT [--max-wei W] |\n"
+    "       delegations [--home DIR] [--json]\n\n"
     "Tasks given to agents. 'run' queues one and prints its id; with --wait it follows the\n"
     "steps on stderr until the task ends (or waits for your approval) and prints the answer.\n"
     "'approve' lets a call that waits for you run (--deny refuses it; the agent is told).\n"
-    "'delegate' gives the task to an agent another owner sells on node NODE_ID (or on the\n"
-    "cheapest node selling it, --any), pays its price (at most --max-wei, default 0) and\n"
-    "prints its answer.\n";
+    "'delegate' gives the task to an agent another owner sells on node NODE_ID, or (no\n"
+    "NODE_ID, or --any) to the cheapest node selling an agent of that name or skill (see\n"
+    "'apiary offers'); it pays the price that node advertised (at most --max-wei, default 0;\n"
+    "a node asking more gets nothing) and prints the answer. A picked node that stops\n"
+    "answering is replaced by the next cheapest one selling the same. 'delegations' lists\n"
+    "the delegations this node recorded (taken up by itself after a restart) and how they\n"
+    "ended.\n";
 
 enum { O_MODEL = 0x3000, O_INSTR, O_TOOL, O_APPROVE, O_IDEM, O_FETCH, O_STEPS, O_TOKENS, O_WTASK, O_WDAY, O_CHOICE,
        O_TEMP, O_SEED, O_FILE, O_REPLACE, O_WAIT, O_AGENT, O_DENY, O_ANY, O_MAXWEI };
@@ -239,6 +243,18 @@ static int follow(const args *a, long long id) {
   }
 }
 
+static void show_calls(json_t *r) {
+  size_t i;
+  json_t *x;
+  if (!json_array_size(json_object_get(r, "calls"))) printf("no delegations recorded\n");
+  json_array_foreach(json_object_get(r, "calls"), i, x) {
+    const char *res = json_string_value(json_object_get(x, "result"));
+    printf("%-32s %-20.18s %-16s %-10s %.50s\n", json_string_value(json_object_get(x, "id")),
+           json_string_value(json_object_get(x, "node_id")), json_string_value(json_object_get(x, "agent")),
+           json_string_value(json_object_get(x, "state")), res ? res : "");
+  }
+}
+
 static void show_tasks(json_t *r) {
   size_t i;
   json_t *x;
@@ -252,13 +268,13 @@ static void show_tasks(json_t *r) {
 /* `task delegate`: a2a.delegate waits until the other node's task ends, so the call gets
  * the delegation's own time limit rather than the usual 30 s. */
 static int delegate(const args *a) {
-  int want = a->any ? 3 : 4;
+  int any = a->any || a->n_pos == 3, want = any ? 3 : 4;
   if (a->n_pos != want)
-    return cli_usage_error("task", "delegate wants NODE_ID AGENT TEXT, or --any AGENT TEXT");
+    return cli_usage_error("task", "delegate wants NODE_ID AGENT TEXT, or AGENT|SKILL TEXT (any node selling it)");
   const char *agent = a->pos[want - 2], *text = a->pos[want - 1];
   json_t *p = json_pack("{s:s, s:s, s:s, s:i}", "agent", agent, "input", text, "max_wei", a->max_wei ? a->max_wei : "0",
                         "timeout_s", 600);
-  if (!a->any) json_object_set_new(p, "node_id", json_string(a->pos[1]));
+  if (!any) json_object_set_new(p, "node_id", json_string(a->pos[1]));
   char dir[HOME_PATH_MAX], *msg = NULL;
   if (cli_home(&a->c, dir, sizeof dir)) {
     json_decref(p);
@@ -279,6 +295,14 @@ static int delegate(const args *a) {
   else fprintf(stderr, "the task ended %s: %s\n", state ? state : "?", json_string_value(json_object_get(res, "error")) ? json_string_value(json_object_get(res, "error")) : "no reason given");
   fprintf(stderr, "node %s, task %s, %s wei\n", json_string_value(json_object_get(res, "node_id")),
           json_string_value(json_object_get(res, "id")), json_string_value(json_object_get(res, "wei")));
+  json_t *tries = json_object_get(res, "attempts");
+  size_t i;
+  json_t *x;
+  if (json_array_size(tries) > 1)
+    json_array_foreach(tries, i, x)
+        fprintf(stderr, "  attempt %zu: node %s, task %s, %s, %s wei\n", i + 1,
+                json_string_value(json_object_get(x, "node_id")), json_string_value(json_object_get(x, "id")),
+                json_string_value(json_object_get(x, "state")), json_string_value(json_object_get(x, "wei")));
   json_decref(res);
   return ok ? CLI_OK : CLI_FAIL;
 }
@@ -296,8 +320,13 @@ int cli_task_main(int argc, char **argv) {
     id = a.n_pos == 2 ? strtoll(a.pos[1], &end, 10) : 0;
     if (a.n_pos != 2 || *end || id <= 0) return cli_usage_error("task", "%s wants a task ID (see 'apiary task list')", action);
   }
-  if (!action) return cli_usage_error("task", "expected run, list, show, cancel, approve or delegate");
+  if (!action) return cli_usage_error("task", "expected run, list, show, cancel, approve, delegate or delegations");
   if (!strcmp(action, "delegate")) return delegate(&a);
+  if (!strcmp(action, "delegations")) {
+    if (a.n_pos != 1) return cli_usage_error("task", "delegations takes no argument");
+    if (!(rc = cli_ctl_call(&a.c, "a2a.calls", NULL, &res))) rc = print_or_json(&a, res, show_calls);
+    return rc;
+  }
   if (!strcmp(action, "run")) {
     if (a.n_pos != 3) return cli_usage_error("task", "run wants an AGENT and the task TEXT");
     if ((rc = cli_ctl_call(&a.c, "task.run", json_pack("{s:s, s:s}", "agent", a.pos[1], "input", a.pos[2]), &res))) return rc;

@@ -8,23 +8,27 @@
 
 int cli_ask_main(int argc, char **argv) {
   static const char usage[] =
-      "usage: apiary ask [--home DIR] [--json] MODEL PROMPT [--node NODE_ID] [-n N] [--temp T] [--seed S]\n\n"
+      "usage: apiary ask [--home DIR] [--json] MODEL PROMPT [--node NODE_ID] [--privacy P] [-n N] [--temp T] [--seed S]\n\n"
       "Buys a generation from MODEL (a catalog name, a name the network offers, or a sha256)\n"
       "through the running node: it picks the best provider that offers that exact file (its\n"
       "hash listed in the Registry), pays it per token from a payment channel, and continues\n"
       "with the next provider if one fails mid-answer. Prints the text, then who answered and\n"
       "the cost on stderr.\n\n"
       "  --node NODE_ID  use only this provider\n"
+      "  --privacy P     allow, redact (personal data replaced by placeholders before the\n"
+      "                  prompt leaves, restored in the answer) or local-only (refused when\n"
+      "                  the model is not on this node); tightens [privacy] default\n"
       "  -n N            tokens to generate (default 128)\n"
       "  --temp T        temperature (0 = greedy; default 0.8)\n"
       "  --seed S        sampling seed\n";
   cli_common c = {0};
-  const char *node = NULL;
+  const char *node = NULL, *privacy = NULL;
   long n_predict = 128;
   float temp = 0.8f;
   long seed = -1;
-  enum { OPT_NODE = 0x3000 };
+  enum { OPT_NODE = 0x3000, OPT_PRIVACY };
   static const struct option opts[] = {CLI_COMMON_LONGOPTS, {"node", required_argument, 0, OPT_NODE},
+                                       {"privacy", required_argument, 0, OPT_PRIVACY},
                                        {"n-predict", required_argument, 0, 'n'}, {"temp", required_argument, 0, CLI_OPT_TEMP},
                                        {"seed", required_argument, 0, 's'}, {0}};
   int opt;
@@ -35,6 +39,7 @@ int cli_ask_main(int argc, char **argv) {
     if (r > 0) continue;
     switch (opt) {
     case OPT_NODE: node = optarg; break;
+    case OPT_PRIVACY: privacy = optarg; break;
     case 'n':
       if (cli_parse_long(optarg, 1, 8192, &n_predict)) return cli_usage_error("ask", "bad -n '%s' (1..8192)", optarg);
       break;
@@ -51,6 +56,7 @@ int cli_ask_main(int argc, char **argv) {
   json_t *p = json_pack("{s:s, s:s, s:i, s:f}", "model", argv[optind], "prompt", argv[optind + 1], "max_tokens",
                         (int)n_predict, "temperature", (double)temp);
   if (node) json_object_set_new(p, "node_id", json_string(node));
+  if (privacy) json_object_set_new(p, "privacy", json_string(privacy));
   json_object_set_new(p, "seed", json_integer(seed >= 0 ? seed : (long)cli_random_seed()));
   json_t *res = NULL;
   int rc = cli_ctl_call(&c, "ask", p, &res);

@@ -71,6 +71,8 @@ uint64_t cli_random_seed(void);
 
 /* Subcommands (one file each). */
 int cli_init_main(int argc, char **argv);
+/* `apiary negotiate intent|find|start|list|show` (argv[0] is the subcommand; cli/negnode). */
+int cli_negotiate_node_main(int argc, char **argv);
 int cli_id_main(int argc, char **argv);
 int cli_version_main(int argc, char **argv);
 int cli_config_main(int argc, char **argv);
@@ -96,6 +98,7 @@ int cli_model_synth_main(int argc, char **argv);
 int cli_model_convert_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_token_main(int argc, char **argv);
+int cli_redact_main(int argc, char **argv); /* cli/redact.c */
 int cli_run_main(int argc, char **argv);
 int cli_embed_main(int argc, char **argv);
 int cli_chat_main(int argc, char **argv);

@@ -92,7 +92,8 @@ int cli_id_main(int argc, char **argv) {
   if (cli_unlock_keys(&p, pass_file)) return CLI_FAIL;
   ident id;
   wallet w;
-  int rc = ident_load(p.identity, &id);  if (rc) return load_error("node identity", p.identity, rc);
+  int rc = ident_load(p.identity, &id);
+  if (rc) return load_error("node identity", p.identity, rc);
   rc = wallet_load(p.wallet, &w);
   if (rc) {
     ident_wipe(&id);

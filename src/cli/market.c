@@ -33,7 +33,9 @@ int cli_offers_main(int argc, char **argv) {
       "What the network offers, as this node knows it: every linked node's models with their\n"
       "price in wei per 1,000 prompt / generated tokens, and this node's own offers. Ranking\n"
       "figures (time to first token, failures, verification mismatches) are this node's own\n"
-      "measurements.\n";
+      "measurements. Then the agents for sale (this node's and the ones other nodes told us\n"
+      "of, over a link or in their DHT record): name, skills and price in wei per task (and per\n"
+      "1,000 tokens the task uses, when priced so).\n";
   cli_common c = {0};
   int r = parse_simple(argc, argv, "offers", usage, &c, NULL);
   if (r) return r < 0 ? CLI_OK : r;
@@ -51,6 +53,23 @@ int cli_offers_main(int argc, char **argv) {
            json_string_value(json_object_get(o, "name")), json_string_value(json_object_get(o, "model")),
            json_string_value(json_object_get(o, "price_prompt")), json_string_value(json_object_get(o, "price_gen")),
            (long long)json_integer_value(json_object_get(o, "max_concurrent")),
+           json_is_true(json_object_get(o, "self")) ? "  (this node)" : "");
+  }
+  arr = json_object_get(res, "agents");
+  if (json_array_size(arr))
+    printf("\n%-20s %-18s %-30s %16s %14s\n", "node", "agent", "skills", "wei/task", "wei/1k tokens");
+  json_array_foreach(arr, i, o) {
+    char skills[128] = "";
+    size_t k;
+    json_t *sk;
+    json_array_foreach(json_object_get(o, "skills"), k, sk) {
+      size_t len = strlen(skills);
+      snprintf(skills + len, sizeof skills - len, "%s%s", k ? "," : "", json_string_value(sk));
+    }
+    const char *node = json_string_value(json_object_get(o, "node"));
+    const char *per_1k = json_string_value(json_object_get(o, "price_per_1k"));
+    printf("%-20.18s %-18.18s %-30.30s %16s %14s%s\n", node ? node : "?", json_string_value(json_object_get(o, "name")),
+           skills[0] ? skills : "-", json_string_value(json_object_get(o, "price_wei")), per_1k ? per_1k : "-",
            json_is_true(json_object_get(o, "self")) ? "  (this node)" : "");
   }
   json_decref(res);

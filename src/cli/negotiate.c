@@ -1,4 +1,4 @@
-/* cli/negotiate — `apiary negotiate sim|gen`: run both sides of a negotiation scenario
+/* cli/negotiate — `apiary negotiate sim|gen` (intent|find|start|list|show: cli/negnode): run both sides of a negotiation scenario
  * in-process (agent/neg_sim) and compare the outcome with the ground truth by enumeration;
  * write generated scenarios. No node needed. Main thread only. */
 #include <stdio.h>
@@ -18,7 +18,9 @@
 static const char usage[] =
     "usage: apiary negotiate sim SCENARIO.json [--strategy A,B] [--seed N] [--trace] [--json]\n"
     "       apiary negotiate sim --genius DOMAIN.xml A.xml B.xml [--deadline N] [...]\n"
-    "       apiary negotiate gen --seed N [--no-zopa] [--out F.json]\n\n"
+    "       apiary negotiate gen --seed N [--no-zopa] [--out F.json]\n"
+    "       apiary negotiate intent|find|start|list|show ...  (with a running node: see\n"
+    "       'apiary negotiate intent --help')\n\n"
     "sim runs both sides of a scenario in this process (messages through the wire codec),\n"
     "then prints the outcome (agreement, terms, each side's utility, rounds) beside the\n"
     "ground truth computed by enumeration (zone of agreement, Nash point, distance to the\n"
@@ -132,6 +134,9 @@ static int parse_strategies(const char *arg, neg_strategy_kind k[2]) {
 }
 
 int cli_negotiate_main(int argc, char **argv) {
+  static const char *const node_cmds[] = {"intent", "find", "start", "list", "show"};
+  for (size_t i = 0; argc > 1 && i < sizeof node_cmds / sizeof *node_cmds; i++)
+    if (!strcmp(argv[1], node_cmds[i])) return cli_negotiate_node_main(argc - 1, argv + 1);
   static const struct option opts[] = {{"strategy", required_argument, 0, OPT_STRATEGY}, {"seed", required_argument, 0, OPT_SEED},
                                        {"genius", required_argument, 0, OPT_GENIUS},     {"deadline", required_argument, 0, OPT_DEADLINE},
                                        {"trace", no_argument, 0, OPT_TRACE},             {"no-zopa", no_argument, 0, OPT_NOZOPA},

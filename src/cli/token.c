@@ -16,14 +16,18 @@
 #include "http/auth.h"
 #include "node/control.h"
 #include "node/home.h"
+#include "privacy/policy.h"
 
 static const char usage[] =
-    "usage: apiary token [--home DIR] [--json] create [--label TEXT]\n"
+    "usage: apiary token [--home DIR] [--json] create [--label TEXT] [--privacy LEVEL]\n"
     "       apiary token [--home DIR] [--json] list\n"
     "       apiary token [--home DIR] [--json] revoke ID\n\n"
     "Bearer tokens for the OpenAI-compatible API (every request needs one). A new token is\n"
     "printed once; only its hash is stored, so keep it somewhere safe. Revoked tokens stop\n"
-    "working at once on a running node.\n";
+    "working at once on a running node.\n\n"
+    "  --privacy LEVEL  allow, redact or local-only: every request with this token gets at\n"
+    "                   least this privacy level (the strictest of the node's, the token's,\n"
+    "                   the agent's and the request's applies; docs/redaction.md)\n";
 
 /* Runs method on the running node, or returns -ENOENT when none runs. */
 static int via_node(const char *dir, const char *method, json_t *params, json_t **res) {
@@ -50,8 +54,12 @@ static int direct(const char *dir, const char *method, json_t *params, json_t **
     const char *label = json_string_value(json_object_get(params, "label"));
     char tok[AUTH_TOKEN_BUF];
     int64_t id;
-    if (!(rc = auth_create(s, label, tok, &id)))
-      *res = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : "");
+    json_t *pv = json_object_get(params, "privacy");
+    int privacy = pv ? policy_parse(json_string_value(pv), json_string_length(pv)) : 0;
+    if (privacy < 0) rc = ERR_INVAL;
+    else if (!(rc = auth_create_privacy(s, label, privacy, tok, &id)))
+      *res = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : "",
+                       "privacy", policy_name((policy_level)privacy));
     sodium_memzero(tok, sizeof tok);
   } else if (!strcmp(method, "token.list")) {
     static auth_token_info list[AUTH_MAX_TOKENS];
@@ -59,9 +67,9 @@ static int direct(const char *dir, const char *method, json_t *params, json_t **
     if (k < 0) rc = k;
     json_t *arr = json_array();
     for (int i = 0; i < k; i++)
-      json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:b}", "id", (json_int_t)list[i].id, "label",
+      json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:b, s:s}", "id", (json_int_t)list[i].id, "label",
                                            list[i].label, "created", (json_int_t)list[i].created_s, "revoked",
-                                           list[i].revoked));
+                                           list[i].revoked, "privacy", policy_name((policy_level)list[i].privacy)));
     *res = json_pack("{s:o}", "tokens", arr);
   } else {
     rc = auth_revoke(s, json_integer_value(json_object_get(params, "id")));
@@ -75,8 +83,9 @@ static int direct(const char *dir, const char *method, json_t *params, json_t **
 
 int cli_token_main(int argc, char **argv) {
   cli_common c = {0};
-  const char *label = NULL;
-  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {"label", required_argument, 0, 'l'}, {0}};
+  const char *label = NULL, *privacy = NULL;
+  static const struct option opts[] = {CLI_COMMON_LONGOPTS, {"label", required_argument, 0, 'l'},
+                                       {"privacy", required_argument, 0, 'P'}, {0}};
   int opt;
   optind = 1;
   while ((opt = getopt_long(argc, argv, "+hvql:", opts, NULL)) != -1) {
@@ -84,6 +93,7 @@ int cli_token_main(int argc, char **argv) {
     if (r < 0) return CLI_OK;
     if (r > 0) continue;
     if (opt == 'l') label = optarg;
+    else if (opt == 'P') privacy = optarg;
     else return cli_bad_opt("token", argv);
   }
   if (optind >= argc) return cli_usage_error("token", "expected create, list or revoke");
@@ -94,6 +104,7 @@ int cli_token_main(int argc, char **argv) {
     if (r < 0) return CLI_OK;
     if (r > 0) continue;
     if (opt == 'l') label = optarg;
+    else if (opt == 'P') privacy = optarg;
     else return cli_bad_opt("token", argv);
   }
   json_t *params = json_object();
@@ -103,6 +114,13 @@ int cli_token_main(int argc, char **argv) {
     if (label) {
       if (strlen(label) >= AUTH_LABEL_MAX) { json_decref(params); return cli_usage_error("token", "--label is too long"); }
       json_object_set_new(params, "label", json_string(label));
+    }
+    if (privacy) {
+      if (policy_parse(privacy, strlen(privacy)) < 0) {
+        json_decref(params);
+        return cli_usage_error("token", "--privacy must be allow, redact or local-only");
+      }
+      json_object_set_new(params, "privacy", json_string(privacy));
     }
   } else if (!strcmp(action, "list")) {
     method = "token.list";
@@ -133,13 +151,14 @@ int cli_token_main(int argc, char **argv) {
   } else if (!strcmp(method, "token.list")) {
     size_t i;
     json_t *t;
-    printf("%-6s %-8s %-20s %s\n", "ID", "STATE", "CREATED", "LABEL");
+    printf("%-6s %-8s %-20s %-10s %s\n", "ID", "STATE", "CREATED", "PRIVACY", "LABEL");
     json_array_foreach(json_object_get(res, "tokens"), i, t) {
       time_t created = (time_t)json_integer_value(json_object_get(t, "created"));
       char when[32];
       strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", gmtime(&created));
-      printf("%-6lld %-8s %-20s %s\n", (long long)json_integer_value(json_object_get(t, "id")),
+      printf("%-6lld %-8s %-20s %-10s %s\n", (long long)json_integer_value(json_object_get(t, "id")),
              json_is_true(json_object_get(t, "revoked")) ? "revoked" : "active", when,
+             json_string_value(json_object_get(t, "privacy")) ? json_string_value(json_object_get(t, "privacy")) : "unset",
              json_string_value(json_object_get(t, "label")));
     }
   } else {

@@ -1,6 +1,7 @@
 /* core/store — SQLite store with user_version migrations; see store.h. */
 #include "core/store.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,17 @@ static int set_err(char *err, size_t cap, const char *fmt, const char *a, const 
 }
 
 int store_open(const char *path, store **out, char *err, size_t err_cap) {
-  /* Create the file 0600 ourselves: SQLite would use the umask. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  /* Create the file 0600 ourselves: SQLite would use the umask. Only when it does not
+   * exist: closing a descriptor of a file drops every POSIX lock this process holds on it,
+   * so an open()/close() of a database another connection in this process already uses
+   * would silently unlock that connection (other processes then think nobody has it open,
+   * may reset the WAL under it, and it stops seeing their writes). */
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+  else if (errno != EEXIST) {
     if (err && err_cap) snprintf(err, err_cap, "cannot open database %s: %m", path);
     return ERR_STORE;
   }
-  close(fd);
   store *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
   snprintf(s->path, sizeof s->path, "%s", path);

@@ -20,9 +20,18 @@ const char auth_schema_v1[] =
     "  revoked INTEGER NOT NULL DEFAULT 0"
     ") STRICT;";
 
+/* A token may carry a privacy level (privacy/policy: 0 none, 1 allow, 2 redact, 3 local-only). */
+const char auth_schema_v2[] =
+    "ALTER TABLE api_tokens ADD COLUMN privacy INTEGER NOT NULL DEFAULT 0 CHECK (privacy BETWEEN 0 AND 3);";
+
+typedef struct auth_entry {
+  uint8_t hash[32];
+  int privacy;
+} auth_entry;
+
 struct auth {
   pthread_mutex_t mu;
-  uint8_t (*hashes)[32]; /* active token hashes, sorted for bsearch */
+  auth_entry *tokens;       /* active tokens, sorted by hash for bsearch */
   size_t n;
 };
 
@@ -42,7 +51,7 @@ int auth_new(auth **out) {
 void auth_free(auth *a) {
   if (!a) return;
   pthread_mutex_destroy(&a->mu);
-  free(a->hashes);
+  free(a->tokens);
   free(a);
 }
 
@@ -50,26 +59,30 @@ static int cmp32(const void *x, const void *y) { return memcmp(x, y, 32); }
 
 int auth_load(auth *a, store *s) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(store_db(s), "SELECT hash FROM api_tokens WHERE revoked = 0 LIMIT ?", -1, &st, NULL) !=
-      SQLITE_OK)
+  if (sqlite3_prepare_v2(store_db(s), "SELECT hash, privacy FROM api_tokens WHERE revoked = 0 LIMIT ?", -1, &st,
+                         NULL) != SQLITE_OK)
     return ERR_STORE;
   sqlite3_bind_int(st, 1, AUTH_MAX_TOKENS);
-  uint8_t (*h)[32] = calloc(AUTH_MAX_TOKENS, 32);
+  auth_entry *h = calloc(AUTH_MAX_TOKENS, sizeof *h);
   if (!h) { sqlite3_finalize(st); return ERR_NOMEM; }
   size_t n = 0;
   while (sqlite3_step(st) == SQLITE_ROW)
-    if (sqlite3_column_bytes(st, 0) == 32) memcpy(h[n++], sqlite3_column_blob(st, 0), 32);
+    if (sqlite3_column_bytes(st, 0) == 32) {
+      memcpy(h[n].hash, sqlite3_column_blob(st, 0), 32);
+      h[n++].privacy = sqlite3_column_int(st, 1);
+    }
   sqlite3_finalize(st);
-  qsort(h, n, 32, cmp32);
+  qsort(h, n, sizeof *h, cmp32);
   pthread_mutex_lock(&a->mu);
-  free(a->hashes);
-  a->hashes = h;
+  free(a->tokens);
+  a->tokens = h;
   a->n = n;
   pthread_mutex_unlock(&a->mu);
   return 0;
 }
 
-int auth_check(auth *a, const char *header) {
+/* The active token in header: its entry copied to out, 0; or ERR_PERM. */
+static int find(auth *a, const char *header, auth_entry *out) {
   if (!header) return ERR_PERM;
   if (strncasecmp(header, "Bearer ", 7)) return ERR_PERM;
   const char *tok = header + 7;
@@ -77,18 +90,35 @@ int auth_check(auth *a, const char *header) {
   size_t len = strlen(tok);
   while (len && tok[len - 1] == ' ') len--;
   if (len != AUTH_TOKEN_LEN) return ERR_PERM;
-  uint8_t h[32];
-  token_hash(tok, len, h);
+  auth_entry key;
+  token_hash(tok, len, key.hash);
   pthread_mutex_lock(&a->mu);
   /* Hashes are not secret (only preimages are), so an ordinary search is fine. */
-  int found = a->n && bsearch(h, a->hashes, a->n, 32, cmp32) != NULL;
+  const auth_entry *e = a->n ? bsearch(&key, a->tokens, a->n, sizeof key, cmp32) : NULL;
+  if (e) *out = *e;
   pthread_mutex_unlock(&a->mu);
-  return found ? 0 : ERR_PERM;
+  return e ? 0 : ERR_PERM;
+}
+
+int auth_check(auth *a, const char *header) {
+  auth_entry e;
+  return find(a, header, &e);
+}
+
+int auth_privacy(auth *a, const char *header) {
+  auth_entry e;
+  return find(a, header, &e) ? 0 : e.privacy;
 }
 
 int auth_create(store *s, const char *label, char token_out[static AUTH_TOKEN_BUF], int64_t *id_out) {
+  return auth_create_privacy(s, label, 0, token_out, id_out);
+}
+
+int auth_create_privacy(store *s, const char *label, int privacy, char token_out[static AUTH_TOKEN_BUF],
+                        int64_t *id_out) {
   if (sodium_init() < 0) return ERR_CRYPTO;
   if (label && strlen(label) >= AUTH_LABEL_MAX) return ERR_TOOBIG;
+  if (privacy < 0 || privacy > 3) return ERR_INVAL;
   uint8_t raw[32];
   randombytes_buf(raw, sizeof raw);
   memcpy(token_out, "apy_", 4);
@@ -97,12 +127,13 @@ int auth_create(store *s, const char *label, char token_out[static AUTH_TOKEN_BU
   uint8_t h[32];
   token_hash(token_out, AUTH_TOKEN_LEN, h);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(store_db(s), "INSERT INTO api_tokens(hash, label, created) VALUES (?, ?, ?)", -1, &st,
-                         NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(store_db(s), "INSERT INTO api_tokens(hash, label, created, privacy) VALUES (?, ?, ?, ?)", -1,
+                         &st, NULL) != SQLITE_OK)
     return ERR_STORE;
   sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, label ? label : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
+  sqlite3_bind_int(st, 4, privacy);
   int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_STORE;
   sqlite3_finalize(st);
   if (!rc && id_out) *id_out = sqlite3_last_insert_rowid(store_db(s));
@@ -123,7 +154,7 @@ int auth_revoke(store *s, int64_t id) {
 
 int auth_list(store *s, auth_token_info *out, size_t cap) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(store_db(s), "SELECT id, label, created, revoked FROM api_tokens ORDER BY id LIMIT ?", -1,
+  if (sqlite3_prepare_v2(store_db(s), "SELECT id, label, created, revoked, privacy FROM api_tokens ORDER BY id LIMIT ?", -1,
                          &st, NULL) != SQLITE_OK)
     return ERR_STORE;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)cap);
@@ -133,6 +164,7 @@ int auth_list(store *s, auth_token_info *out, size_t cap) {
     snprintf(out[n].label, sizeof out[n].label, "%s", (const char *)sqlite3_column_text(st, 1));
     out[n].created_s = sqlite3_column_int64(st, 2);
     out[n].revoked = sqlite3_column_int(st, 3);
+    out[n].privacy = sqlite3_column_int(st, 4);
     n++;
   }
   sqlite3_finalize(st);

@@ -21,12 +21,14 @@
 #define AUTH_LABEL_MAX 64
 
 extern const char auth_schema_v1[];
+extern const char auth_schema_v2[]; /* api_tokens.privacy */
 
 typedef struct auth_token_info {
   int64_t id;
   char label[AUTH_LABEL_MAX];
   int64_t created_s;
   int revoked;
+  int privacy;              /* privacy/policy's level of requests with this token (0: none set) */
 } auth_token_info;
 
 typedef struct auth auth;
@@ -38,9 +40,15 @@ int auth_load(auth *a, store *s);
 /* 0 when header (the Authorization header value, may be NULL) carries an active token;
  * ERR_PERM otherwise. Thread-safe. */
 int auth_check(auth *a, const char *header);
+/* The privacy level (privacy/policy) of the active token in header: 1..3, or 0 when the
+ * token has none or is not active. Thread-safe. */
+int auth_privacy(auth *a, const char *header);
 
 /* Database operations (loop thread, or the CLI when no node runs). */
 int auth_create(store *s, const char *label, char token_out[static AUTH_TOKEN_BUF], int64_t *id_out);
+/* The same with a privacy level (0..3) every request with the token gets at least. */
+int auth_create_privacy(store *s, const char *label, int privacy, char token_out[static AUTH_TOKEN_BUF],
+                        int64_t *id_out);
 int auth_revoke(store *s, int64_t id);
 int auth_list(store *s, auth_token_info *out, size_t cap);
 

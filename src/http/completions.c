@@ -578,7 +578,9 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   *stream = json_is_true(json_object_get(body, "stream"));
   *include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
   const char *code = NULL;
-  const char *why = http_parse_sampling(body, lr, default_max, &code);
+  const char *why = http_parse_privacy(body, MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Apiary-Privacy"),
+                                       req->privacy, &code);
+  if (!why) why = http_parse_sampling(body, lr, default_max, &code);
   if (why) {
     local_req_clear(lr);
     json_decref(body);

@@ -30,6 +30,7 @@ typedef struct http_request {
   gen *gen;              /* every generation: market/gen (NULL: this node runs none) */
   json_t *(*remote_models)(void *ud);
   void *remote_ud;
+  int privacy;           /* the API token's privacy level (privacy/policy; 0: none set) */
 } http_request;
 
 /* Registers the OpenAI routes. 0 or http_route_add's error. */

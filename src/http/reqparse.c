@@ -10,11 +10,14 @@
 #include "llm/grammar.h"
 #include "llm/jsonschema.h"
 #include "llm/toolcall.h"
+#include "privacy/policy.h"
 
 static const char *fail(const char **code, const char *c, const char *msg) {
   *code = c;
   return msg;
 }
+
+static const char privacy_msg[] = "privacy must be \"allow\", \"redact\" or \"local-only\"";
 
 const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code) {
   json_t *v;
@@ -52,6 +55,11 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
                 (i == 0 && json_is_integer(v) && json_integer_value(v) == 1);
     if (!unset) return fail(code, "unsupported_parameter", unsupported[i].msg);
   }
+  if ((v = json_object_get(body, "privacy")) && !json_is_null(v)) {
+    int p = json_is_string(v) ? policy_parse(json_string_value(v), json_string_length(v)) : -1;
+    if (p < 0) return fail(code, "invalid_privacy", privacy_msg);
+    lr->privacy = p;
+  }
   if ((v = json_object_get(body, "temperature")) && !json_is_null(v)) {
     if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2)
       return fail(code, "invalid_temperature", "temperature must be a number from 0 to 2");
@@ -78,6 +86,25 @@ const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, co
     if (!(lr->stop[lr->n_stop] = strdup(json_string_value(x)))) return fail(code, "server_error", "out of memory");
     lr->n_stop++;
   }
+  return NULL;
+}
+
+const char *http_parse_privacy(json_t *body, const char *header, int token_level, const char **code) {
+  int level = token_level > 0 ? token_level : POLICY_UNSET;
+  json_t *v = json_object_get(body, "privacy");
+  if (v && !json_is_null(v)) {
+    int p = json_is_string(v) ? policy_parse(json_string_value(v), json_string_length(v)) : -1;
+    if (p < 0) return fail(code, "invalid_privacy", privacy_msg);
+    level = policy_strictest((policy_level)level, (policy_level)p);
+  }
+  if (header) {
+    size_t l = strnlen(header, 33);
+    int p = l <= 32 ? policy_parse(header, l) : -1;
+    if (p < 0) return fail(code, "invalid_privacy", "the X-Apiary-Privacy header must be allow, redact or local-only");
+    level = policy_strictest((policy_level)level, (policy_level)p);
+  }
+  if (level != POLICY_UNSET && json_object_set_new(body, "privacy", json_string(policy_name((policy_level)level))))
+    return fail(code, "server_error", "out of memory");
   return NULL;
 }
 

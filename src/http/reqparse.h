@@ -20,7 +20,11 @@
  *                        completions: logprobs (0..HTTP_MAX_LOGPROBS alternatives), echo
  *                        (true/false; *echo); into lr's logprobs, top_logprobs, echo_logprobs
  *   http_parse_prompt    prompt: a non-empty string (or a one-string array) of at most
- *                        LOCAL_MAX_PROMPT bytes without NUL bytes */
+ *                        LOCAL_MAX_PROMPT bytes without NUL bytes
+ *   http_parse_privacy   privacy: "allow", "redact" or "local-only" (privacy/policy), merged
+ *                        with the X-Apiary-Privacy header and the token's level: the body's
+ *                        "privacy" is set to the strictest of the three, which
+ *                        http_parse_sampling then puts in lr->privacy */
 #ifndef APIARY_HTTP_REQPARSE_H
 #define APIARY_HTTP_REQPARSE_H
 
@@ -31,6 +35,9 @@
 #define HTTP_MAX_TOKENS 8192
 
 const char *http_parse_sampling(json_t *body, local_req *lr, int default_max, const char **code);
+/* header: the X-Apiary-Privacy value or NULL (at most 32 bytes); token_level: the API token's
+ * policy_level (0: none). Changes body. */
+const char *http_parse_privacy(json_t *body, const char *header, int token_level, const char **code);
 const char *http_parse_messages(json_t *body, local_req *lr, const char **code);
 const char *http_parse_prompt(json_t *body, local_req *lr, const char **code);
 const char *http_parse_constraints(json_t *body, local_req *lr, int chat, const char **code);

@@ -298,7 +298,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
                       .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
-                      .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud};
+                      .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud,
+                      .privacy = auth_privacy(s->o.auth, authz)};
   cur_log = &cs->lg;
   enum MHD_Result ret = (enum MHD_Result)route->fn(&req, route->data);
   cur_log = NULL;

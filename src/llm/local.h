@@ -86,6 +86,10 @@ typedef struct local_req {
    * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
   void (*notify)(void *ud);
   void *notify_ud;
+  /* Where the request's text may go, as its caller asked (privacy/policy's policy_level:
+   * 0 unset, 1 allow, 2 redact, 3 local-only). market/gen enforces it; it never leaves
+   * this node. */
+  int privacy;
 } local_req;
 
 #define LOCAL_MAX_CONT 8192

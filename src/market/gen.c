@@ -9,6 +9,8 @@
 
 #include "core/err.h"
 #include "llm/mstore.h"
+#include "privacy/policy.h"
+#include "privacy/redact_req.h"
 
 struct gen {
   pthread_mutex_t mu;       /* guards live and stopping */
@@ -27,6 +29,12 @@ struct gen_stream {
   char self_id[MKT_NODE_ID_MAX];
   gen *g;
   gen_stream *prev, *next;  /* in g->live */
+  redact_map *map;          /* owned: a redacted request's values (NULL: not redacted) */
+  redact_restorer rs;       /* restores map's placeholders in the text read */
+  buf restored;             /* restored text not given to the reader yet */
+  size_t restored_at;       /* bytes of restored given already */
+  int ended;                /* the router's stream ended (rc_end: how) */
+  int rc_end;
 };
 
 int gen_new(const gen_opts *o, gen **out) {
@@ -90,14 +98,41 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
                   "echo with logprobs (the prompt's logprobs) is given only for models this node runs itself, and "
                   "'%.200s' would be bought from another node",
                   model);
+  policy_level privacy = policy_strictest((policy_level)g->o.privacy, (policy_level)lr->privacy);
+  if (!local && privacy == POLICY_LOCAL_ONLY)
+    return refuse(e, lr, 403, "privacy_local_only",
+                  "the privacy policy of this request is local-only and model '%.200s' is not on this node: the "
+                  "prompt was not sent anywhere (pull the model, or use a token, agent or request allowing "
+                  "'redact' or 'allow')",
+                  model);
+  redact_map *map = NULL;
+  if (!local && privacy == POLICY_REDACT) {
+    int rrc = redact_map_new(REDACT_ALL, &map);
+    if (!rrc) rrc = redact_req_apply(map, lr);
+    if (rrc) {
+      redact_map_free(map);
+      return refuse(e, lr, rrc == ERR_NOMEM ? 503 : 400, "privacy_redact_failed",
+                    "the privacy policy of this request is redact and its text could not be redacted (%s): the "
+                    "prompt was not sent anywhere",
+                    rrc == ERR_TOOBIG ? "over 4 MiB in one text, or more than 4096 values to replace"
+                                      : err_str(rrc));
+    }
+  }
   gen_where where = local ? GEN_LOCAL : GEN_NETWORK;
   if (g->policy) {
     char why[600] = "";
-    if (g->policy(g->policy_ud, model, where, lr, why, sizeof why))
+    if (g->policy(g->policy_ud, model, where, lr, why, sizeof why)) {
+      redact_map_free(map);
       return refuse(e, lr, 403, "policy", "%s", why[0] ? why : "refused by this node's policy");
+    }
   }
   gen_stream *s = calloc(1, sizeof *s);
-  if (!s) return refuse(e, lr, 503, "overloaded", "%s", "out of memory");
+  if (!s) {
+    redact_map_free(map);
+    return refuse(e, lr, 503, "overloaded", "%s", "out of memory");
+  }
+  s->map = map; /* the stream owns it from here */
+  if (map) redact_restorer_init(&s->rs, map);
   snprintf(s->self_id, sizeof s->self_id, "%s", g->self_id);
   s->g = g;
   pthread_mutex_lock(&g->mu);
@@ -134,9 +169,41 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
   return 0;
 }
 
-int gen_read(gen_stream *s, char *out, size_t cap, int timeout_ms) {
-  return s->job ? local_job_read(s->job, out, cap, timeout_ms) : mkt_stream_read(s->ms, out, cap, timeout_ms);
+/* A redacted stream: gives restored text, reading the router's as needed. */
+static int read_restored(gen_stream *s, char *out, size_t cap, int timeout_ms) {
+  for (;;) {
+    if (s->restored_at < s->restored.len) {
+      size_t n = s->restored.len - s->restored_at;
+      if (n > cap) n = cap;
+      memcpy(out, s->restored.ptr + s->restored_at, n);
+      s->restored_at += n;
+      if (s->restored_at == s->restored.len) buf_reset(&s->restored), s->restored_at = 0;
+      return (int)n;
+    }
+    if (s->ended) return s->rc_end;
+    if (cap == 0) return mkt_stream_read(s->ms, out, 0, timeout_ms);
+    char tmp[4096];
+    int n = mkt_stream_read(s->ms, tmp, sizeof tmp, timeout_ms);
+    if (n > 0) {
+      if (redact_restorer_push(&s->rs, tmp, (size_t)n, &s->restored)) return ERR_NOMEM;
+      continue; /* all of it may be held back: read on */
+    }
+    if (n == 0 || n == ERR_INVAL) { /* the end: give what was held back first */
+      s->ended = 1;
+      s->rc_end = n;
+      if (redact_restorer_flush(&s->rs, &s->restored)) return ERR_NOMEM;
+      continue;
+    }
+    return n;
+  }
 }
+
+int gen_read(gen_stream *s, char *out, size_t cap, int timeout_ms) {
+  if (s->job) return local_job_read(s->job, out, cap, timeout_ms);
+  return s->map ? read_restored(s, out, cap, timeout_ms) : mkt_stream_read(s->ms, out, cap, timeout_ms);
+}
+
+int gen_n_redacted(const gen_stream *s) { return s->map ? redact_map_count(s->map) : 0; }
 
 int gen_read_logprobs(gen_stream *s, logprob_rec *out, int cap, buf *bytes) {
   return s->job ? local_job_read_logprobs(s->job, out, cap, bytes) : mkt_stream_read_logprobs(s->ms, out, cap, bytes);
@@ -202,6 +269,8 @@ void gen_release(gen_stream *s) {
   pthread_mutex_unlock(&s->g->mu);
   local_job_release(s->job);
   mkt_stream_unref(s->ms);
+  redact_map_free(s->map);
+  buf_deinit(&s->restored);
   free(s);
 }
 

@@ -4,9 +4,14 @@
  * gen_submit with a model (a name from the store, the catalog or the Registry, or a
  * sha256) and a parsed request (llm/local's local_req). gen decides, in this one place:
  *
- *   1. the policy: a hook the node sets (gen_set_policy) sees the request and where it
- *      would run, and may refuse it or keep it on this device. Today the node allows
- *      everything; the privacy layer fills the hook (local-only, redact).
+ *   1. the policy: the privacy level (privacy/policy: the strictest of the node's,
+ *      gen_opts.privacy, and the request's, local_req.privacy, which its caller set from
+ *      the token, the agent and the request). local-only and a model not on this node: 403
+ *      "privacy_local_only", nothing is sent. redact and a bought generation: every text of
+ *      the request is redacted (privacy/redact_req) before it goes to the router, and the
+ *      answer read through gen_read has the placeholders restored (streamed too). Local
+ *      generations are never redacted: nothing leaves. Then a hook the node may set
+ *      (gen_set_policy) sees the request and where it would run, and may refuse it.
  *   2. local or network: a model in this node's store runs on its own worker
  *      (llm/local) unless the caller names a provider; anything else is bought from the
  *      network through the hook the node sets (gen_opts.network: node/mktsvc), or is a 404.
@@ -48,6 +53,7 @@ typedef struct gen_opts {
   void *network_ud;
   const char *self_id;      /* this node's id, reported as the provider of local answers */
   int max_live;             /* generations at once (running or waiting); more get 429 (0: no limit) */
+  int privacy;              /* the node's privacy level ([privacy] default; privacy/policy) */
 } gen_opts;
 
 typedef struct gen_request {
@@ -59,7 +65,8 @@ typedef struct gen_request {
 typedef struct gen_error {
   int status;               /* 404 unknown model, 403 refused by policy, 429 too many at once,
                                503 cannot queue */
-  const char *code;         /* "model_not_found", "policy", "rate_limit_exceeded", "overloaded" */
+  const char *code;         /* "model_not_found", "policy", "privacy_local_only",
+                               "privacy_redact_failed", "rate_limit_exceeded", "overloaded" */
   char message[720];
 } gen_error;
 
@@ -79,7 +86,9 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
                gen_error *e);
 
 /* The stream. read: bytes (> 0), 0 at the end with all text read, ERR_INVAL when it ended
- * in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. */
+ * in an error (see wait), -ETIMEDOUT when nothing came within timeout_ms. A redacted
+ * request's text comes restored (a placeholder split across chunks is held back until it
+ * is whole); its log-probability records keep the provider's pieces (placeholders). */
 int gen_read(gen_stream *s, char *buf, size_t cap, int timeout_ms);
 /* Log-probability records whose text has been read (llm/local's local_job_read_logprobs, or
  * the provider's, carried in its chunks): the count (0: none now) or ERR_NOMEM. A prompt's
@@ -97,6 +106,8 @@ int gen_failed_early(gen_stream *s);
 /* The provider producing text now. */
 void gen_node(gen_stream *s, char node_id[MKT_NODE_ID_MAX]);
 int gen_is_remote(const gen_stream *s);
+/* Values the request's redaction replaced (0: not redacted). */
+int gen_n_redacted(const gen_stream *s);
 /* An ended embeddings request's vectors (lr->n_embed > 0; local models only: gen_submit
  * refuses others with a 404): see local_job_embeddings. */
 int gen_embeddings(gen_stream *s, const float **out, int *dim);

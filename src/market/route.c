@@ -599,6 +599,9 @@ static void find_provider(mkt_route *rt, req *q) {
     memset(&c[n], 0, sizeof c[n]);
     memcpy(c[n].node, p->pk, 32);
     c[n].offer = *o;
+    uint64_t dp;
+    if (rt->env.deal_price && o->price_gen && rt->env.deal_price(rt->env.ud, p->pk, &dp) == 0 && dp < o->price_gen)
+      c[n].offer.price_gen = dp; /* a deal caps the price: an offer that fell below it wins */
     mkt_provider_stats st;
     if (rt->env.stats(rt->env.ud, p->pk, &st) == 0) {
       c[n].latency_ms = st.latency_ms;

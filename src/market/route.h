@@ -46,6 +46,9 @@ typedef struct mkt_route_env {
   uint64_t (*paid)(void *ud, uint32_t aid);
   uint32_t (*random)(void *ud);
   int64_t (*wall_s)(void *ud);  /* unix seconds (recent failures) */
+  /* optional (NULL: none): the price per 1k generated tokens a signed negotiated deal with
+   * pk fixes (0 and the price, or nonzero: none); it replaces the offer's price_gen when lower */
+  int (*deal_price)(void *ud, const uint8_t pk[32], uint64_t *price_gen_out);
 } mkt_route_env;
 
 typedef struct mkt_route_cfg {

@@ -5,11 +5,17 @@
  * the provider's market.pay adds it to its receipt for the task. What we owe is always
  * price − what our receipt holds, so polling again, a resend or a restart never pays
  * twice. A channel is the open one to the provider with room for the price, or one opened
- * for the task with [market] channel_deposit (at least the price). Loop thread. */
+ * for the task with [market] channel_deposit (at least the price); it travels with our
+ * wallet's signature that it is ours (a2a_channel_digest), which the provider checks
+ * against the channel's client or signer. The price paid is never above the cap
+ * (a2asvc__cap: the advertised price, within the budget). Loop thread. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hex.h"
+#include "crypto/eip712.h"
 #include "core/log.h"
 #include "crypto/ident.h"
 #include "market/receipt.h"
@@ -20,6 +26,13 @@
 
 int a2asvc__find_channel(a2a_call *c, uint64_t need) {
   a2asvc *a = c->a;
+  /* Fault injection for the tests of the provider's check: a caller that sends someone
+   * else's channel (64 hex digits) with its tasks. Never set in production. */
+  const char *fault = getenv("APIARY_FAULT_A2A_CHANNEL");
+  if (fault && strlen(fault) == 64 && !hex_decode(fault, 64, c->chan, 32)) {
+    c->has_chan = 1;
+    return 0;
+  }
   mkt_receipt r;
   if (!mkt_receipt_get(a->db, MKT_CLIENT, c->id, c->pk, &r) && r.has_channel) { /* taken up again: its channel */
     memcpy(c->chan, r.channel, 32);
@@ -34,10 +47,18 @@ int a2asvc__find_channel(a2a_call *c, uint64_t need) {
   return 0;
 }
 
+int a2asvc__channel_sig(a2a_call *c, uint8_t sig[65]) {
+  const wallet *w = c->a->pay ? paysvc_wallet(c->a->pay) : NULL;
+  if (!w) return ERR_INVAL;
+  uint8_t d[32];
+  a2a_channel_digest(c->chan, c->a->me, c->pk, d);
+  return eip712_sign(w, d, sig);
+}
+
 static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
   a2a_call *c = ud;
   c->opening = 0;
-  if (c->a->closing || !c->req) {
+  if (c->a->closing || c->done) {
     a2asvc__maybe_free(c);
     return;
   }
@@ -45,8 +66,7 @@ static void on_open(void *ud, int rc, const channel *ch, const char *msg) {
     char who[IDENT_ID_BUF], m[400];
     ident_id_encode(c->pk, who);
     snprintf(m, sizeof m, "cannot open a payment channel to %s: %s", who, msg && *msg ? msg : err_str(rc));
-    ctl_reply_err(c->req, CTL_FAILED, "%s", m);
-    c->req = NULL;
+    a2asvc__fail(c, m);
     a2asvc__maybe_free(c);
     return;
   }
@@ -93,17 +113,30 @@ static void client_receipt(const a2a_call *c, mkt_receipt *r) {
   snprintf(r->status, sizeof r->status, "complete");
 }
 
-uint64_t a2asvc__paid(a2a_call *c) {
+uint64_t a2asvc__paid_for(a2asvc *a, const uint8_t pk[32], const uint8_t id[16]) {
   mkt_receipt r;
-  return mkt_receipt_get(c->a->db, MKT_CLIENT, c->id, c->pk, &r) ? 0 : r.amount;
+  return mkt_receipt_get(a->db, MKT_CLIENT, id, pk, &r) ? 0 : r.amount;
 }
 
-int a2asvc__pay(a2a_call *c, uint64_t price, char *why, size_t cap) {
-  if (price > c->max_wei) {
-    snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu", (unsigned long long)price,
-             (unsigned long long)c->max_wei);
+uint64_t a2asvc__paid(a2a_call *c) { return a2asvc__paid_for(c->a, c->pk, c->id); }
+
+uint64_t a2asvc__cap(const a2a_call *c) {
+  return c->has_adv && !c->adv_1k && c->advertised < c->max_wei ? c->advertised : c->max_wei;
+}
+
+int a2asvc__pay(a2a_call *c, uint64_t price, int64_t tokens, char *why, size_t cap) {
+  uint64_t limit = c->has_adv ? a2a_cost(c->advertised, c->adv_1k, tokens, c->max_wei) : c->max_wei;
+  if (price > limit) { /* a seller asking more than it advertised gets nothing */
+    if (c->has_adv && limit < c->max_wei)
+      snprintf(why, cap, "the provider asks %llu wei for the task, above the %llu wei it advertised: refused, nothing paid",
+               (unsigned long long)price, (unsigned long long)limit);
+    else
+      snprintf(why, cap, "the provider asks %llu wei for the task, above max_wei %llu: refused, nothing paid",
+               (unsigned long long)price, (unsigned long long)c->max_wei);
+    log_warn("agent %s: %s", c->agent, why);
     return ERR_RANGE;
   }
+  if (!c->has_chan) a2asvc__find_channel(c, price); /* the one our receipt names, when taken up again */
   if (!c->has_chan || !c->a->mkt) {
     snprintf(why, cap, "the provider asks to be paid but the task was sent without a channel");
     return ERR_INVAL;

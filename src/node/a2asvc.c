@@ -1,9 +1,11 @@
 /* node/a2asvc — the provider's side of delegation: the peer methods a2a.message/send,
  * a2a.tasks/get and a2a.tasks/cancel (see a2asvc.h; the checks and the JSON are
  * agent/a2a's, the rows agent/a2a_task's). A paid agent's task is taken only with the
- * caller's channel to us and gets a provider receipt in the same commit as its row; the
- * caller pays it with market.pay (node/gensvc → market/payflow) once it completed, and the
- * result is held back until then. Loop thread. */
+ * caller's own channel to us (its channel_sig recovers to the channel's client or signer)
+ * and gets a provider receipt in the same commit as its row; the caller pays it with
+ * market.pay (node/gensvc → market/payflow) once it completed, and the result is held back
+ * until then. Also: the agents we sell into our DHT record (a2asvc__publish) and the
+ * agents in the records we look up (on_record). Loop thread. */
 #include "node/a2asvc_impl.h"
 
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "crypto/ident.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
+#include "p2p/bencode.h"
 #include "p2p/rpc.h"
 
 static void refuse(rpc *r, uint64_t handle, int code, const char *msg, json_t *data /* taken */) {
@@ -43,12 +46,14 @@ static void task_receipt(const a2asvc *a, const char *agent, const uint8_t rid[1
 
 /* Answers with the caller's task `local` as an A2A Task. A paid task's result is held back
  * until its receipt holds the price (payment_due). */
-static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, uint64_t price) {
+static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16], int64_t local, const a2a_price *pr) {
   agent_task t;
   if (agent_task_get(a->db, local, &t)) {
     refuse(r, handle, A2A_E_STORE, "cannot read the task", NULL);
     return;
   }
+  /* per task, plus per token when it has a rate (then known once it ended) */
+  uint64_t price = pr->rate ? a2a_cost(pr->price, pr->rate, t.tokens, pr->max_wei) : pr->price;
   a2a_task_info info = {.agent = t.agent, .state = a2a_state(t.state), .price_wei = price, .tokens = t.tokens};
   memcpy(info.id, rid, 16);
   if (!strcmp(t.state, AGENT_DONE)) info.text = t.result ? t.result : "";
@@ -69,19 +74,41 @@ static void answer_task(a2asvc *a, rpc *r, uint64_t handle, const uint8_t rid[16
   agent_task_clear(&t);
 }
 
-/* A paid task needs the caller's channel to us with room for the price. 0, or refused. */
-static int check_channel(a2asvc *a, rpc *r, uint64_t handle, const a2a_send *s, uint64_t price) {
+/* The channel is the caller's own: its proof (channel_sig) recovers to the channel's client
+ * or signer as the chain has them. Else a caller could have its task paid — or its price
+ * counted — on someone else's channel. 0, ERR_WRONG_SIGNER (no proof, or not the caller's)
+ * or an error reading the channel. */
+static int channel_is_callers(a2asvc *a, const a2a_send *s, const uint8_t caller[32]) {
+  if (!s->has_sig) return ERR_WRONG_SIGNER;
+  channel ch;
+  int rc = channel_get(a->db, s->channel, &ch);
+  if (rc) return rc;
+  rc = a2a_channel_proof_check(ch.client, ch.signer, s->channel, caller, a->me, s->channel_sig);
+  return rc == ERR_CRYPTO ? ERR_WRONG_SIGNER : rc;
+}
+
+/* A paid task needs the caller's own channel to us with room for the price. 0, or refused. */
+static int check_channel(a2asvc *a, rpc *r, uint64_t handle, const a2a_send *s, const uint8_t caller[32],
+                         uint64_t price) {
   char p[24], msg[300];
   snprintf(p, sizeof p, "%llu", (unsigned long long)price);
   int rc = !a->pay || !paysvc_enabled(a->pay) ? ERR_INVAL
            : !s->has_channel                  ? ERR_NOTFOUND
                                                : paysvc_check_channel(a->pay, s->channel, price);
+  int theirs = 0;
+  if (!rc && (rc = channel_is_callers(a, s, caller)) == ERR_WRONG_SIGNER) theirs = 1;
   if (!rc) return 0;
   int retry = rc == ERR_UNKNOWN_CHANNEL;
   if (rc == ERR_INVAL) snprintf(msg, sizeof msg, "agent %s costs %s wei per task and this node takes no payments", s->agent, p);
   else if (rc == ERR_NOTFOUND) snprintf(msg, sizeof msg, "agent %s costs %s wei per task: send a payment channel to this node", s->agent, p);
   else if (retry) snprintf(msg, sizeof msg, "looking up your channel on chain: send the task again");
+  else if (theirs) snprintf(msg, sizeof msg, "the channel sent with the task is not yours (channel_sig does not recover to its client or signer)");
   else snprintf(msg, sizeof msg, "your channel cannot pay %s wei to this node (%s)", p, err_str(rc));
+  if (theirs) {
+    char who[IDENT_ID_BUF];
+    ident_id_encode(caller, who);
+    log_warn("refused a task for agent %s from %s: %s", s->agent, who, msg);
+  }
   refuse(r, handle, A2A_E_PAYMENT, msg, json_pack("{s:s, s:b}", "price_wei", p, "retry", retry));
   return -1;
 }
@@ -110,7 +137,12 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     goto done;
   }
   uint64_t price = (uint64_t)json_integer_value(json_object_get(sell, "price_wei"));
-  if (price > s.max_wei) {
+  a2a_price pr = {.rate = (uint64_t)json_integer_value(json_object_get(sell, "price_per_1k")), .max_wei = s.max_wei};
+  /* Fault injection for the tests of the caller's cap: a provider that asks more than it
+   * advertises and ignores max_wei. Never set in production. */
+  const char *fault = getenv("APIARY_FAULT_A2A_PRICE");
+  if (fault && *fault) price = strtoull(fault, NULL, 10);
+  if (price > s.max_wei && !(fault && *fault)) {
     char msg[200], p[24];
     snprintf(p, sizeof p, "%llu", (unsigned long long)price);
     snprintf(msg, sizeof msg, "agent %s costs %s wei per task, above your max_wei %llu", s.agent, p,
@@ -118,16 +150,18 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, A2A_E_PRICE, msg, json_pack("{s:s}", "price_wei", p));
     goto done;
   }
+  pr.price = price;
   int64_t local;
-  int rc = a2a_task_find(a->db, caller, s.id, &local, &price); /* a send again: the task's own price */
+  int rc = a2a_task_find(a->db, caller, s.id, &local, &pr); /* a send again: the task's own price */
+  int paid = pr.price || pr.rate;
   if (rc == ERR_NOTFOUND) {
-    if (price && check_channel(a, r, req->handle, &s, price)) goto done;
+    if (paid && check_channel(a, r, req->handle, &s, caller, pr.price ? pr.price : 1)) goto done;
     /* the task and its receipt in one commit: no work without a receipt */
     mkt_receipt rcpt;
     task_receipt(a, s.agent, s.id, caller, s.channel, &rcpt);
     rc = store_begin(a->db);
-    if (!rc) rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, price, &local);
-    if (!rc && price) rc = mkt_receipt_put(a->db, &rcpt);
+    if (!rc) rc = a2a_task_add(a->db, s.agent, s.text, caller, s.id, &pr, &local);
+    if (!rc && paid) rc = mkt_receipt_put(a->db, &rcpt);
     if (rc) store_rollback(a->db);
     else rc = store_commit(a->db);
     if (!rc) rc = 1; /* new */
@@ -142,14 +176,14 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     ident_id_encode(caller, who);
     log_info("agent %s: task %lld from %s", s.agent, (long long)local, who);
   }
-  answer_task(a, r, req->handle, s.id, local, price);
+  answer_task(a, r, req->handle, s.id, local, &pr);
 done:
   json_decref(def);
   a2a_send_clear(&s);
 }
 
 /* The caller's task named by params {id}; answers the error itself when there is none. */
-static int find(a2asvc *a, rpc *r, const rpc_request *req, uint8_t rid[16], int64_t *local, uint64_t *price) {
+static int find(a2asvc *a, rpc *r, const rpc_request *req, uint8_t rid[16], int64_t *local, a2a_price *price) {
   uint8_t caller[32];
   if (netsvc_rpc_peer(a->ns, r, caller)) {
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
@@ -172,16 +206,16 @@ static void m_get(void *ud, rpc *r, const rpc_request *req) {
   a2asvc *a = ud;
   uint8_t rid[16];
   int64_t local;
-  uint64_t price;
+  a2a_price price;
   if (find(a, r, req, rid, &local, &price)) return;
-  answer_task(a, r, req->handle, rid, local, price);
+  answer_task(a, r, req->handle, rid, local, &price);
 }
 
 static void m_cancel(void *ud, rpc *r, const rpc_request *req) {
   a2asvc *a = ud;
   uint8_t rid[16];
   int64_t local;
-  uint64_t price;
+  a2a_price price;
   if (find(a, r, req, rid, &local, &price)) return;
   int rc = agent_task_cancel(a->db, local);
   if (rc == ERR_INVAL) {
@@ -192,7 +226,7 @@ static void m_cancel(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, A2A_E_STORE, "cannot record the cancel", NULL);
     return;
   }
-  answer_task(a, r, req->handle, rid, local, price);
+  answer_task(a, r, req->handle, rid, local, &price);
 }
 
 static void m_agents(void *ud, rpc *r, const rpc_request *req) {
@@ -202,6 +236,32 @@ static void m_agents(void *ud, rpc *r, const rpc_request *req) {
   json_t *res = json_pack("{s:o, s:i}", "agents", a2a_agents_to_json(list, n > 0 ? (size_t)n : 0), "v", 1);
   rpc_respond(r, req->handle, res, NULL, 0);
   json_decref(res);
+}
+
+void a2asvc__publish(a2asvc *a) {
+  static a2a_agent_offer list[A2A_MAX_AGENTS];
+  int n = a2a_agents_for_sale(a->db, list, A2A_MAX_AGENTS);
+  if (n < 0) return;
+  uint8_t b[NETSVC_AGENTS_MAX];
+  for (size_t k = (size_t)n; k > 0; k--) { /* as many as fit next to the endpoints and offers */
+    ben_w w;
+    ben_w_init(&w, b, sizeof b);
+    a2a_agents_to_ben(&w, list, k);
+    int len = ben_w_finish(&w);
+    if (len > 0) {
+      netsvc_set_record_agents(a->ns, b, (size_t)len);
+      return;
+    }
+  }
+  netsvc_set_record_agents(a->ns, NULL, 0);
+}
+
+/* A node record we looked up: the agents it says it sells. */
+static void on_record(void *ud, const uint8_t pk[32], const ben_node *rec) {
+  static a2a_agent_offer list[A2A_MAX_AGENTS];
+  size_t n;
+  const ben_node *l = ben_dict_get(rec, "a");
+  if (l && !a2a_agents_from_ben(l, list, A2A_MAX_AGENTS, &n)) a2asvc_note_record(ud, pk, list, n);
 }
 
 int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap) {
@@ -228,6 +288,9 @@ int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap) {
     free(a);
     return rc;
   }
+  netsvc_on_record(a->ns, on_record, a);
+  if (a->mkt) mktsvc_set_agents_lister(a->mkt, a2asvc__agents_json, a);
+  a2asvc__publish(a);
   *out = a;
   return 0;
 }

@@ -23,6 +23,7 @@
 #include "llm/toolcall.h"
 #include "market/genreq.h"
 #include "node/control.h"
+#include "privacy/policy.h"
 
 struct agentsvc {
   gen *gen;                 /* borrowed */
@@ -75,6 +76,11 @@ static int model(void *ud, const json_t *def, json_t *messages, json_t *tools, c
     return ERR_INVAL;
   }
   if (!seed) lr.sp.seed = (uint64_t)time(NULL);
+  json_t *pv = json_object_get(def, "privacy"); /* checked by agent_def_check */
+  if (json_is_string(pv)) {
+    int level = policy_parse(json_string_value(pv), json_string_length(pv));
+    lr.privacy = level > 0 ? level : POLICY_LOCAL_ONLY; /* fail closed */
+  }
   gen_request gr = {.model = json_string_value(json_object_get(def, "model"))};
   gen_stream *s;
   char name[256];

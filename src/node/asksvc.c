@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "crypto/ident.h"
 #include "market/genreq.h"
+#include "privacy/policy.h"
 
 #define POLL_MS 100
 
@@ -89,6 +90,16 @@ static void c_ask(ctl_req *req, json_t *params, void *ud) {
     local_req_clear(&lr);
     ctl_reply_err(req, CTL_INVALID_PARAMS, "%s", why);
     return;
+  }
+  json_t *pv = json_object_get(params, "privacy"); /* this node's own client: not in genreq */
+  if (pv) {
+    int level = json_is_string(pv) ? policy_parse(json_string_value(pv), json_string_length(pv)) : -1;
+    if (level < 0) {
+      local_req_clear(&lr);
+      ctl_reply_err(req, CTL_INVALID_PARAMS, "privacy must be allow, redact or local-only");
+      return;
+    }
+    lr.privacy = level;
   }
   if (!json_is_integer(json_object_get(params, "seed"))) randombytes_buf(&lr.sp.seed, sizeof lr.sp.seed), lr.sp.seed >>= 1;
   ask *a = calloc(1, sizeof *a);

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "agent/neg_store.h"
 #include "core/err.h"
 #include "core/hex.h"
 #include "core/log.h"
@@ -19,6 +20,7 @@
 #include "market/receipt.h"
 #include "market/serve.h"
 #include "p2p/bencode.h"
+#include "privacy/redact_testlog.h"
 
 /* ---- carrying out the engine's actions ---------------------------------------------- */
 
@@ -151,12 +153,18 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   sr.price_prompt = o->price_prompt;
   sr.price_gen = o->price_gen;
   sr.max_concurrent = o->max_concurrent;
+  /* A signed deal this client negotiated with us fixes its price per 1k generated tokens
+   * (agent/neg_store: bound to both node keys, verified, unexpired). */
+  uint64_t deal_gen;
+  if (o->price_gen && neg_store_deal_price(g->db, g->me, client, (uint64_t)time(NULL), &deal_gen) == 0 &&
+      deal_gen < o->price_gen)
+    sr.price_gen = deal_gen; /* a deal caps the price: an offer that fell below it applies */
   /* Prices: the client states what it agreed to; ours must not be higher. */
   if (o->price_prompt || o->price_gen) {
     uint64_t cpp = 0, cgp = 0;
     json_t *offer = mkt_offers_to_json(o, 1);
     if (parse_u64(json_object_get(p, "price_prompt"), &cpp) || parse_u64(json_object_get(p, "price_gen"), &cgp) ||
-        cpp < o->price_prompt || cgp < o->price_gen) {
+        cpp < o->price_prompt || cgp < sr.price_gen) {
       refuse(r, req->handle, MKT_E_PRICE, "the price was not agreed: see data for the offer", offer);
       return;
     }
@@ -178,6 +186,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   }
   local_req lr;
   memset(&lr, 0, sizeof lr);
+  redact_testlog_received(p); /* test only: off unless APIARY_TEST_RECEIVED_PROMPTS is set */
   const char *why = mkt_genreq_parse(p, &lr);
   if (why) {
     local_req_clear(&lr);

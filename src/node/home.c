@@ -17,12 +17,15 @@
 #include "chain/chain_config.h"
 #include "agent/agent_config.h"
 #include "agent/agent_store.h"
+#include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
+#include "agent/neg_store.h"
 #include "http/http_config.h"
 #include "market/market_config.h"
 #include "market/payflow.h"
 #include "p2p/p2p_config.h"
 #include "pay/pay_config.h"
+#include "privacy/policy_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
 #include "privacy/vault.h"
@@ -38,6 +41,7 @@ static const struct { const config_key *keys; const size_t *n; } layers[] = {
     {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
     {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
     {pay_config_keys, &pay_config_keys_n}, {agent_config_keys, &agent_config_keys_n},
+    {policy_config_keys, &policy_config_keys_n},
 };
 
 static config_key schema[128];
@@ -62,6 +66,10 @@ static const store_migration migrations[] = {
     {"market", market_schema_v2},
     {"agent", agent_schema_v1},
     {"agent", a2a_schema_v1},
+    {"agent", a2a_calls_schema_v1},
+    {"agent", a2a_schema_v2},
+    {"http", auth_schema_v2},
+    {"agent", neg_schema_v1},
     {"privacy", vault_schema_v1},
 };
 

@@ -134,7 +134,13 @@ void mktsvc__c_offers(ctl_req *req, json_t *params, void *ud) {
   json_decref(o);
   offers_list l = {m, arr};
   mkt_route_each_offer(m->rt, list_peer, &l);
-  ctl_reply_ok(req, json_pack("{s:o}", "offers", arr));
+  json_t *agents = m->agents_fn ? m->agents_fn(m->agents_ud) : NULL;
+  ctl_reply_ok(req, json_pack("{s:o, s:o}", "offers", arr, "agents", agents ? agents : json_array()));
+}
+
+void mktsvc_set_agents_lister(mktsvc *m, mktsvc_agents_fn fn, void *ud) {
+  m->agents_fn = fn;
+  m->agents_ud = ud;
 }
 
 void mktsvc__c_receipts(ctl_req *req, json_t *params, void *ud) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/neg_store.h"
 #include "chain/ethrpc.h"
 #include "chain/registry.h"
 #include "core/err.h"
@@ -104,6 +105,12 @@ static uint32_t env_random(void *ud) {
 static int64_t env_wall(void *ud) {
   (void)ud;
   return (int64_t)time(NULL);
+}
+
+/* A signed deal we negotiated as the buyer with seller pk (agent/neg_store). */
+static int env_deal_price(void *ud, const uint8_t pk[32], uint64_t *price_gen_out) {
+  mktsvc *m = ud;
+  return neg_store_deal_price(m->db, pk, m->me, (uint64_t)time(NULL), price_gen_out);
 }
 
 /* ---- calls ------------------------------------------------------------------------------- */
@@ -395,7 +402,8 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
                       .max_price_gen = (uint64_t)config_int(cfg, "market", "max_price_gen"),
                       .stall_ms = (uint64_t)config_int(cfg, "market", "stall_timeout"),
                       .verify_rate = m->verify_rate, .registry = m->registry_on, .payments = paysvc_enabled(pay)};
-  mkt_route_env env = {m, env_resolve, env_stats, env_linked, env_client_channel, env_paid, env_random, env_wall};
+  mkt_route_env env = {m, env_resolve, env_stats, env_linked, env_client_channel, env_paid, env_random, env_wall,
+                       env_deal_price};
   if (mkt_route_new(&rc, &env, &m->rt)) {
     free(m);
     return ERR_NOMEM;

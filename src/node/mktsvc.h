@@ -73,6 +73,10 @@ json_t *mktsvc_status(mktsvc *m);
 /* From any thread: the models the network offers (an array of {name, sha256, providers,
  * min_price_gen}; owned by the caller). */
 json_t *mktsvc_models(mktsvc *m);
+/* Who lists the agents for sale (node/a2asvc, above us): market.offers answers
+ * {offers, agents: fn(ud)} (fn returns an owned list). One lister; loop thread. */
+typedef json_t *(*mktsvc_agents_fn)(void *ud);
+void mktsvc_set_agents_lister(mktsvc *m, mktsvc_agents_fn fn, void *ud);
 
 /* Loop thread: pays add wei more for r's request (a client receipt naming the provider
  * and an open channel to it), through market/payflow: the voucher, the receipt's amount

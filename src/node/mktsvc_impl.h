@@ -59,6 +59,8 @@ typedef struct submission {
 
 struct mktsvc {
   uv_loop_t *loop;
+  mktsvc_agents_fn agents_fn; /* lists the agents for sale in market.offers (may be NULL) */
+  void *agents_ud;
   uv_timer_t timer;
   uv_async_t async;
   int handles;

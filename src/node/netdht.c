@@ -137,17 +137,26 @@ void netsvc__nat_start(netsvc *ns) {
   if (uv_queue_work(ns->loop, &ns->nat_work, nat_work_cb, nat_after_cb)) ns->nat_busy = 0;
 }
 
-void netsvc__publish(netsvc *ns) {
-  uint8_t v[DHT_MAX_VALUE];
+/* Our node record into v: {a?: agents, e: endpoints, n?: intents, o?: offers, v: 1} (keys
+ * in bencode's sorted order). The length, or ERR_TOOBIG when it does not fit a DHT item. */
+static int record(netsvc *ns, uint8_t v[DHT_MAX_VALUE], int with_agents, int with_intents) {
   char eps[8][PEERS_ADDR_MAX];
   int n = own_endpoints(ns, eps, 8);
   ben_w w;
-  ben_w_init(&w, v, sizeof v);
+  ben_w_init(&w, v, DHT_MAX_VALUE);
   ben_w_dict(&w);
+  if (with_agents && ns->agents_len) {
+    ben_w_key(&w, "a");
+    ben_w_raw(&w, ns->agents_ben, ns->agents_len);
+  }
   ben_w_key(&w, "e");
   ben_w_list(&w);
   for (int i = 0; i < n; i++) ben_w_cstr(&w, eps[i]);
   ben_w_end(&w);
+  if (with_intents && ns->intents_len) {
+    ben_w_key(&w, "n");
+    ben_w_raw(&w, ns->intents_ben, ns->intents_len);
+  }
   if (ns->offers_len) {
     ben_w_key(&w, "o");
     ben_w_raw(&w, ns->offers_ben, ns->offers_len);
@@ -155,9 +164,25 @@ void netsvc__publish(netsvc *ns) {
   ben_w_key(&w, "v");
   ben_w_int(&w, 1);
   ben_w_end(&w);
-  if (ben_w_finish(&w) < 0) { log_warn("node record does not fit in a DHT item"); return; }
+  return ben_w_finish(&w) < 0 ? ERR_TOOBIG : (int)w.len;
+}
+
+void netsvc__publish(netsvc *ns) {
+  uint8_t v[DHT_MAX_VALUE];
+  /* Endpoints and model offers come first (they route generations), then the agents for
+   * sale, then the negotiation intents (peers also answer neg.intents over a link). */
+  int len = record(ns, v, 1, 1);
+  if (len < 0 && ns->intents_len) {
+    log_debug("node record: no room for the negotiation intents");
+    len = record(ns, v, 1, 0);
+  }
+  if (len < 0 && ns->agents_len) {
+    log_debug("node record: no room for the agents for sale next to the offers");
+    len = record(ns, v, 0, 0);
+  }
+  if (len < 0) { log_warn("node record does not fit in a DHT item"); return; }
   uint32_t h;
-  int rc = dht_put_mutable(ns->dht, ns->me, (const uint8_t *)NETSVC_NODE_SALT, strlen(NETSVC_NODE_SALT), v, w.len,
+  int rc = dht_put_mutable(ns->dht, ns->me, (const uint8_t *)NETSVC_NODE_SALT, strlen(NETSVC_NODE_SALT), v, (size_t)len,
                            netsvc__wall_ms(), NULL, &h);
   if (rc) log_warn("cannot publish the node record: %s", err_str(rc));
   if (!dht_announce(ns->dht, ns->network_hash, ns->listen_port, &h)) log_debug("announced on the network infohash");
@@ -209,8 +234,9 @@ void netsvc__lookup_record(netsvc *ns, const uint8_t pk[32]) {
 
 static void on_record(netsvc *ns, const uint8_t pk[32], const dht_event *ev) {
   if (!ev->has_item || !ev->item.is_mutable) return;
-  ben_node nodes[64];
-  if (ben_decode(ev->item.v, ev->item.v_len, nodes, 64, 0) <= 0 || nodes[0].type != BEN_DICT) return;
+  static ben_node nodes[256]; /* loop thread; a full record (offers, agents) needs more than 64 */
+  if (ben_decode(ev->item.v, ev->item.v_len, nodes, 256, 0) <= 0 || nodes[0].type != BEN_DICT) return;
+  if (ns->record_cb) ns->record_cb(ns->record_ud, pk, &nodes[0]);
   const ben_node *e = ben_dict_get(&nodes[0], "e");
   if (!e || e->type != BEN_LIST) return;
   /* Add in reverse so the record's first endpoint ends up first in the peer book. */

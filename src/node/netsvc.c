@@ -110,6 +110,29 @@ int netsvc_set_record_offers(netsvc *ns, const uint8_t *ben, size_t len) {
   return 0;
 }
 
+int netsvc_set_record_agents(netsvc *ns, const uint8_t *ben, size_t len) {
+  if (len > sizeof ns->agents_ben) return ERR_TOOBIG;
+  if (len == ns->agents_len && (!len || !memcmp(ns->agents_ben, ben, len))) return 0;
+  if (len) memcpy(ns->agents_ben, ben, len);
+  ns->agents_len = len;
+  ns->next_publish = netsvc__now_ms(ns);
+  return 0;
+}
+
+int netsvc_set_record_intents(netsvc *ns, const uint8_t *ben, size_t len) {
+  if (len > sizeof ns->intents_ben) return ERR_TOOBIG;
+  if (len == ns->intents_len && (!len || !memcmp(ns->intents_ben, ben, len))) return 0;
+  if (len) memcpy(ns->intents_ben, ben, len);
+  ns->intents_len = len;
+  ns->next_publish = netsvc__now_ms(ns);
+  return 0;
+}
+
+void netsvc_on_record(netsvc *ns, netsvc_record_cb cb, void *ud) {
+  ns->record_cb = cb;
+  ns->record_ud = ud;
+}
+
 void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n) {
   if (n > NETSVC_MAX_ANNOUNCED_MODELS) n = NETSVC_MAX_ANNOUNCED_MODELS;
   for (int i = 0; i < n; i++) memcpy(ns->served[i], sha256[i], 32);

@@ -75,6 +75,21 @@ int netsvc_linked(netsvc *ns, const uint8_t pk[32]);
 /* The market's offers, already bencoded (a list), put under key "o" of our node record;
  * the record is republished soon. Copied; NULL/0 removes them. */
 int netsvc_set_record_offers(netsvc *ns, const uint8_t *ben, size_t len);
+/* The agents we sell, already bencoded (agent/a2a's list), put under key "a" of our node
+ * record (at most NETSVC_AGENTS_MAX bytes); republished soon when they changed. Copied;
+ * NULL/0 removes them. 0 or ERR_TOOBIG. */
+#define NETSVC_AGENTS_MAX 256
+int netsvc_set_record_agents(netsvc *ns, const uint8_t *ben, size_t len);
+/* Observes the node records we look up (signed by pk; record is the decoded dict, borrowed
+ * for the call). One observer. */
+#include "p2p/bencode.h"
+typedef void (*netsvc_record_cb)(void *ud, const uint8_t pk[32], const ben_node *record);
+void netsvc_on_record(netsvc *ns, netsvc_record_cb cb, void *ud);
+/* Negotiation intents, already bencoded (a list of {i: id, k: kind, t: [tags]}), put under
+ * key "n" of our node record (dropped from the record when it would not fit). Copied;
+ * NULL/0 removes them. ERR_TOOBIG over NETSVC_MAX_RECORD_INTENTS bytes. */
+#define NETSVC_MAX_RECORD_INTENTS 200
+int netsvc_set_record_intents(netsvc *ns, const uint8_t *ben, size_t len);
 /* The models we announce under their model infohash (replaces the default: every model in
  * the store). Copied. */
 void netsvc_set_served(netsvc *ns, const uint8_t (*sha256)[32], int n);

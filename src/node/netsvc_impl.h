@@ -80,6 +80,12 @@ struct netsvc {
   int n_ready_obs;
   uint8_t offers_ben[DHT_MAX_VALUE];
   size_t offers_len;
+  uint8_t agents_ben[NETSVC_AGENTS_MAX]; /* the "a" key of our record (agents for sale) */
+  size_t agents_len;
+  netsvc_record_cb record_cb;  /* observer of the records we look up */
+  void *record_ud;
+  uint8_t intents_ben[NETSVC_MAX_RECORD_INTENTS]; /* key "n": negotiation intents (node/negsvc) */
+  size_t intents_len;
   uint8_t served[NETSVC_MAX_ANNOUNCED_MODELS][32];
   int n_served;                /* -1: every model in the store */
   pending_call pending[MAX_PENDING];

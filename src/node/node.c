@@ -27,6 +27,7 @@
 #include "core/hex.h"
 
 #include "core/version.h"
+#include "privacy/policy.h"
 
 static void m_status(ctl_req *req, json_t *params, void *ud) {
   node *n = ud;
@@ -225,12 +226,16 @@ static void m_dht_put(ctl_req *req, json_t *params, void *ud) {
 static void m_token_create(ctl_req *req, json_t *params, void *ud) {
   node *n = ud;
   const char *label = json_string_value(json_object_get(params, "label"));
+  json_t *pv = json_object_get(params, "privacy");
+  int privacy = !pv ? 0 : json_is_string(pv) ? policy_parse(json_string_value(pv), json_string_length(pv)) : -1;
+  if (privacy < 0) { ctl_reply_err(req, CTL_INVALID_PARAMS, "privacy must be allow, redact or local-only"); return; }
   char tok[AUTH_TOKEN_BUF];
   int64_t id;
-  int rc = auth_create(n->db, label, tok, &id);
+  int rc = auth_create_privacy(n->db, label, privacy, tok, &id);
   if (rc) { ctl_reply_err(req, CTL_FAILED, "cannot create a token: %s", err_str(rc)); return; }
   if (n->auth) auth_load(n->auth, n->db); /* the API may be off */
-  ctl_reply_ok(req, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : ""));
+  ctl_reply_ok(req, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "token", tok, "label", label ? label : "",
+                              "privacy", policy_name((policy_level)privacy)));
   sodium_memzero(tok, sizeof tok);
 }
 
@@ -242,8 +247,9 @@ static void m_token_list(ctl_req *req, json_t *params, void *ud) {
   if (k < 0) { ctl_reply_err(req, CTL_INTERNAL, "cannot list tokens"); return; }
   json_t *arr = json_array();
   for (int i = 0; i < k; i++)
-    json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:b}", "id", (json_int_t)list[i].id, "label", list[i].label,
-                                         "created", (json_int_t)list[i].created_s, "revoked", list[i].revoked));
+    json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:b, s:s}", "id", (json_int_t)list[i].id, "label",
+                                         list[i].label, "created", (json_int_t)list[i].created_s, "revoked",
+                                         list[i].revoked, "privacy", policy_name((policy_level)list[i].privacy)));
   ctl_reply_ok(req, json_pack("{s:o}", "tokens", arr));
 }
 

@@ -10,6 +10,7 @@
  *   gen     the one generation path (market/gen) and `ask` (node/asksvc)
  *   agents  the agent runtime (node/agentsvc)
  *   a2a     delegation between owners' agents (node/a2asvc)
+ *   neg     negotiation between owners' agents: intents, sessions, signed deals (node/negsvc)
  *   vault   vault envelopes from other nodes, kept sealed in the inbox (node/vaultsvc)
  *   http    the local API (http/server) with every layer's routes
  *
@@ -38,6 +39,7 @@
 #include "http/openai.h"
 #include "http/server.h"
 #include "node/a2asvc.h"
+#include "node/negsvc.h"
 #include "node/vaultsvc.h"
 #include "node/agentsvc.h"
 #include "node/asksvc.h"
@@ -48,6 +50,7 @@
 #include "node/paysvc.h"
 #include "p2p/lan_udp.h"
 #include "p2p/peers.h"
+#include "privacy/policy.h"
 
 /* ---- net ------------------------------------------------------------------------------ */
 
@@ -246,9 +249,15 @@ static int gen_network(void *ud, const char *model, const uint8_t *only, local_r
 }
 
 static int gen_start(node_ctx *c, void **st, char *err, size_t cap) {
+  const char *pv = config_str(c->cfg, "privacy", "default");
+  int privacy = policy_parse(pv ? pv : "allow", pv ? strlen(pv) : 5);
+  if (privacy < 0) {
+    snprintf(err, cap, "[privacy] default = \"%s\": must be \"allow\", \"redact\" or \"local-only\"", pv);
+    return ERR_CONFIG;
+  }
   gen_state *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
-  gen_opts go = {.models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
+  gen_opts go = {.privacy = privacy, .models_dir = c->paths->models, .local = c->local, .network = c->node->mkt ? gen_network : NULL,
                  .network_ud = c->node->mkt, .self_id = c->node_id,
                  .max_live = (int)config_int(c->cfg, "http", "max_generations")};
   int rc = gen_new(&go, &s->g);
@@ -309,6 +318,22 @@ static void a2a_stop(node_ctx *c, void *st) { (void)c; a2asvc_stop(st); }
 
 static void a2a_release(void *st) { a2asvc_free(st); }
 
+/* ---- neg: negotiation between owners' agents ------------------------------------------ */
+
+static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!c->net) return 0;
+  negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id,
+                   .w = c->pay && paysvc_enabled(c->pay) ? paysvc_wallet(c->pay) : NULL,
+                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id")};
+  negsvc *n;
+  int rc = negsvc_start(&o, &n, err, cap);
+  if (!rc) *st = n;
+  return rc;
+}
+
+static void neg_stop(node_ctx *c, void *st) { (void)c; negsvc_stop(st); }
+
+static void neg_release(void *st) { negsvc_free(st); }
 /* ---- vault: envelopes from other nodes into the inbox ---------------------------------- */
 
 static int vault_start(node_ctx *c, void **st, char *err, size_t cap) {
@@ -433,6 +458,7 @@ static const svc_def table[] = {
     {"gen", gen_start, gen_stop, NULL, gen_release_state},
     {"agents", agents_start, agents_stop, NULL, agents_release},
     {"a2a", a2a_start, a2a_stop, NULL, a2a_release},
+    {"neg", neg_start, neg_stop, NULL, neg_release},
     {"vault", vault_start, vault_stop, NULL, vault_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},

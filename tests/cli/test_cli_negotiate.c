@@ -40,6 +40,8 @@ static void test_negotiate(void **state) {
                    0);
   assert_non_null(strstr(out, "agreement after"));
   assert_non_null(strstr(out, "Nash point Laptop=HP, Harddisk=60 Gb"));
+  assert_non_null(strstr(out, "agreement after 4 rounds: Laptop=HP, Harddisk=60 Gb, External Monitor=19'' LCD"));
+  assert_non_null(strstr(out, "(the Nash point)"));
   /* Errors. */
   FILE *fp = fopen(f, "w");
   fputs("{\"issues\":[{\"name\":\"p\",\"values\":[\"a\",\"a\"]}],\"sides\":[]}", fp);
@@ -50,6 +52,15 @@ static void test_negotiate(void **state) {
   assert_int_equal(apiary("negotiate haggle"), 2);
   assert_int_equal(apiary("negotiate --help"), 0);
   assert_non_null(strstr(out, "negotiate sim"));
+  /* the node subcommands: usage errors without a node, and no node is a failure */
+  assert_int_equal(apiary("negotiate start --home %s apXXX", dir), 2);            /* no --intent */
+  assert_int_equal(apiary("negotiate intent --home %s frob", dir), 2);
+  assert_int_equal(apiary("negotiate show --home %s", dir), 2);
+  assert_int_equal(apiary("negotiate intent add --home %s %s/missing.json", dir, dir), 2);
+  assert_int_equal(apiary("negotiate list --home %s", dir), 1);                  /* no node running */
+  assert_non_null(strstr(err, "no node is running"));
+  assert_int_equal(apiary("negotiate intent --help"), 0);
+  assert_non_null(strstr(out, "negotiate start NODE_ID"));
   tu_rm_rf(dir);
 }
 

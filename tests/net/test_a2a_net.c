@@ -258,10 +258,23 @@ static void test_refusals(void **state) {
   assert_int_not_equal(apiary("task --home %s delegate %s pricey 'x' --max-wei 4999", home(C), ids(A)), 0);
   assert_non_null(strstr(err, "costs 5000 wei per task, above your max_wei 4999"));
   assert_int_not_equal(apiary("task --home %s delegate %s private 'x'", home(C), ids(A)), 0);
-  assert_non_null(strstr(err, "no agent named private is for sale"));
+  /* the caller asks A what it sells first (the price it will hold A to): nothing is sent */
+  assert_non_null(strstr(err, "sells no agent by that name or skill (nothing was spent)"));
   assert_int_not_equal(apiary("task --home %s delegate %s ghost 'x'", home(C), ids(A)), 0);
-  assert_non_null(strstr(err, "no agent named ghost is for sale"));
+  assert_non_null(strstr(err, "sells no agent by that name or skill"));
   assert_int_not_equal(apiary("task --home %s delegate %s", home(C), ids(A)), 0);
+  /* A raises the price it advertised: C still holds it to the advertised 5000, and A (its
+   * max_wei is that cap) refuses; nothing moves. (Should C have asked A again in between,
+   * the new price is what it knows, and the refusal is for want of a channel.) */
+  char path[400];
+  snprintf(path, sizeof path, "%s/agent.json", cl.dir);
+  FILE *f = fopen(path, "w");
+  fputs("{\"name\": \"pricey\", \"model\": \"tiny\", \"sell\": {\"price_wei\": 6000}}", f);
+  fclose(f);
+  assert_int_equal(apiary("agent --home %s add --replace --file %s", home(A), path), 0);
+  assert_int_not_equal(apiary("task --home %s delegate %s pricey 'x' --max-wei 10000", home(C), ids(A)), 0);
+  if (!strstr(err, "now asks more than the 5000 wei it advertised") && !strstr(err, "6000 wei per task"))
+    fail_msg("delegate: %s", err);
 }
 
 int main(void) {

@@ -7,6 +7,8 @@
  *     receipt, A's provider receipt, the channel's voucher total on both sides and, after
  *     A's auto-claim, the amount claimed on chain all equal PRICE;
  *   - a second task on the same channel: the totals are 2 x PRICE everywhere;
+ *   - an agent priced per task and per token: C pays the base and the tokens used at the
+ *     advertised rate, or its budget when that is less; receipts agree;
  *   - a task C's node does not stay to pay for: A completes it and holds the result back
  *     (payment_due, no artifact), its receipt at 0;
  *   - an agent on C delegates with the delegate tool: its step and its task count PRICE;
@@ -33,6 +35,8 @@
 #include "node/control.h"
 
 #define PRICE 12345678901ull
+#define BASE 1000ull          /* the per-token agent "meter": per task, */
+#define PER_1K 1000000000ull  /* and per 1,000 tokens (1e6 wei a token) */
 
 static char out[1 << 18], err[1 << 16];
 static tu_cluster cl;
@@ -72,6 +76,10 @@ static int setup(void **state) {
   snprintf(def, sizeof def,
            "{\"name\": \"scribe\", \"model\": \"tiny\", \"instructions\": \"Write one line.\", \"max_steps\": 1,"
            " \"max_tokens\": 24, \"seed\": 7, \"sell\": {\"price_wei\": %llu}}", PRICE);
+  add_agent(A, def);
+  snprintf(def, sizeof def,
+           "{\"name\": \"meter\", \"model\": \"tiny\", \"instructions\": \"Write one line.\", \"max_steps\": 1,"
+           " \"max_tokens\": 24, \"seed\": 7, \"sell\": {\"price_wei\": %llu, \"price_per_1k\": %llu}}", BASE, PER_1K);
   add_agent(A, def);
   snprintf(def, sizeof def,
            "{\"name\": \"slow\", \"model\": \"tiny\", \"instructions\": \"Write a long story.\", \"max_steps\": 1,"
@@ -231,6 +239,43 @@ static void test_paid(void **state) {
   json_decref(r);
   books_equal(2 * PRICE);
   assert_true(channel_reaches(A, chan, "claimed", 2 * PRICE));
+}
+
+/* An agent priced per task and per token: C pays BASE + the tokens the task used at the
+ * advertised rate, both receipts agree; with a budget under that, the budget is what is
+ * paid (the price is capped by it) and the result is handed over all the same. */
+static void test_per_token(void **state) {
+  (void)state;
+  NEED();
+  uint64_t before = receipts_sum(C, "client", chan);
+  for (int k = 0; k < 2; k++) {
+    unsigned long long budget = k ? BASE + 3 * 1000000ull : PRICE;
+    json_t *r = tu_node_json(&cl, C, "task delegate %s meter 'Count the bees.' --max-wei %llu", ids(A), budget);
+    if (!r) fail_msg("delegate: %s", err);
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "completed");
+    uint64_t tokens = (uint64_t)json_integer_value(json_object_get(r, "tokens"));
+    assert_true(tokens > 3);
+    uint64_t want = k ? budget : BASE + tokens * (PER_1K / 1000);
+    assert_int_equal(tu_dec(r, "wei"), want);
+    const char *id = json_string_value(json_object_get(r, "id"));
+    json_t *cr = receipt(C, id, "client"), *pr = NULL;
+    assert_non_null(cr);
+    assert_int_equal(tu_dec(cr, "amount"), want);
+    for (int i = 0; i < 100; i++) {
+      json_decref(pr);
+      pr = receipt(A, id, "provider");
+      if (pr && tu_dec(pr, "amount") == want) break;
+      usleep(100000);
+    }
+    assert_non_null(pr);
+    assert_int_equal(tu_dec(pr, "amount"), want);
+    assert_non_null(json_string_value(json_object_get(r, "text")));
+    before += want;
+    json_decref(cr);
+    json_decref(pr);
+    json_decref(r);
+  }
+  books_equal(before);
 }
 
 /* A task nobody pays for (wait: false, so C's node does not stay to pay): A completes it
@@ -398,7 +443,8 @@ static void test_kill_caller(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_held_back),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_paid), cmocka_unit_test(test_per_token),
+                                     cmocka_unit_test(test_held_back),
                                      cmocka_unit_test(test_agent_pays),
                                      cmocka_unit_test(test_kill_provider),
                                      cmocka_unit_test(test_kill_caller)};

@@ -13,10 +13,14 @@
 
 #include "../support/testutil.h"
 #include "agent/a2a.h"
+#include "agent/a2a_calls.h"
 #include "agent/a2a_task.h"
 #include "agent/agent_def.h"
 #include "agent/agent_store.h"
 #include "core/err.h"
+#include "crypto/eip712.h"
+#include "crypto/wallet.h"
+#include "p2p/bencode.h"
 
 static const char *ID = "00112233445566778899aabbccddeeff";
 
@@ -32,11 +36,11 @@ static void test_send(void **state) {
   (void)state;
   a2a_send s;
   int code;
-  char buf[512];
-  snprintf(buf, sizeof buf,
+  char text[512];
+  snprintf(text, sizeof text,
            "{\"agent\":\"scribe\",\"max_wei\":\"12\",\"message\":{\"messageId\":\"%s\",\"role\":\"user\",\"parts\":["
            "{\"kind\":\"text\",\"text\":\"a\"},{\"text\":\"b\"}]}}", ID);
-  assert_null(parse(buf, &s, &code));
+  assert_null(parse(text, &s, &code));
   assert_string_equal(s.agent, "scribe");
   assert_string_equal(s.text, "a\nb");
   assert_int_equal(s.max_wei, 12);
@@ -44,7 +48,7 @@ static void test_send(void **state) {
   assert_int_equal(s.id[15], 0xff);
   assert_false(s.has_channel);
   /* the caller's writer gives back the same */
-  json_t *back = a2a_send_params(s.agent, s.id, s.text, s.max_wei, NULL);
+  json_t *back = a2a_send_params(s.agent, s.id, s.text, s.max_wei, NULL, NULL);
   a2a_send s2;
   assert_null(a2a_send_parse(back, &s2, &code));
   assert_string_equal(s2.text, "a\nb");
@@ -53,8 +57,8 @@ static void test_send(void **state) {
   a2a_send_clear(&s2);
   a2a_send_clear(&s);
   /* refusals */
-  snprintf(buf, sizeof buf, "{\"agent\":\"scribe\",\"message\":{\"messageId\":\"%s\",\"role\":\"user\",\"parts\":[{\"kind\":\"file\",\"file\":{}}]}}", ID);
-  assert_non_null(parse(buf, &s, &code));
+  snprintf(text, sizeof text, "{\"agent\":\"scribe\",\"message\":{\"messageId\":\"%s\",\"role\":\"user\",\"parts\":[{\"kind\":\"file\",\"file\":{}}]}}", ID);
+  assert_non_null(parse(text, &s, &code));
   assert_int_equal(code, A2A_E_CONTENT);
   a2a_send_clear(&s);
   const char *bad[] = {
@@ -69,11 +73,11 @@ static void test_send(void **state) {
     a2a_send_clear(&s);
   }
   /* role, empty text, too many parts, too much text */
-  snprintf(buf, sizeof buf, "{\"agent\":\"a\",\"message\":{\"messageId\":\"%s\",\"role\":\"agent\",\"parts\":[{\"text\":\"x\"}]}}", ID);
-  assert_non_null(parse(buf, &s, &code));
+  snprintf(text, sizeof text, "{\"agent\":\"a\",\"message\":{\"messageId\":\"%s\",\"role\":\"agent\",\"parts\":[{\"text\":\"x\"}]}}", ID);
+  assert_non_null(parse(text, &s, &code));
   a2a_send_clear(&s);
-  snprintf(buf, sizeof buf, "{\"agent\":\"a\",\"message\":{\"messageId\":\"%s\",\"role\":\"user\",\"parts\":[{\"text\":\"\"}]}}", ID);
-  assert_non_null(parse(buf, &s, &code));
+  snprintf(text, sizeof text, "{\"agent\":\"a\",\"message\":{\"messageId\":\"%s\",\"role\":\"user\",\"parts\":[{\"text\":\"\"}]}}", ID);
+  assert_non_null(parse(text, &s, &code));
   a2a_send_clear(&s);
   json_t *parts = json_array();
   for (int i = 0; i < 17; i++) json_array_append_new(parts, json_pack("{s:s}", "text", "x"));
@@ -190,22 +194,24 @@ static void test_store(void **state) {
   snprintf(path, sizeof path, "%s/a.db", dir);
   store *s;
   assert_int_equal(store_open(path, &s, err, sizeof err), 0);
-  store_migration m[] = {{"agent", agent_schema_v1}, {"agent", a2a_schema_v1}};
-  assert_int_equal(store_migrate(s, m, 2, err, sizeof err), 2);
+  store_migration m[] = {{"agent", agent_schema_v1}, {"agent", a2a_schema_v1}, {"agent", a2a_schema_v2}};
+  assert_int_equal(store_migrate(s, m, 3, err, sizeof err), 3);
   uint8_t c1[32], c2[32], rid[16];
   memset(c1, 1, 32);
   memset(c2, 2, 32);
   memset(rid, 9, 16);
   int64_t id, again, other, owner;
-  uint64_t price;
-  assert_int_equal(a2a_task_add(s, "scribe", "hi", c1, rid, 7, &id), 0);
-  assert_int_equal(a2a_task_add(s, "scribe", "hi again", c1, rid, 7, &again), ERR_EXISTS);
+  a2a_price seven = {.price = 7, .rate = 11, .max_wei = 100}, price;
+  assert_int_equal(a2a_task_add(s, "scribe", "hi", c1, rid, &seven, &id), 0);
+  assert_int_equal(a2a_task_add(s, "scribe", "hi again", c1, rid, &seven, &again), ERR_EXISTS);
   assert_int_equal(again, id);
-  assert_int_equal(a2a_task_add(s, "scribe", "hi", c2, rid, 7, &other), 0); /* same id, other caller */
+  assert_int_equal(a2a_task_add(s, "scribe", "hi", c2, rid, &seven, &other), 0); /* same id, other caller */
   assert_int_not_equal(other, id);
   assert_int_equal(a2a_task_find(s, c1, rid, &again, &price), 0);
   assert_int_equal(again, id);
-  assert_int_equal(price, 7);
+  assert_int_equal(price.price, 7);
+  assert_int_equal(price.rate, 11);
+  assert_int_equal(price.max_wei, 100);
   uint8_t c3[32];
   memset(c3, 3, 32);
   assert_int_equal(a2a_task_find(s, c3, rid, &again, &price), ERR_NOTFOUND);
@@ -227,9 +233,177 @@ static void test_store(void **state) {
   tu_rm_rf(dir);
 }
 
+/* The provider's check of a caller's channel proof: only the channel's client or signer
+ * can make one, for this caller at this provider and this channel. */
+static void test_channel_proof(void **state) {
+  (void)state;
+  uint8_t sk1[32], sk2[32], chan[32], other[32], caller[32], prov[32], d[32], sig[65];
+  memset(sk1, 0x11, 32);
+  memset(sk2, 0x22, 32);
+  memset(chan, 0xc1, 32);
+  memset(other, 0xc2, 32);
+  memset(caller, 0xaa, 32);
+  memset(prov, 0xbb, 32);
+  wallet w1, w2;
+  assert_int_equal(wallet_from_secret(sk1, &w1), 0);
+  assert_int_equal(wallet_from_secret(sk2, &w2), 0);
+  uint8_t nobody[20] = {0};
+  a2a_channel_digest(chan, caller, prov, d);
+  assert_int_equal(eip712_sign(&w1, d, sig), 0);
+  /* w1 is the client, or the signer */
+  assert_int_equal(a2a_channel_proof_check(w1.addr, nobody, chan, caller, prov, sig), 0);
+  assert_int_equal(a2a_channel_proof_check(nobody, w1.addr, chan, caller, prov, sig), 0);
+  /* someone else's channel (client and signer w2) */
+  assert_int_equal(a2a_channel_proof_check(w2.addr, w2.addr, chan, caller, prov, sig), ERR_WRONG_SIGNER);
+  /* the proof replayed for another channel, by another caller, at another provider */
+  assert_int_equal(a2a_channel_proof_check(w1.addr, w1.addr, other, caller, prov, sig), ERR_WRONG_SIGNER);
+  assert_int_equal(a2a_channel_proof_check(w1.addr, w1.addr, chan, prov, prov, sig), ERR_WRONG_SIGNER);
+  assert_int_equal(a2a_channel_proof_check(w1.addr, w1.addr, chan, caller, caller, sig), ERR_WRONG_SIGNER);
+  /* it travels in a2a.message/send */
+  uint8_t id[16] = {1};
+  json_t *p = a2a_send_params("scribe", id, "hi", 5, chan, sig);
+  a2a_send s;
+  int code;
+  assert_null(a2a_send_parse(p, &s, &code));
+  assert_true(s.has_channel && s.has_sig);
+  assert_memory_equal(s.channel_sig, sig, 65);
+  a2a_send_clear(&s);
+  json_object_set_new(p, "channel_sig", json_string("00"));
+  assert_non_null(a2a_send_parse(p, &s, &code));
+  a2a_send_clear(&s);
+  json_decref(p);
+  wallet_wipe(&w1);
+  wallet_wipe(&w2);
+}
+
+/* Per-token prices: ceil, capped by the budget, no overflow. */
+static void test_cost(void **state) {
+  (void)state;
+  assert_int_equal(a2a_cost(7, 0, 500, 100), 7);
+  assert_int_equal(a2a_cost(7, 1000, 5, 100), 12);
+  assert_int_equal(a2a_cost(7, 1001, 5, 100), 13);  /* 5.005 rounds up */
+  assert_int_equal(a2a_cost(7, 1000, 500, 100), 100); /* the budget caps it */
+  assert_int_equal(a2a_cost(7, 1000, -3, 100), 7);
+  assert_int_equal(a2a_cost(UINT64_MAX, UINT64_MAX, INT64_MAX, UINT64_MAX), UINT64_MAX);
+}
+
+/* Skills: in the definition, the JSON list, the DHT record's compact form; matching. */
+static void test_skills_and_record(void **state) {
+  (void)state;
+  a2a_agent_offer a[2] = {{.name = "scribe", .price_wei = 7, .skills = {"notes", "write"}, .n_skills = 2},
+                          {.name = "poet", .price_wei = 1000, .price_1k = 5}};
+  assert_true(a2a_offer_matches(&a[0], "scribe"));
+  assert_true(a2a_offer_matches(&a[0], "notes"));
+  assert_false(a2a_offer_matches(&a[1], "notes"));
+  json_t *l = a2a_agents_to_json(a, 2);
+  a2a_agent_offer b[A2A_MAX_AGENTS];
+  size_t n;
+  assert_int_equal(a2a_agents_from_json(l, b, A2A_MAX_AGENTS, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(b[0].n_skills, 2);
+  assert_string_equal(b[0].skills[1], "write");
+  assert_int_equal(b[0].price_1k, 0);
+  assert_int_equal(b[1].price_1k, 5);
+  json_decref(l);
+  uint8_t rec[256];
+  ben_w w;
+  ben_w_init(&w, rec, sizeof rec);
+  a2a_agents_to_ben(&w, a, 2);
+  int len = ben_w_finish(&w);
+  assert_true(len > 0 && len < 80); /* compact: it shares a 1000-byte record */
+  ben_node nodes[64];
+  assert_true(ben_decode(rec, (size_t)len, nodes, 64, 0) > 0);
+  assert_int_equal(a2a_agents_from_ben(&nodes[0], b, A2A_MAX_AGENTS, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(b[0].name, "scribe");
+  assert_int_equal(b[0].price_wei, 7);
+  assert_int_equal(b[0].n_skills, 2);
+  assert_string_equal(b[0].skills[0], "notes");
+  assert_int_equal(b[1].price_wei, 1000);
+  assert_int_equal(b[1].price_1k, 5);
+  /* a bad entry (a name with a space) is skipped */
+  const char bad[] = "ld1:n3:a b1:pi1e1:slee" "d1:n2:ok1:pi2e1:sl3:x y2:okeee";
+  assert_true(ben_decode((const uint8_t *)bad, sizeof bad - 1, nodes, 64, 0) > 0);
+  assert_int_equal(a2a_agents_from_ben(&nodes[0], b, A2A_MAX_AGENTS, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(b[0].name, "ok");
+  assert_int_equal(b[0].n_skills, 1);
+  /* skills in a definition's "sell" */
+  json_t *out;
+  char err[300];
+  json_t *d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"skills\":[\"notes\"]}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), 0);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(out, "sell"), "skills"), 0)), "notes");
+  json_decref(out);
+  json_decref(d);
+  d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"price_per_1k\":9}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), 0);
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "sell"), "price_per_1k")), 9);
+  json_decref(out);
+  json_decref(d);
+  d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"price_per_1k\":-1}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), ERR_INVAL);
+  json_decref(d);
+  d = json_loads("{\"name\":\"s\",\"model\":\"m\",\"sell\":{\"price_wei\":5,\"skills\":[\"no spaces\"]}}", 0, NULL);
+  assert_int_equal(agent_def_check(d, &out, err, sizeof err), ERR_INVAL);
+  json_decref(d);
+}
+
+/* The caller's record of its delegations: an open attempt is listed for a restart until it
+ * ends; recording it again changes nothing. */
+static void test_calls_store(void **state) {
+  (void)state;
+  char dir[256], path[400], err[200];
+  tu_tmpdir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/c.db", dir);
+  store *s;
+  assert_int_equal(store_open(path, &s, err, sizeof err), 0);
+  store_migration m[] = {{"agent", a2a_calls_schema_v1}};
+  assert_int_equal(store_migrate(s, m, 1, err, sizeof err), 1);
+  a2a_call_row r = {.input = "Note it.", .max_wei = 50, .cap = 7, .deadline = 123};
+  memset(r.id, 1, 16);
+  memset(r.provider, 2, 32);
+  snprintf(r.agent, sizeof r.agent, "noter");
+  memset(r.channel, 5, 32);
+  r.has_channel = 1;
+  assert_int_equal(a2a_calls_open(s, &r), 0);
+  r.cap = 9;
+  assert_int_equal(a2a_calls_open(s, &r), 0); /* the same attempt: kept as first recorded */
+  r.id[0] = 3;
+  r.has_channel = 0;
+  assert_int_equal(a2a_calls_open(s, &r), 0);
+  a2a_call_row out[4];
+  assert_int_equal(a2a_calls_list_open(s, out, 4), 2);
+  assert_string_equal(out[0].agent, "noter");
+  assert_string_equal(out[0].input, "Note it.");
+  assert_int_equal(out[0].cap, 7);
+  assert_int_equal(out[0].max_wei, 50);
+  assert_int_equal(out[0].deadline, 123);
+  assert_true(out[0].has_channel && out[0].channel[31] == 5);
+  assert_false(out[1].has_channel);
+  a2a_call_row_clear(&out[0]);
+  a2a_call_row_clear(&out[1]);
+  assert_int_equal(a2a_calls_end(s, r.id, r.provider, "completed", "done it"), 0);
+  assert_int_equal(a2a_calls_list_open(s, out, 4), 1);
+  a2a_call_row_clear(&out[0]);
+  json_t *j = a2a_calls_json(s, 10);
+  assert_int_equal(json_array_size(j), 2);
+  int completed = 0;
+  size_t i;
+  json_t *x;
+  json_array_foreach(j, i, x) completed += !strcmp(json_string_value(json_object_get(x, "state")), "completed") &&
+                                          !strcmp(json_string_value(json_object_get(x, "result")), "done it");
+  assert_int_equal(completed, 1);
+  json_decref(j);
+  store_close(s);
+  tu_rm_rf(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_send), cmocka_unit_test(test_task_roundtrip),
                                      cmocka_unit_test(test_card_and_agents), cmocka_unit_test(test_def_sell),
-                                     cmocka_unit_test(test_store)};
+                                     cmocka_unit_test(test_store), cmocka_unit_test(test_channel_proof),
+                                     cmocka_unit_test(test_skills_and_record), cmocka_unit_test(test_calls_store),
+                                     cmocka_unit_test(test_cost)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "core/hex.h"
 #include "llm/mstore.h"
 #include "market/gen.h"
+#include "privacy/policy.h"
 
 static char dir[512];
 static local_svc *worker;
@@ -66,6 +67,7 @@ static struct {
   int had_only;
   uint8_t only[32];
   int max_tokens;
+  char prompt[512];         /* the prompt as it was handed to the network */
   mkt_stream *s;
 } net;
 
@@ -76,6 +78,7 @@ static int fake_network(void *ud, const char *model, const uint8_t *only, local_
   net.had_only = only != NULL;
   if (only) memcpy(net.only, only, 32);
   net.max_tokens = lr->max_tokens;
+  snprintf(net.prompt, sizeof net.prompt, "%s", lr->prompt ? lr->prompt : "");
   local_req_clear(lr); /* taken */
   net.s = mkt_stream_new();
   mkt_stream_ref(net.s);
@@ -232,8 +235,92 @@ static void test_refusals(void **state) {
   gen_free(g);
 }
 
+/* Reads s to its end in small pieces (the restored text outgrows what was read). */
+static void read_all(gen_stream *s, char *out, size_t cap) {
+  size_t n = 0;
+  int k;
+  char piece[5];
+  while ((k = gen_read(s, piece, sizeof piece, 1000)) > 0) {
+    assert_true(n + (size_t)k < cap);
+    memcpy(out + n, piece, (size_t)k);
+    n += (size_t)k;
+  }
+  assert_int_equal(k, 0);
+  out[n] = 0;
+}
+
+/* The privacy policy (privacy/policy): local-only is refused before the network sees
+ * anything; redact hands the network placeholders and restores the answer, a placeholder
+ * split across chunks too; the node's level and the request's combine, strictest first;
+ * local generations are not redacted. */
+static void test_privacy(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  gen *g;
+  char name[128], text[512];
+  gen_error e;
+  gen_stream *s = NULL;
+  gen_opts o = {.models_dir = dir, .local = worker, .network = fake_network, .self_id = "apself"};
+  assert_int_equal(gen_new(&o, &g), 0);
+  gen_request r = {.model = "stories15M"};
+  local_req lr = prompt_req("mail bob@example.com, card 4111111111111111", 3);
+  lr.privacy = POLICY_LOCAL_ONLY;
+  net.calls = 0;
+  assert_int_equal(gen_submit(g, &r, &lr, &s, name, sizeof name, &e), ERR_PERM);
+  assert_int_equal(e.status, 403);
+  assert_string_equal(e.code, "privacy_local_only");
+  assert_int_equal(net.calls, 0);
+  assert_null(lr.prompt);
+  /* local-only with a local model runs */
+  r.model = "tiny";
+  lr = prompt_req("hello", 2);
+  lr.privacy = POLICY_LOCAL_ONLY;
+  assert_int_equal(gen_submit(g, &r, &lr, &s, name, sizeof name, &e), 0);
+  assert_false(gen_is_remote(s));
+  mkt_result res;
+  assert_int_equal(gen_wait(s, 60000, &res), 0);
+  gen_release(s);
+  /* redact: placeholders out, values back */
+  r.model = "stories15M";
+  lr = prompt_req("mail bob@example.com, card 4111111111111111", 3);
+  lr.privacy = POLICY_REDACT;
+  assert_int_equal(gen_submit(g, &r, &lr, &s, name, sizeof name, &e), 0);
+  assert_int_equal(net.calls, 1);
+  assert_string_equal(net.prompt, "mail [EMAIL_1], card [CARD_1]");
+  assert_int_equal(gen_n_redacted(s), 2);
+  static const char *const chunks[] = {"Hi [EMA", "IL_1], your card [", "CARD_1", "] and [EMAIL_2] [C", "A"};
+  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++) mkt_stream_push(net.s, chunks[i], strlen(chunks[i]));
+  mkt_result fin = {.finish = LOCAL_STOP, .n_providers = 1};
+  mkt_stream_finish(net.s, &fin);
+  mkt_stream_unref(net.s);
+  read_all(s, text, sizeof text);
+  assert_string_equal(text, "Hi bob@example.com, your card 4111111111111111 and [EMAIL_2] [CA");
+  gen_release(s);
+  gen_free(g);
+  /* the node says redact, the request says allow: redact */
+  o.privacy = POLICY_REDACT;
+  assert_int_equal(gen_new(&o, &g), 0);
+  lr = prompt_req("ip 10.1.2.3", 3);
+  lr.privacy = POLICY_ALLOW;
+  assert_int_equal(gen_submit(g, &r, &lr, &s, name, sizeof name, &e), 0);
+  assert_string_equal(net.prompt, "ip [IP_1]");
+  mkt_stream_finish(net.s, &fin);
+  mkt_stream_unref(net.s);
+  read_all(s, text, sizeof text);
+  gen_release(s);
+  /* a local model: nothing leaves, nothing is redacted */
+  r.model = "tiny";
+  lr = prompt_req("ip 10.1.2.3", 2);
+  assert_int_equal(gen_submit(g, &r, &lr, &s, name, sizeof name, &e), 0);
+  assert_false(gen_is_remote(s));
+  assert_int_equal(gen_n_redacted(s), 0);
+  assert_int_equal(gen_wait(s, 60000, &res), 0);
+  gen_release(s);
+  gen_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_local), cmocka_unit_test(test_network),
-                                     cmocka_unit_test(test_refusals)};
+                                     cmocka_unit_test(test_refusals), cmocka_unit_test(test_privacy)};
   return cmocka_run_group_tests_name("gen", tests, setup, teardown);
 }

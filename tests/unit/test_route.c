@@ -47,7 +47,18 @@ static uint64_t env_paid(void *ud, uint32_t aid) { (void)ud, (void)aid; return 1
 static uint32_t env_random(void *ud) { (void)ud; return rnd++; }
 static int64_t env_wall(void *ud) { (void)ud; return 1700000000; }
 
-static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall};
+static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall, NULL};
+
+/* A negotiated deal with P1 at deal_gen (0: none). */
+static uint64_t deal_gen;
+static int env_deal(void *ud, const uint8_t pk[32], uint64_t *out) {
+  (void)ud;
+  if (!deal_gen || memcmp(pk, P1, 32)) return ERR_NOTFOUND;
+  *out = deal_gen;
+  return 0;
+}
+static const mkt_route_env ENV_DEAL = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall,
+                                       env_deal};
 
 static mkt_route *rt;
 static mkt_stream *st;
@@ -184,6 +195,42 @@ static void test_answer(void **state) {
   char text[8];
   assert_int_equal(mkt_stream_read(st, text, sizeof text, 0), 3);
   assert_int_equal(mkt_route_n_requests(rt), 0);
+}
+
+/* A deal with P1 replaces its offer's price_gen when lower: P1 is picked, called and
+ * charged at the deal price; a deal above the offer changes nothing. */
+static void test_deal_price(void **state) {
+  (void)state;
+  mkt_route_cfg cfg = {.stall_ms = 1000, .payments = 1};
+  assert_int_equal(mkt_route_new(&cfg, &ENV_DEAL, &rt), 0);
+  mkt_offer o1 = offer(2000, 2000), o2 = offer(2000, 1000);
+  mkt_route_offers(rt, 1, P1, &o1, 1);
+  mkt_route_offers(rt, 1, P2, &o2, 1);
+  have_channel = 1;
+  deal_gen = 500;
+  submit("m", 10);
+  mkt_route_action a = next(MKT_RT_ATTEMPT);
+  assert_memory_equal(a.pk, P1, 32); /* cheaper by its deal */
+  json_t *p;
+  uint32_t aid = call_to(P1, &p);
+  assert_string_equal(json_string_value(json_object_get(p, "price_gen")), "500");
+  assert_string_equal(json_string_value(json_object_get(p, "price_prompt")), "2000");
+  json_decref(p);
+  int32_t ids[3] = {5, 6, 7};
+  mkt_route_chunk(rt, 100, aid, ids, 3, "abc", 3, 4);
+  mkt_route_done(rt, 150, aid, 4, 3, 1);
+  mkt_route_action x;
+  while (mkt_route_poll(rt, &x))
+    if (x.kind == MKT_RT_CALL) json_decref(x.params);
+  assert_int_equal(result().cost_wei, 10); /* ceil((4 * 2000 + 3 * 500) / 1000) */
+  mkt_stream_unref(st);
+  /* a deal above the offer: the offer's price applies, and P2 is cheaper */
+  deal_gen = 3000;
+  submit("m", 10);
+  a = next(MKT_RT_ATTEMPT);
+  assert_memory_equal(a.pk, P2, 32);
+  call_to(P2, NULL);
+  deal_gen = 0;
 }
 
 static void test_failover_and_stall(void **state) {
@@ -521,6 +568,7 @@ static void test_logprobs(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_answer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deal_price, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failover_and_stall, setup, teardown),
       cmocka_unit_test_setup_teardown(test_channel_retry_and_open, setup, teardown),
       cmocka_unit_test_setup_teardown(test_registry_and_names, setup, teardown),
