@@ -30,7 +30,16 @@ int cli_chain_open(const cli_common *c, const char *rpc_override, int need_escro
     log_error("%s", err);
     return CLI_FAIL;
   }
+  if (cli_unlock_keys(&out->paths, NULL)) {
+    config_free(out->cfg);
+    out->cfg = NULL;
+    return CLI_FAIL;
+  }
   int rc = wallet_load(out->paths.wallet, &out->w);
+  if (rc == ERR_PERM) {
+    log_error("%s is readable by other users; fix it with: chmod 600 %s", out->paths.wallet, out->paths.wallet);
+    goto fail;
+  }
   if (rc) {
     log_error("cannot load the wallet %s: %s (run 'apiary init' or 'apiary wallet import')", out->paths.wallet,
               err_str(rc));

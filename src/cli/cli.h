@@ -113,6 +113,22 @@ int cli_gov_main(int argc, char **argv);
 int cli_schema_main(int argc, char **argv);  /* cli/schema.c: schema match */
 int cli_grammar_main(int argc, char **argv); /* cli/schema.c: grammar check */
 
+/* Passphrases (cli/passphrase.c): from file (private, first line) if given, else $env if
+ * set, else a no-echo prompt on the terminal (confirm: asked twice); never argv. out is a
+ * cli_passphrase_new buffer (CLI_PASS_CAP bytes, sodium_malloc; cli_passphrase_free wipes).
+ * Returns CLI_OK or CLI_FAIL after logging why. */
+#define CLI_PASS_CAP 1025
+char *cli_passphrase_new(void);
+void cli_passphrase_free(char *p);
+int cli_passphrase(const char *env, const char *file, const char *prompt, int confirm, char *out, size_t *len_out);
+int cli_vault_main(int argc, char **argv); /* cli/vault.c */
+/* When the home's identity.key or wallet.key is encrypted at rest, reads the passphrase
+ * ($APIARY_PASSPHRASE, pass_file, or a prompt), checks it and unlocks crypto/keyfile for
+ * this process. CLI_OK (also when nothing is encrypted) or CLI_FAIL after saying why. */
+#define KEYS_PASS_ENV "APIARY_PASSPHRASE"
+struct home_paths;
+int cli_unlock_keys(const struct home_paths *p, const char *pass_file);
+
 /* Control-socket helpers (cli/status.c): call a method on the running node of c's home.
  * Returns CLI_OK with *result_out owned by the caller, or CLI_FAIL after logging why. */
 int cli_ctl_call(const cli_common *c, const char *method, json_t *params /* taken */, json_t **result_out);

@@ -30,6 +30,7 @@ static const cli_cmd commands[] = {
     {"agent", "add, list, show or remove agents (instructions, model, tools, limits)", cli_agent_main},
     {"negotiate", "negotiate deals with other nodes (intents, sessions, signed deals); simulate or generate scenarios", cli_negotiate_main},
     {"task", "give an agent a task, follow it, approve its calls, cancel it", cli_task_main},
+    {"vault", "keep secrets encrypted; grant, revoke, audit and share their use", cli_vault_main},
     {"wallet", "show the wallet address and balance, send coin, import a key", cli_wallet_main},
     {"chain", "deploy the apiary contracts and show the configured chain", cli_chain_main},
     {"channel", "open, list, top up, extend, refund and claim payment channels", cli_channel_main},

@@ -6,12 +6,13 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "node/home.h"
 #include "node/node.h"
 
 static const char usage[] =
     "usage: apiary node [--home DIR] [--listen ADDR:PORT] [--dht-port P]\n"
     "                   [--bootstrap HOST:PORT]... [--no-lan] [--no-dht] [--no-nat] [--http ADDR:PORT]\n"
-    "                   [--verify-rate R]\n\n"
+    "                   [--verify-rate R] [--passphrase-file F]\n\n"
     "Runs the node in the foreground until SIGINT or SIGTERM (or 'apiary stop'), then shuts\n"
     "down cleanly. The owner controls it through HOME/control.sock (mode 0600): 'apiary\n"
     "status', 'apiary peers', ... One node per home.\n\n"
@@ -24,13 +25,16 @@ static const char usage[] =
     "  --no-lan               disable LAN discovery\n"
     "  --http ADDR:PORT       address of the OpenAI-compatible API (default 127.0.0.1:8080)\n"
     "  --verify-rate R        re-run a fraction R (0..1) of remote answers on a second provider\n"
-    "                         and compare; a provider that differs loses rank ([market] verify_rate)\n";
+    "                         and compare; a provider that differs loses rank ([market] verify_rate)\n"
+    "  --passphrase-file F    the key files' passphrase when they are encrypted at rest ('apiary id\n"
+    "                         passphrase set'); else $APIARY_PASSPHRASE, else a prompt\n";
 
-enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT, OPT_NO_NAT, OPT_VERIFY };
+enum { OPT_LISTEN = 1, OPT_DHT_PORT, OPT_BOOTSTRAP, OPT_NO_LAN, OPT_HTTP, OPT_NO_DHT, OPT_NO_NAT, OPT_VERIFY, OPT_PASSF };
 
 int cli_node_main(int argc, char **argv) {
   cli_common c = {0};
   node_opts o;
+  const char *pass_file = NULL;
   memset(&o, 0, sizeof o);
   o.dht_port = -1;
   o.verify_rate = -1;
@@ -43,6 +47,7 @@ int cli_node_main(int argc, char **argv) {
                                        {"no-dht", no_argument, 0, OPT_NO_DHT},
                                        {"no-nat", no_argument, 0, OPT_NO_NAT},
                                        {"verify-rate", required_argument, 0, OPT_VERIFY},
+                                       {"passphrase-file", required_argument, 0, OPT_PASSF},
                                        {0}};
   int opt;
   optind = 1;
@@ -67,6 +72,7 @@ int cli_node_main(int argc, char **argv) {
     case OPT_HTTP: o.http_listen = optarg; break;
     case OPT_NO_DHT: o.no_dht = 1; break;
     case OPT_NO_NAT: o.no_nat = 1; break;
+    case OPT_PASSF: pass_file = optarg; break;
     case OPT_VERIFY: {
       char *end;
       o.verify_rate = strtod(optarg, &end);
@@ -84,6 +90,8 @@ int cli_node_main(int argc, char **argv) {
     return CLI_FAIL;
   }
   o.home = dir;
+  home_paths hp;
+  if (home_paths_init(&hp, dir) == 0 && cli_unlock_keys(&hp, pass_file)) return CLI_FAIL;
   char err[1024] = "";
   int rc = node_run(&o, err, sizeof err);
   if (rc) {

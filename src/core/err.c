@@ -33,6 +33,7 @@ const char *err_str(int rc) {
   case ERR_OVERSPEND: return "voucher amount exceeds the channel deposit";
   case ERR_EXPIRED: return "channel expired, closed or about to expire";
   case ERR_BUSY: return "busy: one is already in progress";
+  case ERR_LOCKED: return "locked: the key file is encrypted and the passphrase is missing or wrong";
   default: break;
   }
   if (rc < 0 && rc > -4096) return strerror(-rc); /* glibc: thread-safe static strings */

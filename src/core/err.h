@@ -33,6 +33,7 @@ enum {
   ERR_OVERSPEND = -10023,       /* voucher amount above the channel's deposit */
   ERR_EXPIRED = -10024,         /* channel expired, closed or too close to expiry */
   ERR_BUSY = -10025,            /* one is already in progress: try again after it */
+  ERR_LOCKED = -10026,          /* an encrypted key file and no (or a wrong) passphrase */
 };
 
 #include <stdarg.h>

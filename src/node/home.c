@@ -28,6 +28,7 @@
 #include "privacy/policy_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
+#include "privacy/vault.h"
 
 /* The node's own settings; every layer declares its own (p2p, market, chain, pay, http). */
 static const config_key node_keys[] = {
@@ -69,6 +70,7 @@ static const store_migration migrations[] = {
     {"agent", a2a_schema_v2},
     {"http", auth_schema_v2},
     {"agent", neg_schema_v1},
+    {"privacy", vault_schema_v1},
 };
 
 const config_key *home_config_schema(size_t *n_out) {

@@ -321,6 +321,9 @@ static int load_home(node *n, const node_opts *o, char *err, size_t cap) {
     else if (rc == ERR_PERM)
       snprintf(err, cap, "%s is readable by other users; fix it with: chmod 600 %s", n->paths.identity,
                n->paths.identity);
+    else if (rc == ERR_LOCKED)
+      snprintf(err, cap, "%s is encrypted: give its passphrase ($APIARY_PASSPHRASE or --passphrase-file F)",
+               n->paths.identity);
     else
       snprintf(err, cap, "cannot load %s: %s", n->paths.identity, err_str(rc));
     return rc;

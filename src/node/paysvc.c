@@ -380,12 +380,28 @@ int paysvc_open_channel(paysvc *p, const uint8_t pk[32], const u256 *deposit, ui
 
 int paysvc_start(uv_loop_t *loop, const char *wallet_path, const config *cfg, store *db, netsvc *ns,
                  ctl_server *ctl, paysvc **out, char *err, size_t err_cap) {
+  /* No wallet file turns payments off; a wallet that is there but cannot be used (readable
+   * by others, encrypted without the passphrase, malformed) stops the node instead. */
+  wallet w;
+  int wrc = wallet_load(wallet_path, &w);
+  if (wrc && wrc != -ENOENT) {
+    if (wrc == ERR_PERM)
+      snprintf(err, err_cap, "%s is readable by other users; fix it with: chmod 600 %s", wallet_path, wallet_path);
+    else if (wrc == ERR_LOCKED)
+      snprintf(err, err_cap, "%s is encrypted: give its passphrase ($APIARY_PASSPHRASE or --passphrase-file F)",
+               wallet_path);
+    else
+      snprintf(err, err_cap, "cannot load the wallet %s: %s", wallet_path, err_str(wrc));
+    return wrc;
+  }
   paysvc *p = calloc(1, sizeof *p);
-  if (!p) { snprintf(err, err_cap, "out of memory"); return ERR_NOMEM; }
+  if (!p) { wallet_wipe(&w); snprintf(err, err_cap, "out of memory"); return ERR_NOMEM; }
   p->loop = loop;
   p->db = db;
   p->ns = ns;
-  p->have_wallet = wallet_load(wallet_path, &p->w) == 0;
+  p->have_wallet = wrc == 0;
+  if (p->have_wallet) p->w = w;
+  wallet_wipe(&w);
   if (!p->have_wallet) log_warn("no wallet at %s: payments are off", wallet_path);
   snprintf(p->rpc_url, sizeof p->rpc_url, "%s", config_str(cfg, "chain", "rpc"));
   snprintf(p->escrow_text, sizeof p->escrow_text, "%s", config_str(cfg, "chain", "escrow"));

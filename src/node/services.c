@@ -11,6 +11,7 @@
  *   agents  the agent runtime (node/agentsvc)
  *   a2a     delegation between owners' agents (node/a2asvc)
  *   neg     negotiation between owners' agents: intents, sessions, signed deals (node/negsvc)
+ *   vault   vault envelopes from other nodes, kept sealed in the inbox (node/vaultsvc)
  *   http    the local API (http/server) with every layer's routes
  *
  * Reverse order makes shutdown safe: the API stops first (gen_shutdown ends every stream
@@ -39,6 +40,7 @@
 #include "http/server.h"
 #include "node/a2asvc.h"
 #include "node/negsvc.h"
+#include "node/vaultsvc.h"
 #include "node/agentsvc.h"
 #include "node/asksvc.h"
 #include "node/gensvc.h"
@@ -332,6 +334,19 @@ static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
 static void neg_stop(node_ctx *c, void *st) { (void)c; negsvc_stop(st); }
 
 static void neg_release(void *st) { negsvc_free(st); }
+/* ---- vault: envelopes from other nodes into the inbox ---------------------------------- */
+
+static int vault_start(node_ctx *c, void **st, char *err, size_t cap) {
+  if (!c->net) return 0;
+  vaultsvc *v;
+  int rc = vaultsvc_start(c, &v, err, cap);
+  if (!rc) *st = v;
+  return rc;
+}
+
+static void vault_stop(node_ctx *c, void *st) { (void)c; (void)st; }
+
+static void vault_release(void *st) { vaultsvc_free(st); }
 
 /* ---- mcp ------------------------------------------------------------------------------ */
 
@@ -444,6 +459,7 @@ static const svc_def table[] = {
     {"agents", agents_start, agents_stop, NULL, agents_release},
     {"a2a", a2a_start, a2a_stop, NULL, a2a_release},
     {"neg", neg_start, neg_stop, NULL, neg_release},
+    {"vault", vault_start, vault_stop, NULL, vault_release},
     {"mcp", mcp_start, mcp_stop, NULL, mcp_release},
     {"http", http_svc_start, http_svc_stop, http_svc_status, NULL},
 };

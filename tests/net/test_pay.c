@@ -229,8 +229,8 @@ static void test_pay_end_to_end(void **state) {
   /* homes, wallets, deployment */
   assert_int_equal(apiary("init --home %s", home_a), 0);
   assert_int_equal(apiary("init --home %s", home_c), 0);
-  assert_int_equal(apiary("wallet --home %s --force import %s", home_a, KEY_A), 0);
-  assert_int_equal(apiary("wallet --home %s --force import %s", home_c, KEY_C), 0);
+  assert_int_equal(tu_wallet_import(home_a, KEY_A), 0);
+  assert_int_equal(tu_wallet_import(home_c, KEY_C), 0);
   json_t *d = apiary_json("chain --home %s deploy --rpc %s --voting-period 60 --timelock 60", home_a, chain.url);
   assert_non_null(d);
   const char *esc = json_string_value(json_object_get(d, "escrow"));

@@ -42,8 +42,7 @@ static int make_homes(tu_cluster *c, int n, int wallets) {
     if (!j) return -1;
     snprintf(nd->id, sizeof nd->id, "%s", json_string_value(json_object_get(j, "node_id")));
     json_decref(j);
-    if (wallets && tu_apiary(out, sizeof out, err, sizeof err, "wallet --home %s --force import %s", nd->home, KEYS[i]))
-      return -1;
+    if (wallets && tu_wallet_import(nd->home, KEYS[i])) return -1;
   }
   return 0;
 }

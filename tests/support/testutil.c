@@ -207,3 +207,16 @@ int tu_port_block(int span) {
   }
   return -1;
 }
+
+int tu_wallet_import(const char *home, const char *hex_key) {
+  char path[1200], out[4096], err[4096];
+  snprintf(path, sizeof path, "%s/wallet.import", home);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  size_t n = strlen(hex_key);
+  int ok = write(fd, hex_key, n) == (ssize_t)n;
+  close(fd);
+  int rc = ok ? tu_apiary(out, sizeof out, err, sizeof err, "wallet --home %s --force import --file %s", home, path) : -1;
+  unlink(path);
+  return rc;
+}

@@ -49,6 +49,8 @@ int tu_wait_exit(pid_t pid, int timeout_ms);
  * running at once never pick the same block. Returns the first port, or -1. */
 int tu_port_block(int span);
 /* Runs a shell command quietly; returns its exit status. */
+/* Imports a hex secret as home's wallet through `wallet import --file` (never argv). */
+int tu_wallet_import(const char *home, const char *hex_key);
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TU_REQUIRE_SHARED()                                                                 \
