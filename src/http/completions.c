@@ -32,7 +32,9 @@
 #define GONE_CHECK_MS 250        /* how often a waiting request looks whether its client left */
 
 typedef struct stream_ctx {
-  gen_stream *src;       /* local or bought: market/gen */
+  struct MHD_Connection *conn;
+  gen_stream *src;       /* local or bought: market/gen (watched: its news resumes conn) */
+  uint64_t last_out_ms;  /* when bytes last went out (a keepalive after STREAM_WAIT_MS) */
   http_log *lg;          /* the request's log line (lives until the request completes) */
   char id[40];
   char model[128];
@@ -207,7 +209,7 @@ static void send_text(stream_ctx *s, const char *text, size_t len) {
 /* The next choice: submits queue[next] and resets the per-choice state. 0, or -1 with an
  * error event queued. */
 static int start_next(stream_ctx *s) {
-  gen_release(s->src);
+  http__gen_release(s->src);
   s->src = NULL;
   local_req *lr = &s->queue[s->next];
   free(s->prompt);
@@ -231,26 +233,27 @@ static int start_next(stream_ctx *s) {
                              ge.code ? ge.code : "generation_failed"));
     return -1;
   }
+  http__gen_watch(s->conn, s->src, 1);
   return 0;
 }
 
-/* Fills s->out with the next bytes to send. Blocks (this connection's thread). */
-static void refill(stream_ctx *s) {
+/* Fills s->out with the next bytes to send; never blocks. 1 when there is nothing yet. */
+static int refill(stream_ctx *s) {
   buf_reset(&s->out);
   s->out_pos = 0;
   if (s->state == 0) {
     char text[4096];
-    int n = gen_read(s->src, text, sizeof text, STREAM_WAIT_MS);
+    int n = gen_read(s->src, text, sizeof text, 0);
     if (n > 0) http_lp_drain(&s->lp, s->src); /* the records of the text just read */
     if (n > 0 && s->tools && s->mode != 1) { /* may be calls: hold until it is clear */
       buf_append(&s->held, text, (size_t)n);
       s->mode = calls_ahead((const char *)s->held.ptr, s->held.len);
       if (s->mode == 1) queue_event(s, chunk(s, (const char *)s->held.ptr, s->held.len, NULL));
       else buf_append_str(&s->out, ": holding a tool call\n\n");
-      return;
+      return 0;
     }
-    if (n > 0) { send_text(s, text, (size_t)n); return; }
-    if (n == -ETIMEDOUT) { buf_append_str(&s->out, ": waiting for tokens\n\n"); return; }
+    if (n > 0) { send_text(s, text, (size_t)n); return 0; }
+    if (n == -ETIMEDOUT) return 1;
     mkt_result r;
     gen_wait(s->src, 0, &r);
     http_lp_drain(&s->lp, s->src);
@@ -299,7 +302,7 @@ static void refill(stream_ctx *s) {
       if (gen_is_remote(s->src)) json_object_set_new(last, "apiary", apiary_info(s->node_id, &r));
       queue_event(s, last);
       if (s->next < s->n_queue) { /* the next choice streams on (or its error event ends the stream) */
-        if (start_next(s) == 0) return;
+        if (start_next(s) == 0) return 0;
       } else if (s->include_usage) { /* OpenAI's shape: a chunk of its own, with no choices */
         json_t *u = chunk(s, NULL, 0, NULL);
         json_object_set_new(u, "choices", json_array());
@@ -310,18 +313,30 @@ static void refill(stream_ctx *s) {
     }
     s->state = 2;
     buf_append_str(&s->out, "data: [DONE]\n\n");
-    return;
+    return 0;
   }
   s->state = 3;
+  return 0;
 }
 
+/* MHD's content reader (a pool thread): what is ready, or — with nothing ready — the
+ * connection suspended until the generation has news or GONE_CHECK_MS passed (then 0). A
+ * client that left ends the stream, which cancels the generation (stream_free). */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream_ctx *s = cls;
   (void)pos;
   while (s->out_pos >= s->out.len) {
     if (s->state >= 2) return MHD_CONTENT_READER_END_OF_STREAM;
-    refill(s);
+    if (refill(s) == 0) continue;
+    if (http__client_gone(s->conn)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (http__now_ms() - s->last_out_ms >= STREAM_WAIT_MS) { /* silence: a comment keeps the line open */
+      buf_append_str(&s->out, ": waiting for tokens\n\n");
+      break;
+    }
+    if (http__suspend(s->conn, GONE_CHECK_MS)) return MHD_CONTENT_READER_END_WITH_ERROR; /* the server stops */
+    return 0;
   }
+  s->last_out_ms = http__now_ms();
   size_t n = s->out.len - s->out_pos;
   if (n > max) n = max;
   memcpy(out, s->out.ptr + s->out_pos, n);
@@ -332,7 +347,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 static void stream_free(void *cls) {
   stream_ctx *s = cls;
   if (s->src) gen_cancel(s->src); /* the client may have gone: stop generating */
-  gen_release(s->src);
+  http__gen_release(s->src);
   for (int i = s->next; i < s->n_queue; i++) {
     local_req_clear(&s->queue[i]);
     free(s->queue_prompt[i]);
@@ -347,16 +362,6 @@ static void stream_free(void *cls) {
 }
 
 
-/* Waits for the end of a generation while the client is there; a client that left
- * cancels it (so it stops within GONE_CHECK_MS, and stops paying when bought). 0, -ETIMEDOUT
- * or ERR_CANCELED. */
-static int wait_while_there(const http_request *req, gen_stream *src, mkt_result *r) {
-  for (int waited = 0; waited < FULL_WAIT_MS; waited += GONE_CHECK_MS) {
-    if (gen_wait(src, GONE_CHECK_MS, r) == 0) return 0;
-    if (http__client_gone(req->conn)) return ERR_CANCELED;
-  }
-  return -ETIMEDOUT;
-}
 
 static int bad_request(const http_request *req, const char *code, const char *msg) {
   return http__send_error(req->conn, 400, "invalid_request_error", code, msg);
@@ -378,9 +383,169 @@ static int send_answer(const http_request *req, json_t *j, const char *node, con
   return ret;
 }
 
+/* ---- one request's generation: parked while it waits ------------------------------ */
+
+typedef struct gen_task {
+  gen_stream *src;       /* watched: its news resumes the connection */
+  local_req *queue;      /* the choices after the first (owned), n_lr - 1 of them */
+  char **prompts;        /* completions: each choice's prompt (owned), n_lr of them */
+  int n_lr;
+  size_t plen;           /* strlen(prompts[0]) */
+  http_lp lp;
+  http_gen_plan p;
+  int tools, remote, started;
+  char name[128];        /* the model's display name */
+  char model[256];       /* as the client named it */
+  char node_id[MKT_NODE_ID_MAX];
+  uint64_t t0;           /* submitted at (FULL_WAIT_MS) */
+} gen_task;
+
+static void gen_task_free(void *ud) {
+  gen_task *t = ud;
+  if (t->src) gen_cancel(t->src); /* the client left, it took too long, or the server stops */
+  http__gen_release(t->src);
+  for (int i = 0; t->queue && i < t->n_lr - 1; i++) local_req_clear(&t->queue[i]);
+  free(t->queue);
+  for (int i = 0; t->prompts && i < t->n_lr; i++) free(t->prompts[i]);
+  free(t->prompts);
+  http_lp_deinit(&t->lp);
+  free(t);
+}
+
+/* Answers with an event stream; the stream takes the generation and the choices to come. */
+static int start_stream(const http_request *req, gen_task *t) {
+  http_log *lg = http__log();
+  stream_ctx *s = calloc(1, sizeof *s);
+  if (!s) return MHD_NO;
+  s->conn = req->conn;
+  s->src = t->src;
+  t->src = NULL;
+  s->chat = t->p.chat;
+  s->tools = t->tools;
+  buf_init(&s->held);
+  buf_init(&s->out);
+  s->include_usage = t->p.include_usage;
+  s->created = (long long)time(NULL);
+  new_id(s->id, sizeof s->id, t->p.chat ? "chatcmpl-" : "cmpl-");
+  snprintf(s->model, sizeof s->model, "%s", t->name);
+  snprintf(s->node_id, sizeof s->node_id, "%s", t->node_id);
+  s->lg = lg;
+  s->logprobs = t->p.logprobs;
+  s->lp = t->lp;
+  t->lp.acc = NULL; /* the stream's now */
+  s->echo = t->p.echo;
+  s->per_prompt = t->p.per_prompt > 0 ? t->p.per_prompt : 1;
+  s->gen = req->gen;
+  s->last_out_ms = http__now_ms();
+  snprintf(s->asked, sizeof s->asked, "%s", t->model);
+  if (t->prompts) {
+    s->prompt = t->prompts[0];
+    s->prompt_len = t->plen;
+    t->prompts[0] = NULL;
+  }
+  if (t->n_lr > 1) { /* the other choices wait their turn */
+    s->queue_prompt = calloc((size_t)t->n_lr - 1, sizeof *s->queue_prompt);
+    if (!s->queue_prompt) {
+      stream_free(s);
+      return MHD_NO;
+    }
+    s->queue = t->queue;
+    t->queue = NULL;
+    for (int i = 1; t->prompts && i < t->n_lr; i++) s->queue_prompt[i - 1] = t->prompts[i], t->prompts[i] = NULL;
+    s->n_queue = t->n_lr - 1;
+  }
+  if (lg) lg->status = 200;
+  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
+  if (!r) {
+    stream_free(s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", "text/event-stream");
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  http__cors(r);
+  add_headers(r, t->node_id, t->remote ? NULL : "0"); /* remote: the cost is in the last event */
+  int ret = MHD_queue_response(req->conn, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* Goes on with t: waits (parked) for a provider, then streams, or waits for the end and
+ * answers with one JSON. A client that left cancels it (gen_task_free), within GONE_CHECK_MS. */
+static int generate_step(const http_request *req, void *ud) {
+  gen_task *t = ud;
+  if (!t->started) { /* a request nobody can serve is an HTTP error, not a stream */
+    if (gen_wait_started(t->src, 0, t->node_id) == -ETIMEDOUT) {
+      if (http__client_gone(req->conn)) return MHD_NO; /* left while a provider was being found */
+      return http__wait(req->conn, generate_step, t, gen_task_free, GONE_CHECK_MS);
+    }
+    t->started = 1;
+    if (gen_failed_early(t->src)) {
+      mkt_result mr;
+      gen_wait(t->src, 0, &mr);
+      http__gen_release(t->src);
+      t->src = NULL;
+      unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
+      return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                              mr.code ? mr.code : st == 404 ? "model_not_found" : "provider_failed", mr.error);
+    }
+    if (!t->node_id[0]) snprintf(t->node_id, sizeof t->node_id, "%s", req->node_id);
+  }
+  if (t->p.stream) return start_stream(req, t);
+  mkt_result res;
+  if (gen_wait(t->src, 0, &res) == -ETIMEDOUT) {
+    if (http__client_gone(req->conn)) return MHD_NO; /* close, nothing to answer */
+    if (http__now_ms() - t->t0 >= FULL_WAIT_MS)
+      return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
+    return http__wait(req->conn, generate_step, t, gen_task_free, GONE_CHECK_MS);
+  }
+  int chat = t->p.chat, remote = t->remote;
+  buf text;
+  buf_init(&text);
+  if (t->p.echo) buf_append(&text, t->prompts[0], t->plen);
+  char tmp[8192];
+  int n;
+  while ((n = gen_read(t->src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
+  http_lp_drain(&t->lp, t->src);
+  http__gen_release(t->src);
+  t->src = NULL;
+  if (res.finish == LOCAL_ERROR) {
+    buf_deinit(&text);
+    unsigned st = res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
+    return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
+                            res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
+  }
+  const char *fin = finish_name(res.finish);
+  json_t *msg = chat ? chat_message(text.ptr ? (const char *)text.ptr : "", text.len, t->tools, &fin) : NULL;
+  json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", 0, "message", msg, "finish_reason", fin)
+                        : json_pack("{s:i, s:s%, s:o, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
+                                    text.len, "logprobs", http_lp_take(&t->lp), "finish_reason", finish_name(res.finish));
+  if (chat && t->p.logprobs) json_object_set_new(choice, "logprobs", http_lp_take(&t->lp));
+  buf_deinit(&text);
+  if (remote && res.node_id[0]) snprintf(t->node_id, sizeof t->node_id, "%s", res.node_id);
+  http_log *lg = http__log();
+  if (lg) {
+    lg->status = 200;
+    lg->prompt_tokens = res.prompt_tokens;
+    lg->completion_tokens = res.completion_tokens;
+    lg->wei = remote ? res.cost_wei : 0;
+    snprintf(lg->node, sizeof lg->node, "%s", t->node_id);
+  }
+  char id[40];
+  new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
+  json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
+                        chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model",
+                        t->name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
+                        "completion_tokens", res.completion_tokens, "total_tokens",
+                        res.prompt_tokens + res.completion_tokens, "apiary",
+                        apiary_info(req->node_id, remote ? &res : NULL));
+  char cost[24];
+  snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
+  return send_answer(req, j, t->node_id, cost);
+}
+
 int http__generate(const http_request *req, local_req *lrs, int n_lr, const char *model, const http_gen_plan *p) {
   gen_stream *src = NULL;
-  char name[128], node_id[MKT_NODE_ID_MAX];
+  char name[128];
   gen_error ge;
   gen_request gr = {.model = model};
   local_req *lr = &lrs[0];
@@ -389,173 +554,52 @@ int http__generate(const http_request *req, local_req *lrs, int n_lr, const char
     for (int i = 0; i < n_lr; i++) local_req_clear(&lrs[i]);
     return http__send_error(req->conn, 503, "server_error", "no_engine", "this node does not run models");
   }
+  gen_task *t = calloc(1, sizeof *t);
+  local_req *queue = n_lr > 1 ? calloc((size_t)n_lr - 1, sizeof *queue) : NULL;
   /* completions: each choice's prompt, for echo and text_offset (lr's own is taken) */
   char **prompts = chat ? NULL : calloc((size_t)n_lr, sizeof *prompts);
   for (int i = 0; prompts && i < n_lr; i++) prompts[i] = lrs[i].prompt ? strndup(lrs[i].prompt, lrs[i].prompt_len) : NULL;
-  if (!chat && (!prompts || !prompts[0])) {
+  if (!t || (n_lr > 1 && !queue) || (!chat && (!prompts || !prompts[0]))) {
     for (int i = 0; i < n_lr; i++) local_req_clear(&lrs[i]), free(prompts ? prompts[i] : NULL);
     free(prompts);
+    free(queue);
+    free(t);
     return http__send_error(req->conn, 500, "server_error", "server_error", "out of memory");
   }
-  http_lp lp;
   size_t plen = prompts ? strlen(prompts[0]) : 0;
-  http_lp_init(&lp, p->logprobs, chat, p->echo ? 0 : (long)plen, p->echo && prompts && prompts[0][0] != ' ');
-  int rc = gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge); /* takes lr */
-  if (rc) {
-    for (int i = 1; i < n_lr; i++) local_req_clear(&lrs[i]);
-    for (int i = 0; prompts && i < n_lr; i++) free(prompts[i]);
-    free(prompts);
-    http_lp_deinit(&lp);
+  http_lp_init(&t->lp, p->logprobs, chat, p->echo ? 0 : (long)plen, p->echo && prompts && prompts[0][0] != ' ');
+  for (int i = 1; i < n_lr; i++) { /* the other choices wait their turn */
+    queue[i - 1] = lrs[i];
+    memset(&lrs[i], 0, sizeof lrs[i]);
+  }
+  t->queue = queue;
+  t->prompts = prompts;
+  t->n_lr = n_lr;
+  t->plen = plen;
+  t->p = *p;
+  t->tools = tools;
+  snprintf(t->model, sizeof t->model, "%s", model);
+  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) { /* takes lr */
+    gen_task_free(t);
     if (ge.status == 429) return http__send_busy(req->conn, ge.message);
     return http__send_error(req->conn, (unsigned)ge.status,
                             ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
                                                                                  : "invalid_request_error",
                             ge.code, ge.message);
   }
-  int remote = gen_is_remote(src);
-  snprintf(node_id, sizeof node_id, "%s", req->node_id);
+  t->src = src;
+  http__gen_watch(req->conn, src, p->stream); /* a whole answer waits for the end only */
+  t->remote = gen_is_remote(src);
+  t->started = !t->remote;
+  t->t0 = http__now_ms();
+  snprintf(t->name, sizeof t->name, "%s", name);
+  snprintf(t->node_id, sizeof t->node_id, "%s", req->node_id);
   http_log *lg = http__log();
   if (lg) {
     snprintf(lg->model, sizeof lg->model, "%.90s", name);
-    snprintf(lg->served, sizeof lg->served, "%s", remote ? "network" : "local");
+    snprintf(lg->served, sizeof lg->served, "%s", t->remote ? "network" : "local");
   }
-  int ret = MHD_NO;
-  if (remote) { /* wait for a provider: a request nobody can serve is an HTTP error, not a stream */
-    while (gen_wait_started(src, GONE_CHECK_MS, node_id) == -ETIMEDOUT) {
-      if (http__client_gone(req->conn)) { /* left while a provider was being found */
-        gen_cancel(src);
-        gen_release(src);
-        src = NULL;
-        goto out;
-      }
-    }
-    if (gen_failed_early(src)) {
-      mkt_result mr;
-      gen_wait(src, 0, &mr);
-      gen_release(src);
-      src = NULL;
-      unsigned st = mr.http_status ? (unsigned)mr.http_status : 502;
-      ret = http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
-                             mr.code ? mr.code : st == 404 ? "model_not_found" : "provider_failed", mr.error);
-      goto out;
-    }
-    if (!node_id[0]) snprintf(node_id, sizeof node_id, "%s", req->node_id);
-  }
-  char id[40];
-  new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
-  long long created = (long long)time(NULL);
-  if (p->stream) {
-    stream_ctx *s = calloc(1, sizeof *s);
-    if (!s) { gen_cancel(src); gen_release(src); src = NULL; goto out; }
-    s->src = src;
-    src = NULL;
-    s->chat = chat;
-    s->tools = tools;
-    buf_init(&s->held);
-    s->include_usage = p->include_usage;
-    s->created = created;
-    snprintf(s->id, sizeof s->id, "%s", id);
-    snprintf(s->model, sizeof s->model, "%s", name);
-    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
-    s->lg = lg;
-    s->logprobs = p->logprobs;
-    s->lp = lp;
-    lp.acc = NULL; /* the stream's now */
-    s->echo = p->echo;
-    s->per_prompt = p->per_prompt > 0 ? p->per_prompt : 1;
-    s->gen = req->gen;
-    snprintf(s->asked, sizeof s->asked, "%s", model);
-    if (prompts) {
-      s->prompt = prompts[0];
-      s->prompt_len = plen;
-      prompts[0] = NULL;
-    }
-    if (n_lr > 1) { /* the other choices wait their turn */
-      s->queue = calloc((size_t)n_lr - 1, sizeof *s->queue);
-      s->queue_prompt = calloc((size_t)n_lr - 1, sizeof *s->queue_prompt);
-      if (!s->queue || !s->queue_prompt) {
-        free(s->queue);
-        free(s->queue_prompt);
-        s->queue = NULL;
-        s->queue_prompt = NULL;
-        stream_free(s);
-        goto out;
-      }
-      for (int i = 1; i < n_lr; i++) {
-        s->queue[i - 1] = lrs[i];
-        memset(&lrs[i], 0, sizeof lrs[i]);
-        if (prompts) s->queue_prompt[i - 1] = prompts[i], prompts[i] = NULL;
-      }
-      s->n_queue = n_lr - 1;
-    }
-    if (lg) lg->status = 200;
-    buf_init(&s->out);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    http__cors(r);
-    add_headers(r, node_id, remote ? NULL : "0"); /* remote: the cost is in the last event */
-    ret = MHD_queue_response(req->conn, 200, r);
-    MHD_destroy_response(r);
-    goto out;
-  }
-  mkt_result res;
-  buf text;
-  buf_init(&text);
-  int wrc = wait_while_there(req, src, &res);
-  if (wrc) {
-    gen_cancel(src);
-    gen_release(src);
-    src = NULL;
-    buf_deinit(&text);
-    if (wrc != ERR_CANCELED) /* the client left: close, nothing to answer */
-      ret = http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
-    goto out;
-  }
-  if (p->echo) buf_append(&text, prompts[0], plen);
-  char tmp[8192];
-  int n;
-  while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(&text, tmp, (size_t)n);
-  http_lp_drain(&lp, src);
-  gen_release(src);
-  src = NULL;
-  if (res.finish == LOCAL_ERROR) {
-    buf_deinit(&text);
-    unsigned st = res.http_status ? (unsigned)res.http_status : remote ? 502 : 500;
-    ret = http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
-                           res.code ? res.code : remote ? "provider_failed" : "generation_failed", res.error);
-    goto out;
-  }
-  const char *fin = finish_name(res.finish);
-  json_t *msg = chat ? chat_message(text.ptr ? (const char *)text.ptr : "", text.len, tools, &fin) : NULL;
-  json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", 0, "message", msg, "finish_reason", fin)
-                        : json_pack("{s:i, s:s%, s:o, s:s}", "index", 0, "text", text.ptr ? (const char *)text.ptr : "",
-                                    text.len, "logprobs", http_lp_take(&lp), "finish_reason", finish_name(res.finish));
-  if (chat && p->logprobs) json_object_set_new(choice, "logprobs", http_lp_take(&lp));
-  buf_deinit(&text);
-  if (remote && res.node_id[0]) snprintf(node_id, sizeof node_id, "%s", res.node_id);
-  if (lg) {
-    lg->status = 200;
-    lg->prompt_tokens = res.prompt_tokens;
-    lg->completion_tokens = res.completion_tokens;
-    lg->wei = remote ? res.cost_wei : 0;
-    snprintf(lg->node, sizeof lg->node, "%s", node_id);
-  }
-  json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:o}", "id", id, "object",
-                        chat ? "chat.completion" : "text_completion", "created", (json_int_t)created, "model",
-                        name, "choices", choice, "usage", "prompt_tokens", res.prompt_tokens,
-                        "completion_tokens", res.completion_tokens, "total_tokens",
-                        res.prompt_tokens + res.completion_tokens, "apiary",
-                        apiary_info(req->node_id, remote ? &res : NULL));
-  char cost[24];
-  snprintf(cost, sizeof cost, "%llu", (unsigned long long)(remote ? res.cost_wei : 0));
-  ret = send_answer(req, j, node_id, cost);
-out:
-  for (int i = 1; i < n_lr; i++) local_req_clear(&lrs[i]); /* not queued (already moved when they were) */
-  for (int i = 0; prompts && i < n_lr; i++) free(prompts[i]);
-  free(prompts);
-  http_lp_deinit(&lp);
-  return ret;
+  return http__run(req, generate_step, t, gen_task_free);
 }
 
 /* Parses the body, resolves the model; on success fills lr (model path) and name. */
@@ -590,35 +634,6 @@ int http__begin(const http_request *req, json_t **body_out, local_req *lr, char 
   return -1; /* go on */
 }
 
-/* One whole (non-streamed) answer for lr: its text, result and (lp) logprobs; 0, or an
- * HTTP status with e (or res) saying why. Takes lr. */
-static int one_answer(const http_request *req, const char *model, local_req *lr, buf *text, http_lp *lp,
-                      mkt_result *res, gen_error *e, int *remote) {
-  gen_stream *src = NULL;
-  char name[128], node[MKT_NODE_ID_MAX];
-  gen_request gr = {.model = model};
-  memset(res, 0, sizeof *res);
-  memset(e, 0, sizeof *e); /* set only by a refusal: the caller reads e->status */
-  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, e)) return e->status;
-  *remote = gen_is_remote(src);
-  if (*remote) {
-    while (gen_wait_started(src, GONE_CHECK_MS, node) == -ETIMEDOUT)
-      if (http__client_gone(req->conn)) { gen_cancel(src); gen_release(src); return 499; }
-  }
-  int wrc = wait_while_there(req, src, res);
-  if (wrc) {
-    gen_cancel(src);
-    gen_release(src);
-    return wrc == ERR_CANCELED ? 499 : 504;
-  }
-  char tmp[8192];
-  int n;
-  while ((n = gen_read(src, tmp, sizeof tmp, 0)) > 0) buf_append(text, tmp, (size_t)n);
-  http_lp_drain(lp, src);
-  gen_release(src);
-  if (res->finish == LOCAL_ERROR) return res->http_status ? res->http_status : *remote ? 502 : 500;
-  return 0;
-}
 
 /* Choice j of prompt i (chat: of the messages): every field parsed into lr (*echo:
  * completions' echo); n > 1: each choice takes the next seed, so they differ (a given seed
@@ -636,79 +651,144 @@ static const char *parse_choice(json_t *body, int chat, int i, int j, int defaul
 }
 
 /* n choices for each of k prompts (or for the messages): each its own generation, one after
- * another. Not streamed. */
-static int generate_many(const http_request *req, json_t *body, const char *model, int chat, int n, int k,
-                         int default_max) {
-  json_t *choices = json_array();
-  int pt = 0, ct = 0, any_remote = 0;
-  uint64_t cost = 0;
+ * another, parked while each runs. Not streamed. */
+typedef struct many_task {
+  json_t *body;          /* the request (a reference) */
+  char model[256];
+  int chat, n, k, default_max;
+  int i, j;              /* the choice in flight: prompt i, choice j */
+  json_t *choices;       /* the ones done */
+  int pt, ct, any_remote;
+  uint64_t cost;
   char node[MKT_NODE_ID_MAX];
-  snprintf(node, sizeof node, "%s", req->node_id);
-  for (int i = 0; i < k; i++)
-    for (int j = 0; j < n; j++) {
-      local_req lr;
-      int echo = 0;
-      const char *code = NULL, *why = parse_choice(body, chat, i, j, default_max, &lr, &echo, &code);
-      if (why) {
-        json_decref(choices);
-        return bad_request(req, code, why);
-      }
-      int tools = lr.tools && strcmp(lr.tool_choice, "none") != 0;
-      buf text;
-      buf_init(&text);
-      if (echo) buf_append(&text, lr.prompt, lr.prompt_len);
-      http_lp lp;
-      http_lp_init(&lp, lr.logprobs, chat, echo ? 0 : (long)lr.prompt_len, echo && lr.prompt[0] != ' ');
-      mkt_result res;
-      gen_error e;
-      int remote = 0, st = one_answer(req, model, &lr, &text, &lp, &res, &e, &remote);
-      if (st) {
-        buf_deinit(&text);
-        http_lp_deinit(&lp);
-        json_decref(choices);
-        if (st == 499) return MHD_NO;
-        if (e.status) return http__send_error(req->conn, (unsigned)e.status, st < 500 ? "invalid_request_error" : "server_error", e.code, e.message);
-        return http__send_error(req->conn, (unsigned)st, st < 500 ? "invalid_request_error" : "server_error",
-                                res.code ? res.code : st == 504 ? "timeout" : "generation_failed",
-                                res.error[0] ? res.error : "generation took too long");
-      }
-      const char *t = text.ptr ? (const char *)text.ptr : "";
-      int index = i * n + j;
-      const char *fin = finish_name(res.finish);
-      json_t *msg = chat ? chat_message(t, text.len, tools, &fin) : NULL;
-      json_t *choice = chat ? json_pack("{s:i, s:o, s:s}", "index", index, "message", msg, "finish_reason", fin)
-                            : json_pack("{s:i, s:s%, s:o, s:s}", "index", index, "text", t, text.len, "logprobs",
-                                        http_lp_take(&lp), "finish_reason", finish_name(res.finish));
-      if (chat && lp.on) json_object_set_new(choice, "logprobs", http_lp_take(&lp));
-      json_array_append_new(choices, choice);
-      http_lp_deinit(&lp);
-      buf_deinit(&text);
-      if (j == 0) pt += res.prompt_tokens; /* a prompt counts once, whatever n */
-      ct += res.completion_tokens;
-      if (remote) {
-        any_remote = 1;
-        cost += res.cost_wei;
-        if (res.node_id[0]) snprintf(node, sizeof node, "%s", res.node_id);
-      }
-    }
+  gen_stream *src;       /* the choice in flight (watched), or NULL */
+  int remote, started, tools;
+  buf text;
+  http_lp lp;
+  uint64_t t0;
+} many_task;
+
+static void many_free(void *ud) {
+  many_task *t = ud;
+  if (t->src) gen_cancel(t->src);
+  http__gen_release(t->src);
+  json_decref(t->body);
+  json_decref(t->choices);
+  buf_deinit(&t->text);
+  http_lp_deinit(&t->lp);
+  free(t);
+}
+
+static int many_answer(const http_request *req, many_task *t) {
   http_log *lg = http__log();
   if (lg) {
-    snprintf(lg->model, sizeof lg->model, "%.90s", model);
-    snprintf(lg->served, sizeof lg->served, "%s", any_remote ? "network" : "local");
-    snprintf(lg->node, sizeof lg->node, "%s", node);
-    lg->prompt_tokens = pt;
-    lg->completion_tokens = ct;
-    lg->wei = cost;
+    snprintf(lg->model, sizeof lg->model, "%.90s", t->model);
+    snprintf(lg->served, sizeof lg->served, "%s", t->any_remote ? "network" : "local");
+    snprintf(lg->node, sizeof lg->node, "%s", t->node);
+    lg->prompt_tokens = t->pt;
+    lg->completion_tokens = t->ct;
+    lg->wei = t->cost;
   }
   char id[40], costs[24];
-  new_id(id, sizeof id, chat ? "chatcmpl-" : "cmpl-");
-  snprintf(costs, sizeof costs, "%llu", (unsigned long long)cost);
+  new_id(id, sizeof id, t->chat ? "chatcmpl-" : "cmpl-");
+  snprintf(costs, sizeof costs, "%llu", (unsigned long long)t->cost);
+  json_t *choices = t->choices;
+  t->choices = NULL;
   json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:o, s:{s:i, s:i, s:i}, s:{s:s, s:s, s:s}}", "id", id, "object",
-                        chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model", model,
-                        "choices", choices, "usage", "prompt_tokens", pt, "completion_tokens", ct, "total_tokens",
-                        pt + ct, "apiary", "node", node, "cost_wei", costs, "served", any_remote ? "network" : "local");
-  int ret = send_answer(req, j, node, costs);
-  return ret;
+                        t->chat ? "chat.completion" : "text_completion", "created", (json_int_t)time(NULL), "model",
+                        t->model, "choices", choices, "usage", "prompt_tokens", t->pt, "completion_tokens", t->ct,
+                        "total_tokens", t->pt + t->ct, "apiary", "node", t->node, "cost_wei", costs, "served",
+                        t->any_remote ? "network" : "local");
+  return send_answer(req, j, t->node, costs);
+}
+
+static int many_step(const http_request *req, void *ud) {
+  many_task *t = ud;
+  for (;;) {
+    if (!t->src) { /* the next choice */
+      if (t->i == t->k) return many_answer(req, t);
+      local_req lr;
+      int echo = 0;
+      const char *code = NULL, *why = parse_choice(t->body, t->chat, t->i, t->j, t->default_max, &lr, &echo, &code);
+      if (why) return bad_request(req, code, why);
+      t->tools = lr.tools && strcmp(lr.tool_choice, "none") != 0;
+      buf_reset(&t->text);
+      if (echo) buf_append(&t->text, lr.prompt, lr.prompt_len);
+      http_lp_deinit(&t->lp);
+      http_lp_init(&t->lp, lr.logprobs, t->chat, echo ? 0 : (long)lr.prompt_len, echo && lr.prompt[0] != ' ');
+      gen_request gr = {.model = t->model};
+      gen_error e;
+      char name[128];
+      if (gen_submit(req->gen, &gr, &lr, &t->src, name, sizeof name, &e)) { /* takes lr */
+        t->src = NULL;
+        return http__send_error(req->conn, (unsigned)e.status, e.status < 500 ? "invalid_request_error" : "server_error",
+                                e.code, e.message);
+      }
+      http__gen_watch(req->conn, t->src, 0);
+      t->remote = gen_is_remote(t->src);
+      t->started = !t->remote;
+      t->t0 = http__now_ms();
+    }
+    if (!t->started) {
+      char node[MKT_NODE_ID_MAX];
+      if (gen_wait_started(t->src, 0, node) == -ETIMEDOUT) {
+        if (http__client_gone(req->conn)) return MHD_NO;
+        return http__wait(req->conn, many_step, t, many_free, GONE_CHECK_MS);
+      }
+      t->started = 1;
+    }
+    mkt_result res;
+    if (gen_wait(t->src, 0, &res) == -ETIMEDOUT) {
+      if (http__client_gone(req->conn)) return MHD_NO;
+      if (http__now_ms() - t->t0 >= FULL_WAIT_MS)
+        return http__send_error(req->conn, 504, "server_error", "timeout", "generation took too long");
+      return http__wait(req->conn, many_step, t, many_free, GONE_CHECK_MS);
+    }
+    char tmp[8192];
+    int n;
+    while ((n = gen_read(t->src, tmp, sizeof tmp, 0)) > 0) buf_append(&t->text, tmp, (size_t)n);
+    http_lp_drain(&t->lp, t->src);
+    http__gen_release(t->src);
+    t->src = NULL;
+    if (res.finish == LOCAL_ERROR) {
+      int st = res.http_status ? res.http_status : t->remote ? 502 : 500;
+      return http__send_error(req->conn, (unsigned)st, st < 500 ? "invalid_request_error" : "server_error",
+                              res.code ? res.code : "generation_failed",
+                              res.error[0] ? res.error : "generation took too long");
+    }
+    const char *tx = t->text.ptr ? (const char *)t->text.ptr : "";
+    int index = t->i * t->n + t->j;
+    const char *fin = finish_name(res.finish);
+    json_t *msg = t->chat ? chat_message(tx, t->text.len, t->tools, &fin) : NULL;
+    json_t *choice = t->chat ? json_pack("{s:i, s:o, s:s}", "index", index, "message", msg, "finish_reason", fin)
+                             : json_pack("{s:i, s:s%, s:o, s:s}", "index", index, "text", tx, t->text.len, "logprobs",
+                                         http_lp_take(&t->lp), "finish_reason", finish_name(res.finish));
+    if (t->chat && t->lp.on) json_object_set_new(choice, "logprobs", http_lp_take(&t->lp));
+    json_array_append_new(t->choices, choice);
+    if (t->j == 0) t->pt += res.prompt_tokens; /* a prompt counts once, whatever n */
+    t->ct += res.completion_tokens;
+    if (t->remote) {
+      t->any_remote = 1;
+      t->cost += res.cost_wei;
+      if (res.node_id[0]) snprintf(t->node, sizeof t->node, "%s", res.node_id);
+    }
+    if (++t->j == t->n) t->j = 0, t->i++;
+  }
+}
+
+static int generate_many(const http_request *req, json_t *body, const char *model, int chat, int n, int k,
+                         int default_max) {
+  many_task *t = calloc(1, sizeof *t);
+  if (!t || !(t->choices = json_array())) {
+    free(t);
+    return http__send_error(req->conn, 500, "server_error", "server_error", "out of memory");
+  }
+  t->body = json_incref(body);
+  snprintf(t->model, sizeof t->model, "%s", model);
+  t->chat = chat, t->n = n, t->k = k, t->default_max = default_max;
+  snprintf(t->node, sizeof t->node, "%s", req->node_id);
+  buf_init(&t->text);
+  return http__run(req, many_step, t, many_free);
 }
 
 /* How many choices a request asks for: n per prompt, k prompts. */

@@ -8,7 +8,7 @@
  * "model", "usage": {prompt_tokens, total_tokens}}, each embedding an array of numbers or,
  * with "encoding_format": "base64", the base64 of its little-endian float32 bytes. The
  * request's log line carries its tokens, so /metrics counts them as tokens in. Handlers
- * run on HTTP threads. */
+ * run on the HTTP pool's threads and park while the worker embeds (http__wait). */
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -95,58 +95,83 @@ static int send_body(const http_request *req, buf *out) {
   return ret;
 }
 
-/* Submits lr (taken) and answers. */
-static int embed(const http_request *req, const char *model, local_req *lr, int base64) {
-  gen_stream *src = NULL;
+/* An embeddings request in flight: parked until its vectors are ready. */
+typedef struct embed_task {
+  gen_stream *src;       /* watched: its end resumes the connection */
   char name[128];
-  gen_error ge;
-  gen_request gr = {.model = model};
-  if (gen_submit(req->gen, &gr, lr, &src, name, sizeof name, &ge)) { /* takes lr */
-    if (ge.status == 429) return http__send_busy(req->conn, ge.message);
-    return http__send_error(req->conn, (unsigned)ge.status,
-                            ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
-                                                                                 : "invalid_request_error",
-                            ge.code, ge.message);
-  }
-  http_log *lg = http__log();
-  if (lg) {
-    snprintf(lg->model, sizeof lg->model, "%.90s", name);
-    snprintf(lg->served, sizeof lg->served, "local");
-    snprintf(lg->node, sizeof lg->node, "%.60s", req->node_id);
-  }
+  int base64;
+  uint64_t t0;
+} embed_task;
+
+static void embed_free(void *ud) {
+  embed_task *t = ud;
+  if (t->src) gen_cancel(t->src); /* the client left, it took too long, or the server stops */
+  http__gen_release(t->src);
+  free(t);
+}
+
+static int embed_step(const http_request *req, void *ud) {
+  embed_task *t = ud;
   mkt_result res;
-  int waited = 0, wrc;
-  while ((wrc = gen_wait(src, GONE_CHECK_MS, &res)) == -ETIMEDOUT && waited < FULL_WAIT_MS) {
-    waited += GONE_CHECK_MS;
-    if (http__client_gone(req->conn)) break;
-  }
-  if (wrc) { /* the client left (close, nothing to answer) or it took too long */
-    gen_cancel(src);
-    gen_release(src);
-    if (waited < FULL_WAIT_MS) return MHD_NO;
-    return http__send_error(req->conn, 504, "server_error", "timeout", "the embeddings took too long");
+  if (gen_wait(t->src, 0, &res) == -ETIMEDOUT) {
+    if (http__client_gone(req->conn)) return MHD_NO; /* close, nothing to answer */
+    if (http__now_ms() - t->t0 >= FULL_WAIT_MS)
+      return http__send_error(req->conn, 504, "server_error", "timeout", "the embeddings took too long");
+    return http__wait(req->conn, embed_step, t, embed_free, GONE_CHECK_MS);
   }
   if (res.finish != LOCAL_STOP) {
-    gen_release(src);
+    http__gen_release(t->src);
+    t->src = NULL;
     unsigned st = res.http_status ? (unsigned)res.http_status : 500;
     return http__send_error(req->conn, st, st < 500 ? "invalid_request_error" : "server_error",
                             res.code ? res.code : "embedding_failed",
                             res.error[0] ? res.error : "the embeddings were not computed");
   }
   const float *vecs;
-  int dim, n = gen_embeddings(src, &vecs, &dim);
+  int dim, n = gen_embeddings(t->src, &vecs, &dim);
   buf out;
   buf_init(&out);
-  int rc = n > 0 ? write_answer(&out, name, vecs, n, dim, base64, res.prompt_tokens, req->node_id) : ERR_INVAL;
-  gen_release(src);
+  int rc = n > 0 ? write_answer(&out, t->name, vecs, n, dim, t->base64, res.prompt_tokens, req->node_id) : ERR_INVAL;
+  http__gen_release(t->src);
+  t->src = NULL;
   if (rc) {
     buf_deinit(&out);
     return http__send_error(req->conn, 500, "server_error", "embedding_failed",
                             rc == ERR_RANGE ? "the model produced a non-finite embedding"
                                             : "cannot write the embeddings (out of memory?)");
   }
+  http_log *lg = http__log();
   if (lg) lg->prompt_tokens = res.prompt_tokens;
   return send_body(req, &out);
+}
+
+/* Submits lr (taken) and answers (parked while the worker embeds). */
+static int embed(const http_request *req, const char *model, local_req *lr, int base64) {
+  embed_task *t = calloc(1, sizeof *t);
+  if (!t) {
+    local_req_clear(lr);
+    return http__send_error(req->conn, 500, "server_error", "server_error", "out of memory");
+  }
+  gen_error ge;
+  gen_request gr = {.model = model};
+  if (gen_submit(req->gen, &gr, lr, &t->src, t->name, sizeof t->name, &ge)) { /* takes lr */
+    free(t);
+    if (ge.status == 429) return http__send_busy(req->conn, ge.message);
+    return http__send_error(req->conn, (unsigned)ge.status,
+                            ge.status == 503 ? "server_error" : ge.status == 403 ? "permission_error"
+                                                                                 : "invalid_request_error",
+                            ge.code, ge.message);
+  }
+  http__gen_watch(req->conn, t->src, 0);
+  t->base64 = base64;
+  t->t0 = http__now_ms();
+  http_log *lg = http__log();
+  if (lg) {
+    snprintf(lg->model, sizeof lg->model, "%.90s", t->name);
+    snprintf(lg->served, sizeof lg->served, "local");
+    snprintf(lg->node, sizeof lg->node, "%.60s", req->node_id);
+  }
+  return http__run(req, embed_step, t, embed_free);
 }
 
 int http__embeddings(const http_request *req) {

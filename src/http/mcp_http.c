@@ -15,8 +15,10 @@
  * one of those. An MCP-Protocol-Version header, when present, must name a revision we
  * speak (2025-11-25, 2025-06-18, 2025-03-26), else 400.
  *
- * Threads: handlers run on the connection's thread; sessions are shared under a mutex and
- * reference counted, so one ended while a request of it runs is freed by the last user. */
+ * Threads: handlers run on the HTTP pool's threads; a tool runs on a thread of its own and
+ * its events wake the suspended stream (http__wake), so a waiting stream holds no pool
+ * thread. Sessions are shared under a mutex and reference counted, so one ended while a
+ * request of it runs is freed by the last user. */
 #include "http/mcp_http.h"
 
 #include <microhttpd.h>
@@ -35,6 +37,7 @@
 #define MCP_HTTP_MAX_SESSIONS 64
 #define MCP_HTTP_IDLE_S 3600   /* a session unused this long may be dropped for a new one */
 #define MCP_HTTP_MAX_MSG (1u << 20)
+#define GONE_CHECK_MS 250        /* a stream with no news looks this often whether its client left */
 
 typedef struct ses_slot {
   mcp_session *s;
@@ -208,7 +211,8 @@ static int send_rpc(const http_request *req, json_t *msg /* taken */, const char
 
 typedef struct stream {
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  struct MHD_Connection *conn; /* the reader's */
+  void *waker;                 /* resumes conn when there is news (http__wake; a reference) */
   buf out;                     /* SSE bytes not yet read */
   size_t pos;
   int done, gone, refs;        /* refs: the reader and the worker */
@@ -226,7 +230,7 @@ static void stream_unref(stream *s) {
   if (!last) return;
   buf_deinit(&s->out);
   json_decref(s->msg);
-  pthread_cond_destroy(&s->cv);
+  http__waker_unref(s->waker);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -243,7 +247,7 @@ static void stream_send(void *ud, json_t *m) {
     buf_append_str(&s->out, head);
     buf_append_str(&s->out, text);
     buf_append_str(&s->out, "\n\n");
-    pthread_cond_broadcast(&s->cv);
+    http__wake(s->waker);
   }
   pthread_mutex_unlock(&s->mu);
   free(text);
@@ -265,23 +269,25 @@ static void *stream_work(void *arg) {
   session_put(s->h, s->slot);
   pthread_mutex_lock(&s->mu);
   s->done = 1;
-  pthread_cond_broadcast(&s->cv);
+  http__wake(s->waker);
   pthread_mutex_unlock(&s->mu);
   stream_unref(s);
   return NULL;
 }
 
+/* MHD's content reader (a pool thread): the events so far, or — with none — the connection
+ * suspended until the tool sends one or ends (http__wake), or GONE_CHECK_MS passed (then 0:
+ * a client that left ends the stream, and the tool sees it through its sink). */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
   stream *s = cls;
   (void)pos;
   pthread_mutex_lock(&s->mu);
-  while (s->pos >= s->out.len && !s->done) {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 1;
-    pthread_cond_timedwait(&s->cv, &s->mu, &dl);
-  }
   ssize_t n;
+  if (s->pos >= s->out.len && !s->done) {
+    pthread_mutex_unlock(&s->mu);
+    if (http__client_gone(s->conn) || http__suspend(s->conn, GONE_CHECK_MS)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    return 0;
+  }
   if (s->pos < s->out.len) {
     size_t k = s->out.len - s->pos;
     if (k > max) k = max;
@@ -299,7 +305,6 @@ static void stream_free(void *cls) {
   stream *s = cls;
   pthread_mutex_lock(&s->mu);
   s->gone = 1; /* the tool sees it through its sink and stops asking the client */
-  pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   stream_unref(s);
 }
@@ -314,8 +319,9 @@ static int answer_streamed(const http_request *req, mcp_http *h, mcp_session *se
     return send_rpc_error(req, 503, MCP_INTERNAL, "out of memory");
   }
   pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
   buf_init(&s->out);
+  s->conn = req->conn;
+  s->waker = http__waker(req->conn);
   s->refs = 2;
   s->h = h;
   s->ses = ses;

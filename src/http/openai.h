@@ -70,7 +70,39 @@ struct MHD_Response;
 void http__cors(struct MHD_Response *r);
 /* 1 when the client of c closed its end (a hang-up or a reset): nobody will read an answer. */
 int http__client_gone(struct MHD_Connection *c);
-/* 429 rate_limit_exceeded with Retry-After: 1. */
+/* ---- waiting without holding a thread (http/server) ------------------------------------
+ * The server runs a small pool of threads, each serving many connections: a handler never
+ * blocks. To wait (for a generation to start or end, an embedding, the 429 hold), it parks
+ * the request; to stream, its content reader suspends the connection when it has nothing to
+ * send. A producer's news (gen_set_notify, an MCP event) resumes it through http__wake; a
+ * timer resumes every parked connection after at most its ms, so it can look whether its
+ * client left (http__client_gone) or its time is up. */
+typedef int (*http_cont_fn)(const http_request *req, void *ud);
+/* Parks the request on c: suspended until woken or ms passed, then fn(req, ud) is called on a
+ * pool thread to go on (answer, or park again). free_fn(ud) runs once nothing needs ud: after
+ * fn returns without parking again, or when the connection ends. Only from a handler or from
+ * fn. Returns MHD_YES. */
+int http__wait(struct MHD_Connection *c, http_cont_fn fn, void *ud, void (*free_fn)(void *ud), unsigned ms);
+/* Runs fn(req, ud) now as a handler that may park (http__wait with the same fn, ud and
+ * free_fn); free_fn(ud) runs when it answered without parking. fn's MHD_Result. */
+int http__run(const http_request *req, http_cont_fn fn, void *ud, void (*free_fn)(void *ud));
+/* From a content reader with nothing to send: suspends c until woken or ms passed (the
+ * reader then returns 0 and is called again). 0, or ERR_CANCELED when the server is
+ * stopping (end the stream). */
+int http__suspend(struct MHD_Connection *c, unsigned ms);
+/* The wake handle of c: a reference (dropped with http__waker_unref) that stays safe to wake
+ * after the connection is gone. http__wake: any thread, cheap (fits gen_set_notify). */
+void *http__waker(struct MHD_Connection *c);
+void http__waker_unref(void *w);
+void http__wake(void *w);
+/* src's news wakes c (text: each piece of text too, for a stream; else only a provider
+ * chosen and the end); http__gen_release unhooks it and releases src (NULL ok). */
+void http__gen_watch(struct MHD_Connection *c, gen_stream *src, int text);
+void http__gen_release(gen_stream *src);
+/* Milliseconds on the monotonic clock. */
+uint64_t http__now_ms(void);
+
+/* 429 rate_limit_exceeded with Retry-After: 1, held HTTP_BUSY_HOLD_MS first (parked). */
 int http__send_busy(struct MHD_Connection *c, const char *message);
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
                      const char *message);

@@ -1,7 +1,18 @@
-/* http/server — libmicrohttpd glue: auth, routing, body caps, OpenAI-style errors. */
+/* http/server — libmicrohttpd glue: auth, routing, body caps, OpenAI-style errors, and
+ * parking: a request that waits has its connection suspended and is resumed by a
+ * producer's notification (http__wake) or by the timer thread (ticker) at its deadline.
+ *
+ * Each connection has a waker (its socket context, reference counted so a producer may
+ * still hold it after the connection, or the whole server, is gone). Its own mutex guards
+ * refs and c; c is non-NULL only while the connection (hence the server) lives, so the
+ * server is touched only under that mutex with c set, or from MHD's callbacks. suspended,
+ * pending, due and the list are under the server's wmu (taken after a waker's mutex). The
+ * one who turns suspended from 1 to 0 (a wake, the ticker, the suspender itself when a wake
+ * came first) is the one who calls MHD_resume_connection, outside every lock. */
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -21,6 +32,21 @@
 
 #define MAX_ADDRS 256
 #define HTTP_BUSY_HOLD_MS 100 /* how long a 429 is held before it is sent */
+#define HTTP_TICK_MS 10       /* deadlines are rounded up to this: the ticker wakes at most 100 times a
+                                 second and resumes everything due at once (fewer wake-ups on the
+                                 cores the generations use) */
+
+typedef struct http_waker http_waker;
+struct http_waker {
+  pthread_mutex_t mu;           /* guards refs and c */
+  http_server *srv;
+  struct MHD_Connection *c;     /* NULL once the connection closed (set to NULL under mu and wmu) */
+  int refs;                     /* the connection's + each producer hook's */
+  int suspended;                /* suspended by us, in srv->sleeping */
+  int pending;                  /* a wake came while it was not suspended */
+  uint64_t due_ms;              /* the ticker resumes it then */
+  http_waker *prev, *next;      /* in srv->sleeping */
+};
 
 struct http_server {
   struct MHD_Daemon *d;
@@ -28,7 +54,141 @@ struct http_server {
   uint16_t port;
   pthread_mutex_t amu;          /* guards addrs (the listener and the connection threads) */
   struct { uint8_t a[16]; int len; unsigned n; } addrs[MAX_ADDRS]; /* open connections per address */
+  pthread_mutex_t wmu;          /* guards every waker, sleeping, stopping, tick_due */
+  pthread_cond_t wcv;           /* wakes the ticker (monotonic clock) */
+  http_waker *sleeping;         /* suspended connections */
+  int stopping;
+  uint64_t tick_due;            /* when the ticker wakes next */
+  int resuming;                 /* wakes between their unlock and MHD_resume_connection */
+  pthread_t ticker;
 };
+
+uint64_t http__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- wakers (wmu held for the list helpers) ------------------------------------------ */
+
+static void sleep_unlink(http_server *s, http_waker *w) {
+  if (w->prev) w->prev->next = w->next;
+  else s->sleeping = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+  w->suspended = 0;
+}
+
+void *http__waker(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  http_waker *w = ci ? ci->socket_context : NULL;
+  if (!w) return NULL;
+  pthread_mutex_lock(&w->mu);
+  w->refs++;
+  pthread_mutex_unlock(&w->mu);
+  return w;
+}
+
+void http__waker_unref(void *arg) {
+  http_waker *w = arg;
+  if (!w) return;
+  pthread_mutex_lock(&w->mu);
+  int left = --w->refs;
+  pthread_mutex_unlock(&w->mu);
+  if (left) return;
+  pthread_mutex_destroy(&w->mu);
+  free(w);
+}
+
+void http__wake(void *arg) {
+  http_waker *w = arg;
+  if (!w) return;
+  http_server *s = w->srv; /* (touched only while w->c says it lives, or while resuming holds it) */
+  struct MHD_Connection *resume = NULL;
+  pthread_mutex_lock(&w->mu);
+  if (w->c) { /* the connection, and so the server, is still there */
+    pthread_mutex_lock(&s->wmu);
+    if (w->suspended) {
+      sleep_unlink(s, w);
+      resume = w->c;
+      s->resuming++; /* http_stop waits for it: the connection stays until resumed */
+    } else {
+      w->pending = 1;
+    }
+    pthread_mutex_unlock(&s->wmu);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!resume) return;
+  MHD_resume_connection(resume);
+  pthread_mutex_lock(&s->wmu);
+  if (!--s->resuming && s->stopping) pthread_cond_broadcast(&s->wcv); /* (not the ticker's business otherwise) */
+  pthread_mutex_unlock(&s->wmu);
+}
+
+int http__suspend(struct MHD_Connection *c, unsigned ms) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  http_waker *w = ci ? ci->socket_context : NULL;
+  if (!w) return ERR_INVAL;
+  http_server *s = w->srv;
+  pthread_mutex_lock(&s->wmu);
+  int stopping = s->stopping;
+  pthread_mutex_unlock(&s->wmu);
+  if (stopping) return ERR_CANCELED;
+  MHD_suspend_connection(c);
+  pthread_mutex_lock(&s->wmu);
+  /* news that came since the last wait (or between the two locks): resumed at once, which
+   * has MHD call the handler or reader again (returning 0 unsuspended would leave that to
+   * its polling) */
+  int resume_now = w->pending || s->stopping;
+  w->pending = 0;
+  if (!resume_now) {
+    w->suspended = 1;
+    w->due_ms = (http__now_ms() + ms + HTTP_TICK_MS - 1) / HTTP_TICK_MS * HTTP_TICK_MS;
+    w->prev = NULL;
+    w->next = s->sleeping;
+    if (s->sleeping) s->sleeping->prev = w;
+    s->sleeping = w;
+    if (w->due_ms < s->tick_due) pthread_cond_signal(&s->wcv);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  if (resume_now) MHD_resume_connection(c);
+  return 0;
+}
+
+/* The timer thread: resumes each suspended connection at its deadline (so it can look
+ * whether its client left, or send a keepalive); when stopping, all of them. */
+static void *ticker(void *arg) {
+  http_server *s = arg;
+  enum { BATCH = 64 };
+  struct MHD_Connection *due[BATCH];
+  pthread_mutex_lock(&s->wmu);
+  for (;;) {
+    uint64_t now = http__now_ms(), next = now + 1000;
+    int n = 0;
+    for (http_waker *w = s->sleeping, *nx; w && n < BATCH; w = nx) {
+      nx = w->next;
+      if (s->stopping || w->due_ms <= now) {
+        sleep_unlink(s, w);
+        due[n++] = w->c;
+      } else if (w->due_ms < next) {
+        next = w->due_ms;
+      }
+    }
+    if (n) { /* resume outside the lock, then look again */
+      pthread_mutex_unlock(&s->wmu);
+      for (int i = 0; i < n; i++) MHD_resume_connection(due[i]);
+      pthread_mutex_lock(&s->wmu);
+      continue;
+    }
+    if (s->stopping) break;
+    s->tick_due = next;
+    struct timespec ts = {.tv_sec = (time_t)(next / 1000), .tv_nsec = (long)(next % 1000) * 1000000L};
+    pthread_cond_timedwait(&s->wcv, &s->wmu, &ts);
+    s->tick_due = 0;
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return NULL;
+}
 
 /* The client address of sa as bytes (4 or 16); 0 for 127.0.0.1 and ::1, which are exempt
  * from the per-address cap (every local client shares them). */
@@ -78,7 +238,21 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **sctx, enum MHD_ConnectionNotificationCode toe) {
   http_server *s = cls;
-  (void)sctx;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    http_waker *w = calloc(1, sizeof *w); /* NULL: this connection cannot park (its waits close it) */
+    if (w) pthread_mutex_init(&w->mu, NULL), w->srv = s, w->c = c, w->refs = 1;
+    *sctx = w;
+  } else if (*sctx) {
+    http_waker *w = *sctx;
+    pthread_mutex_lock(&w->mu);
+    pthread_mutex_lock(&s->wmu);
+    if (w->suspended) sleep_unlink(s, w);
+    w->c = NULL;
+    pthread_mutex_unlock(&s->wmu);
+    pthread_mutex_unlock(&w->mu);
+    http__waker_unref(w);
+    *sctx = NULL;
+  }
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   uint8_t a[16];
   int n = ci && ci->client_addr ? addr_bytes(ci->client_addr, a) : 0;
@@ -107,10 +281,15 @@ typedef struct conn_state {
   char path[96];
   uint64_t start_ms;
   http_log lg;            /* its log line */
+  http_cont_fn cont;      /* parked: called when resumed (http__wait) */
+  void *cont_ud;
+  void (*cont_free)(void *ud);
+  int parked;             /* http__wait was called during this call of the handler */
 } conn_state;
 
-static _Thread_local http_log *cur_log; /* the request this connection thread handles */
+static _Thread_local http_log *cur_log; /* the request this pool thread handles now */
 static _Thread_local const char *cur_origin; /* its Origin, when allowed (borrowed from the server) */
+static _Thread_local conn_state *cur_cs; /* its state */
 
 http_log *http__log(void) { return cur_log; }
 
@@ -149,11 +328,7 @@ static enum MHD_Result preflight(const http_server *s, struct MHD_Connection *c)
   return ret;
 }
 
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#define mono_ms http__now_ms
 
 static int unauthorized(struct MHD_Connection *c, const char *authz) {
   return http__send_error(c, 401, "authentication_error", "invalid_api_key",
@@ -186,12 +361,32 @@ int http__send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
   return ret;
 }
 
-int http__send_busy(struct MHD_Connection *c, const char *message) {
-  /* A client told to come back is first held a moment (its connection's thread sleeps, no
-   * CPU): one that ignores Retry-After and asks again at once cannot turn the door into a
-   * loop of refusals that takes the cores from the generations it waits for. */
-  struct timespec hold = {.tv_sec = 0, .tv_nsec = HTTP_BUSY_HOLD_MS * 1000000L};
-  nanosleep(&hold, NULL);
+int http__wait(struct MHD_Connection *c, http_cont_fn fn, void *ud, void (*free_fn)(void *ud), unsigned ms) {
+  conn_state *cs = cur_cs;
+  assert(cs); /* only from a handler or its continuation */
+  if (cs->cont && cs->cont_ud != ud && cs->cont_free) cs->cont_free(cs->cont_ud);
+  cs->cont = fn;
+  cs->cont_ud = ud;
+  cs->cont_free = free_fn;
+  cs->parked = 1;
+  if (http__suspend(c, ms)) return MHD_NO; /* stopping, or no waker: close (cont_free runs at the end) */
+  return MHD_YES;
+}
+
+int http__run(const http_request *req, http_cont_fn fn, void *ud, void (*free_fn)(void *ud)) {
+  conn_state *cs = cur_cs;
+  if (cs) cs->parked = 0;
+  int ret = fn(req, ud);
+  if (!cs || !cs->parked) free_fn(ud);
+  return ret;
+}
+
+typedef struct busy_hold {
+  uint64_t until_ms;
+  char message[];
+} busy_hold;
+
+static int send_busy_now(struct MHD_Connection *c, const char *message) {
   json_t *j = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type", "rate_limit_error", "param",
                         "code", "rate_limit_exceeded");
   char *text = json_dumps(j, JSON_COMPACT);
@@ -205,6 +400,40 @@ int http__send_busy(struct MHD_Connection *c, const char *message) {
   enum MHD_Result ret = MHD_queue_response(c, 429, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+static int busy_step(const http_request *req, void *ud) {
+  busy_hold *h = ud;
+  uint64_t now = http__now_ms();
+  if (now < h->until_ms) return http__wait(req->conn, busy_step, h, free, (unsigned)(h->until_ms - now));
+  return send_busy_now(req->conn, h->message);
+}
+
+int http__send_busy(struct MHD_Connection *c, const char *message) {
+  /* A client told to come back is first held a moment (parked: no thread, no CPU): one
+   * that ignores Retry-After and asks again at once cannot turn the door into a loop of
+   * refusals that takes the cores from the generations it waits for. */
+  size_t len = strlen(message);
+  busy_hold *h = malloc(sizeof *h + len + 1);
+  if (!h || !cur_cs) {
+    free(h);
+    return send_busy_now(c, message);
+  }
+  h->until_ms = http__now_ms() + HTTP_BUSY_HOLD_MS;
+  memcpy(h->message, message, len + 1);
+  return http__wait(c, busy_step, h, free, HTTP_BUSY_HOLD_MS);
+}
+
+void http__gen_watch(struct MHD_Connection *c, gen_stream *src, int text) {
+  void *w = http__waker(c);
+  if (w) http__waker_unref(gen_set_notify(src, http__wake, w, text));
+}
+
+void http__gen_release(gen_stream *src) {
+  if (!src) return;
+  void *w = gen_set_notify(src, NULL, NULL, 0);
+  gen_release(src);
+  http__waker_unref(w);
 }
 
 int http__send_error(struct MHD_Connection *c, unsigned status, const char *type, const char *code,
@@ -256,6 +485,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     cur_log = NULL;
     return early;
   }
+  if (cs->cont && !*upload_size) { /* resumed: go on where the handler parked */
+    cur_log = &cs->lg;
+    cur_origin = allowed_origin(s, c);
+    cur_cs = cs;
+    http_request req = {.conn = c, .method = method, .path = url, .body = (const char *)cs->body.ptr,
+                        .body_len = cs->body.len, .models_dir = s->o.models_dir, .node_id = s->o.node_id,
+                        .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud};
+    cs->parked = 0;
+    enum MHD_Result ret = (enum MHD_Result)cs->cont(&req, cs->cont_ud);
+    if (!cs->parked) { /* answered (or gave up): the state is no longer needed */
+      void (*f)(void *) = cs->cont_free;
+      void *ud = cs->cont_ud;
+      cs->cont = NULL, cs->cont_ud = NULL, cs->cont_free = NULL;
+      if (f) f(ud);
+    }
+    cur_log = NULL;
+    cur_cs = NULL;
+    return ret;
+  }
   if (cs->answered) { /* refused already: whatever else comes is dropped */
     *upload_size = 0;
     return MHD_YES;
@@ -301,8 +549,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                       .gen = s->o.gen, .remote_models = s->o.remote_models, .remote_ud = s->o.remote_ud,
                       .privacy = auth_privacy(s->o.auth, authz)};
   cur_log = &cs->lg;
+  cur_cs = cs;
+  cs->parked = 0;
   enum MHD_Result ret = (enum MHD_Result)route->fn(&req, route->data);
   cur_log = NULL;
+  cur_cs = NULL;
   return ret;
 }
 
@@ -326,9 +577,24 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     http_metrics_generation(!strcmp(l->served, "network"), (uint64_t)l->prompt_tokens, (uint64_t)l->completion_tokens,
                             l->wei);
   if (cur_log == &cs->lg) cur_log = NULL;
+  if (cur_cs == cs) cur_cs = NULL;
+  if (cs->cont_free) cs->cont_free(cs->cont_ud); /* parked when the connection ended */
   buf_deinit(&cs->body);
   free(cs);
   *con_cls = NULL;
+}
+
+/* Stops the timer thread after it resumed every suspended connection; from now on nothing
+ * parks (http__suspend says ERR_CANCELED). */
+static void stop_ticker(http_server *s) {
+  pthread_mutex_lock(&s->wmu);
+  s->stopping = 1;
+  pthread_cond_signal(&s->wcv);
+  pthread_mutex_unlock(&s->wmu);
+  pthread_join(s->ticker, NULL);
+  pthread_mutex_lock(&s->wmu);
+  while (s->resuming) pthread_cond_wait(&s->wcv, &s->wmu);
+  pthread_mutex_unlock(&s->wmu);
 }
 
 int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
@@ -354,20 +620,40 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
   http_server *s = calloc(1, sizeof *s);
   if (!s) return ERR_NOMEM;
   s->o = *o;
-  /* A thread per connection, each with a small stack (handlers only wait on streams: the
-   * work is the worker's), many of them, and a short idle limit: a crowd of idle or slow
-   * connections cannot lock token holders out (the token is checked as soon as headers
-   * arrive, and what fails it is closed at once). */
+  /* A small pool of threads, each polling many connections (epoll): a handler never blocks
+   * one (waits park the request, see http__wait), so a crowd of idle, slow or waiting
+   * connections costs memory, not threads. A short idle limit, and the token checked as soon
+   * as headers arrive (what fails it is closed at once): such a crowd cannot lock token
+   * holders out. */
   pthread_mutex_init(&s->amu, NULL);
-  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
-                          on_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_EXTERNAL_LOGGER,
+  pthread_mutex_init(&s->wmu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->wcv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (pthread_create(&s->ticker, NULL, ticker, s)) {
+    snprintf(err, cap, "cannot start the HTTP timer thread");
+    pthread_cond_destroy(&s->wcv);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->amu);
+    free(s);
+    return ERR_NOMEM;
+  }
+  s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                              MHD_USE_ERROR_LOG,
+                          0, on_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_EXTERNAL_LOGGER,
                           on_mhd_log, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED,
                           on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                           o->max_connections ? o->max_connections : 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-                          o->idle_timeout_s ? o->idle_timeout_s : 30u, MHD_OPTION_THREAD_STACK_SIZE,
-                          (size_t)(1u << 20), MHD_OPTION_END);
+                          o->idle_timeout_s ? o->idle_timeout_s : 30u, MHD_OPTION_THREAD_POOL_SIZE,
+                          o->threads ? o->threads : 4u, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1u << 20),
+                          MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, cap, "cannot listen for HTTP on %s (in use? set [http] listen in config.toml)", o->listen);
+    stop_ticker(s);
+    pthread_cond_destroy(&s->wcv);
+    pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->amu);
     free(s);
     return ERR_EXISTS;
@@ -380,7 +666,10 @@ int http_start(const http_opts *o, http_server **out, char *err, size_t cap) {
 
 void http_stop(http_server *s) {
   if (!s) return;
+  stop_ticker(s); /* every parked request is resumed and closes (none may stay suspended) */
   MHD_stop_daemon(s->d);
+  pthread_cond_destroy(&s->wcv);
+  pthread_mutex_destroy(&s->wmu);
   pthread_mutex_destroy(&s->amu);
   free(s);
 }

@@ -6,10 +6,12 @@
  * bodies are capped at HTTP_MAX_BODY. Errors use OpenAI's JSON shape:
  * {"error":{"message","type","param","code"}}.
  *
- * Threads: libmicrohttpd runs a thread per connection (a streamed generation blocks its
- * connection's thread while it waits for tokens); handlers run there and must only touch
- * thread-safe state (the auth snapshot, the model store files, and — once wired — the
- * engine and market through their queues). */
+ * Threads: libmicrohttpd runs a small pool of threads ([http] threads), each polling many
+ * connections (epoll), plus one timer thread of ours. Handlers run on the pool threads and
+ * never block: a request that waits (for a generation, an embedding, the 429 hold) is
+ * parked — its connection suspended — and resumed by the producer's notification or the
+ * timer (http__wait, http__suspend in http/openai.h). Handlers only touch thread-safe state
+ * (the auth snapshot, the model store files, the engine and market through their queues). */
 #ifndef APIARY_HTTP_SERVER_H
 #define APIARY_HTTP_SERVER_H
 
@@ -38,6 +40,7 @@ typedef struct http_opts {
   const char *const *cors_origins;  /* web origins allowed (borrowed), n_cors of them */
   size_t n_cors;
   unsigned max_connections;         /* 0: 512 */
+  unsigned threads;                 /* the pool's threads; 0: 4 */
   unsigned idle_timeout_s;          /* 0: 30 */
   unsigned max_per_address;         /* open connections from one address (not 127.0.0.1/::1); 0 = no cap */
   void *remote_ud;

@@ -79,6 +79,7 @@ static void job_unref(local_job *j) {
   int left = --j->refs;
   pthread_mutex_unlock(&j->mu);
   if (left) return;
+  if (j->req.notify_free) j->req.notify_free(j->req.notify_ud);
   local_req_clear(&j->req);
   free(j->embd);
   free(j->ids);
@@ -761,6 +762,13 @@ int local_job_waiting_credit(local_job *j) {
   int w = j->waiting_credit;
   pthread_mutex_unlock(&j->mu);
   return w;
+}
+
+int local_job_done(local_job *j) {
+  pthread_mutex_lock(&j->mu);
+  int d = j->result.finish != LOCAL_RUNNING;
+  pthread_mutex_unlock(&j->mu);
+  return d;
 }
 
 void local_svc_set_max_tps(local_svc *s, double tps) { atomic_store(&s->max_tps, tps > 0 ? tps : 0); }

@@ -90,6 +90,9 @@ typedef struct local_req {
    * 0 unset, 1 allow, 2 redact, 3 local-only). market/gen enforces it; it never leaves
    * this node. */
   int privacy;
+  /* Called once when the job is freed (no notify comes after it), to drop notify_ud (may
+   * be NULL). Not called for a request that never became a job. */
+  void (*notify_free)(void *ud);
 } local_req;
 
 #define LOCAL_MAX_CONT 8192
@@ -148,6 +151,8 @@ void local_job_progress(local_job *j, int *prompt_tokens, int *gen_tokens);
 void local_job_allow(local_job *j, int64_t tokens);
 /* True while the job is paused waiting for credit. */
 int local_job_waiting_credit(local_job *j);
+/* 1 once the job ended (local_job_wait would not wait). */
+int local_job_done(local_job *j);
 /* Caps generation speed (tokens/s per job; 0 = unlimited), e.g. to keep a small device cool. */
 void local_svc_set_max_tps(local_svc *s, double tps);
 void local_job_release(local_job *j); /* NULL ok */

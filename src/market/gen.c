@@ -23,7 +23,37 @@ struct gen {
   void *policy_ud;
 };
 
+/* A local job's news hook: shared by the stream and the job (which may outlive it: the
+ * worker drops its reference when it lets the job go). */
+typedef struct gen_hook {
+  pthread_mutex_t mu;       /* guards fn, ud, refs; held while fn runs */
+  int refs;
+  void (*fn)(void *ud);
+  void *ud;
+  int text;                 /* fn wants every token, not only the end */
+  local_job *job;           /* the job (alive whenever it fires the hook) */
+} gen_hook;
+
+static void hook_fire(void *arg) {
+  gen_hook *h = arg;
+  pthread_mutex_lock(&h->mu);
+  if (h->fn && (h->text || local_job_done(h->job))) h->fn(h->ud);
+  pthread_mutex_unlock(&h->mu);
+}
+
+static void hook_unref(void *arg) {
+  gen_hook *h = arg;
+  if (!h) return;
+  pthread_mutex_lock(&h->mu);
+  int left = --h->refs;
+  pthread_mutex_unlock(&h->mu);
+  if (left) return;
+  pthread_mutex_destroy(&h->mu);
+  free(h);
+}
+
 struct gen_stream {
+  gen_hook *hook;           /* local: the job's news hook (NULL when the caller set its own) */
   local_job *job;           /* a local generation, or */
   mkt_stream *ms;           /* one bought from the network */
   char self_id[MKT_NODE_ID_MAX];
@@ -156,7 +186,23 @@ int gen_submit(gen *g, const gen_request *r, local_req *lr, gen_stream **out, ch
   if (local) {
     snprintf(lr->model_path, sizeof lr->model_path, "%s", m.path);
     snprintf(name_out, name_cap, "%s", m.name);
+    if (!lr->notify && (s->hook = calloc(1, sizeof *s->hook))) {
+      pthread_mutex_init(&s->hook->mu, NULL);
+      s->hook->refs = 2; /* the stream's and the job's */
+      lr->notify = hook_fire;
+      lr->notify_ud = s->hook;
+      lr->notify_free = hook_unref;
+    }
     rc = local_submit(g->o.local, lr, &s->job);
+    if (!rc && s->hook) {
+      pthread_mutex_lock(&s->hook->mu);
+      s->hook->job = s->job;
+      pthread_mutex_unlock(&s->hook->mu);
+    }
+    if (rc && s->hook) { /* never became a job: its reference is ours to drop */
+      lr->notify = NULL, lr->notify_ud = NULL, lr->notify_free = NULL;
+      hook_unref(s->hook);
+    }
   } else {
     snprintf(name_out, name_cap, "%s", model);
     rc = g->o.network(g->o.network_ud, model, r->only, lr, &s->ms); /* takes lr */
@@ -255,6 +301,18 @@ int gen_embeddings(gen_stream *s, const float **out, int *dim) {
 
 int gen_is_remote(const gen_stream *s) { return s->ms != NULL; }
 
+void *gen_set_notify(gen_stream *s, void (*fn)(void *ud), void *ud, int text) {
+  if (s->ms) return mkt_stream_on_notify(s->ms, fn, ud, text);
+  if (!s->hook) return ud; /* cannot notify: the caller keeps ud */
+  pthread_mutex_lock(&s->hook->mu);
+  void *old = s->hook->ud;
+  s->hook->fn = fn;
+  s->hook->ud = ud;
+  s->hook->text = text;
+  pthread_mutex_unlock(&s->hook->mu);
+  return old;
+}
+
 void gen_cancel(gen_stream *s) {
   if (s->job) local_job_cancel(s->job);
   else if (s->ms) mkt_stream_cancel(s->ms);
@@ -267,6 +325,8 @@ void gen_release(gen_stream *s) {
   else s->g->live = s->next;
   if (s->next) s->next->prev = s->prev;
   pthread_mutex_unlock(&s->g->mu);
+  gen_set_notify(s, NULL, NULL, 0); /* no news after this: the hook's ud may go */
+  hook_unref(s->hook);
   local_job_release(s->job);
   mkt_stream_unref(s->ms);
   redact_map_free(s->map);

@@ -111,6 +111,15 @@ int gen_n_redacted(const gen_stream *s);
 /* An ended embeddings request's vectors (lr->n_embed > 0; local models only: gen_submit
  * refuses others with a 404): see local_job_embeddings. */
 int gen_embeddings(gen_stream *s, const float **out, int *dim);
+/* Calls fn(ud) whenever the stream has news (a provider chosen, the end, and with text set
+ * each piece of text too: a reader that waits for the end alone is not woken per token), from the
+ * producer's thread (the local worker, the node's loop) with a lock held: fn must be cheap,
+ * thread-safe and must not call back into this stream (e.g. MHD_resume_connection, so a
+ * suspended HTTP connection waits on no thread). fn NULL: none. Returns the previous ud;
+ * once it returns, the previous fn is not running and will not be called again. A stream
+ * that cannot notify (a local one whose caller set local_req.notify, or out of memory at
+ * submission) takes no hook and returns ud itself. */
+void *gen_set_notify(gen_stream *s, void (*fn)(void *ud), void *ud, int text);
 void gen_cancel(gen_stream *s);       /* stops the generation (and its payments) */
 void gen_release(gen_stream *s);      /* NULL ok */
 

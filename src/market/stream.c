@@ -25,7 +25,16 @@ struct mkt_stream {
   mkt_result result;
   void (*cancel_fn)(void *ud);
   void *cancel_ud;
+  void (*notify_fn)(void *ud); /* the consumer's news hook (called under mu) */
+  void *notify_ud;
+  int notify_text;             /* the hook wants text too, not only the start and the end */
 };
+
+/* Tells the consumer there is news (mu held); text: only text or records came. */
+static void news(mkt_stream *s, int text) {
+  pthread_cond_broadcast(&s->cv);
+  if (s->notify_fn && (!text || s->notify_text)) s->notify_fn(s->notify_ud);
+}
 
 mkt_stream *mkt_stream_new(void) {
   mkt_stream *s = calloc(1, sizeof *s);
@@ -61,7 +70,7 @@ int mkt_stream_push(mkt_stream *s, const char *text, size_t len) {
   pthread_mutex_lock(&s->mu);
   int rc = buf_append(&s->text, text, len);
   s->started = 1;
-  pthread_cond_broadcast(&s->cv);
+  news(s, 1);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
@@ -70,7 +79,7 @@ void mkt_stream_set_node(mkt_stream *s, const char *node_id) {
   pthread_mutex_lock(&s->mu);
   snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
   s->started = 1;
-  pthread_cond_broadcast(&s->cv);
+  news(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -81,7 +90,7 @@ void mkt_stream_finish(mkt_stream *s, const mkt_result *r) {
     if (s->result.finish == LOCAL_RUNNING) s->result.finish = LOCAL_ERROR;
     s->done = s->started = 1;
   }
-  pthread_cond_broadcast(&s->cv);
+  news(s, 0);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -90,6 +99,16 @@ void mkt_stream_on_cancel(mkt_stream *s, void (*fn)(void *ud), void *ud) {
   s->cancel_fn = fn;
   s->cancel_ud = ud;
   pthread_mutex_unlock(&s->mu);
+}
+
+void *mkt_stream_on_notify(mkt_stream *s, void (*fn)(void *ud), void *ud, int text) {
+  pthread_mutex_lock(&s->mu);
+  void *old = s->notify_ud;
+  s->notify_fn = fn;
+  s->notify_ud = ud;
+  s->notify_text = text;
+  pthread_mutex_unlock(&s->mu);
+  return old;
 }
 
 int mkt_stream_canceled(mkt_stream *s) {
@@ -136,7 +155,7 @@ int mkt_stream_push_logprobs(mkt_stream *s, const logprob_rec *recs, int n, cons
     r.text_end = s->text.len + text_to_come;
     if (!rc) s->lp[s->n_lp++] = r;
   }
-  pthread_cond_broadcast(&s->cv);
+  news(s, 1);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
@@ -218,7 +237,7 @@ void mkt_stream_cancel(mkt_stream *s) {
     s->result.finish = LOCAL_CANCELED;
     snprintf(s->result.error, sizeof s->result.error, "canceled");
     s->done = s->started = 1;
-    pthread_cond_broadcast(&s->cv);
+    news(s, 0);
   }
   void (*fn)(void *) = s->cancel_fn;
   void *ud = s->cancel_ud;

@@ -49,6 +49,12 @@ void mkt_stream_set_node(mkt_stream *s, const char *node_id);   /* the provider 
 void mkt_stream_finish(mkt_stream *s, const mkt_result *r);      /* once */
 void mkt_stream_on_cancel(mkt_stream *s, void (*fn)(void *ud), void *ud);
 int mkt_stream_canceled(mkt_stream *s);
+/* Calls fn(ud) whenever the consumer has news (a provider chosen, the end, a cancel, and
+ * with text set also text and records), on the producer's thread with the stream's lock
+ * held: fn must be cheap, thread-safe and must not call back into this stream (e.g.
+ * MHD_resume_connection). fn NULL: none. Returns the previous ud; once it returns, the
+ * previous fn is not running. */
+void *mkt_stream_on_notify(mkt_stream *s, void (*fn)(void *ud), void *ud, int text);
 int mkt_stream_done(mkt_stream *s);
 
 /* Consumer side. read: bytes (> 0), 0 when finished and all text read, ERR_INVAL when it

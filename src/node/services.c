@@ -429,6 +429,7 @@ static int http_svc_start(node_ctx *c, void **st, char *err, size_t cap) {
                   .max_connections = (unsigned)config_int(c->cfg, "http", "max_connections"),
                   .idle_timeout_s = (unsigned)config_int(c->cfg, "http", "idle_timeout"),
                   .max_per_address = (unsigned)config_int(c->cfg, "http", "max_per_address"),
+                  .threads = (unsigned)config_int(c->cfg, "http", "threads"),
                   .routes = c->routes, .auth = c->node->auth, .models_dir = c->paths->models, .node_id = c->node_id,
                   .gen = c->gen, .remote_ud = c->node->mkt, .remote_models = c->node->mkt ? http_remote_models : NULL};
   http_server *h;

@@ -684,6 +684,84 @@ static void test_api_crowd(void **state) {
   tu_rm_rf(dir);
 }
 
+/* The pool: 200 connections open at once, half streaming, half waiting for a whole answer
+ * (every one a generation queued on the worker, which runs slowly: max_tps 5). The node's
+ * threads stay bounded all along (the HTTP pool and the fixed workers: no thread per
+ * connection), a token holder is still answered meanwhile, and when the crowd hangs up its
+ * generations are canceled (suspended connections still notice a client that left). */
+static void test_api_pool(void **state) {
+  (void)state;
+  TU_REQUIRE_SHARED();
+  char dir[256], home[300], tok[128];
+  pid_t pid;
+  int port = tiny_api_node(dir, home, tok, "s|^max_generations = .*|max_generations = 256|; s|^max_tps = .*|max_tps = 5|",
+                           &pid);
+  enum { N = 200 };
+  static resp rs[N];
+  CURL *easy[N];
+  CURLM *m = curl_multi_init();
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)N);
+  char url[128], auth[200];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", port);
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+  struct curl_slist *h = curl_slist_append(NULL, auth);
+  h = curl_slist_append(h, "Content-Type: application/json");
+  const char *streamed = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"stream\":true}";
+  const char *whole = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"max_tokens\":40}";
+  resp r;
+  http(&r, port, "GET", "/v1/models", tok, NULL, 0); /* the pool's threads are up */
+  int threads0 = threads_of(pid);
+  for (int i = 0; i < N; i++) {
+    memset(&rs[i], 0, sizeof rs[i]);
+    easy[i] = curl_easy_init();
+    curl_easy_setopt(easy[i], CURLOPT_URL, url);
+    curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, i % 2 ? streamed : whole);
+    curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &rs[i]);
+    curl_easy_setopt(easy[i], CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(easy[i], CURLOPT_FORBID_REUSE, 1L);
+    curl_multi_add_handle(m, easy[i]);
+  }
+  int running = 1, peak = 0, live = 0;
+  for (int round = 0; round < 60 && running; round++) { /* about 6 s */
+    curl_multi_perform(m, &running);
+    int t = threads_of(pid);
+    if (t > peak) peak = t;
+    curl_multi_poll(m, NULL, 0, 100, NULL);
+  }
+  http(&r, port, "GET", "/metrics", tok, NULL, 0); /* a token holder is answered (curl's 10 s limit) */
+  assert_int_equal(r.status, 200);
+  const char *g = strstr(r.body, "\napiary_generations_in_progress ");
+  assert_non_null(g);
+  live = atoi(g + strlen("\napiary_generations_in_progress "));
+  print_message("pool: %d connections, %d generations live, node threads %d before, %d at peak\n", N, live, threads0,
+                peak);
+  if (live < N / 2) fail_msg("only %d of %d requests were still waiting: the test did not load the node", live, N);
+  if (peak > threads0 + 3)
+    fail_msg("the node grew from %d to %d threads with %d connections open: a thread per connection?", threads0,
+             peak, N);
+  for (int i = 0; i < N; i++) { /* hang up */
+    curl_multi_remove_handle(m, easy[i]);
+    curl_easy_cleanup(easy[i]);
+  }
+  curl_multi_cleanup(m);
+  curl_slist_free_all(h);
+  for (int i = 0; i < 50 && live > 0; i++) { /* each parked request sees its client left within 250 ms */
+    usleep(100000);
+    http(&r, port, "GET", "/metrics", tok, NULL, 0);
+    g = strstr(r.body, "\napiary_generations_in_progress ");
+    live = g ? atoi(g + strlen("\napiary_generations_in_progress ")) : -1;
+  }
+  if (live != 0) fail_msg("%d generations still live 5 s after their clients left", live);
+  const char *body = "{\"model\":\"tiny\",\"prompt\":\"Once upon a time\",\"max_tokens\":4,\"temperature\":0}";
+  http(&r, port, "POST", "/v1/completions", tok, body, strlen(body));
+  assert_int_equal(r.status, 200);
+  kill(pid, SIGTERM);
+  assert_int_equal(tu_wait_exit(pid, 10000), 0);
+  tu_rm_rf(dir);
+}
+
 /* POSTs a chat body and returns its parsed answer (the caller decrefs). */
 static json_t *chat_post(int port, const char *tok, const char *body, long want_status) {
   resp r;
@@ -1079,6 +1157,7 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_api_auth), cmocka_unit_test(test_api_limits),
                                      cmocka_unit_test(test_api_door), cmocka_unit_test(test_api_crowd),
+                                     cmocka_unit_test(test_api_pool),
                                      cmocka_unit_test(test_api_tools), cmocka_unit_test(test_api_logprobs)};
   int rc = cmocka_run_group_tests_name("cli_http", tests, NULL, NULL);
   curl_global_cleanup();
