@@ -86,13 +86,13 @@ typedef struct local_req {
    * NULL). Must be cheap and thread-safe (e.g. uv_async_send). */
   void (*notify)(void *ud);
   void *notify_ud;
+  /* Called once when the job is freed (no notify comes after it), to drop notify_ud (may
+   * be NULL). Not called for a request that never became a job. */
+  void (*notify_free)(void *ud);
   /* Where the request's text may go, as its caller asked (privacy/policy's policy_level:
    * 0 unset, 1 allow, 2 redact, 3 local-only). market/gen enforces it; it never leaves
    * this node. */
   int privacy;
-  /* Called once when the job is freed (no notify comes after it), to drop notify_ud (may
-   * be NULL). Not called for a request that never became a job. */
-  void (*notify_free)(void *ud);
 } local_req;
 
 #define LOCAL_MAX_CONT 8192
