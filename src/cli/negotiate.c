@@ -134,9 +134,24 @@ static int parse_strategies(const char *arg, neg_strategy_kind k[2]) {
 }
 
 int cli_negotiate_main(int argc, char **argv) {
+  /* The first word that is not an option (or an option's value) picks the action, so
+   * "negotiate --home H list" works like "negotiate list --home H": the node actions get
+   * it moved to the front. */
   static const char *const node_cmds[] = {"intent", "find", "start", "list", "show"};
-  for (size_t i = 0; argc > 1 && i < sizeof node_cmds / sizeof *node_cmds; i++)
-    if (!strcmp(argv[1], node_cmds[i])) return cli_negotiate_node_main(argc - 1, argv + 1);
+  static const char *const with_value[] = {"--home", "--strategy", "--seed", "--genius", "--deadline", "--out"};
+  int first = 0;
+  for (int i = 1; i < argc && !first; i++) {
+    if (argv[i][0] != '-') first = i;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+      if (!strcmp(argv[i], with_value[k])) i++;
+  }
+  for (size_t i = 0; first && i < sizeof node_cmds / sizeof *node_cmds; i++)
+    if (!strcmp(argv[first], node_cmds[i])) {
+      char *word = argv[first];
+      memmove(argv + 2, argv + 1, (size_t)(first - 1) * sizeof *argv);
+      argv[1] = word;
+      return cli_negotiate_node_main(argc - 1, argv + 1);
+    }
   static const struct option opts[] = {{"strategy", required_argument, 0, OPT_STRATEGY}, {"seed", required_argument, 0, OPT_SEED},
                                        {"genius", required_argument, 0, OPT_GENIUS},     {"deadline", required_argument, 0, OPT_DEADLINE},
                                        {"trace", no_argument, 0, OPT_TRACE},             {"no-zopa", no_argument, 0, OPT_NOZOPA},
