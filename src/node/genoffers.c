@@ -63,6 +63,16 @@ static void add_offer(gensvc *g, const char *path, const char *sha_hex, const ch
 }
 
 int gensvc__load_offers(gensvc *g, const config *cfg, const char *models_dir, char *err, size_t cap) {
+  /* The owner's price floors ([policy]): offers below them are not made. */
+  if ((uint64_t)config_int(cfg, "market", "price_prompt") < g->policy.floor_prompt ||
+      (uint64_t)config_int(cfg, "market", "price_gen") < g->policy.floor_gen) {
+    snprintf(err, cap,
+             "config [market] price_prompt / price_gen (%lld / %lld wei) are below [policy] price_floor_prompt / "
+             "price_floor_gen (%llu / %llu): raise the prices or lower the floors",
+             (long long)config_int(cfg, "market", "price_prompt"), (long long)config_int(cfg, "market", "price_gen"),
+             (unsigned long long)g->policy.floor_prompt, (unsigned long long)g->policy.floor_gen);
+    return ERR_CONFIG;
+  }
   const char *const *items;
   size_t n = config_list(cfg, "market", "serve", &items);
   static mstore_model list[MKT_MAX_OFFERS];
