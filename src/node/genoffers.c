@@ -1,5 +1,5 @@
-/* node/genoffers — what this node sells: offers from [market] serve (or every model in the
- * store) at the configured prices, announced in the DHT and answered to `market.offers`;
+/* node/genoffers — what this node sells: offers from [market] serve (nothing when empty;
+ * "*" = every model in the store) at the configured prices, announced in the DHT and answered to `market.offers`;
  * see gensvc.h and docs/market.md. */
 #include "node/gensvc_impl.h"
 
@@ -76,12 +76,14 @@ int gensvc__load_offers(gensvc *g, const config *cfg, const char *models_dir, ch
   const char *const *items;
   size_t n = config_list(cfg, "market", "serve", &items);
   static mstore_model list[MKT_MAX_OFFERS];
-  if (n == 0) {
+  /* Nothing is sold until the owner says what: [] sells nothing, "*" every model in the store. */
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(items[i], "*")) continue;
     int k = models_dir ? mstore_list(models_dir, list, MKT_MAX_OFFERS) : 0;
-    for (int i = 0; i < k; i++) add_offer(g, list[i].path, list[i].sha256, list[i].name, cfg);
-    return 0;
+    for (int j = 0; j < k; j++) add_offer(g, list[j].path, list[j].sha256, list[j].name, cfg);
   }
   for (size_t i = 0; i < n; i++) {
+    if (!strcmp(items[i], "*")) continue;
     mstore_model m;
     char e[512];
     if (mstore_resolve(models_dir, items[i], &m, e, sizeof e)) {

@@ -399,6 +399,9 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
   g->timer.data = g->async.data = g;
   g->handles = 2;
   uv_timer_start(&g->timer, on_timer, TIMER_MS, TIMER_MS);
+  if (!g->n_offers)
+    log_info("this node sells no model: 'apiary sell MODEL --price-gen WEI' (or [market] serve = [\"*\"] for every "
+             "model in the store) to sell");
   for (size_t i = 0; i < g->n_offers; i++) {
     char hex[65];
     hex_encode(g->offers[i].model, 32, hex);
