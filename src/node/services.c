@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/mcp.h"
 #include "agent/mcp_fixtures.h"
 #include "agent/mcp_node.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/version.h"
 #include "http/mcp_http.h"
@@ -501,4 +503,59 @@ void svc_status_all(const svc_def *defs, size_t n, void **states, json_t *into) 
 void svc_release_all(const svc_def *defs, size_t n, void **states) {
   for (size_t i = 0; i < n; i++)
     if (states[i] && defs[i].release) defs[i].release(states[i]);
+}
+
+/* ---- the first start's notice ---------------------------------------------------------- */
+
+void svc_ports_notice(node_ctx *c, int force) {
+  char marker[HOME_PATH_MAX + 32];
+  snprintf(marker, sizeof marker, "%s/first-start-notice", c->paths->dir);
+  if (log_get_level() > LOG_INFO || (!force && access(marker, F_OK) == 0)) return; /* --quiet: shown later */
+  const node_opts *o = c->node->opts;
+  const char *listen = o->listen ? o->listen : config_str(c->cfg, "net", "listen");
+  int dht = !o->no_dht && config_bool(c->cfg, "dht", "enabled");
+  int lan = !o->no_lan && config_bool(c->cfg, "lan", "enabled");
+  int nat = !o->no_nat && config_bool(c->cfg, "nat", "enabled") && strncmp(listen, "127.", 4);
+  int http = config_bool(c->cfg, "http", "enabled");
+  const char *http_at = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen");
+  size_t n_offers = 0;
+  if (c->node->gen) gensvc_offers(c->node->gen, &n_offers);
+  buf b;
+  buf_init(&b);
+  buf_printf(&b, "what this node opens, and why (shown on a home's first start, and with --verbose):\n");
+  buf_printf(&b, "  TCP %s (port %u)  encrypted peer links: other nodes connect here to buy, sell and talk.%s\n"
+                 "      Change with [net] listen or --listen ADDR:PORT (127.0.0.1:PORT keeps it to this machine).\n",
+             listen, c->listen_port, !strncmp(listen, "0.0.0.0", 7) ? " Every interface." : "");
+  if (dht)
+    buf_printf(&b, "  UDP %u  the public BitTorrent Mainline DHT: how nodes find each other across the internet.\n"
+                   "      Off with [dht] enabled = false or --no-dht.\n",
+               c->net ? netsvc_dht_port(c->net) : 0);
+  else
+    buf_printf(&b, "  DHT off.\n");
+  if (lan)
+    buf_printf(&b, "  UDP %s:%lld  signed multicast beacons so nodes on this network find each other.\n"
+                   "      Off with [lan] enabled = false or --no-lan.\n",
+               config_str(c->cfg, "lan", "group"), (long long)config_int(c->cfg, "lan", "port"));
+  else
+    buf_printf(&b, "  LAN beacons off.\n");
+  if (nat)
+    buf_printf(&b, "  router  asks the home router (UPnP-IGD, NAT-PMP) to forward the link port, so nodes outside\n"
+                   "      can reach this one. Off with [nat] enabled = false or --no-nat.\n");
+  else
+    buf_printf(&b, "  no router port mapping.\n");
+  if (http)
+    buf_printf(&b, "  TCP %s  the OpenAI-compatible API for programs on this machine (each request needs a token\n"
+                   "      from 'apiary token create'). Change with [http] listen or --http; off with [http] enabled = false.\n",
+               http_at);
+  buf_printf(&b, "  selling: %s\n", n_offers ? "see the 'serving' lines above; 'apiary sell --list', 'apiary unsell'"
+                                              : "nothing ('apiary sell MODEL --price-gen WEI' to sell a model)");
+  b.len--; /* the last newline: log_info ends the line */
+  buf_append(&b, "", 1);
+  log_info("%s", (const char *)b.ptr);
+  buf_deinit(&b);
+  FILE *f = force && access(marker, F_OK) == 0 ? NULL : fopen(marker, "w");
+  if (f) {
+    fputs("apiary showed its ports notice on this home's first start ('apiary node --verbose' shows it again)\n", f);
+    fclose(f);
+  }
 }
