@@ -52,6 +52,7 @@
 #include "node/paysvc.h"
 #include "p2p/lan_udp.h"
 #include "p2p/peers.h"
+#include "privacy/owner.h"
 #include "privacy/policy.h"
 
 /* ---- net ------------------------------------------------------------------------------ */
@@ -303,13 +304,23 @@ static void agents_stop(node_ctx *c, void *st) { (void)c; agentsvc_stop(st); }
 
 static void agents_release(void *st) { agentsvc_free(st); }
 
+/* ---- the owner's policy for agents and negotiation ([policy], privacy/owner) ----------- */
+
+static owner_policy the_policy; /* one node per process; read-only once loaded */
+
+static const owner_policy *policy_of(node_ctx *c, char *err, size_t cap) {
+  return owner_policy_load(&the_policy, c->cfg, err, cap) ? NULL : &the_policy;
+}
+
 /* ---- a2a: other nodes' tasks for our agents, and ours for theirs ------------------------- */
 
 static int a2a_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
   a2asvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .pay = c->pay, .mkt = c->node->mkt, .ctl = c->ctl,
                    .me = c->id->pk, .deposit = config_str(c->cfg, "market", "channel_deposit"),
-                   .lifetime_s = (uint64_t)config_int(c->cfg, "market", "channel_lifetime")};
+                   .lifetime_s = (uint64_t)config_int(c->cfg, "market", "channel_lifetime"),
+                   .policy = policy_of(c, err, cap)};
+  if (!o.policy) return ERR_CONFIG;
   a2asvc *a;
   int rc = a2asvc_start(&o, &a, err, cap);
   if (!rc) *st = a;
@@ -326,7 +337,9 @@ static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!c->net) return 0;
   negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id,
                    .w = c->pay && paysvc_enabled(c->pay) ? paysvc_wallet(c->pay) : NULL,
-                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id")};
+                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id"),
+                   .policy = policy_of(c, err, cap)};
+  if (!o.policy) return ERR_CONFIG;
   negsvc *n;
   int rc = negsvc_start(&o, &n, err, cap);
   if (!rc) *st = n;
