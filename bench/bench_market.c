@@ -323,6 +323,10 @@ static int setup(void) {
     fprintf(stderr, "bench_market: model pull from %s failed\n", mirror);
     return -1;
   }
+  if (apiary(NULL, 0, "sell --home %s stories15M", home[P])) { /* a new node sells nothing */
+    fprintf(stderr, "bench_market: apiary sell failed\n");
+    return -1;
+  }
   snprintf(args, sizeof args, "model list --home %s", home[P]);
   json_t *ml = apiary_json(args);
   char sha[65] = "";

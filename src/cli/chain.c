@@ -122,66 +122,6 @@ int cli_chain_fail(cli_chain *cc, const char *what, int rc) {
   return CLI_FAIL;
 }
 
-/* Sets section.key = value (a literal in config syntax) in the file at path, keeping
- * everything else. */
-static int config_set(const char *path, const char *section, const char *key, const char *value) {
-  FILE *f = fopen(path, "r");
-  buf in, out;
-  buf_init(&in);
-  buf_init(&out);
-  if (f) {
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&in, chunk, n);
-    fclose(f);
-  }
-  buf_append(&in, "", 1);
-  const char *s = in.len ? (const char *)in.ptr : "";
-  char cur[64] = "";
-  int done = 0, saw_section = 0;
-  size_t klen = strlen(key);
-  while (*s) {
-    const char *e = strchr(s, '\n');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    const char *t = s;
-    while (t < s + len && (*t == ' ' || *t == '\t')) t++;
-    if (*t == '[') {
-      if (saw_section && !done) { /* key missing from its section: add it at the end */
-        buf_printf(&out, "%s = %s\n", key, value);
-        done = 1;
-      }
-      const char *close = memchr(t, ']', (size_t)(s + len - t));
-      size_t sl = close ? (size_t)(close - t - 1) : 0;
-      snprintf(cur, sizeof cur, "%.*s", (int)(sl < sizeof cur ? sl : sizeof cur - 1), t + 1);
-      if (!strcmp(cur, section)) saw_section = 1;
-    } else if (!done && !strcmp(cur, section) && !strncmp(t, key, klen) &&
-               (t[klen] == ' ' || t[klen] == '=' || t[klen] == '\t')) {
-      buf_printf(&out, "%s = %s\n", key, value);
-      done = 1;
-      s += len + (e ? 1 : 0);
-      continue;
-    }
-    buf_append(&out, s, len);
-    buf_append(&out, "\n", 1);
-    s += len + (e ? 1 : 0);
-  }
-  if (!done) {
-    if (!saw_section) buf_printf(&out, "\n[%s]\n", section);
-    buf_printf(&out, "%s = %s\n", key, value);
-  }
-  char tmp[HOME_PATH_MAX + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  int rc = 0;
-  f = fopen(tmp, "w");
-  if (!f || fwrite(out.ptr, 1, out.len, f) != out.len) rc = -EIO;
-  if (f && fclose(f)) rc = -EIO;
-  if (!rc) chmod(tmp, 0600);
-  if (!rc && rename(tmp, path)) rc = -errno;
-  buf_deinit(&in);
-  buf_deinit(&out);
-  return rc;
-}
-
 static const char usage[] =
     "usage: apiary chain [--home DIR] [--json] deploy --rpc URL [--quorum N] [--voting-period S] [--timelock S]\n"
     "       apiary chain [--home DIR] use --rpc URL --escrow ADDR [--registry ADDR] [--governance ADDR]\n"
@@ -258,11 +198,11 @@ int cli_chain_main(int argc, char **argv) {
     char q[600], num[32];
     snprintf(num, sizeof num, "%llu", (unsigned long long)id);
     snprintf(q, sizeof q, "\"%s\"", rpc);
-    rc = config_set(cc.paths.config, "chain", "rpc", q);
-    if (!rc) rc = config_set(cc.paths.config, "chain", "chain_id", num);
+    rc = cli_config_set(cc.paths.config, "chain", "rpc", q);
+    if (!rc) rc = cli_config_set(cc.paths.config, "chain", "chain_id", num);
     for (int i = 0; !rc && i < 3; i++) {
       snprintf(q, sizeof q, "\"%s\"", use_addr[i] ? use_addr[i] : "");
-      rc = config_set(cc.paths.config, "chain", keys[i], q);
+      rc = cli_config_set(cc.paths.config, "chain", keys[i], q);
     }
     if (rc) log_error("cannot update %s: %s", cc.paths.config, err_str(rc));
     else printf("chain %s recorded in %s\n", num, cc.paths.config);
@@ -289,14 +229,14 @@ int cli_chain_main(int argc, char **argv) {
   snprintf(num, sizeof num, "%llu", (unsigned long long)d.chain_id);
   const char *path = cc.paths.config;
   snprintf(q, sizeof q, "\"%s\"", rpc);
-  rc = config_set(path, "chain", "rpc", q);
-  if (!rc) rc = config_set(path, "chain", "chain_id", num);
+  rc = cli_config_set(path, "chain", "rpc", q);
+  if (!rc) rc = cli_config_set(path, "chain", "chain_id", num);
   snprintf(q, sizeof q, "\"%s\"", e);
-  if (!rc) rc = config_set(path, "chain", "escrow", q);
+  if (!rc) rc = cli_config_set(path, "chain", "escrow", q);
   snprintf(q, sizeof q, "\"%s\"", rg);
-  if (!rc) rc = config_set(path, "chain", "registry", q);
+  if (!rc) rc = cli_config_set(path, "chain", "registry", q);
   snprintf(q, sizeof q, "\"%s\"", g);
-  if (!rc) rc = config_set(path, "chain", "governance", q);
+  if (!rc) rc = cli_config_set(path, "chain", "governance", q);
   if (rc) log_error("deployed, but cannot update %s: %s; set [chain] by hand", path, err_str(rc));
   json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "chain_id", (json_int_t)d.chain_id, "escrow", e, "registry", rg,
                         "governance", g, "gas_used", (json_int_t)d.gas_used);

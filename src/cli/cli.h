@@ -47,6 +47,11 @@ int cli_parse_common(const char *cmd, int argc, char **argv, const char *usage, 
 struct home_paths;
 int cli_home_paths(const cli_common *c, struct home_paths *p);
 
+/* Sets section.key = value (a literal in config syntax) in the config file at path,
+ * keeping everything else (comments, order); adds the key (and its section) when missing.
+ * Written to path.tmp (0600) and renamed over it. 0 or -errno. */
+int cli_config_set(const char *path, const char *section, const char *key, const char *value);
+
 /* Prints j as one compact JSON line on stdout and releases it (takes j). Returns CLI_OK,
  * or CLI_FAIL when j is NULL (allocation failed). */
 #include <jansson.h>
@@ -89,6 +94,8 @@ int cli_task_main(int argc, char **argv);  /* cli/agent.c */
 int cli_negotiate_main(int argc, char **argv); /* cli/negotiate.c: negotiate sim|gen */
 int cli_offers_main(int argc, char **argv);
 int cli_receipts_main(int argc, char **argv);
+int cli_sell_main(int argc, char **argv);   /* cli/sell.c */
+int cli_unsell_main(int argc, char **argv); /* cli/sell.c */
 int cli_dht_main(int argc, char **argv);
 int cli_nat_main(int argc, char **argv);
 int cli_model_pull_main(int argc, char **argv);

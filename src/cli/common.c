@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "node/home.h"
@@ -84,4 +86,64 @@ int cli_home_paths(const cli_common *c, home_paths *p) {
     return CLI_FAIL;
   }
   return CLI_OK;
+}
+
+/* Sets section.key = value (a literal in config syntax) in the file at path, keeping
+ * everything else. */
+int cli_config_set(const char *path, const char *section, const char *key, const char *value) {
+  FILE *f = fopen(path, "r");
+  buf in, out;
+  buf_init(&in);
+  buf_init(&out);
+  if (f) {
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&in, chunk, n);
+    fclose(f);
+  }
+  buf_append(&in, "", 1);
+  const char *s = in.len ? (const char *)in.ptr : "";
+  char cur[64] = "";
+  int done = 0, saw_section = 0;
+  size_t klen = strlen(key);
+  while (*s) {
+    const char *e = strchr(s, '\n');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    const char *t = s;
+    while (t < s + len && (*t == ' ' || *t == '\t')) t++;
+    if (*t == '[') {
+      if (saw_section && !done) { /* key missing from its section: add it at the end */
+        buf_printf(&out, "%s = %s\n", key, value);
+        done = 1;
+      }
+      const char *close = memchr(t, ']', (size_t)(s + len - t));
+      size_t sl = close ? (size_t)(close - t - 1) : 0;
+      snprintf(cur, sizeof cur, "%.*s", (int)(sl < sizeof cur ? sl : sizeof cur - 1), t + 1);
+      if (!strcmp(cur, section)) saw_section = 1;
+    } else if (!done && !strcmp(cur, section) && !strncmp(t, key, klen) &&
+               (t[klen] == ' ' || t[klen] == '=' || t[klen] == '\t')) {
+      buf_printf(&out, "%s = %s\n", key, value);
+      done = 1;
+      s += len + (e ? 1 : 0);
+      continue;
+    }
+    buf_append(&out, s, len);
+    buf_append(&out, "\n", 1);
+    s += len + (e ? 1 : 0);
+  }
+  if (!done) {
+    if (!saw_section) buf_printf(&out, "\n[%s]\n", section);
+    buf_printf(&out, "%s = %s\n", key, value);
+  }
+  char tmp[HOME_PATH_MAX + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  int rc = 0;
+  f = fopen(tmp, "w");
+  if (!f || fwrite(out.ptr, 1, out.len, f) != out.len) rc = -EIO;
+  if (f && fclose(f)) rc = -EIO;
+  if (!rc) chmod(tmp, 0600);
+  if (!rc && rename(tmp, path)) rc = -errno;
+  buf_deinit(&in);
+  buf_deinit(&out);
+  return rc;
 }

@@ -22,6 +22,8 @@ static const cli_cmd commands[] = {
     {"ask", "buy a generation from the network (best provider, per-token payment, failover)", cli_ask_main},
     {"offers", "what the network sells: node, model, price", cli_offers_main},
     {"receipts", "receipts of generations bought and sold", cli_receipts_main},
+    {"sell", "choose what this node sells and at what price (it sells nothing until told)", cli_sell_main},
+    {"unsell", "stop selling a model (or --all)", cli_unsell_main},
     {"dht", "get or put items on the Mainline DHT", cli_dht_main},
     {"nat", "probe the home router for port forwarding (UPnP-IGD, NAT-PMP)", cli_nat_main},
     {"token", "create, list or revoke API bearer tokens", cli_token_main},

@@ -8,7 +8,7 @@ const config_key market_config_keys[] = {
     {"engine", "threads", CONFIG_INT, "0", 0, 256, "inference threads; 0 means one per core"},
     {"engine", "context", CONFIG_INT, "4096", 16, 1048576, "context length (tokens) of a generation, capped by the model's"},
     {"engine", "max_tps", CONFIG_INT, "0", 0, 1000000, "cap on generated tokens per second per request (0 = none), e.g. to keep a small device cool"},
-    {"market", "serve", CONFIG_LIST, "[]", 0, 0, "models this node sells (store names or GGUF paths); empty = every model in the store"},
+    {"market", "serve", CONFIG_LIST, "[]", 0, 0, "models this node sells (store names or GGUF paths; \"*\" = every model in the store); empty = nothing (apiary sell MODEL)"},
     {"market", "price_prompt", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 prompt tokens"},
     {"market", "price_gen", CONFIG_INT, "0", 0, INT64_MAX, "price in wei per 1,000 generated tokens"},
     {"market", "max_concurrent", CONFIG_INT, "2", 1, 1024, "generations sold at once per model"},

@@ -248,6 +248,26 @@ int mkt_receipt_sum_channel(store *s, mkt_role role, const uint8_t channel[32], 
   return rc;
 }
 
+int mkt_receipt_sum_since(store *s, mkt_role role, int64_t since, uint64_t *sum_out) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(store_db(s), "SELECT amount FROM market_receipts WHERE role = ?1 AND updated >= ?2", -1, &st,
+                         NULL) != SQLITE_OK)
+    return ERR_STORE;
+  sqlite3_bind_int(st, 1, (int)role);
+  sqlite3_bind_int64(st, 2, since);
+  uint64_t sum = 0;
+  int rc = 0, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    uint64_t v;
+    if ((rc = col_u64(st, 0, &v))) break;
+    sum = v > UINT64_MAX - sum ? UINT64_MAX : sum + v; /* saturates: past any cap */
+  }
+  if (!rc && step != SQLITE_DONE) rc = ERR_STORE;
+  sqlite3_finalize(st);
+  if (!rc) *sum_out = sum;
+  return rc;
+}
+
 static void put_hex(json_t *o, const char *k, const uint8_t *p, size_t n, int prefix) {
   char h[2 + 2 * 32 + 1] = "0x";
   hex_encode(p, n, h + 2);

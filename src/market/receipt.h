@@ -68,6 +68,9 @@ int mkt_receipt_add_amount(store *s, mkt_role role, const uint8_t request[16], c
 int mkt_receipt_list(store *s, mkt_role role, mkt_receipt *out, int cap);
 /* Sum of amounts of receipts with this role and channel. 0 or ERR_STORE. */
 int mkt_receipt_sum_channel(store *s, mkt_role role, const uint8_t channel[32], uint64_t *sum_out);
+/* The sum of the amounts of role's receipts updated at or after since (unix s): what this node
+ * paid (client) or earned (provider) lately; saturates at UINT64_MAX. 0 or ERR_STORE. */
+int mkt_receipt_sum_since(store *s, mkt_role role, int64_t since, uint64_t *sum_out);
 json_t *mkt_receipt_to_json(const mkt_receipt *r); /* owned; ids as hex / node ids */
 
 typedef struct mkt_provider_stats {

@@ -547,7 +547,25 @@ static void attempt_action(mkt_route *rt, const req *q, const attempt *a) {
   memcpy(x->channel, a->channel, 32);
 }
 
+/* The most a request can cost at offer o (for the channel's room and the spending cap). */
+static uint64_t request_need(const req *q, const mkt_offer *o) {
+  uint64_t need = 0;
+  size_t plen = json_string_length(json_object_get(q->params, "prompt")) +
+                64 * json_array_size(json_object_get(q->params, "messages"));
+  if (mkt_cost(plen + 16 + (uint64_t)q->n_ids, (uint64_t)(q->max_tokens - q->n_ids), o->price_prompt, o->price_gen,
+               &need))
+    need = UINT64_MAX;
+  return need;
+}
+
 static void begin_attempt(mkt_route *rt, req *q, const mkt_candidate *c) {
+  int paid = c->offer.price_prompt || c->offer.price_gen;
+  char why[300];
+  if (paid && rt->env.spend_ok && !rt->env.spend_ok(rt->env.ud, request_need(q, &c->offer), why, sizeof why)) {
+    q->code = "spend_cap";
+    finish_req(rt, q, 0, 402, "%s", why);
+    return;
+  }
   attempt *a = calloc(1, sizeof *a);
   if (!a || q->n_hist >= MKT_ROUTE_ATTEMPTS) {
     free(a);
@@ -562,14 +580,9 @@ static void begin_attempt(mkt_route *rt, req *q, const mkt_candidate *c) {
   q->cur = a;
   q->hist[q->n_hist++] = a;
   if (q->stream) mkt_stream_set_node(q->stream, a->node_id);
-  int paid = a->offer.price_prompt || a->offer.price_gen;
   int need_open = 0;
   if (paid) {
-    uint64_t need = 0;
-    size_t plen = json_string_length(json_object_get(q->params, "prompt")) +
-                  64 * json_array_size(json_object_get(q->params, "messages"));
-    mkt_cost(plen + 16 + (uint64_t)q->n_ids, (uint64_t)(q->max_tokens - q->n_ids), a->offer.price_prompt,
-             a->offer.price_gen, &need);
+    uint64_t need = request_need(q, &a->offer);
     if (rt->env.client_channel(rt->env.ud, a->pk, need, a->channel) == 0) a->has_channel = 1;
     else need_open = 1;
   }
@@ -594,6 +607,7 @@ static void find_provider(mkt_route *rt, req *q) {
     peer *p = &rt->peers[i];
     if (!p->used || !p->at) continue;
     if (q->has_only && memcmp(p->pk, q->only, 32)) continue;
+    if (rt->env.allowed && !rt->env.allowed(rt->env.ud, p->pk)) continue; /* the owner's deny/allow lists */
     const mkt_offer *o = mkt_offer_find(p->offers, p->n, q->sha);
     if (!o) continue;
     memset(&c[n], 0, sizeof c[n]);
@@ -824,7 +838,7 @@ void mkt_route_error(mkt_route *rt, uint64_t now, uint32_t aid, int code, const 
     finish_req(rt, q, 0, 400, "the provider refused the request: %s", msg ? msg : "");
     return;
   }
-  fail_attempt(rt, q, a, code != MKT_E_PRICE && code != MKT_E_PAYMENT && code != MKT_RT_E_NO_CALL,
+  fail_attempt(rt, q, a, code != MKT_E_PRICE && code != MKT_E_PAYMENT && code != MKT_E_DENIED && code != MKT_RT_E_NO_CALL,
                msg && *msg ? msg : "error");
 }
 

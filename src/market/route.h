@@ -49,6 +49,13 @@ typedef struct mkt_route_env {
   /* optional (NULL: none): the price per 1k generated tokens a signed negotiated deal with
    * pk fixes (0 and the price, or nonzero: none); it replaces the offer's price_gen when lower */
   int (*deal_price)(void *ud, const uint8_t pk[32], uint64_t *price_gen_out);
+  /* optional (NULL: everyone): 1 when the owner's policy lets this node buy from pk
+   * (privacy/owner); a provider it does not allow is never a candidate */
+  int (*allowed)(void *ud, const uint8_t pk[32]);
+  /* optional (NULL: no cap): 1 when paying up to need wei more stays within the owner's
+   * daily spending cap; else 0 with why (the cap and how to raise it) and the request ends
+   * with 402 before any channel is opened or voucher signed */
+  int (*spend_ok)(void *ud, uint64_t need, char *why, size_t cap);
 } mkt_route_env;
 
 typedef struct mkt_route_cfg {

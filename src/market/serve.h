@@ -41,6 +41,7 @@ enum {
   MKT_E_CHANNEL_RETRY = -32015,
   MKT_E_UNPAID = -32016,
   MKT_E_DISK = -32017,
+  MKT_E_DENIED = -32018,      /* the provider's owner does not sell to this node ([policy]) */
 };
 
 typedef struct mkt_serve_req {

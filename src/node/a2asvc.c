@@ -120,6 +120,11 @@ static void m_send(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
     return;
   }
+  if (a->policy && !owner_node_allowed(a->policy, caller)) {
+    refuse(r, req->handle, A2A_E_NO_AGENT,
+           "this node's owner does not sell to your node ([policy] allow_nodes / deny_nodes)", NULL);
+    return;
+  }
   a2a_send s;
   int code;
   const char *why = a2a_send_parse(req->params, &s, &code);
@@ -276,6 +281,7 @@ int a2asvc_start(const a2asvc_opts *o, a2asvc **out, char *err, size_t cap) {
   a->lifetime_s = o->lifetime_s;
   if (!o->deposit || channel_amount_parse(o->deposit, &a->deposit)) a->deposit = u256_from_u64(0);
   memcpy(a->me, o->me, 32);
+  a->policy = o->policy;
   rpc_method ms[] = {{"a2a.message/send", RPC_PARAMS_OBJECT, m_send, a},
                      {"a2a.tasks/get", RPC_PARAMS_OBJECT, m_get, a},
                      {"a2a.tasks/cancel", RPC_PARAMS_OBJECT, m_cancel, a},

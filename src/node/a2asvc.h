@@ -44,6 +44,7 @@ typedef struct a2asvc_opts {
   uint64_t lifetime_s;/* [market] channel_lifetime */
   ctl_server *ctl;    /* borrowed */
   const uint8_t *me;  /* our node key (32 bytes, borrowed) */
+  const struct owner_policy *policy; /* [policy] (borrowed; NULL: none): denied nodes' tasks are refused */
 } a2asvc_opts;
 
 /* Agents a node's signed DHT record says it sells (node/netdht, key "a"): known for

@@ -5,6 +5,7 @@
 
 #include "agent/a2a.h"
 #include "node/a2asvc.h"
+#include "privacy/owner.h"
 #include "crypto/u256.h"
 
 typedef struct a2a_call a2a_call;
@@ -61,6 +62,7 @@ struct a2asvc {
   uint64_t lifetime_s;  /* and lasts this long */
   ctl_server *ctl;
   uint8_t me[32];
+  const owner_policy *policy; /* [policy] (NULL: none) */
   a2a_call *calls;      /* delegations in flight (a2acall.c), a list */
   uv_timer_t refresh;   /* asks known nodes for their agents again (a2acall.c) */
   int has_refresh;

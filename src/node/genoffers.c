@@ -1,5 +1,5 @@
-/* node/genoffers — what this node sells: offers from [market] serve (or every model in the
- * store) at the configured prices, announced in the DHT and answered to `market.offers`;
+/* node/genoffers — what this node sells: offers from [market] serve (nothing when empty;
+ * "*" = every model in the store) at the configured prices, announced in the DHT and answered to `market.offers`;
  * see gensvc.h and docs/market.md. */
 #include "node/gensvc_impl.h"
 
@@ -63,15 +63,27 @@ static void add_offer(gensvc *g, const char *path, const char *sha_hex, const ch
 }
 
 int gensvc__load_offers(gensvc *g, const config *cfg, const char *models_dir, char *err, size_t cap) {
+  /* The owner's price floors ([policy]): offers below them are not made. */
+  if ((uint64_t)config_int(cfg, "market", "price_prompt") < g->policy.floor_prompt ||
+      (uint64_t)config_int(cfg, "market", "price_gen") < g->policy.floor_gen) {
+    snprintf(err, cap,
+             "config [market] price_prompt / price_gen (%lld / %lld wei) are below [policy] price_floor_prompt / "
+             "price_floor_gen (%llu / %llu): raise the prices or lower the floors",
+             (long long)config_int(cfg, "market", "price_prompt"), (long long)config_int(cfg, "market", "price_gen"),
+             (unsigned long long)g->policy.floor_prompt, (unsigned long long)g->policy.floor_gen);
+    return ERR_CONFIG;
+  }
   const char *const *items;
   size_t n = config_list(cfg, "market", "serve", &items);
   static mstore_model list[MKT_MAX_OFFERS];
-  if (n == 0) {
+  /* Nothing is sold until the owner says what: [] sells nothing, "*" every model in the store. */
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(items[i], "*")) continue;
     int k = models_dir ? mstore_list(models_dir, list, MKT_MAX_OFFERS) : 0;
-    for (int i = 0; i < k; i++) add_offer(g, list[i].path, list[i].sha256, list[i].name, cfg);
-    return 0;
+    for (int j = 0; j < k; j++) add_offer(g, list[j].path, list[j].sha256, list[j].name, cfg);
   }
   for (size_t i = 0; i < n; i++) {
+    if (!strcmp(items[i], "*")) continue;
     mstore_model m;
     char e[512];
     if (mstore_resolve(models_dir, items[i], &m, e, sizeof e)) {

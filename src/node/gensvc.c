@@ -133,6 +133,11 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
     refuse(r, req->handle, RPC_INTERNAL_ERROR, "unknown link", NULL);
     return;
   }
+  if (!owner_node_allowed(&g->policy, client)) {
+    refuse(r, req->handle, MKT_E_DENIED, "this node's owner does not sell to your node ([policy] allow_nodes / deny_nodes)",
+           NULL);
+    return;
+  }
   const mkt_offer *o = mkt_offer_find(g->offers, g->n_offers, model);
   if (!o) {
     refuse(r, req->handle, MKT_E_NO_MODEL, "this node does not serve that model", NULL);
@@ -158,7 +163,7 @@ static void m_generate(void *ud, rpc *r, const rpc_request *req) {
   uint64_t deal_gen;
   if (o->price_gen && neg_store_deal_price(g->db, g->me, client, (uint64_t)time(NULL), &deal_gen) == 0 &&
       deal_gen < o->price_gen)
-    sr.price_gen = deal_gen; /* a deal caps the price: an offer that fell below it applies */
+    sr.price_gen = owner_floor_gen(&g->policy, deal_gen); /* a deal caps the price, never below the floor */
   /* Prices: the client states what it agreed to; ours must not be higher. */
   if (o->price_prompt || o->price_gen) {
     uint64_t cpp = 0, cgp = 0;
@@ -375,7 +380,9 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
   g->local = local;
   mkt_serve_init(&g->sv, me, (uint32_t)config_int(cfg, "market", "credit_tokens"),
                  (uint64_t)config_int(cfg, "market", "pay_timeout") * 1000);
-  int rc = gensvc__load_offers(g, cfg, models_dir, err, cap);
+  int rc = owner_policy_load(&g->policy, cfg, err, cap);
+  if (rc) { free(g); return rc; }
+  rc = gensvc__load_offers(g, cfg, models_dir, err, cap);
   if (rc) { free(g); return rc; }
   if (g->n_offers && (g->offers[0].price_prompt || g->offers[0].price_gen) && !paysvc_enabled(pay))
     log_warn("[market] prices are set but payments are off (no wallet or chain deployment): paid offers will be refused");
@@ -392,6 +399,9 @@ int gensvc_start(uv_loop_t *loop, const config *cfg, const uint8_t me[32], store
   g->timer.data = g->async.data = g;
   g->handles = 2;
   uv_timer_start(&g->timer, on_timer, TIMER_MS, TIMER_MS);
+  if (!g->n_offers)
+    log_info("this node sells no model: 'apiary sell MODEL --price-gen WEI' (or [market] serve = [\"*\"] for every "
+             "model in the store) to sell");
   for (size_t i = 0; i < g->n_offers; i++) {
     char hex[65];
     hex_encode(g->offers[i].model, 32, hex);

@@ -7,6 +7,7 @@
 #include "market/lpwire.h"
 #include "market/serve.h"
 #include "node/gensvc.h"
+#include "privacy/owner.h"
 
 #define TIMER_MS 200
 #define IDS_CHUNK 256
@@ -41,6 +42,7 @@ struct gensvc {
   served models[MKT_MAX_OFFERS];
   mkt_offer offers[MKT_MAX_OFFERS];
   size_t n_offers;
+  owner_policy policy;    /* [policy]: who we sell to, price floors */
   mkt_serve sv;           /* the seller's engine */
   slot_io io[MKT_SERVE_SLOTS];
   int32_t ids[IDS_CHUNK];

@@ -28,6 +28,7 @@
 #include "privacy/policy_config.h"
 #include "market/receipt.h"
 #include "pay/channel.h"
+#include "privacy/owner.h"
 #include "privacy/vault.h"
 
 /* The node's own settings; every layer declares its own (p2p, market, chain, pay, http). */
@@ -41,7 +42,7 @@ static const struct { const config_key *keys; const size_t *n; } layers[] = {
     {node_keys, NULL}, {market_config_keys, &market_config_keys_n}, {p2p_config_keys, &p2p_config_keys_n},
     {http_config_keys, &http_config_keys_n}, {chain_config_keys, &chain_config_keys_n},
     {pay_config_keys, &pay_config_keys_n}, {agent_config_keys, &agent_config_keys_n},
-    {policy_config_keys, &policy_config_keys_n},
+    {policy_config_keys, &policy_config_keys_n}, {owner_config_keys, &owner_config_keys_n},
 };
 
 static config_key schema[128];

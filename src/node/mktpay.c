@@ -145,6 +145,19 @@ static int send_voucher(mktsvc *m, attempt *a, const uint8_t pk[32], const uint8
   return rc;
 }
 
+int mktsvc__spend_ok(mktsvc *m, uint64_t add, char *why, size_t cap) {
+  if (!m->policy.daily_cap) return 1;
+  uint64_t spent = 0;
+  if (mkt_receipt_sum_since(m->db, MKT_CLIENT, (int64_t)time(NULL) - OWNER_DAY_S, &spent)) {
+    snprintf(why, cap, "cannot read what this node paid in the last 24 h (%s): [policy] daily_spend_cap_wei cannot be checked",
+             store_errmsg(m->db));
+    return 0;
+  }
+  if (owner_spend_ok(&m->policy, spent, add)) return 1;
+  owner_cap_message(&m->policy, spent, why, cap);
+  return 0;
+}
+
 /* Pays what is owed for the tokens received so far, in steps of pay_every tokens (all of it
  * when final). */
 void mktsvc__maybe_pay(mktsvc *m, attempt *a, int final) {
@@ -156,6 +169,12 @@ void mktsvc__maybe_pay(mktsvc *m, attempt *a, int final) {
   if (!final && owed - a->paid_signed < (step_wei ? step_wei : 1)) return;
   if (inflight_find(m, a->channel) >= 0) { wait_channel(m, a); return; }
   uint64_t add = owed - a->paid_signed;
+  char why[300];
+  if (!mktsvc__spend_ok(m, add, why, sizeof why)) { /* the backstop: nothing is signed past the cap */
+    if (!a->cap_logged) log_error("not paying %s: %s", a->node_id, why);
+    a->cap_logged = 1;
+    return;
+  }
   mkt_receipt r;
   mktsvc__client_receipt(m, a, &r);
   voucher v;
@@ -189,6 +208,11 @@ int mktsvc_pay_request(mktsvc *m, const mkt_receipt *r, uint64_t add) {
   if (!m || m->closing) return ERR_INVAL;
   if (!r->has_channel || !add) return ERR_INVAL;
   if (inflight_find(m, r->channel) >= 0) return ERR_BUSY;
+  char why[300];
+  if (!mktsvc__spend_ok(m, add, why, sizeof why)) {
+    log_error("not paying for a task: %s", why);
+    return ERR_RANGE;
+  }
   voucher v;
   int rc = mkt_pay_sign(m->db, paysvc_wallet(m->pay), r, add, (uint64_t)time(NULL), &v);
   if (rc) return rc;

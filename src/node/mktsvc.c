@@ -113,6 +113,16 @@ static int env_deal_price(void *ud, const uint8_t pk[32], uint64_t *price_gen_ou
   return neg_store_deal_price(m->db, pk, m->me, (uint64_t)time(NULL), price_gen_out);
 }
 
+/* The owner's policy (privacy/owner): providers we may buy from, the daily spending cap. */
+static int env_allowed(void *ud, const uint8_t pk[32]) {
+  mktsvc *m = ud;
+  return owner_node_allowed(&m->policy, pk);
+}
+
+static int env_spend_ok(void *ud, uint64_t need, char *why, size_t cap) {
+  return mktsvc__spend_ok(ud, need, why, cap);
+}
+
 /* ---- calls ------------------------------------------------------------------------------- */
 
 /* A chunk's `lp` records (market/lpwire) to the route engine; a malformed list is the
@@ -384,6 +394,10 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
     free(m);
     return ERR_CONFIG;
   }
+  if (owner_policy_load(&m->policy, cfg, err, cap)) {
+    free(m);
+    return ERR_CONFIG;
+  }
   m->verify_rate = o->verify_rate;
   if (m->verify_rate < 0) {
     const char *vr = config_str(cfg, "market", "verify_rate");
@@ -403,7 +417,7 @@ int mktsvc_start(uv_loop_t *loop, const mktsvc_opts *o, store *db, netsvc *ns, p
                       .stall_ms = (uint64_t)config_int(cfg, "market", "stall_timeout"),
                       .verify_rate = m->verify_rate, .registry = m->registry_on, .payments = paysvc_enabled(pay)};
   mkt_route_env env = {m, env_resolve, env_stats, env_linked, env_client_channel, env_paid, env_random, env_wall,
-                       env_deal_price};
+                       env_deal_price, env_allowed, env_spend_ok};
   if (mkt_route_new(&rc, &env, &m->rt)) {
     free(m);
     return ERR_NOMEM;

@@ -10,6 +10,7 @@
 #include "market/route.h"
 #include "node/mktsvc.h"
 #include "pay/channel.h"
+#include "privacy/owner.h"
 
 #define TIMER_MS 100
 #define GEN_TIMEOUT_MS (30 * 60 * 1000)
@@ -43,6 +44,7 @@ typedef struct attempt {
   int done;               /* the final answer came */
   int dropped;            /* the engine is done with it */
   char status[16];
+  int cap_logged;         /* the spending cap stopped a payment (logged once) */
   struct attempt *next;
 } attempt;
 
@@ -78,6 +80,7 @@ struct mktsvc {
   uint8_t registry[20];
   int registry_on;
   /* settings */
+  owner_policy policy;    /* [policy]: nodes we buy from, the daily spending cap */
   u256 deposit;
   uint64_t lifetime_s;
   int pay_every;
@@ -108,6 +111,9 @@ void mktsvc__maybe_free_attempt(attempt *a);
 void mktsvc__client_receipt(mktsvc *m, const attempt *a, mkt_receipt *r);
 void mktsvc__write_client_receipt(mktsvc *m, attempt *a);
 
+/* mktpay.c: 1 when paying add more wei keeps within [policy] daily_spend_cap_wei; else 0
+ * with why (a read error of the receipts counts as over the cap). */
+int mktsvc__spend_ok(mktsvc *m, uint64_t add, char *why, size_t cap);
 /* mktpay.c: pays what a's tokens owe (steps of pay_every tokens; all of it when final). */
 void mktsvc__maybe_pay(mktsvc *m, attempt *a, int final);
 /* Attempts waiting for a channel try again (all when ch is NULL). */

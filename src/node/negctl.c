@@ -318,6 +318,7 @@ int negsvc_start(const negsvc_opts *o, negsvc **out, char *err, size_t cap) {
   n->id = o->id;
   n->w = o->w;
   n->chain_id = o->chain_id;
+  n->policy = o->policy;
   int rc = neg_seal_keys_from_ident(o->id, &n->keys);
   if (neg_store_sessions_abandon(n->db) < 0) log_warn("cannot mark interrupted negotiations: %s", store_errmsg(n->db));
   if (!rc) rc = negsvc__sess_register(n);

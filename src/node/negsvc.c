@@ -433,6 +433,8 @@ static void m_open(void *ud, rpc *r, const rpc_request *req) {
   negsvc *n = ud;
   uint8_t caller[32], id[NEG_SESSION_BYTES];
   if (netsvc_rpc_peer(n->ns, r, caller)) REFUSE(r, req->handle, RPC_INTERNAL_ERROR, "unknown link");
+  if (n->policy && !owner_node_allowed(n->policy, caller))
+    REFUSE(r, req->handle, NEG_E_NO_INTENT, "this node's owner does not trade with your node ([policy] allow_nodes / deny_nodes)");
   const char *iid = json_string_value(json_object_get(req->params, "intent"));
   if (session_param(req->params, id) || !neg_owner_id_ok(iid))
     REFUSE(r, req->handle, RPC_INVALID_PARAMS, "need session (32 hex digits), intent (one of ours) and opener_intent");
@@ -526,6 +528,12 @@ static void m_deal(void *ud, rpc *r, const rpc_request *req) {
     why = "cannot build the deal";
   else if (!(a = neg_deal_canonical(&got)) || !(b = neg_deal_canonical(&want)) || strcmp(a, b))
     why = "the deal is not what we agreed (terms, parties, session or round differ)";
+  if (!why && n->policy && n->policy->floor_gen && !s->mine->intent.seek) { /* we sell: never below the floor */
+    neg_deal_payment pay;
+    neg_deal_payment_terms(&want, &pay);
+    if (pay.has_price && pay.price_per_1k_wei < n->policy->floor_gen)
+      why = "the price is below this node's floor ([policy] price_floor_gen)";
+  }
   if (!why) {
     neg_deal_set_sig(&want, 0, got.sig_a);
     if (neg_deal_sign(&want, n->id, 1) || neg_deal_verify(&want)) why = "sig_a does not verify";

@@ -42,6 +42,8 @@ typedef struct negsvc_opts {
   const wallet *w;    /* the node wallet (borrowed; NULL: no payments): signs the EIP-712
                          digest of a deal's payment terms */
   uint64_t chain_id;  /* [chain] chain_id, the EIP-712 domain's */
+  const struct owner_policy *policy; /* [policy] (borrowed; NULL: none): denied nodes cannot
+                         open a negotiation here; as the seller, no deal below the price floor */
 } negsvc_opts;
 
 int negsvc_start(const negsvc_opts *o, negsvc **out, char *err, size_t cap);

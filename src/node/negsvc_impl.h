@@ -8,6 +8,7 @@
 #include "agent/neg_owner.h"
 #include "agent/neg_store.h"
 #include "node/negsvc.h"
+#include "privacy/owner.h"
 
 /* Errors of the neg.* peer methods (docs/protocol.md). */
 enum {
@@ -62,6 +63,7 @@ struct negsvc {
   const ident *id;
   const wallet *w;           /* NULL: no wallet signatures */
   uint64_t chain_id;
+  const owner_policy *policy; /* [policy] (NULL: none) */
   neg_seal_keys keys;        /* ours, to open sealed values (wiped at free) */
   neg_sess *sessions;
   int n_sessions;

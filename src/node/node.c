@@ -383,6 +383,7 @@ int node_run(const node_opts *o, char *err, size_t cap) {
   n.svcs = svc_table(&n.n_svcs);
   if (n.n_svcs > NODE_MAX_SERVICES) { snprintf(err, cap, "too many services"); rc = ERR_TOOBIG; goto done; }
   if ((rc = svc_start_all(n.svcs, n.n_svcs, &n.ctx, n.states, err, cap))) goto done;
+  svc_ports_notice(&n.ctx, log_get_level() <= LOG_DEBUG);
 
   uv_signal_start(&n.sigint, on_signal, SIGINT);
   uv_signal_start(&n.sigterm, on_signal, SIGTERM);

@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/mcp.h"
 #include "agent/mcp_fixtures.h"
 #include "agent/mcp_node.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/version.h"
 #include "http/mcp_http.h"
@@ -50,6 +52,7 @@
 #include "node/paysvc.h"
 #include "p2p/lan_udp.h"
 #include "p2p/peers.h"
+#include "privacy/owner.h"
 #include "privacy/policy.h"
 
 /* ---- net ------------------------------------------------------------------------------ */
@@ -301,13 +304,23 @@ static void agents_stop(node_ctx *c, void *st) { (void)c; agentsvc_stop(st); }
 
 static void agents_release(void *st) { agentsvc_free(st); }
 
+/* ---- the owner's policy for agents and negotiation ([policy], privacy/owner) ----------- */
+
+static owner_policy the_policy; /* one node per process; read-only once loaded */
+
+static const owner_policy *policy_of(node_ctx *c, char *err, size_t cap) {
+  return owner_policy_load(&the_policy, c->cfg, err, cap) ? NULL : &the_policy;
+}
+
 /* ---- a2a: other nodes' tasks for our agents, and ours for theirs ------------------------- */
 
 static int a2a_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!config_bool(c->cfg, "agent", "enabled") || !c->gen) return 0;
   a2asvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .pay = c->pay, .mkt = c->node->mkt, .ctl = c->ctl,
                    .me = c->id->pk, .deposit = config_str(c->cfg, "market", "channel_deposit"),
-                   .lifetime_s = (uint64_t)config_int(c->cfg, "market", "channel_lifetime")};
+                   .lifetime_s = (uint64_t)config_int(c->cfg, "market", "channel_lifetime"),
+                   .policy = policy_of(c, err, cap)};
+  if (!o.policy) return ERR_CONFIG;
   a2asvc *a;
   int rc = a2asvc_start(&o, &a, err, cap);
   if (!rc) *st = a;
@@ -324,7 +337,9 @@ static int neg_start(node_ctx *c, void **st, char *err, size_t cap) {
   if (!c->net) return 0;
   negsvc_opts o = {.loop = c->loop, .db = c->db, .ns = c->net, .ctl = c->ctl, .id = c->id,
                    .w = c->pay && paysvc_enabled(c->pay) ? paysvc_wallet(c->pay) : NULL,
-                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id")};
+                   .chain_id = (uint64_t)config_int(c->cfg, "chain", "chain_id"),
+                   .policy = policy_of(c, err, cap)};
+  if (!o.policy) return ERR_CONFIG;
   negsvc *n;
   int rc = negsvc_start(&o, &n, err, cap);
   if (!rc) *st = n;
@@ -501,4 +516,59 @@ void svc_status_all(const svc_def *defs, size_t n, void **states, json_t *into) 
 void svc_release_all(const svc_def *defs, size_t n, void **states) {
   for (size_t i = 0; i < n; i++)
     if (states[i] && defs[i].release) defs[i].release(states[i]);
+}
+
+/* ---- the first start's notice ---------------------------------------------------------- */
+
+void svc_ports_notice(node_ctx *c, int force) {
+  char marker[HOME_PATH_MAX + 32];
+  snprintf(marker, sizeof marker, "%s/first-start-notice", c->paths->dir);
+  if (log_get_level() > LOG_INFO || (!force && access(marker, F_OK) == 0)) return; /* --quiet: shown later */
+  const node_opts *o = c->node->opts;
+  const char *listen = o->listen ? o->listen : config_str(c->cfg, "net", "listen");
+  int dht = !o->no_dht && config_bool(c->cfg, "dht", "enabled");
+  int lan = !o->no_lan && config_bool(c->cfg, "lan", "enabled");
+  int nat = !o->no_nat && config_bool(c->cfg, "nat", "enabled") && strncmp(listen, "127.", 4);
+  int http = config_bool(c->cfg, "http", "enabled");
+  const char *http_at = o->http_listen ? o->http_listen : config_str(c->cfg, "http", "listen");
+  size_t n_offers = 0;
+  if (c->node->gen) gensvc_offers(c->node->gen, &n_offers);
+  buf b;
+  buf_init(&b);
+  buf_printf(&b, "what this node opens, and why (shown on a home's first start, and with --verbose):\n");
+  buf_printf(&b, "  TCP %s (port %u)  encrypted peer links: other nodes connect here to buy, sell and talk.%s\n"
+                 "      Change with [net] listen or --listen ADDR:PORT (127.0.0.1:PORT keeps it to this machine).\n",
+             listen, c->listen_port, !strncmp(listen, "0.0.0.0", 7) ? " Every interface." : "");
+  if (dht)
+    buf_printf(&b, "  UDP %u  the public BitTorrent Mainline DHT: how nodes find each other across the internet.\n"
+                   "      Off with [dht] enabled = false or --no-dht.\n",
+               c->net ? netsvc_dht_port(c->net) : 0);
+  else
+    buf_printf(&b, "  DHT off.\n");
+  if (lan)
+    buf_printf(&b, "  UDP %s:%lld  signed multicast beacons so nodes on this network find each other.\n"
+                   "      Off with [lan] enabled = false or --no-lan.\n",
+               config_str(c->cfg, "lan", "group"), (long long)config_int(c->cfg, "lan", "port"));
+  else
+    buf_printf(&b, "  LAN beacons off.\n");
+  if (nat)
+    buf_printf(&b, "  router  asks the home router (UPnP-IGD, NAT-PMP) to forward the link port, so nodes outside\n"
+                   "      can reach this one. Off with [nat] enabled = false or --no-nat.\n");
+  else
+    buf_printf(&b, "  no router port mapping.\n");
+  if (http)
+    buf_printf(&b, "  TCP %s  the OpenAI-compatible API for programs on this machine (each request needs a token\n"
+                   "      from 'apiary token create'). Change with [http] listen or --http; off with [http] enabled = false.\n",
+               http_at);
+  buf_printf(&b, "  selling: %s\n", n_offers ? "see the 'serving' lines above; 'apiary sell --list', 'apiary unsell'"
+                                              : "nothing ('apiary sell MODEL --price-gen WEI' to sell a model)");
+  b.len--; /* the last newline: log_info ends the line */
+  buf_append(&b, "", 1);
+  log_info("%s", (const char *)b.ptr);
+  buf_deinit(&b);
+  FILE *f = force && access(marker, F_OK) == 0 ? NULL : fopen(marker, "w");
+  if (f) {
+    fputs("apiary showed its ports notice on this home's first start ('apiary node --verbose' shows it again)\n", f);
+    fclose(f);
+  }
 }

@@ -61,6 +61,10 @@ typedef struct svc_def {
 
 /* The services of a node, in start order. */
 const svc_def *svc_table(size_t *n_out);
+/* After every service started: says which ports the node opened and why, each with the flag
+ * or key that turns it off, on the home's first start (HOME/first-start-notice is written
+ * then) or when force (--verbose). */
+void svc_ports_notice(node_ctx *ctx, int force);
 
 /* Starts defs in order into states; on failure stops the started ones in reverse and
  * returns the error. */

@@ -124,6 +124,24 @@ static void test_lifecycle(void **state) {
   pid = start_node(home);
   kill(pid, SIGINT);
   assert_int_equal(wait_exit(pid), 0);
+
+  /* The ports notice: once, on the home's first start, with the way to turn each off. */
+  char log[400];
+  snprintf(log, sizeof log, "%s.log", home);
+  static char text[1 << 18];
+  FILE *f = fopen(log, "r");
+  assert_non_null(f);
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = 0;
+  const char *p = strstr(text, "what this node opens");
+  if (!p) fail_msg("no ports notice in %s", log);
+  assert_null(strstr(p + 1, "what this node opens")); /* not again on the next starts */
+  assert_non_null(strstr(p, "--listen ADDR:PORT"));
+  assert_non_null(strstr(p, "DHT off"));    /* --no-dht */
+  assert_non_null(strstr(p, "LAN beacons off"));
+  assert_non_null(strstr(p, "no router port mapping")); /* links on 127.0.0.1 */
+  assert_non_null(strstr(p, "selling: nothing"));
   tu_rm_rf(dir);
 }
 

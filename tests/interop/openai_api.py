@@ -225,6 +225,8 @@ try:
     apiary("init", "--home", home_c)
     rc, out, err = apiary("model", "pull", "--home", home, "stories15M", "--from", mirror, "--quiet")
     check("stories15M pulled from the mirror", rc == 0, err)
+    rc, out, err = apiary("sell", "--home", home, "stories15M")  # a new node sells nothing
+    check("apiary sell stories15M", rc == 0, err)
     token = apiary("token", "--home", home, "create")[1].strip()
     token_c = apiary("token", "--home", home_c, "create")[1].strip()
     dht_a, dht_c, port = free_ports(3)

@@ -97,6 +97,7 @@ static int setup(void **state) {
   fputs("GGUF-a-model-for-the-announce-test", f);
   fclose(f);
   if (apiary("model pull --home %s %s", homes[4], src)) return -1;
+  if (apiary("sell --home %s --all", homes[4])) return -1; /* a new node sells nothing */
   return 0;
 }
 

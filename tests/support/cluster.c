@@ -42,6 +42,8 @@ static int make_homes(tu_cluster *c, int n, int wallets) {
     if (!j) return -1;
     snprintf(nd->id, sizeof nd->id, "%s", json_string_value(json_object_get(j, "node_id")));
     json_decref(j);
+    /* a new node sells nothing: cluster nodes sell whatever their store holds */
+    if (tu_apiary(out, sizeof out, err, sizeof err, "sell --home %s --all", nd->home)) return -1;
     if (wallets && tu_wallet_import(nd->home, KEYS[i])) return -1;
   }
   return 0;

@@ -47,7 +47,7 @@ static uint64_t env_paid(void *ud, uint32_t aid) { (void)ud, (void)aid; return 1
 static uint32_t env_random(void *ud) { (void)ud; return rnd++; }
 static int64_t env_wall(void *ud) { (void)ud; return 1700000000; }
 
-static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall, NULL};
+static const mkt_route_env ENV = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall, NULL, NULL, NULL};
 
 /* A negotiated deal with P1 at deal_gen (0: none). */
 static uint64_t deal_gen;
@@ -58,7 +58,19 @@ static int env_deal(void *ud, const uint8_t pk[32], uint64_t *out) {
   return 0;
 }
 static const mkt_route_env ENV_DEAL = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random, env_wall,
-                                       env_deal};
+                                       env_deal, NULL, NULL};
+
+/* The owner's policy: P1 is denied; the spending cap leaves cap_left wei. */
+static uint64_t cap_left = UINT64_MAX;
+static int env_allowed(void *ud, const uint8_t pk[32]) { (void)ud; return memcmp(pk, P1, 32) != 0; }
+static int env_spend_ok(void *ud, uint64_t need, char *why, size_t cap) {
+  (void)ud;
+  if (need <= cap_left) return 1;
+  snprintf(why, cap, "daily spending cap reached");
+  return 0;
+}
+static const mkt_route_env ENV_POLICY = {NULL, env_resolve, env_stats, env_linked, env_channel, env_paid, env_random,
+                                         env_wall, NULL, env_allowed, env_spend_ok};
 
 static mkt_route *rt;
 static mkt_stream *st;
@@ -231,6 +243,40 @@ static void test_deal_price(void **state) {
   assert_memory_equal(a.pk, P2, 32);
   call_to(P2, NULL);
   deal_gen = 0;
+}
+
+/* The owner's policy: a denied provider is never picked even when cheaper; a paid request
+ * that could go past the spending cap ends with 402 before any channel or call. */
+static void test_owner_policy(void **state) {
+  (void)state;
+  mkt_route_cfg cfg = {.stall_ms = 1000, .payments = 1};
+  assert_int_equal(mkt_route_new(&cfg, &ENV_POLICY, &rt), 0);
+  mkt_offer o1 = offer(1, 1), o2 = offer(2000, 2000);
+  mkt_route_offers(rt, 1, P1, &o1, 1);
+  mkt_route_offers(rt, 1, P2, &o2, 1);
+  have_channel = 1;
+  cap_left = UINT64_MAX;
+  submit("m", 10);
+  mkt_route_action a = next(MKT_RT_ATTEMPT);
+  assert_memory_equal(a.pk, P2, 32); /* P1 is cheaper but denied */
+  call_to(P2, NULL);
+  mkt_route_shutdown(rt, 2);
+  mkt_route_action x;
+  while (mkt_route_poll(rt, &x))
+    if (x.kind == MKT_RT_CALL) json_decref(x.params);
+  mkt_stream_unref(st);
+  st = NULL;
+  mkt_route_free(rt);
+  assert_int_equal(mkt_route_new(&cfg, &ENV_POLICY, &rt), 0);
+  mkt_route_offers(rt, 1, P2, &o2, 1);
+  cap_left = 10; /* 10 tokens at 2000 wei per 1k cost more */
+  submit("m", 10);
+  none();
+  mkt_result r = result();
+  assert_int_equal(r.http_status, 402);
+  assert_string_equal(r.code, "spend_cap");
+  assert_non_null(strstr(r.error, "daily spending cap"));
+  cap_left = UINT64_MAX;
 }
 
 static void test_failover_and_stall(void **state) {
@@ -569,6 +615,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_answer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_deal_price, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_owner_policy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failover_and_stall, setup, teardown),
       cmocka_unit_test_setup_teardown(test_channel_retry_and_open, setup, teardown),
       cmocka_unit_test_setup_teardown(test_registry_and_names, setup, teardown),
