@@ -11,7 +11,10 @@
  *     (whole and streamed) and with the body field under an `allow` header are answered,
  *     and A received the prompt with placeholders only: no email, card or phone number.
  *   allow (the control): the same prompt reaches A as written, so the record does show
- *     what arrives. */
+ *     what arrives.
+ *   capture: tcpdump records all loopback traffic during the local-only and redact requests
+ *     except the client's own requests to C's API; none of the values appears in it (a
+ *     marker sent in clear during the capture does, so the capture sees plaintext). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../support/cluster.h"
@@ -60,6 +65,47 @@ static void no_secrets(const char *s) {
     fail_msg("a value left C unredacted: %s", s);
 }
 
+/* tcpdump on lo into path, leaving out TCP port skip (the client's leg to C's API); its pid,
+ * or 0 when it cannot run here (the capture check is then skipped, with a message). */
+static pid_t capture_start(const char *path, const char *log, int skip) {
+  if (tu_sh("command -v tcpdump >/dev/null")) {
+    print_message("tcpdump not installed (scripts/setup installs it): no loopback capture\n");
+    return 0;
+  }
+  char filter[64];
+  snprintf(filter, sizeof filter, "not tcp port %d", skip);
+  const char *argv[] = {"tcpdump", "--immediate-mode", "-i", "lo", "-U", "-s", "0", "-w", path, filter, NULL};
+  pid_t pid = tu_spawn(argv, log);
+  for (int i = 0; i < 100; i++) { /* until it says it is listening */
+    char buf[4096];
+    received(log, buf, sizeof buf);
+    if (strstr(buf, "listening on")) return pid;
+    usleep(50000);
+  }
+  kill(pid, SIGKILL);
+  tu_wait_exit(pid, 5000);
+  print_message("tcpdump did not start (not root?): no loopback capture\n");
+  return 0;
+}
+
+/* Stops the capture and checks it: the marker is there, none of the values is. */
+static void capture_check(pid_t pid, const char *path) {
+  if (!pid) return;
+  usleep(300000);
+  kill(pid, SIGINT);
+  tu_wait_exit(pid, 10000);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  static char buf[64 << 20];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  static const char *const values[] = {"bob.smith", "example.com", "4111 1111", "415 555"};
+  if (!memmem(buf, n, "apiary-capture-marker", 21)) fail_msg("the capture missed the clear marker (%zu bytes)", n);
+  for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+    if (memmem(buf, n, values[i], strlen(values[i]))) fail_msg("'%s' is in the loopback capture", values[i]);
+  print_message("loopback capture: %zu bytes, none of the values in it\n", n);
+}
+
 static void test_privacy_over_link(void **state) {
   (void)state;
   TU_REQUIRE_SHARED();
@@ -82,6 +128,14 @@ static void test_privacy_over_link(void **state) {
   assert_true(ok);
   char token[128];
   assert_int_equal(tu_node_token(&cl, 1, token, sizeof token), 0);
+
+  /* From here to the allow control, everything on loopback but the client's own requests
+   * to C's API is captured. */
+  char pcap[400], pcap_log[400];
+  snprintf(pcap, sizeof pcap, "%s/lo.pcap", cl.dir);
+  snprintf(pcap_log, sizeof pcap_log, "%s/tcpdump.log", cl.dir);
+  pid_t cap = capture_start(pcap, pcap_log, tu_node_http_port(&cl, 1));
+  if (cap) tu_sh("bash -c 'printf apiary-capture-marker >/dev/udp/127.0.0.1/9'");
 
   /* local-only: refused on C, nothing reaches A */
   assert_int_equal(apiary("ask --home %s stories15M '%s' --node %s -n 4 --privacy local-only", hc, SECRET, ida), 1);
@@ -167,6 +221,8 @@ static void test_privacy_over_link(void **state) {
   received(log, got, sizeof got);
   assert_int_equal(lines(got), 4);
   no_secrets(got);
+
+  capture_check(cap, pcap);
 
   /* allow (the control): the record shows the prompt as written */
   assert_int_equal(apiary("ask --home %s stories15M '%s' --node %s -n 4", hc, SECRET, ida), 0);
