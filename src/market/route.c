@@ -747,6 +747,7 @@ static req *req_of(mkt_route *rt, uint32_t aid, attempt **a_out) {
 }
 
 static void append_ids(req *q, const int32_t *ids, int n) {
+  if (n <= 0 || !ids) return; /* a chunk with text or usage only */
   if (q->n_ids + n > q->cap_ids) {
     int nc = q->cap_ids ? q->cap_ids : 256;
     while (nc < q->n_ids + n) nc *= 2;

@@ -180,6 +180,10 @@ static void test_answer(void **state) {
   assert_int_equal(strlen(json_string_value(json_object_get(p, "request"))), 32);
   json_decref(p);
   none();
+  /* A first chunk without tokens (usage or records only): nothing to append (UBSan once
+   * caught a memcpy from NULL here in the interop suite). */
+  mkt_route_chunk(rt, 90, aid, NULL, 0, NULL, 0, 4);
+  assert_int_equal(next(MKT_RT_PAY).gt, 0);
   int32_t ids[3] = {5, 6, 7};
   mkt_route_chunk(rt, 100, aid, ids, 3, "abc", 3, 4);
   a = next(MKT_RT_PAY);
