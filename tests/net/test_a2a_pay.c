@@ -113,20 +113,7 @@ static int teardown(void **state) {
     }                                                                                                              \
   } while (0)
 
-/* Node n's receipt for request req in role (owned, NULL when none). */
-static json_t *receipt(int n, const char *req, const char *role) {
-  json_t *l = tu_node_json(&cl, n, "receipts");
-  json_t *found = NULL;
-  size_t k;
-  json_t *x;
-  json_array_foreach(json_object_get(l, "receipts"), k, x) {
-    if (!strcmp(json_string_value(json_object_get(x, "request")) ?: "", req) &&
-        !strcmp(json_string_value(json_object_get(x, "role")) ?: "", role))
-      found = json_incref(x);
-  }
-  json_decref(l);
-  return found;
-}
+static json_t *receipt(int n, const char *req, const char *role) { return tu_node_receipt(&cl, n, req, role, NULL); }
 
 /* Sum of node n's receipts in role on channel ch. */
 static uint64_t receipts_sum(int n, const char *role, const char *ch) {

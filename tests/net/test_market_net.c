@@ -72,20 +72,8 @@ static uint64_t cost(uint64_t pt, uint64_t gt) {
   return (uint64_t)((w + 999) / 1000);
 }
 
-/* A receipt of request req on node n with the given role and provider (NULL = any). */
 static json_t *receipt(int n, const char *req, const char *role, const char *provider) {
-  json_t *l = apiary_json("receipts --home %s", home(n));
-  json_t *found = NULL;
-  size_t k;
-  json_t *x;
-  json_array_foreach(json_object_get(l, "receipts"), k, x) {
-    if (strcmp(json_string_value(json_object_get(x, "request")) ?: "", req)) continue;
-    if (strcmp(json_string_value(json_object_get(x, "role")) ?: "", role)) continue;
-    if (provider && strcmp(json_string_value(json_object_get(x, "provider")) ?: "", provider)) continue;
-    found = json_incref(x);
-  }
-  json_decref(l);
-  return found;
+  return tu_node_receipt(&cl, n, req, role, provider);
 }
 
 static uint64_t dec(json_t *o, const char *k) { return tu_dec(o, k); }

@@ -95,20 +95,7 @@ static int teardown(void **state) {
 
 static uint64_t cost(uint64_t price_per_1k) { return (TOKENS * price_per_1k + 999) / 1000; }
 
-/* Node n's receipt for request req in role (owned, NULL when none). */
-static json_t *receipt(int n, const char *req, const char *role) {
-  json_t *l = apiary_json("receipts --home %s", home(n));
-  json_t *found = NULL;
-  size_t k;
-  json_t *x;
-  json_array_foreach(json_object_get(l, "receipts"), k, x) {
-    if (!strcmp(json_string_value(json_object_get(x, "request")) ?: "", req) &&
-        !strcmp(json_string_value(json_object_get(x, "role")) ?: "", role))
-      found = json_incref(x);
-  }
-  json_decref(l);
-  return found;
-}
+static json_t *receipt(int n, const char *req, const char *role) { return tu_node_receipt(&cl, n, req, role, NULL); }
 
 /* Waits until node n's receipt for req holds want wei (both sides settle after the answer). */
 static uint64_t settled(int n, const char *req, const char *role, uint64_t want) {

@@ -184,3 +184,18 @@ uint64_t tu_dec(json_t *o, const char *key) {
   const char *s = json_string_value(json_object_get(o, key));
   return s ? strtoull(s, NULL, 10) : 0;
 }
+
+json_t *tu_node_receipt(tu_cluster *c, int i, const char *req, const char *role, const char *provider) {
+  json_t *l = tu_node_json(c, i, "receipts");
+  json_t *found = NULL, *x;
+  size_t k;
+  json_array_foreach(json_object_get(l, "receipts"), k, x) {
+    if (strcmp(json_string_value(json_object_get(x, "request")) ?: "", req)) continue;
+    if (strcmp(json_string_value(json_object_get(x, "role")) ?: "", role)) continue;
+    if (provider && strcmp(json_string_value(json_object_get(x, "provider")) ?: "", provider)) continue;
+    json_decref(found);
+    found = json_incref(x);
+  }
+  json_decref(l);
+  return found;
+}

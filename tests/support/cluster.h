@@ -54,6 +54,9 @@ int tu_node_set(tu_cluster *c, int i, const char *key, const char *value);
 int tu_node_http_port(const tu_cluster *c, int i);
 /* Runs `apiary ARGS --home <node i> --json`; returns the parsed output (owned) or NULL. */
 json_t *tu_node_json(tu_cluster *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Node i's receipt for request req in role ("client"/"provider"), from `apiary receipts`,
+ * optionally only the one naming provider (NULL: any). Caller owns it; NULL when none. */
+json_t *tu_node_receipt(tu_cluster *c, int i, const char *req, const char *role, const char *provider);
 /* Waits until node i knows an offer of sha from node `from` (-1: from anyone). 1 or 0. */
 int tu_node_wait_offer(tu_cluster *c, int i, const char *sha, int from);
 /* Creates an API token on node i into out. 0 or -1. */
